@@ -1,0 +1,1 @@
+"""sae-mask-plugin: masked regularization for sparse autoencoders, as a SAELens plugin."""
