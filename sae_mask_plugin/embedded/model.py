@@ -14,8 +14,10 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -148,18 +150,36 @@ def load_embedded_model(device: str | torch.device = "cpu", dtype: torch.dtype =
     return HookedTransformer.from_pretrained_no_processing(EMBEDDED_MODEL_NAME, device=device, dtype=dtype)
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (False when `HF_HUB_OFFLINE` is set)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
     """Load `model_name` as a HookedTransformer: the embedded default, or a TransformerLens/hub name.
 
-    Hub names pass straight through to TransformerLens; when the hub cannot be reached (and the model is not in
-    the local Hugging Face cache) the failure is one clear `ModelUnavailableError` naming the embedded default.
+    Hub names pass straight through to TransformerLens. When the hub cannot be reached, only the local Hugging
+    Face cache is tried (no rounds of hub retries), and a model missing there is one clear
+    `ModelUnavailableError` naming the embedded default.
     """
     if _is_embedded_name(model_name):
         return load_embedded_model(device=device, dtype=dtype)
     from transformer_lens import HookedTransformer
 
+    offline_kwargs = {} if hub_reachable() else {"local_files_only": True}
     try:
-        return HookedTransformer.from_pretrained_no_processing(model_name, device=device, dtype=dtype)
+        return HookedTransformer.from_pretrained_no_processing(
+            model_name, device=device, dtype=dtype, **offline_kwargs
+        )
     except (OSError, ValueError) as error:
         raise ModelUnavailableError(
             f"Could not load model {model_name!r} ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "

