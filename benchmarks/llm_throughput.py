@@ -29,7 +29,9 @@ def tokens_per_second(model, tokens: torch.Tensor, stop_at_layer: int | None, re
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--layer", type=int, default=12, help="hook layer: the forward stops after this block")
+    parser.add_argument(
+        "--layer", type=int, default=12, help="hook layer: the forward stops after this block"
+    )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--context", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)

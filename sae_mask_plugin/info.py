@@ -53,7 +53,9 @@ def describe() -> dict[str, object]:
 def main(argv: list[str]) -> int:
     """Print `describe()`; with `--build`, convert the embedded model into its cache first."""
     parser = argparse.ArgumentParser(prog="sae-mask info", description=__doc__)
-    parser.add_argument("--build", action="store_true", help="build the embedded model cache if it is missing")
+    parser.add_argument(
+        "--build", action="store_true", help="build the embedded model cache if it is missing"
+    )
     args = parser.parse_args(argv)
     if args.build:
         from sae_mask_plugin.embedded.model import build_embedded_model_cache
