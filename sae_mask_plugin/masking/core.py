@@ -133,8 +133,12 @@ def mask_tokens(
         if strategy == "random" or replacement_weights is None or not bool((replacement_weights > 0).any()):
             index = torch.randint(0, replacement_ids.numel(), (n_draws,), generator=generator)
         else:
-            index = torch.multinomial(replacement_weights.double(), n_draws, replacement=True, generator=generator)
-        replacement = replacement_ids[index].reshape(tokens.shape).to(device=tokens.device, dtype=tokens.dtype)
+            index = torch.multinomial(
+                replacement_weights.double(), n_draws, replacement=True, generator=generator
+            )
+        replacement = (
+            replacement_ids[index].reshape(tokens.shape).to(device=tokens.device, dtype=tokens.dtype)
+        )
     return torch.where(mask, replacement, tokens), mask
 
 
@@ -166,13 +170,17 @@ class TokenMasker:
         if cfg.uses_mask_token and cfg.is_active and mask_token_id is None:
             raise MaskingConfigError(f"masking strategy {cfg.strategy!r} needs a resolved mask token id")
         if mask_token_id is not None and not 0 <= mask_token_id < vocab_size:
-            raise MaskingConfigError(f"mask token id {mask_token_id} is outside the vocabulary [0, {vocab_size})")
+            raise MaskingConfigError(
+                f"mask token id {mask_token_id} is outside the vocabulary [0, {vocab_size})"
+            )
         self.cfg = cfg
         self.vocab_size = vocab_size
         self.mask_token_id = mask_token_id
         self.total_tokens = total_tokens
         self.seed = seed
-        protected = set(cfg.protected_token_ids) | (set(special_token_ids) if cfg.protect_special_tokens else set())
+        protected = set(cfg.protected_token_ids) | (
+            set(special_token_ids) if cfg.protect_special_tokens else set()
+        )
         self.protected_ids = torch.tensor(sorted(protected), dtype=torch.long)
         self.generator = torch.Generator().manual_seed(seed)
         self.tokens_seen = 0

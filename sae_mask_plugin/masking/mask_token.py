@@ -10,6 +10,7 @@ ratio of its first batch.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ NEAR_ONE = 1.25
 """A special token within [1/NEAR_ONE, NEAR_ONE] is preferred to an ordinary token (the paper masks with a
 special token); otherwise the candidate closest to 1 wins."""
 
+MEASURE_SEQUENCES = 4
+"""Contexts of real text the default mask token is measured on (at most 128 tokens each)."""
+
 
 @dataclass(frozen=True)
 class MaskTokenCandidate:
@@ -44,6 +48,11 @@ class MaskTokenCandidate:
         return f"{self.token!r} (id {self.token_id}) {self.norm_ratio:.2f}x"
 
 
+_DEFAULT_CHOICES: weakref.WeakKeyDictionary[
+    HookedRootModule, dict[tuple[str, float, int], MaskTokenCandidate]
+] = weakref.WeakKeyDictionary()
+
+
 def resolve_mask_token(mask_token: int | str, tokenizer: PreTrainedTokenizerBase) -> tuple[int, str]:
     """Resolve a mask token id or string to `(id, token string)`.
 
@@ -55,7 +64,9 @@ def resolve_mask_token(mask_token: int | str, tokenizer: PreTrainedTokenizerBase
     vocab_size = len(tokenizer)
     if isinstance(mask_token, int):
         if not 0 <= mask_token < vocab_size:
-            raise MaskingConfigError(f"mask token id {mask_token} is not in the vocabulary (ids 0..{vocab_size - 1})")
+            raise MaskingConfigError(
+                f"mask token id {mask_token} is not in the vocabulary (ids 0..{vocab_size - 1})"
+            )
         return mask_token, str(tokenizer.convert_ids_to_tokens(mask_token))
     token_id = tokenizer.convert_tokens_to_ids(mask_token)
     if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and 0 <= token_id < vocab_size:
@@ -71,7 +82,11 @@ def resolve_mask_token(mask_token: int | str, tokenizer: PreTrainedTokenizerBase
 def candidate_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The tokenizer's special and added tokens plus `ORDINARY_CANDIDATES` that are single tokens."""
     special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
-    ordinary = [ids[0] for text in ORDINARY_CANDIDATES if len(ids := tokenizer.encode(text, add_special_tokens=False)) == 1]
+    ordinary = [
+        ids[0]
+        for text in ORDINARY_CANDIDATES
+        if len(ids := tokenizer.encode(text, add_special_tokens=False)) == 1
+    ]
     return sorted(special) + [i for i in dict.fromkeys(ordinary) if i not in special]
 
 
@@ -118,7 +133,9 @@ def measure_mask_tokens(
     special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
     protected = protected_positions(tokens, torch.tensor(sorted(set(protected_ids)), dtype=torch.long))
     generator = torch.Generator().manual_seed(seed)
-    mask = draw_mask((tokens.shape[0], tokens.shape[1]), p, generator=generator).to(tokens.device) & ~protected
+    mask = (
+        draw_mask((tokens.shape[0], tokens.shape[1]), p, generator=generator).to(tokens.device) & ~protected
+    )
     clean = ~mask & ~protected
     results = []
     for token_id in candidate_ids:
@@ -181,3 +198,33 @@ def sample_token_batch(
     if not sequences:
         raise ValueError("the dataset holds no text to measure mask tokens on")
     return torch.stack(sequences).to(next(model.parameters()).device)
+
+
+def default_mask_token(
+    model: HookedRootModule,
+    hook_name: str,
+    dataset: Iterable[dict[str, Any]],
+    *,
+    context_size: int,
+    prepend_bos: bool,
+    protected_ids: Iterable[int],
+    p: float,
+    seed: int,
+) -> MaskTokenCandidate:
+    """The mask token a run uses when none is given: `choose_mask_token` over every candidate, measured on the
+    first contexts of `dataset`. Remembered per model object and hook for the life of the model."""
+    key = (hook_name, p, seed)
+    choices = _DEFAULT_CHOICES.setdefault(model, {})
+    if key not in choices:
+        tokens = sample_token_batch(
+            model,
+            dataset,
+            n_sequences=MEASURE_SEQUENCES,
+            context_size=min(context_size, 128),
+            prepend_bos=prepend_bos,
+        )
+        candidates = measure_mask_tokens(
+            model, hook_name, tokens, p=p, protected_ids=protected_ids, seed=seed
+        )
+        choices[key] = choose_mask_token(candidates)
+    return choices[key]

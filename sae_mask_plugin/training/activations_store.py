@@ -1,0 +1,231 @@
+"""`MaskedActivationsStore`: SAELens's `ActivationsStore` with the LLM input of the training stream masked.
+
+Only the training stream is masked: `get_raw_llm_batch` / `get_filtered_llm_batch` (single hook) and the
+multi-hook batch draw. `get_batch_tokens` is left alone because SAELens's in-training evals (`run_evals`) read
+clean text through it (DESIGN trap 1). The stream returns the *original* token ids next to the activations, so
+`exclude_special_tokens` drops what the text was (BOS), never a masked position whose mask token happens to be
+special (DESIGN trap 2); `loss_positions` then selects masked/unmasked positions explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from sae_lens.training.activations_store import ActivationsStore
+from safetensors.torch import load_file
+
+from sae_mask_plugin.masking.config import LossPositions
+from sae_mask_plugin.masking.core import TokenMasker
+from sae_mask_plugin.masking.mask_token import measure_mask_tokens, norm_ratio
+
+
+class MaskTokenNormError(RuntimeError):
+    """The first masked batch shows masked positions with outlier activation norms (the SAE would go dead)."""
+
+
+class MaskedActivationsStore(ActivationsStore):
+    """An `ActivationsStore` whose training stream feeds the LLM masked tokens.
+
+    Build it like the stock store (e.g. `from_config`) or adopt an existing one with `from_store`, then give it a
+    masker with `attach_masker`. Without a masker it behaves exactly like `ActivationsStore`.
+    """
+
+    masker: TokenMasker | None = None
+    loss_positions: LossPositions = "all"
+    max_norm_ratio: float | None = None
+    first_batch_norm_ratio: float | None = None
+    """Median hook norm at masked / clean positions of the first batch with masked positions (None before)."""
+    _peeked: torch.Tensor | None = None
+
+    @classmethod
+    def from_store(cls, store: ActivationsStore) -> MaskedActivationsStore:
+        """Adopt a freshly built stock store (same dataset, settings and position) as a masked store."""
+        if store._dataloader is not None:
+            raise ValueError("only a store that has not started streaming can be adopted")
+        adopted = cls.__new__(cls)
+        adopted.__dict__.update(store.__dict__)
+        if adopted.dataset is not None:
+            # The sequence generator is bound to the old object; rebind it (it has not started yet).
+            adopted.iterable_sequences = adopted._iterate_tokenized_sequences()
+        return adopted
+
+    def attach_masker(
+        self,
+        masker: TokenMasker,
+        *,
+        loss_positions: LossPositions = "all",
+        max_norm_ratio: float | None = None,
+    ) -> None:
+        """Mask the training stream with `masker`; train on `loss_positions`; stop on the first batch when the
+        masked/clean norm ratio exceeds `max_norm_ratio` (None: no check)."""
+        if self.cached_activation_dataset is not None:
+            raise ValueError(
+                "cached activations cannot be masked: build a masked cache with MaskedCacheActivationsRunner"
+            )
+        self.masker = masker
+        self.loss_positions = loss_positions
+        self.max_norm_ratio = max_norm_ratio
+
+    @property
+    def is_masking(self) -> bool:
+        return self.masker is not None and self.cached_activation_dataset is None
+
+    def _draw_masked_tokens(
+        self, raise_on_epoch_end: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Next training batch: (tokens, masked_tokens, mask), each [batch, context]."""
+        assert self.masker is not None
+        tokens = self.get_batch_tokens(raise_at_epoch_end=raise_on_epoch_end)
+        masked, mask = self.masker(tokens)
+        return tokens, masked, mask
+
+    def _flat_positions(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply `seqpos_slice` to tokens/mask [batch, context] and flatten to [batch * context']."""
+        positions = slice(*self.seqpos_slice)
+        return (
+            tokens[:, positions].reshape(-1).to(self.device),
+            mask[:, positions].reshape(-1).to(self.device),
+        )
+
+    def _keep(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Boolean [n]: the positions the SAE trains on (loss positions, minus excluded original tokens)."""
+        if self.loss_positions == "unmasked":
+            keep = ~mask
+        elif self.loss_positions == "masked":
+            keep = mask.clone()
+        else:
+            keep = torch.ones_like(mask)
+        if self.exclude_special_tokens is not None:
+            keep &= ~torch.isin(token_ids, self.exclude_special_tokens)
+        return keep
+
+    @torch.no_grad()
+    def get_masked_llm_batch(
+        self, raise_on_epoch_end: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One masked LLM batch of the training stream.
+
+        Returns:
+            (activations [batch * context, d_in], original token ids [batch * context],
+            mask [batch * context] bool, True where the LLM saw a replaced token).
+        """
+        tokens, masked, mask = self._draw_masked_tokens(raise_on_epoch_end)
+        activations = self.get_activations(masked).to(self.device)
+        self._check_first_batch(activations, tokens, mask)
+        token_ids, flat_mask = self._flat_positions(tokens, mask)
+        return activations.reshape(-1, self.d_in), token_ids, flat_mask
+
+    def get_raw_llm_batch(self, raise_on_epoch_end: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """As `ActivationsStore.get_raw_llm_batch`, with the LLM fed masked tokens; token ids are the originals."""
+        if not self.is_masking:
+            return super().get_raw_llm_batch(raise_on_epoch_end=raise_on_epoch_end)
+        activations, token_ids, _ = self.get_masked_llm_batch(raise_on_epoch_end)
+        return activations, token_ids
+
+    def get_filtered_llm_batch(self, raise_on_epoch_end: bool = False) -> torch.Tensor:
+        """Masked activations at the loss positions, without excluded (original) special tokens."""
+        if not self.is_masking:
+            return super().get_filtered_llm_batch(raise_on_epoch_end=raise_on_epoch_end)
+        activations, token_ids, mask = self.get_masked_llm_batch(raise_on_epoch_end)
+        return activations[self._keep(token_ids, mask)]
+
+    @torch.no_grad()
+    def _get_filtered_multi_hook_llm_batch(self, raise_on_epoch_end: bool = False) -> dict[str, torch.Tensor]:
+        """Multi-hook training batch: one masked LLM pass feeds every hook; same filter for all hooks."""
+        if not self.is_masking:
+            return super()._get_filtered_multi_hook_llm_batch(raise_on_epoch_end)
+        tokens, masked, mask = self._draw_masked_tokens(raise_on_epoch_end)
+        activations = self.get_multi_hook_activations(masked)
+        self._check_first_batch(activations[self.hook_name], tokens, mask)
+        keep = self._keep(*self._flat_positions(tokens, mask))
+        return {
+            hook: acts.to(self.device).reshape(-1, acts.shape[-1])[keep] for hook, acts in activations.items()
+        }
+
+    def _check_first_batch(self, activations: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> None:
+        """Measure the masked/clean norm ratio on the first batch with masked positions; stop when it is too high.
+
+        Args:
+            activations: [batch, context', d_in] at this store's hook (after `seqpos_slice`).
+            tokens: original tokens [batch, context]; mask: [batch, context] bool.
+        """
+        if self.first_batch_norm_ratio is not None or not bool(mask.any()):
+            return
+        assert self.masker is not None
+        positions = slice(*self.seqpos_slice)
+        protected = self.masker.protected(tokens)[:, positions].to(activations.device)
+        sliced_mask = mask[:, positions].to(activations.device)
+        norms = activations.reshape(*activations.shape[:2], -1).float().norm(dim=-1)
+        ratio = norm_ratio(norms, sliced_mask, ~sliced_mask & ~protected)
+        self.first_batch_norm_ratio = ratio
+        if (
+            self.max_norm_ratio is None
+            or self.loss_positions == "unmasked"
+            or not ratio > self.max_norm_ratio
+        ):
+            return
+        raise MaskTokenNormError(self._norm_error_message(ratio, tokens))
+
+    def _norm_error_message(self, ratio: float, tokens: torch.Tensor) -> str:
+        assert self.masker is not None
+        cfg = self.masker.cfg
+        what = (
+            f"mask token id {self.masker.mask_token_id}"
+            if cfg.uses_mask_token
+            else f"strategy {cfg.strategy!r}"
+        )
+        message = (
+            f"Masked positions ({what}) have a median activation norm {ratio:.1f}x that of clean positions at "
+            f"{self.hook_name} on the first batch (threshold masking.max_norm_ratio = {self.max_norm_ratio}). "
+            "An SAE trained on such outliers fits them and goes dead on clean text."
+        )
+        if cfg.uses_mask_token:
+            candidates = measure_mask_tokens(
+                self.model,
+                self.hook_name,
+                tokens,
+                p=max(self.masker.current_p, 0.05),
+                protected_ids=self.masker.protected_ids.tolist(),
+                seed=self.masker.seed,
+            )
+            better = [c.describe() for c in candidates if c.norm_ratio <= self.max_norm_ratio][:5]
+            if better:
+                message += f" Better mask tokens on this batch: {', '.join(better)}."
+        return (
+            message + " Choose another masking.mask_token (None measures the best one), set "
+            "masking.loss_positions='unmasked', or disable the check with masking.max_norm_ratio=None."
+        )
+
+    def peek_batch(self) -> torch.Tensor:
+        """The next training batch [train_batch_size_tokens, d_in], left in place for the next `next()` call."""
+        if self._peeked is None:
+            self._peeked = super().__next__()
+        return self._peeked
+
+    def __next__(self) -> torch.Tensor:
+        if self._peeked is not None:
+            batch, self._peeked = self._peeked, None
+            return batch
+        return super().__next__()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The stock state plus the masker's (generator state, schedule position, unigram counts)."""
+        state = super().state_dict()
+        if self.masker is not None:
+            state.update(self.masker.state_dict())
+        return state
+
+    def load(self, file_path: str) -> None:
+        """Restore the dataset position (stock behaviour) and the masker's state."""
+        super().load(file_path)
+        if self.masker is None:
+            return
+        state: dict[str, Any] = load_file(file_path)
+        try:
+            self.masker.load_state_dict(state)
+        except KeyError:
+            raise ValueError(
+                f"{Path(file_path)} holds no masking state: the checkpoint comes from an unmasked run"
+            ) from None

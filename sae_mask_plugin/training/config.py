@@ -1,0 +1,82 @@
+"""Runner configs: SAELens's own configs plus one `masking: MaskingConfig` field each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sae_lens.cache_activations_runner import CacheActivationsRunnerConfig
+from sae_lens.config import LanguageModelSAERunnerConfig
+from sae_lens.multi_sae_training_runner import MultiSAETrainingRunnerConfig
+from sae_lens.saes.sae import T_TRAINING_SAE_CONFIG
+
+from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
+
+
+def _as_masking(value: MaskingConfig | dict[str, Any] | None) -> MaskingConfig:
+    """Accept a `MaskingConfig`, its `to_dict()` (configs read back from JSON) or None (the defaults)."""
+    if value is None:
+        return MaskingConfig()
+    if isinstance(value, dict):
+        return MaskingConfig.from_dict(value)
+    if not isinstance(value, MaskingConfig):
+        raise MaskingConfigError(f"masking must be a MaskingConfig, got {type(value).__name__}")
+    return value
+
+
+@dataclass
+class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING_SAE_CONFIG]):
+    """A `LanguageModelSAERunnerConfig` with masked regularization: every SAELens field, plus `masking`.
+
+    Args:
+        masking (MaskingConfig): How the LLM input of the training stream is masked (p = 0: a baseline).
+    """
+
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    def __post_init__(self) -> None:
+        self.masking = _as_masking(self.masking)
+        super().__post_init__()
+        if self.masking.is_active and self.use_cached_activations:
+            raise MaskingConfigError(
+                "use_cached_activations=True with masking.p > 0: cached activations hold one frozen draw of the mask. "
+                "Cache masked activations with MaskedCacheActivationsRunner and train on them with masking.p = 0 "
+                "(the cache's masking record is copied into the SAE's metadata)."
+            )
+
+
+@dataclass
+class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
+    """SAELens's `MultiSAETrainingRunnerConfig` plus `masking`: every SAE trains from one masked LLM pass.
+
+    Args:
+        masking (MaskingConfig): Shared by all SAEs (different p values need different LLM passes).
+    """
+
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    def __post_init__(self) -> None:
+        self.masking = _as_masking(self.masking)
+        super().__post_init__()
+
+
+@dataclass
+class MaskedCacheActivationsRunnerConfig(CacheActivationsRunnerConfig):
+    """SAELens's `CacheActivationsRunnerConfig` plus `masking`: the cache holds activations of masked text.
+
+    Args:
+        masking (MaskingConfig): The cache freezes one draw of the mask; p, strategy, mask token and seed are
+            written next to it (`masking.json`). Schedules need a training step and are not allowed here.
+    """
+
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    def __post_init__(self) -> None:
+        self.masking = _as_masking(self.masking)
+        if self.masking.schedule != "constant":
+            raise MaskingConfigError("a masked activation cache needs masking.schedule='constant'")
+        if self.masking.loss_positions != "all":
+            raise MaskingConfigError(
+                "a masked activation cache stores every position; it needs masking.loss_positions='all'"
+            )
+        super().__post_init__()

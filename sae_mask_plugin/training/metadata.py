@@ -1,0 +1,71 @@
+"""Masking settings stored with saved SAEs (in `SAEMetadata`, hence `cfg.json`) and with activation caches.
+
+Stock `SAE.load_from_disk` keeps unknown metadata keys, so a masked SAE loads without the plugin; the plugin
+reads the settings back with `read_masking_metadata`. An SAE without a masking record is a baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sae_lens.constants import SAE_CFG_FILENAME
+from sae_lens.saes.sae import SAE, TrainingSAE
+
+from sae_mask_plugin.masking.config import MaskingConfig
+from sae_mask_plugin.masking.core import TokenMasker
+
+MASKING_METADATA_KEY = "masking"
+CACHE_MASKING_FILENAME = "masking.json"
+
+
+def masking_record(
+    masker: TokenMasker, mask_token_string: str | None, first_batch_norm_ratio: float | None
+) -> dict[str, Any]:
+    """The JSON record of a masked run: the `MaskingConfig` with the mask token and seed resolved, plus the mask
+    token's string and the norm ratio measured on the first batch."""
+    record = masker.cfg.to_dict()
+    record.update(
+        mask_token=masker.mask_token_id,
+        mask_token_string=mask_token_string,
+        seed=masker.seed,
+        first_batch_norm_ratio=first_batch_norm_ratio,
+    )
+    return record
+
+
+def write_masking_metadata(sae: SAE[Any] | TrainingSAE[Any], record: dict[str, Any] | None) -> None:
+    """Store `record` in the SAE's metadata (None: a baseline, nothing is written)."""
+    if record is not None:
+        sae.cfg.metadata[MASKING_METADATA_KEY] = record
+
+
+def read_masking_record(source: str | Path | SAE[Any] | TrainingSAE[Any]) -> dict[str, Any] | None:
+    """The raw masking record of a saved SAE folder or an SAE object; None for a baseline."""
+    if isinstance(source, (str, Path)):
+        cfg = json.loads((Path(source) / SAE_CFG_FILENAME).read_text())
+        record = (cfg.get("metadata") or {}).get(MASKING_METADATA_KEY)
+    else:
+        record = source.cfg.metadata.get(MASKING_METADATA_KEY)
+    return record or None
+
+
+def read_masking_metadata(source: str | Path | SAE[Any] | TrainingSAE[Any]) -> MaskingConfig | None:
+    """The `MaskingConfig` an SAE was trained with (mask token as its resolved id); None for a baseline."""
+    record = read_masking_record(source)
+    if record is None:
+        return None
+    masking = MaskingConfig.from_dict(record)
+    return masking if masking.is_active else None
+
+
+def write_cache_masking(cache_path: str | Path, record: dict[str, Any] | None) -> None:
+    """Record the masking of an activation cache next to it (`masking.json`; `null` for an unmasked cache)."""
+    (Path(cache_path) / CACHE_MASKING_FILENAME).write_text(json.dumps(record, indent=2))
+
+
+def read_cache_masking(cache_path: str | Path) -> dict[str, Any] | None:
+    """The masking record of an activation cache; None when it was cached without masking."""
+    path = Path(cache_path) / CACHE_MASKING_FILENAME
+    return json.loads(path.read_text()) if path.is_file() else None

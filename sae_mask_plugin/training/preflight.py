@@ -1,0 +1,126 @@
+"""Checks of a masked run that need the tokenizer or the model's structure but not its weights.
+
+They run before the model is loaded, so bad input costs no model load and no compute. A model that cannot be
+inspected this way (not a TransformerLens model, or not reachable offline) is checked after loading instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from sae_lens.util import get_special_token_ids
+from transformer_lens import HookedTransformer
+from transformer_lens.hook_points import HookedRootModule
+from transformer_lens.loading_from_pretrained import get_official_model_name, get_pretrained_model_config
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
+from sae_mask_plugin.masking.core import TokenMasker
+from sae_mask_plugin.masking.mask_token import default_mask_token, resolve_mask_token
+
+
+class HookNotFoundError(ValueError):
+    """A hook name that the model does not have."""
+
+
+def load_tokenizer(model_name: str) -> PreTrainedTokenizerBase | None:
+    """The tokenizer of a TransformerLens model name, without its weights; None if it cannot be had offline."""
+    try:
+        return AutoTokenizer.from_pretrained(get_official_model_name(model_name))
+    except (OSError, ValueError):
+        return None
+
+
+def model_hook_names(model_name: str, model_class_name: str = "HookedTransformer") -> set[str] | None:
+    """Hook names of a TransformerLens model, from its config on the meta device (no weights, no memory)."""
+    if model_class_name != "HookedTransformer":
+        return None
+    try:
+        cfg = get_pretrained_model_config(model_name)
+    except (OSError, ValueError):
+        return None
+    cfg.device = "meta"
+    with torch.device("meta"):
+        return set(HookedTransformer(cfg, move_to_device=False).hook_dict)
+
+
+def check_hooks(hook_names: Iterable[str], available: set[str] | None, model_name: str) -> None:
+    """Raise `HookNotFoundError` for the first hook not in `available` (None: unknown, no check)."""
+    if available is None:
+        return
+    for hook in hook_names:
+        if hook not in available:
+            close = difflib.get_close_matches(hook, sorted(available), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise HookNotFoundError(f"hook {hook!r} is not a hook of model {model_name!r}{hint}")
+
+
+def preflight(
+    masking: MaskingConfig,
+    *,
+    model_name: str,
+    model_class_name: str,
+    hook_names: Iterable[str],
+    override_model: HookedRootModule | None = None,
+) -> None:
+    """Check hook names and the mask token against the model's structure and tokenizer, before loading it."""
+    if override_model is not None:
+        tokenizer, available = override_model.tokenizer, set(override_model.hook_dict)
+    else:
+        tokenizer, available = load_tokenizer(model_name), model_hook_names(model_name, model_class_name)
+    check_hooks(hook_names, available, model_name)
+    if (
+        masking.is_active
+        and masking.uses_mask_token
+        and masking.mask_token is not None
+        and tokenizer is not None
+    ):
+        resolve_mask_token(masking.mask_token, tokenizer)
+
+
+def build_masker(
+    masking: MaskingConfig,
+    model: HookedRootModule,
+    *,
+    hook_name: str,
+    dataset: Iterable[dict[str, Any]],
+    context_size: int,
+    prepend_bos: bool,
+    total_tokens: int,
+    seed: int,
+) -> tuple[TokenMasker, str | None]:
+    """The run's masker (mask token resolved, or chosen by measurement on `dataset`) and the mask token string."""
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise MaskingConfigError("masked training needs a model with a tokenizer")
+    special = get_special_token_ids(tokenizer)
+    check_hooks([hook_name], set(model.hook_dict), getattr(model.cfg, "model_name", "model"))
+    mask_token_id: int | None = None
+    mask_token_string: str | None = None
+    if masking.is_active and masking.uses_mask_token:
+        if masking.mask_token is None:
+            chosen = default_mask_token(
+                model,
+                hook_name,
+                dataset,
+                context_size=context_size,
+                prepend_bos=prepend_bos,
+                protected_ids=special,
+                p=masking.max_p,
+                seed=seed,
+            )
+            mask_token_id, mask_token_string = chosen.token_id, chosen.token
+        else:
+            mask_token_id, mask_token_string = resolve_mask_token(masking.mask_token, tokenizer)
+    masker = TokenMasker(
+        masking,
+        vocab_size=model.cfg.d_vocab,
+        mask_token_id=mask_token_id,
+        special_token_ids=special,
+        total_tokens=total_tokens,
+        seed=seed,
+    )
+    return masker, mask_token_string

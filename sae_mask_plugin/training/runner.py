@@ -1,0 +1,232 @@
+"""Masked SAELens runners: the single-SAE runner and the multi-SAE runner, as thin subclasses.
+
+Each runner checks its input before loading the model (`preflight`), seeds the SAE initialisation with `seed`
+(SAELens leaves it to the global RNG), builds SAELens's own store and adopts it as a `MaskedActivationsStore`,
+and writes the masking settings into every SAE's metadata. Same seed, same data: a baseline (p = 0) and a masked
+run see the same texts in the same order and start from the same SAE.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+import torch
+from sae_lens.config import HfDataset
+from sae_lens.llm_sae_training_runner import LanguageModelSAETrainingRunner
+from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner
+from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
+from sae_lens.training.multi_sae_trainer import MultiSAETrainer
+from transformer_lens.hook_points import HookedRootModule
+
+from sae_mask_plugin.masking.config import MaskingConfig
+from sae_mask_plugin.training.activations_store import MaskedActivationsStore
+from sae_mask_plugin.training.config import (
+    MaskedLanguageModelSAERunnerConfig,
+    MaskedMultiSAETrainingRunnerConfig,
+)
+from sae_mask_plugin.training.metadata import (
+    masking_record,
+    read_cache_masking,
+    write_masking_metadata,
+)
+from sae_mask_plugin.training.output import staged_directory
+from sae_mask_plugin.training.preflight import build_masker, preflight
+
+BDecInit = Literal["default", "mean"]
+B_DEC_INITS: tuple[str, ...] = get_args(BDecInit)
+
+
+def masking_seed(masking: MaskingConfig, run_seed: int) -> int:
+    """The masking generator's seed: `masking.seed`, else the run's seed."""
+    return run_seed if masking.seed is None else masking.seed
+
+
+def attach_masking(
+    store: MaskedActivationsStore,
+    masking: MaskingConfig,
+    model: HookedRootModule,
+    *,
+    context_size: int,
+    prepend_bos: bool,
+    total_tokens: int,
+    seed: int,
+) -> str | None:
+    """Give `store` the masker of `masking` (mask token resolved or measured on the store's dataset) and return
+    the mask token string; a baseline gets no masker."""
+    if not masking.is_active:
+        return None
+    assert store.dataset is not None
+    masker, mask_token_string = build_masker(
+        masking,
+        model,
+        hook_name=store.hook_name,
+        dataset=store.dataset,
+        context_size=context_size,
+        prepend_bos=prepend_bos,
+        total_tokens=total_tokens,
+        seed=masking_seed(masking, seed),
+    )
+    store.attach_masker(masker, loss_positions=masking.loss_positions, max_norm_ratio=masking.max_norm_ratio)
+    return mask_token_string
+
+
+def store_masking_record(
+    store: MaskedActivationsStore, mask_token_string: str | None
+) -> dict[str, Any] | None:
+    """The masking record of the run `store` feeds (None for a baseline)."""
+    if store.masker is None:
+        return None
+    return masking_record(store.masker, mask_token_string, store.first_batch_norm_ratio)
+
+
+@torch.no_grad()
+def init_b_dec_to_mean(sae: TrainingSAE[Any], activations: torch.Tensor) -> None:
+    """Set the decoder bias to the mean of `activations` [n, d_in] (short runs converge much faster)."""
+    sae.b_dec.data.copy_(activations.to(sae.b_dec.device, sae.b_dec.dtype).mean(dim=0))
+
+
+class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
+    """`LanguageModelSAETrainingRunner` with masked regularization; same constructor and `run()`.
+
+    Args:
+        cfg: The masked runner config.
+        override_dataset / override_model / override_sae: As in SAELens.
+        init_b_dec: `default` keeps the architecture's initialisation; `mean` sets `b_dec` to the mean of the
+            first training batch (needs `normalize_activations="none"`; skipped when resuming).
+    """
+
+    cfg: MaskedLanguageModelSAERunnerConfig[Any]
+    activations_store: MaskedActivationsStore
+
+    def __init__(
+        self,
+        cfg: MaskedLanguageModelSAERunnerConfig[Any],
+        override_dataset: HfDataset | None = None,
+        override_model: HookedRootModule | None = None,
+        override_sae: TrainingSAE[Any] | None = None,
+        *,
+        init_b_dec: BDecInit = "default",
+    ):
+        if not isinstance(cfg, MaskedLanguageModelSAERunnerConfig):
+            raise TypeError(f"cfg must be a MaskedLanguageModelSAERunnerConfig, got {type(cfg).__name__}")
+        _check_b_dec_init(init_b_dec, cfg.sae.normalize_activations)
+        preflight(
+            cfg.masking,
+            model_name=cfg.model_name,
+            model_class_name=cfg.model_class_name,
+            hook_names=[cfg.hook_name],
+            override_model=override_model,
+        )
+        self.init_b_dec = init_b_dec
+        if override_sae is None and cfg.from_pretrained_path is None:
+            torch.manual_seed(cfg.seed)
+            override_sae = TrainingSAE.from_dict(
+                TrainingSAEConfig.from_dict(cfg.get_training_sae_cfg_dict()).to_dict()
+            )
+        super().__init__(cfg, override_dataset, override_model, override_sae)
+        self.activations_store = MaskedActivationsStore.from_store(self.activations_store)
+        self.evaluator.activations_store = self.activations_store
+        self.cache_masking = (
+            read_cache_masking(cfg.cached_activations_path)
+            if cfg.use_cached_activations and cfg.cached_activations_path is not None
+            else None
+        )
+        self.mask_token_string = (
+            None
+            if cfg.use_cached_activations
+            else attach_masking(
+                self.activations_store,
+                cfg.masking,
+                self.model,
+                context_size=cfg.context_size,
+                prepend_bos=cfg.prepend_bos,
+                total_tokens=cfg.training_tokens,
+                seed=cfg.seed,
+            )
+        )
+
+    def masking_record(self) -> dict[str, Any] | None:
+        """What is written into the SAE's metadata: the run's masking, or the masked cache's record."""
+        return self.cache_masking or store_masking_record(self.activations_store, self.mask_token_string)
+
+    def run(self) -> TrainingSAE[Any]:
+        """Train (the first batch checks the mask token's norm ratio) and save as SAELens does."""
+        if self.init_b_dec == "mean" and self.cfg.resume_from_checkpoint is None:
+            init_b_dec_to_mean(self.sae, self.activations_store.peek_batch())
+        return super().run()
+
+    def _set_sae_metadata(self) -> None:
+        super()._set_sae_metadata()
+        write_masking_metadata(self.sae, self.masking_record())
+
+    def save_final_sae(
+        self,
+        sae: TrainingSAE[Any],
+        output_path: str,
+        log_feature_sparsity: torch.Tensor | None = None,
+    ) -> None:
+        """SAELens's saving, staged so that a failure leaves no partial file in `output_path`."""
+        write_masking_metadata(sae, self.masking_record())
+        with staged_directory(output_path) as staging:
+            super().save_final_sae(sae, str(staging), log_feature_sparsity)
+
+
+class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
+    """SAELens's `MultiSAETrainingRunner` with masked regularization: several SAEs (e.g. a k sweep, or several
+    hooks) train from one masked LLM pass per batch. The mask token is measured and checked at the first hook."""
+
+    cfg: MaskedMultiSAETrainingRunnerConfig
+    activations_store: MaskedActivationsStore
+
+    def __init__(
+        self,
+        cfg: MaskedMultiSAETrainingRunnerConfig,
+        override_dataset: HfDataset | None = None,
+        override_model: HookedRootModule | None = None,
+        override_saes: dict[str, TrainingSAE[Any]] | None = None,
+    ) -> None:
+        if not isinstance(cfg, MaskedMultiSAETrainingRunnerConfig):
+            raise TypeError(f"cfg must be a MaskedMultiSAETrainingRunnerConfig, got {type(cfg).__name__}")
+        preflight(
+            cfg.masking,
+            model_name=cfg.model_name,
+            model_class_name=cfg.model_class_name,
+            hook_names=cfg.hook_names_per_sae.values(),
+            override_model=override_model,
+        )
+        torch.manual_seed(cfg.seed)
+        super().__init__(cfg, override_dataset, override_model, override_saes)
+        self.activations_store = MaskedActivationsStore.from_store(self.activations_store)
+        self.evaluator.activations_store = self.activations_store
+        self.mask_token_string = attach_masking(
+            self.activations_store,
+            cfg.masking,
+            self.model,
+            context_size=cfg.context_size,
+            prepend_bos=cfg.prepend_bos,
+            total_tokens=cfg.training_tokens,
+            seed=cfg.seed,
+        )
+
+    def _write_masking_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
+        record = store_masking_record(self.activations_store, self.mask_token_string)
+        for sae in saes.values():
+            write_masking_metadata(sae, record)
+
+    def _set_sae_metadata(self) -> None:
+        super()._set_sae_metadata()
+        self._write_masking_metadata(self.saes)
+
+    def _save_final_outputs(self, saes: dict[str, TrainingSAE[Any]], trainer: MultiSAETrainer) -> None:
+        self._write_masking_metadata(saes)
+        super()._save_final_outputs(saes, trainer)
+
+
+def _check_b_dec_init(init_b_dec: str, normalize_activations: str) -> None:
+    if init_b_dec not in B_DEC_INITS:
+        raise ValueError(f"init_b_dec must be one of {', '.join(B_DEC_INITS)}; got {init_b_dec!r}")
+    if init_b_dec == "mean" and normalize_activations != "none":
+        raise ValueError(
+            f"init_b_dec='mean' sets b_dec in raw activation units; it needs sae.normalize_activations='none', "
+            f"got {normalize_activations!r}"
+        )
