@@ -1,0 +1,116 @@
+"""What the report knows about one trained SAE: its training settings (from the saved folder) and its metrics.
+
+Baseline vs masked is read from the SAE's masking metadata (no masking record = baseline, p = 0), so SAEs trained
+with plain SAELens, `sae-mask train`, the Python API or a sweep all fit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
+
+from sae_mask_plugin.training.metadata import read_masking_record
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A reported metric: its label, which direction is better (None: neither), and the eval that yields it."""
+
+    key: str
+    label: str
+    higher_is_better: bool | None
+    source: str
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("l0", "L0", None, "core"),
+    MetricSpec("explained_variance", "explained variance", True, "core"),
+    MetricSpec("mse", "MSE", False, "core"),
+    MetricSpec("ce_loss_score", "CE loss recovered", True, "core"),
+    MetricSpec("mean_absorption_fraction", "mean absorption", False, "absorption"),
+    MetricSpec("mean_full_absorption", "full-absorption rate", False, "absorption"),
+    MetricSpec("sae_top_1_test_accuracy", "sparse probing top-1 acc", True, "sparse_probing"),
+    MetricSpec("sae_top_2_test_accuracy", "sparse probing top-2 acc", True, "sparse_probing"),
+    MetricSpec("sae_top_5_test_accuracy", "sparse probing top-5 acc", True, "sparse_probing"),
+    MetricSpec("sae_top_16_test_accuracy", "sparse probing top-16 acc", True, "sparse_probing"),
+    MetricSpec("llm_test_accuracy", "dense probe acc (reference)", None, "sparse_probing"),
+    MetricSpec("sae_id_accuracy", "OOD eval: SAE ID acc", True, "ood"),
+    MetricSpec("sae_ood_accuracy", "OOD eval: SAE OOD acc", True, "ood"),
+    MetricSpec("sae_ood_gap", "OOD gap (ID − OOD)", False, "ood"),
+    MetricSpec("sae_vs_oracle_ood_gap", "SAE − oracle OOD acc", True, "ood"),
+)
+METRICS_BY_KEY = {spec.key: spec for spec in METRICS}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One trained SAE with its settings and metrics; `mask_p` is 0 for a baseline."""
+
+    name: str
+    sae_path: str
+    model_name: str
+    hook_name: str
+    architecture: str
+    d_sae: int
+    k: int | None
+    seed: int | None
+    training_tokens: int | None
+    mask_p: float
+    mask_strategy: str | None
+    mask_token: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.mask_p == 0
+
+    @property
+    def pairing_key(self) -> tuple[Any, ...]:
+        """Everything but the masking: runs with equal keys saw the same data in the same order."""
+        return (
+            self.model_name,
+            self.hook_name,
+            self.architecture,
+            self.d_sae,
+            self.k,
+            self.training_tokens,
+            self.seed,
+        )
+
+    @property
+    def condition(self) -> str:
+        """The masking condition, e.g. `baseline` or `p=0.3 token`."""
+        return "baseline" if self.is_baseline else f"p={self.mask_p:g} {self.mask_strategy}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_sae_record(sae_dir: str | Path, metrics: dict[str, float] | None = None) -> RunRecord:
+    """Build a `RunRecord` from a saved SAE folder (`cfg.json`, and `runner_cfg.json` when SAELens wrote one)."""
+    sae_dir = Path(sae_dir)
+    cfg = json.loads((sae_dir / SAE_CFG_FILENAME).read_text())
+    runner_path = sae_dir / RUNNER_CFG_FILENAME
+    runner = json.loads(runner_path.read_text()) if runner_path.is_file() else {}
+    metadata = cfg.get("metadata") or {}
+    masking = read_masking_record(sae_dir) or {}
+    mask_p = float(masking.get("p", 0.0))
+    return RunRecord(
+        name=sae_dir.name,
+        sae_path=str(sae_dir),
+        model_name=str(metadata.get("model_name") or runner.get("model_name") or "unknown"),
+        hook_name=str(metadata.get("hook_name") or runner.get("hook_name") or "unknown"),
+        architecture=str(cfg.get("architecture", "unknown")),
+        d_sae=int(cfg["d_sae"]),
+        k=cfg.get("k"),
+        seed=runner.get("seed"),
+        training_tokens=runner.get("training_tokens"),
+        mask_p=mask_p,
+        mask_strategy=masking.get("strategy") if mask_p > 0 else None,
+        mask_token=masking.get("mask_token_string") if mask_p > 0 else None,
+        metrics=dict(metrics or {}),
+    )

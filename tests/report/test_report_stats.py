@@ -1,0 +1,100 @@
+"""Paired statistics and the report built from them (synthetic records: no model needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sae_mask_plugin.report import RunRecord, build_report, paired_comparisons
+from sae_mask_plugin.report.stats import PairedComparison, Summary
+
+
+def _record(p: float, seed: int, **metrics: float) -> RunRecord:
+    return RunRecord(
+        name=f"run-p{p}-s{seed}",
+        sae_path=f"/nowhere/run-p{p}-s{seed}",
+        model_name="m",
+        hook_name="blocks.6.hook_resid_post",
+        architecture="batchtopk",
+        d_sae=256,
+        k=16,
+        seed=seed,
+        training_tokens=1000,
+        mask_p=p,
+        mask_strategy=None if p == 0 else "token",
+        mask_token=None if p == 0 else "<repo_name>",
+        metrics=metrics,
+    )
+
+
+def test_summary_interval_matches_scipy_t_interval():
+    values = [0.2, 0.25, 0.31, 0.27]
+    summary = Summary.of(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert summary.low == pytest.approx(low) and summary.high == pytest.approx(high)
+    assert Summary.of([0.3]).low is None
+
+
+def test_verdict_claims_only_what_the_interval_supports():
+    clear = PairedComparison.of("mse", [1.0, 1.1, 1.2], [0.5, 0.61, 0.69], higher_is_better=False)
+    assert clear.verdict == "masked lower (better)"
+    noisy = PairedComparison.of("mse", [1.0, 1.1, 1.2], [1.3, 0.9, 1.15], higher_is_better=False)
+    assert noisy.verdict == "no detectable difference"
+    single = PairedComparison.of("mse", [1.0], [0.2], higher_is_better=False)
+    assert single.verdict == "one pair: no interval available"
+    assert single.p_value is None
+
+
+def test_masked_runs_pair_only_with_their_own_seed_baseline():
+    records = [
+        _record(0, 0, mse=1.0),
+        _record(0, 1, mse=2.0),
+        _record(0.3, 1, mse=1.5),
+        _record(0.3, 7, mse=9.0),
+    ]
+    comparisons = paired_comparisons(records)
+    (cell,) = comparisons
+    (mse,) = comparisons[cell]
+    assert mse.difference.n == 1 and mse.difference.mean == pytest.approx(-0.5)
+
+
+def test_report_numbers_match_results_json(tmp_path):
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in range(3):
+        for p in (0.0, 0.3):
+            records.append(
+                _record(
+                    p,
+                    seed,
+                    l0=16 + rng.normal(),
+                    mean_absorption_fraction=0.5 - p / 3 + 0.01 * rng.normal(),
+                    sae_ood_gap=0.1 + 0.02 * rng.normal(),
+                )
+            )
+    files = build_report(records, tmp_path)
+    results = json.loads(files.results.read_text())
+    report = files.report.read_text()
+    assert {p.name for p in files.plots} == {"absorption_vs_l0.png", "ood_gap_vs_p.png", "differences.png"}
+    for path in files.plots:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (cell_results,) = results["comparisons"].values()
+    for comparison in cell_results:
+        difference = comparison["difference"]
+        expected = f"{difference['mean']:.4f} [{difference['low']:.4f}, {difference['high']:.4f}]"
+        assert expected in report
+        assert comparison["verdict"] in report
+    for run in results["runs"]:
+        row = next(line for line in report.splitlines() if line.startswith(f"| {run['name']} |"))
+        assert re.findall(r"\d+\.\d{4}", row) == [f"{run['metrics'][k]:.4f}" for k in run["metrics"]]
+    assert results["settings"]["seeds"] == [0, 1, 2]
+    assert "no interval is available" not in report
+
+
+def test_single_seed_report_says_no_interval(tmp_path):
+    files = build_report([_record(0, 0, mse=1.0), _record(0.3, 0, mse=0.9)], tmp_path)
+    assert "no interval is available" in files.report.read_text()
