@@ -1,0 +1,82 @@
+"""`sae-mask eval`: evaluate saved SAE folders with the absorption, sparse-probing, OOD-probing and core evals.
+
+    sae-mask eval --sae runs/baseline --sae runs/masked --evals absorption,sparse_probing,ood --out results/
+
+Input is checked before any model is loaded; done SAE/eval pairs are skipped unless `--force`; results are
+written atomically, one JSON per SAE and eval, in SAEBench's layout (see `evals.runner`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sae_mask_plugin.evals.runner import EVAL_NAMES, PRESETS, SUMMARY_FILENAME
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sae-mask eval",
+        description="Evaluate saved SAEs (SAELens or sae-mask folders) offline, with SAEBench-format output.",
+    )
+    parser.add_argument(
+        "--sae", action="append", required=True, metavar="PATH", help="SAE folder (repeatable)"
+    )
+    parser.add_argument(
+        "--evals",
+        type=_comma_list,
+        default=list(EVAL_NAMES),
+        help=f"comma-separated evals among {', '.join(EVAL_NAMES)} (default: all)",
+    )
+    parser.add_argument("--out", required=True, help="output folder (results, cache and summary)")
+    parser.add_argument("--model", default=None, help="model name (default: each SAE's metadata.model_name)")
+    parser.add_argument(
+        "--preset", choices=PRESETS, default="cpu", help="cpu: small documented sizes; full: SAEBench's sizes"
+    )
+    parser.add_argument("--force", action="store_true", help="recompute SAE/eval pairs that are already done")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--ood-tasks", type=_comma_list, default=None, help="comma-separated OOD tasks")
+    parser.add_argument(
+        "--datasets", type=_comma_list, default=None, help="comma-separated sparse-probing datasets"
+    )
+    parser.add_argument("--cache-dir", default=None, help="activation and probe cache (default: OUT/cache)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run `sae-mask eval`; 0 when every SAE/eval pair is done or skipped, 1 when one failed, 2 on bad input."""
+    args = build_parser().parse_args(argv)
+    from sae_mask_plugin.embedded.model import ModelUnavailableError
+    from sae_mask_plugin.evals.common import EvalInputError
+    from sae_mask_plugin.evals.runner import evaluate_saes
+
+    try:
+        summary = evaluate_saes(
+            args.sae,
+            args.evals,
+            args.out,
+            preset=args.preset,
+            force=args.force,
+            model_name=args.model,
+            device=args.device,
+            ood_tasks=args.ood_tasks,
+            sparse_probing_datasets=args.datasets,
+            cache_dir=args.cache_dir,
+        )
+    except (EvalInputError, ModelUnavailableError) as error:
+        print(f"sae-mask eval: {error}", file=sys.stderr)
+        return 2
+    failed = [
+        f"{name}/{eval_name}"
+        for name, entry in summary.items()
+        for eval_name, record in entry["evals"].items()
+        if record["status"] == "failed"
+    ]
+    print(f"results in {args.out} (summary: {SUMMARY_FILENAME})")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0

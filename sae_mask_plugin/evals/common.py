@@ -1,0 +1,234 @@
+"""Shared plumbing of the evals: reading and checking SAE folders, result paths, atomic writes, cache keys.
+
+Everything here answers before any model is loaded, so bad input fails fast with one clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from sae_lens import SAE
+from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
+from tqdm.auto import tqdm
+
+# TransformerLens hook suffixes whose width is the residual stream (d_model), and the MLP hidden width.
+_D_MODEL_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
+_D_MLP_HOOKS = ("mlp.hook_pre", "mlp.hook_post")
+_BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+class EvalInputError(ValueError):
+    """Bad input to the evals (SAE folder, eval name, dataset or task name), found before any model load."""
+
+
+@dataclass(frozen=True)
+class SaeSource:
+    """An SAE folder on disk, read from its `cfg.json` without loading weights or the model.
+
+    `name` identifies the SAE in result files (SAEBench's `<release>_<id>` slot); `model_name` is the
+    `--model` override when given, else the SAE's `metadata.model_name`.
+    """
+
+    path: Path
+    name: str
+    model_name: str
+    hook_name: str
+    d_in: int
+    d_sae: int
+    architecture: str
+
+
+def hook_layer(hook_name: str) -> int:
+    """Block index of a `blocks.<layer>.<hook>` TransformerLens hook name."""
+    match = _BLOCK_HOOK.match(hook_name)
+    if match is None:
+        raise EvalInputError(f"hook {hook_name!r} is not a `blocks.<layer>.<hook>` TransformerLens hook")
+    return int(match.group(1))
+
+
+def read_sae_source(path: str | Path, model_name: str | None = None, name: str | None = None) -> SaeSource:
+    """Read and check an SAE folder saved by SAELens (or this plugin): `cfg.json` plus weights."""
+    folder = Path(path).expanduser()
+    cfg_path = folder / SAE_CFG_FILENAME
+    if not folder.is_dir():
+        raise EvalInputError(f"SAE folder {str(folder)!r} does not exist")
+    if not cfg_path.is_file():
+        raise EvalInputError(f"{str(folder)!r} is not a saved SAE: it has no {SAE_CFG_FILENAME}")
+    if not (folder / SAE_WEIGHTS_FILENAME).is_file():
+        raise EvalInputError(f"{str(folder)!r} is not a saved SAE: it has no {SAE_WEIGHTS_FILENAME}")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+        metadata = cfg.get("metadata") or {}
+        hook_name = metadata.get("hook_name") or cfg["hook_name"]
+        source = SaeSource(
+            path=folder.resolve(),
+            name=name or folder.resolve().name,
+            model_name=model_name or metadata.get("model_name") or cfg["model_name"],
+            hook_name=str(hook_name),
+            d_in=int(cfg["d_in"]),
+            d_sae=int(cfg["d_sae"]),
+            architecture=str(cfg.get("architecture", "standard")),
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise EvalInputError(f"{str(cfg_path)!r} is not valid JSON: {error}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise EvalInputError(
+            f"{str(cfg_path)!r} lacks a usable field ({type(error).__name__}: {error}); an SAE's cfg.json needs "
+            "d_in, d_sae and metadata.model_name / metadata.hook_name (or pass the model explicitly)"
+        ) from None
+    hook_layer(source.hook_name)
+    return source
+
+
+def model_dimensions(model_name: str) -> dict[str, int]:
+    """`n_layers`, `d_model` and `d_mlp` of a TransformerLens model, read from its config (no weights)."""
+    from transformer_lens.loading_from_pretrained import get_pretrained_model_config
+
+    from sae_mask_plugin.embedded.model import ModelUnavailableError
+
+    try:
+        cfg = get_pretrained_model_config(model_name)
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(
+            f"cannot read the configuration of model {model_name!r} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200]})"
+        ) from None
+    return {"n_layers": cfg.n_layers, "d_model": cfg.d_model, "d_mlp": cfg.d_mlp or 0}
+
+
+def check_sae_fits_model(source: SaeSource, dims: dict[str, int]) -> None:
+    """Raise `EvalInputError` unless the SAE's hook exists in the model and its width is the SAE's `d_in`."""
+    layer = hook_layer(source.hook_name)
+    suffix = _BLOCK_HOOK.match(source.hook_name).group(2)  # type: ignore[union-attr]
+    if layer >= dims["n_layers"]:
+        raise EvalInputError(
+            f"SAE {source.name!r} reads {source.hook_name!r} but {source.model_name!r} has only "
+            f"{dims['n_layers']} layers"
+        )
+    if suffix in _D_MODEL_HOOKS:
+        width = dims["d_model"]
+    elif suffix in _D_MLP_HOOKS:
+        width = dims["d_mlp"]
+    else:
+        raise EvalInputError(
+            f"SAE {source.name!r} reads {source.hook_name!r}; the evals support the hooks "
+            f"{', '.join(_D_MODEL_HOOKS + _D_MLP_HOOKS)}"
+        )
+    if width != source.d_in:
+        raise EvalInputError(
+            f"SAE {source.name!r} has d_in={source.d_in} but {source.hook_name!r} of {source.model_name!r} "
+            f"is {width} wide"
+        )
+
+
+def load_sae(source: SaeSource, device: str) -> SAE:
+    """Load the SAE of `source` on `device`, in float32."""
+    return SAE.load_from_disk(str(source.path), device=device, dtype="float32")
+
+
+@torch.no_grad()
+def encode(sae: SAE, activations: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """SAE latents of `activations` [n, d_in] -> [n, d_sae], float32 on the CPU, in batches."""
+    chunks = [
+        sae.encode(activations[start : start + batch_size].to(sae.device, sae.dtype)).float().cpu()
+        for start in range(0, activations.shape[0], batch_size)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros(0, sae.cfg.d_sae)
+
+
+def sae_fingerprint(sae: SAE) -> str:
+    """A short hash of an SAE's weights: per-SAE caches stay valid only for the very same weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(sae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` through a temporary sibling and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """`write_text_atomic` of `data` as indented JSON."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=str))
+
+
+def is_complete_result(path: str | Path) -> bool:
+    """True when `path` holds a parseable JSON result (an interrupted or corrupt file counts as missing)."""
+    try:
+        return isinstance(json.loads(Path(path).read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """A short stable hash of JSON-serialisable settings, for cache folder names."""
+    encoded = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def path_safe(name: str) -> str:
+    """`name` with every character outside [A-Za-z0-9._-] replaced, for use as one path component."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "_"
+
+
+class LazyModel:
+    """The evals' LLM, loaded on first use only (results that are already done never load it)."""
+
+    def __init__(self, model_name: str, llm_dtype: str, device: str, model=None):
+        self.model_name = model_name
+        self.llm_dtype = llm_dtype
+        self.device = device
+        self._model = model
+
+    def get(self):
+        """The `HookedTransformer`, loaded offline-aware (embedded default or hub name) on first call."""
+        if self._model is None:
+            from sae_bench.sae_bench_utils.general_utils import str_to_dtype
+
+            from sae_mask_plugin.embedded.model import load_model
+
+            self._model = load_model(self.model_name, device=self.device, dtype=str_to_dtype(self.llm_dtype))
+        return self._model
+
+
+def run_each_sae(
+    selected_saes: list[tuple[str, SAE]],
+    output_path: str | Path,
+    force_rerun: bool,
+    description: str,
+    evaluate: Callable[[str, SAE], Any],
+) -> dict[str, dict[str, Any]]:
+    """SAEBench's per-SAE loop: skip SAEs whose result file exists (unless `force_rerun`), evaluate the others
+    with `evaluate(name, sae) -> eval output`, write each result atomically as `<name>_custom_sae_eval_results.json`."""
+    from sae_bench.sae_bench_utils.general_utils import get_results_filepath
+
+    results: dict[str, dict[str, Any]] = {}
+    for sae_name, sae in tqdm(selected_saes, desc=description):
+        path = get_results_filepath(str(output_path), sae_name, "custom_sae")
+        if is_complete_result(path) and not force_rerun:
+            continue
+        output = evaluate(sae_name, sae)
+        write_text_atomic(path, output.to_json())
+        results[f"{sae_name}_custom_sae"] = asdict(output)
+    return results

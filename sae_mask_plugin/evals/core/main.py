@@ -1,0 +1,144 @@
+"""SAEBench's core eval (`sae_bench.evals.core.main.run_evals`) on held-out text, offline.
+
+SAEBench's core eval streams a hub dataset through a SAELens `ActivationsStore`; here a small token source
+with the same surface serves packed held-out text instead (the held-out evaluation texts that the embedded
+training corpus excludes), and the metrics, feature statistics and output are SAEBench's own.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+import torch
+from sae_bench.evals.core.eval_output import (
+    CoreEvalOutput,
+    CoreMetricCategories,
+    MiscMetrics,
+    ModelBehaviorPreservationMetrics,
+    ModelPerformancePreservationMetrics,
+    ReconstructionQualityMetrics,
+    ShrinkageMetrics,
+    SparsityMetrics,
+    TokenStatsMetrics,
+)
+from sae_bench.evals.core.main import (
+    calculate_misc_metrics,
+    convert_feature_metrics,
+    replace_nans_with_negative_one,
+    run_evals,
+)
+from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
+from sae_lens import SAE
+from sae_lens.tokenization_and_batching import concat_and_batch_sequences
+from transformer_lens import HookedTransformer
+
+from sae_mask_plugin.embedded.probing_data import held_out_texts
+from sae_mask_plugin.evals.common import LazyModel, run_each_sae
+from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
+
+
+class HeldOutTokens:
+    """Packed held-out token windows [n_windows, context_size] behind the part of SAELens's
+    `ActivationsStore` that SAEBench's core eval calls."""
+
+    def __init__(self, model: HookedTransformer, config: CoreEvalConfig):
+        self.context_size = config.context_size
+        self.store_batch_size_prompts = config.batch_size_prompts
+        windows_needed = config.batch_size_prompts * max(
+            config.n_eval_reconstruction_batches, config.n_eval_sparsity_variance_batches
+        )
+        texts = held_out_texts()
+        random.Random(config.random_seed).shuffle(texts)
+        tokenizer = model.tokenizer
+        assert tokenizer is not None
+        token_stream = (
+            torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts
+        )
+        windows: list[torch.Tensor] = []
+        for window in concat_and_batch_sequences(
+            token_stream,
+            context_size=config.context_size,
+            begin_batch_token_id=tokenizer.bos_token_id,
+            sequence_separator_token_id=tokenizer.bos_token_id,
+        ):
+            windows.append(window)
+            if len(windows) == windows_needed:
+                break
+        self.tokens = torch.stack(windows).to(model.cfg.device)
+        self._next = 0
+
+    def get_batch_tokens(self, batch_size: int | None = None) -> torch.Tensor:
+        """The next `batch_size` windows [batch_size, context_size]."""
+        batch_size = batch_size or self.store_batch_size_prompts
+        batch = self.tokens[self._next : self._next + batch_size]
+        self._next += batch_size
+        return batch
+
+    def reset_input_dataset(self) -> None:
+        self._next = 0
+
+
+def evaluate_sae(model: HookedTransformer, sae: SAE, sae_name: str, config: CoreEvalConfig) -> CoreEvalOutput:
+    """SAEBench's core metrics of one SAE on held-out text."""
+    tokenizer = model.tokenizer
+    assert tokenizer is not None
+    metrics, feature_metrics = run_evals(
+        sae=sae,
+        activation_store=HeldOutTokens(model, config),  # type: ignore[arg-type]
+        model=model,
+        eval_config=config,
+        ignore_tokens={tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id},
+    )
+    metrics["misc_metrics"] = calculate_misc_metrics(feature_metrics)
+    metrics = replace_nans_with_negative_one(metrics)
+    return CoreEvalOutput(
+        eval_config=config,
+        eval_id=get_eval_uuid(),
+        datetime_epoch_millis=int(datetime.now().timestamp() * 1000),
+        eval_result_metrics=CoreMetricCategories(
+            model_behavior_preservation=ModelBehaviorPreservationMetrics(
+                **metrics["model_behavior_preservation"]
+            ),
+            model_performance_preservation=ModelPerformancePreservationMetrics(
+                **metrics["model_performance_preservation"]
+            ),
+            reconstruction_quality=ReconstructionQualityMetrics(**metrics["reconstruction_quality"]),
+            shrinkage=ShrinkageMetrics(**metrics["shrinkage"]),
+            sparsity=SparsityMetrics(**metrics["sparsity"]),
+            token_stats=TokenStatsMetrics(**metrics["token_stats"]),
+            misc_metrics=MiscMetrics(**metrics["misc_metrics"]),
+        ),
+        eval_result_details=convert_feature_metrics(replace_nans_with_negative_one(feature_metrics)),
+        eval_result_unstructured={},
+        sae_bench_commit_hash=get_sae_bench_version(),
+        sae_lens_id="custom_sae",
+        sae_lens_release_id=sae_name,
+        sae_lens_version=get_sae_lens_version(),
+        sae_cfg_dict=sae.cfg.to_dict(),
+    )
+
+
+def run_eval(
+    config: CoreEvalConfig,
+    selected_saes: list[tuple[str, SAE]],
+    device: str,
+    output_path: str,
+    force_rerun: bool = False,
+    model: HookedTransformer | None = None,
+    cache_path: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """SAEBench-style entry: core metrics of each `(name, SAE)`, one JSON per SAE in `output_path`.
+
+    `model` defaults to `config.model_name` loaded offline-aware. `cache_path` is unused (the core eval runs the
+    SAE inside the model's forward, so nothing is shared across SAEs) and accepted for a uniform signature.
+    """
+    del cache_path
+    lazy = LazyModel(config.model_name, config.llm_dtype, device, model)
+
+    def evaluate(sae_name: str, sae: SAE) -> CoreEvalOutput:
+        with torch.no_grad():
+            return evaluate_sae(lazy.get(), sae.to(device=device), sae_name, config)
+
+    return run_each_sae(selected_saes, output_path, force_rerun, "core", evaluate)

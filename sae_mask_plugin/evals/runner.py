@@ -1,0 +1,224 @@
+"""`evaluate_saes`: run the evals on saved SAE folders, resumable, one failure never losing other results.
+
+Output layout (SAEBench's): `<out_dir>/<eval>/<sae name>_custom_sae_eval_results.json` per SAE and eval,
+`<out_dir>/<eval>/<sae name>_custom_sae_error.json` when that pair failed, shared caches under
+`<out_dir>/cache/`, and `<out_dir>/evaluation_summary.json` indexing it all.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sae_bench.sae_bench_utils.general_utils import get_results_filepath
+from tqdm.auto import tqdm
+
+from sae_mask_plugin.embedded.probing_data import OOD_TASKS, list_probing_datasets
+from sae_mask_plugin.evals.absorption.main import check_absorption_hook
+from sae_mask_plugin.evals.common import (
+    EvalInputError,
+    LazyModel,
+    SaeSource,
+    check_sae_fits_model,
+    is_complete_result,
+    load_sae,
+    model_dimensions,
+    read_sae_source,
+    write_json_atomic,
+)
+
+PRESETS = ("cpu", "full")
+SUMMARY_FILENAME = "evaluation_summary.json"
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """How to configure and run one eval: its SAEBench-style `run_eval` and its CPU preset."""
+
+    run_eval: Callable[..., dict[str, Any]]
+    config_class: type
+    cpu_preset: Callable[[str], Any]
+
+
+def _specs() -> dict[str, EvalSpec]:
+    from sae_mask_plugin.evals.absorption import eval_config as absorption_config
+    from sae_mask_plugin.evals.absorption import main as absorption_main
+    from sae_mask_plugin.evals.core import eval_config as core_config
+    from sae_mask_plugin.evals.core import main as core_main
+    from sae_mask_plugin.evals.ood_probing import eval_config as ood_config
+    from sae_mask_plugin.evals.ood_probing import main as ood_main
+    from sae_mask_plugin.evals.sparse_probing import eval_config as sparse_config
+    from sae_mask_plugin.evals.sparse_probing import main as sparse_main
+
+    return {
+        "absorption": EvalSpec(
+            absorption_main.run_eval, absorption_config.AbsorptionEvalConfig, absorption_config.cpu_preset
+        ),
+        "sparse_probing": EvalSpec(
+            sparse_main.run_eval, sparse_config.SparseProbingEvalConfig, sparse_config.cpu_preset
+        ),
+        "ood": EvalSpec(ood_main.run_eval, ood_config.OodProbingEvalConfig, ood_config.cpu_preset),
+        "core": EvalSpec(core_main.run_eval, core_config.CoreEvalConfig, core_config.cpu_preset),
+    }
+
+
+EVAL_NAMES: tuple[str, ...] = ("absorption", "sparse_probing", "ood", "core")
+
+
+def parse_eval_names(evals: str | Sequence[str]) -> list[str]:
+    """Eval names from a comma-separated string or a sequence; `ood_probing` is accepted for `ood`."""
+    names = [name.strip() for name in (evals.split(",") if isinstance(evals, str) else evals) if name.strip()]
+    names = ["ood" if name == "ood_probing" else name for name in names]
+    unknown = [name for name in names if name not in EVAL_NAMES]
+    if unknown or not names:
+        raise EvalInputError(f"unknown eval(s) {unknown or names}; choose from {', '.join(EVAL_NAMES)}")
+    return list(dict.fromkeys(names))
+
+
+def make_config(
+    eval_name: str,
+    model_name: str,
+    preset: str = "cpu",
+    ood_tasks: Sequence[str] | None = None,
+    sparse_probing_datasets: Sequence[str] | None = None,
+) -> Any:
+    """The config of `eval_name` for `model_name` under `preset` ('cpu': documented CPU presets; 'full':
+    SAEBench's / sae-probes' default sizes), with the task or dataset lists overridden when given."""
+    if preset not in PRESETS:
+        raise EvalInputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    spec = _specs()[eval_name]
+    config = spec.cpu_preset(model_name) if preset == "cpu" else spec.config_class(model_name=model_name)
+    if eval_name == "ood" and ood_tasks is not None:
+        config.task_names = list(ood_tasks)
+    if eval_name == "sparse_probing" and sparse_probing_datasets is not None:
+        config.dataset_names = list(sparse_probing_datasets)
+    return config
+
+
+def _check_names(ood_tasks: Sequence[str] | None, datasets: Sequence[str] | None) -> None:
+    unknown_tasks = sorted(set(ood_tasks or ()) - set(OOD_TASKS))
+    if unknown_tasks:
+        raise EvalInputError(f"unknown OOD task(s) {unknown_tasks}; sae-probes ships {', '.join(OOD_TASKS)}")
+    unknown_datasets = sorted(set(datasets or ()) - set(list_probing_datasets()))
+    if unknown_datasets:
+        raise EvalInputError(
+            f"unknown sparse-probing dataset(s) {unknown_datasets}; see sae-probes' cleaned_data"
+        )
+
+
+def read_sae_sources(sae_paths: Sequence[str | Path], model_name: str | None = None) -> list[SaeSource]:
+    """Checked SAE sources with unique names (a folder name used twice gets its parent folder's name in front)."""
+    if not sae_paths:
+        raise EvalInputError("no SAE given")
+    sources = [read_sae_source(path, model_name) for path in sae_paths]
+    names = [source.name for source in sources]
+    return [
+        read_sae_source(source.path, model_name, f"{source.path.parent.name}_{source.name}")
+        if names.count(source.name) > 1
+        else source
+        for source in sources
+    ]
+
+
+def validate_inputs(
+    sae_paths: Sequence[str | Path],
+    evals: str | Sequence[str],
+    model_name: str | None = None,
+    ood_tasks: Sequence[str] | None = None,
+    sparse_probing_datasets: Sequence[str] | None = None,
+) -> tuple[list[SaeSource], list[str]]:
+    """Every check that needs no model weights: eval names, task/dataset names, SAE folders, and whether each
+    SAE's hook and width fit its model's configuration. Raises `EvalInputError` on the first problem."""
+    names = parse_eval_names(evals)
+    _check_names(ood_tasks, sparse_probing_datasets)
+    sources = read_sae_sources(sae_paths, model_name)
+    dims = {name: model_dimensions(name) for name in {source.model_name for source in sources}}
+    for source in sources:
+        check_sae_fits_model(source, dims[source.model_name])
+        if "absorption" in names:
+            check_absorption_hook(source.hook_name)
+    return sources, names
+
+
+def evaluate_saes(
+    sae_paths: Sequence[str | Path],
+    evals: str | Sequence[str] = EVAL_NAMES,
+    out_dir: str | Path = "eval_results",
+    preset: str = "cpu",
+    force: bool = False,
+    model_name: str | None = None,
+    device: str = "cpu",
+    ood_tasks: Sequence[str] | None = None,
+    sparse_probing_datasets: Sequence[str] | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Run `evals` on every SAE folder; returns (and writes to `<out_dir>/evaluation_summary.json`) a summary
+    `{sae name: {"path", "model_name", "hook_name", "evals": {eval: {"status", "result_path", "seconds",
+    "error"}}}}` with status 'done', 'skipped' (result already there, no `force`) or 'failed'.
+
+    All input is checked before any model is loaded (`validate_inputs`). The model is loaded once per model
+    name, and only if some SAE/eval pair still has to run; LLM activations are cached under `cache_dir`
+    (default `<out_dir>/cache`) and shared by all SAEs. A failing SAE or eval is recorded and the rest goes on.
+    """
+    sources, names = validate_inputs(sae_paths, evals, model_name, ood_tasks, sparse_probing_datasets)
+    make_config(names[0], sources[0].model_name, preset)  # checks the preset name before any work
+    out = Path(out_dir)
+    cache = str(Path(cache_dir) if cache_dir is not None else out / "cache")
+    summary: dict[str, dict[str, Any]] = {
+        source.name: {
+            "path": str(source.path),
+            "model_name": source.model_name,
+            "hook_name": source.hook_name,
+            "evals": {},
+        }
+        for source in sources
+    }
+    models = {name: LazyModel(name, "float32", device) for name in {source.model_name for source in sources}}
+    specs = _specs()
+    with tqdm(total=len(sources) * len(names), desc="SAE evals") as progress:
+        for source in sources:
+            sae = None
+            for eval_name in names:
+                progress.set_postfix_str(f"{source.name}: {eval_name}")
+                output_path = out / eval_name
+                result = Path(get_results_filepath(str(output_path), source.name, "custom_sae"))
+                record: dict[str, Any] = {"result_path": str(result)}
+                summary[source.name]["evals"][eval_name] = record
+                if is_complete_result(result) and not force:
+                    record["status"] = "skipped"
+                    progress.update()
+                    continue
+                error_path = result.with_name(result.name.replace("_eval_results.json", "_error.json"))
+                started = time.perf_counter()
+                try:
+                    sae = sae if sae is not None else load_sae(source, device)
+                    config = make_config(
+                        eval_name, source.model_name, preset, ood_tasks, sparse_probing_datasets
+                    )
+                    specs[eval_name].run_eval(
+                        config,
+                        [(source.name, sae)],
+                        device,
+                        str(output_path),
+                        force_rerun=force,
+                        model=models[source.model_name].get(),
+                        cache_path=cache,
+                    )
+                    record["status"] = "done"
+                    error_path.unlink(missing_ok=True)
+                except Exception as error:  # one failing pair must not lose the others' results
+                    record["status"] = "failed"
+                    record["error"] = f"{type(error).__name__}: {error}"
+                    write_json_atomic(
+                        error_path, {"error": record["error"], "traceback": traceback.format_exc()}
+                    )
+                    tqdm.write(f"{source.name} / {eval_name} failed: {record['error']}")
+                record["seconds"] = round(time.perf_counter() - started, 2)
+                write_json_atomic(out / SUMMARY_FILENAME, summary)
+                progress.update()
+    write_json_atomic(out / SUMMARY_FILENAME, summary)
+    return summary

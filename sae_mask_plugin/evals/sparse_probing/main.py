@@ -1,0 +1,152 @@
+"""Sparse probing offline: k-sparse probes on SAE latents vs. a dense probe on raw activations.
+
+The data are sae-probes' binary datasets (read offline by `embedded.probing_data`), the split, latent ranking
+and probes are sae-probes' functions (`evals.probing`), and activations come from the shared on-disk cache
+(`evals.activations`), so only the SAE-dependent work is repeated per SAE. The output follows SAEBench's
+`sparse_probing_sae_probes` format.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sae_bench.evals.sparse_probing_sae_probes.eval_output import (
+    SaeProbesLlmMetrics,
+    SaeProbesMetricCategories,
+    SaeProbesResultDetail,
+    SaeProbesSaeMetrics,
+)
+from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
+from sae_lens import SAE
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from sae_mask_plugin.embedded.probing_data import load_probing_dataset
+from sae_mask_plugin.evals.activations import ActivationCache
+from sae_mask_plugin.evals.common import LazyModel, encode, run_each_sae
+from sae_mask_plugin.evals.probing import balanced_split, fit_probe, probe_scores, rank_latents
+from sae_mask_plugin.evals.sparse_probing.eval_config import SparseProbingEvalConfig
+from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOutput
+
+
+def dataset_split(
+    model: HookedTransformer | None, cache: ActivationCache, dataset: str, config: SparseProbingEvalConfig
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+    """(x_train [n_train, d], y_train, x_test [n_test, d], y_test) of a dataset, activations from the cache."""
+    frame = load_probing_dataset(dataset)
+    y = frame["target"].to_numpy()
+    train, test = balanced_split(y, config.num_train, config.num_test, config.random_seed, dataset)
+    rows = np.concatenate([train, test])
+    x = cache.get(model, dataset, frame["prompt"].iloc[rows].tolist())
+    return x[: len(train)], y[train], x[len(train) :], y[test]
+
+
+def _top_k_fields(k: int, scores: dict[str, float]) -> dict[str, float]:
+    """SAEBench's fixed `sae_top_{k}_*` fields for this k (none when SAEBench has no field for it)."""
+    fields = {f"sae_top_{k}_{name}": value for name, value in scores.items()}
+    return {
+        name: value for name, value in fields.items() if name in SaeProbesResultDetail.__dataclass_fields__
+    }
+
+
+def evaluate_sae(
+    model: HookedTransformer | None,
+    sae: SAE,
+    sae_name: str,
+    config: SparseProbingEvalConfig,
+    cache: ActivationCache,
+) -> SparseProbingEvalOutput:
+    """Sparse probing of one SAE over `config.dataset_names`."""
+    details: list[SaeProbesResultDetail] = []
+    selected: dict[str, dict[int, list[int]]] = {}
+    dense_strength: dict[str, float] = {}
+    for dataset in tqdm(config.dataset_names, desc="sparse probing datasets", leave=False):
+        x_train, y_train, x_test, y_test = dataset_split(model, cache, dataset, config)
+        dense = fit_probe(x_train, y_train, x_test, y_test, "l2", config.random_seed)
+        dense_strength[dataset] = float(dense.classifier.C)
+        latents_train, latents_test = encode(sae, x_train), encode(sae, x_test)
+        order = rank_latents(latents_train, y_train)
+        by_k: dict[int, dict[str, float]] = {}
+        for k in config.ks:
+            top = order[:k]
+            probe = fit_probe(
+                latents_train[:, top],
+                y_train,
+                latents_test[:, top],
+                y_test,
+                config.reg_type,
+                config.random_seed,
+            )
+            by_k[k] = probe_scores(probe, latents_test[:, top], y_test)
+            selected.setdefault(dataset, {})[k] = top.tolist()
+        fixed = {
+            name: value for k, scores in by_k.items() for name, value in _top_k_fields(k, scores).items()
+        }
+        llm = {f"llm_{name}": value for name, value in probe_scores(dense, x_test, y_test).items()}
+        details.append(SaeProbesResultDetail(dataset_name=dataset, sae_metrics_by_k=by_k, **llm, **fixed))
+
+    def mean(values: list[float | None]) -> float | None:
+        present = [value for value in values if value is not None]
+        return statistics.mean(present) if present else None
+
+    mean_by_k = {
+        k: {
+            name: statistics.mean(d.sae_metrics_by_k[k][name] for d in details)
+            for name in details[0].sae_metrics_by_k[k]
+        }  # type: ignore[index]
+        for k in config.ks
+    }
+    sae_fields = {
+        name: mean([getattr(d, name) for d in details])
+        for name in SaeProbesSaeMetrics.__dataclass_fields__
+        if name.startswith("sae_top_")
+    }
+    llm_fields = {
+        name: mean([getattr(d, name) for d in details]) for name in SaeProbesLlmMetrics.__dataclass_fields__
+    }
+    return SparseProbingEvalOutput(
+        eval_config=config,
+        eval_id=get_eval_uuid(),
+        datetime_epoch_millis=int(datetime.now().timestamp() * 1000),
+        eval_result_metrics=SaeProbesMetricCategories(
+            llm=SaeProbesLlmMetrics(**llm_fields), sae=SaeProbesSaeMetrics(**sae_fields)
+        ),
+        eval_result_details=details,
+        sae_metrics_by_k=mean_by_k,
+        eval_result_unstructured={"dense_probe_C": dense_strength, "selected_latents": selected},
+        sae_bench_commit_hash=get_sae_bench_version(),
+        sae_lens_id="custom_sae",
+        sae_lens_release_id=sae_name,
+        sae_lens_version=get_sae_lens_version(),
+        sae_cfg_dict=sae.cfg.to_dict(),
+    )
+
+
+def run_eval(
+    config: SparseProbingEvalConfig,
+    selected_saes: list[tuple[str, SAE]],
+    device: str,
+    output_path: str,
+    force_rerun: bool = False,
+    model: HookedTransformer | None = None,
+    cache_path: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """SAEBench-style entry: sparse probing of each `(name, SAE)`, one JSON per SAE in `output_path`.
+
+    `model` defaults to `config.model_name` loaded offline-aware; activations are cached under `cache_path`
+    (default `<output_path>/cache`).
+    """
+    lazy = LazyModel(config.model_name, config.llm_dtype, device, model)
+    root = cache_path or Path(output_path) / "cache"
+
+    def evaluate(sae_name: str, sae: SAE) -> SparseProbingEvalOutput:
+        hook_name = sae.cfg.metadata.hook_name
+        cache = ActivationCache(root, config.model_name, hook_name, config.max_seq_len, config.llm_batch_size)
+        return evaluate_sae(lazy.get(), sae.to(device=device), sae_name, config, cache)
+
+    return run_each_sae(selected_saes, output_path, force_rerun, "sparse probing", evaluate)
