@@ -35,7 +35,7 @@ def _color_for_p(p: float, max_p: float) -> tuple[float, float, float, float]:
 
 def plot_absorption_vs_l0(records: list[RunRecord], path: Path) -> Path | None:
     """Mean absorption against L0, one point per SAE, baselines as squares and masked runs coloured by p."""
-    points = [r for r in records if {"l0", "mean_absorption_fraction"} <= r.metrics.keys()]
+    points = [r for r in records if {"l0", "mean_absorption_fraction_score"} <= r.metrics.keys()]
     if not points:
         return None
     max_p = max(r.mask_p for r in points)
@@ -44,7 +44,7 @@ def plot_absorption_vs_l0(records: list[RunRecord], path: Path) -> Path | None:
         group = [r for r in points if r.mask_p == p]
         axis.scatter(
             [r.metrics["l0"] for r in group],
-            [r.metrics["mean_absorption_fraction"] for r in group],
+            [r.metrics["mean_absorption_fraction_score"] for r in group],
             marker="s" if p == 0 else "o",
             color="black" if p == 0 else _color_for_p(p, max_p),
             label="baseline" if p == 0 else f"masked p={p:g}",

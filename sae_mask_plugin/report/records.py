@@ -31,8 +31,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("explained_variance", "explained variance", True, "core"),
     MetricSpec("mse", "MSE", False, "core"),
     MetricSpec("ce_loss_score", "CE loss recovered", True, "core"),
-    MetricSpec("mean_absorption_fraction", "mean absorption", False, "absorption"),
-    MetricSpec("mean_full_absorption", "full-absorption rate", False, "absorption"),
+    MetricSpec("mean_absorption_fraction_score", "mean absorption", False, "absorption"),
+    MetricSpec("mean_full_absorption_score", "full-absorption rate", False, "absorption"),
     MetricSpec("sae_top_1_test_accuracy", "sparse probing top-1 acc", True, "sparse_probing"),
     MetricSpec("sae_top_2_test_accuracy", "sparse probing top-2 acc", True, "sparse_probing"),
     MetricSpec("sae_top_5_test_accuracy", "sparse probing top-5 acc", True, "sparse_probing"),
@@ -41,7 +41,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("sae_id_accuracy", "OOD eval: SAE ID acc", True, "ood"),
     MetricSpec("sae_ood_accuracy", "OOD eval: SAE OOD acc", True, "ood"),
     MetricSpec("sae_ood_gap", "OOD gap (ID − OOD)", False, "ood"),
-    MetricSpec("sae_vs_oracle_ood_gap", "SAE − oracle OOD acc", True, "ood"),
+    MetricSpec("oracle_minus_sae_ood_accuracy", "oracle − SAE OOD acc", False, "ood"),
 )
 METRICS_BY_KEY = {spec.key: spec for spec in METRICS}
 

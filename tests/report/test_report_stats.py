@@ -72,7 +72,7 @@ def test_report_numbers_match_results_json(tmp_path):
                     p,
                     seed,
                     l0=16 + rng.normal(),
-                    mean_absorption_fraction=0.5 - p / 3 + 0.01 * rng.normal(),
+                    mean_absorption_fraction_score=0.5 - p / 3 + 0.01 * rng.normal(),
                     sae_ood_gap=0.1 + 0.02 * rng.normal(),
                 )
             )

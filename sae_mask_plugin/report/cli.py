@@ -1,0 +1,34 @@
+"""`sae-mask compare RUN_DIR... --out DIR`: the baseline-vs-masked report from trained and evaluated SAEs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sae_mask_plugin.report.build import build_report
+from sae_mask_plugin.report.collect import RunFolderError, collect_runs
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sae-mask compare",
+        description=(
+            "Build report.md, results.json and PNG plots comparing baseline and masked SAEs. Each RUN_DIR is "
+            "searched for saved SAE folders (trained by sae-mask train, a sweep, the Python API or plain "
+            "SAELens) and for the results `sae-mask eval` wrote. Baseline vs masked is read from each SAE's "
+            "masking metadata (none = baseline); masked runs pair with the baseline of the same seed and shape."
+        ),
+    )
+    parser.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="folders holding SAEs and eval results"
+    )
+    parser.add_argument("--out", required=True, help="folder for report.md, results.json and plots")
+    args = parser.parse_args(argv)
+    try:
+        records = collect_runs(args.run_dirs)
+    except RunFolderError as error:
+        print(f"sae-mask compare: {error}", file=sys.stderr)
+        return 2
+    files = build_report(records, args.out)
+    print(f"{len(records)} SAEs compared; report: {files.report}")
+    return 0

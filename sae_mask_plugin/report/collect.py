@@ -1,0 +1,82 @@
+"""Gather `RunRecord`s from run folders: saved SAE folders and the eval results `sae-mask eval` wrote for them.
+
+A run folder may hold SAE folders (any depth; a folder with SAELens's `cfg.json` and weights) and eval outputs
+(`evaluation_summary.json` beside SAEBench-layout result files `<eval>/<sae name>_custom_sae_eval_results.json`).
+Summaries are matched to SAE folders by path, or by folder name when a run folder was moved or gathered from
+several machines. Metrics are the flattened `eval_result_metrics` of every eval result.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
+
+from sae_mask_plugin.evals.runner import SUMMARY_FILENAME
+from sae_mask_plugin.report.records import RunRecord, read_sae_record
+
+
+class RunFolderError(ValueError):
+    """A run folder that does not exist or holds no SAE."""
+
+
+def find_sae_folders(root: Path) -> list[Path]:
+    """SAE folders under `root` (itself included), sorted; checkpoints are skipped."""
+    candidates = [root] if (root / SAE_CFG_FILENAME).is_file() else []
+    candidates += [path.parent for path in root.rglob(SAE_CFG_FILENAME)]
+    return sorted(
+        {
+            folder
+            for folder in candidates
+            if (folder / SAE_WEIGHTS_FILENAME).is_file() and "checkpoints" not in folder.parts
+        }
+    )
+
+
+def flatten_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """`{metric: value}` from a SAEBench result's `eval_result_metrics` (`{category: {metric: value}}`)."""
+    flat: dict[str, float] = {}
+    for category in (result.get("eval_result_metrics") or {}).values():
+        for metric, value in (category or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                flat[metric] = float(value)
+    return flat
+
+
+def _result_file(summary_path: Path, eval_name: str, record: dict[str, Any]) -> Path:
+    recorded = Path(record.get("result_path", ""))
+    return recorded if recorded.is_file() else summary_path.parent / eval_name / recorded.name
+
+
+def _metrics_by_sae_folder(roots: list[Path], sae_folders: list[Path]) -> dict[Path, dict[str, float]]:
+    by_name = {folder.name: folder for folder in sae_folders}
+    metrics: dict[Path, dict[str, float]] = {}
+    for root in roots:
+        for summary_path in sorted(root.rglob(SUMMARY_FILENAME)):
+            for sae_name, entry in json.loads(summary_path.read_text()).items():
+                recorded = Path(entry.get("path", ""))
+                folder = recorded if recorded in sae_folders else by_name.get(recorded.name or sae_name)
+                if folder is None:
+                    continue
+                for eval_name, record in entry.get("evals", {}).items():
+                    result = _result_file(summary_path, eval_name, record)
+                    if record.get("status") in {"done", "skipped"} and result.is_file():
+                        metrics.setdefault(folder, {}).update(flatten_metrics(json.loads(result.read_text())))
+    return metrics
+
+
+def collect_runs(run_dirs: list[str | Path]) -> list[RunRecord]:
+    """`RunRecord`s (settings + eval metrics) of every SAE under `run_dirs`."""
+    roots = [Path(path) for path in run_dirs]
+    missing = [str(path) for path in roots if not path.is_dir()]
+    if missing:
+        raise RunFolderError(f"not a folder: {', '.join(missing)}")
+    sae_folders = sorted({folder.resolve() for root in roots for folder in find_sae_folders(root)})
+    if not sae_folders:
+        raise RunFolderError(
+            f"no saved SAE (a folder with {SAE_CFG_FILENAME}) under {', '.join(map(str, roots))}"
+        )
+    metrics = _metrics_by_sae_folder([root.resolve() for root in roots], sae_folders)
+    return [read_sae_record(folder, metrics.get(folder)) for folder in sae_folders]
