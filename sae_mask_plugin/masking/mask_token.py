@@ -31,6 +31,9 @@ NEAR_ONE = 1.25
 """A special token within [1/NEAR_ONE, NEAR_ONE] is preferred to an ordinary token (the paper masks with a
 special token); otherwise the candidate closest to 1 wins."""
 
+MEASURE_CHUNK = 8
+"""Candidates measured per forward pass."""
+
 MEASURE_SEQUENCES = 4
 """Contexts of real text the default mask token is measured on (at most 128 tokens each)."""
 
@@ -137,18 +140,40 @@ def measure_mask_tokens(
         draw_mask((tokens.shape[0], tokens.shape[1]), p, generator=generator).to(tokens.device) & ~protected
     )
     clean = ~mask & ~protected
-    results = []
-    for token_id in candidate_ids:
-        norms = hook_norms(model, hook_name, torch.where(mask, torch.full_like(tokens, token_id), tokens))
-        results.append(
-            MaskTokenCandidate(
-                token_id=int(token_id),
-                token=str(tokenizer.convert_ids_to_tokens(int(token_id))),
-                special=int(token_id) in special,
-                norm_ratio=norm_ratio(norms.to(mask.device), mask, clean),
-            )
+    groups = _group_by_embedding(model, [int(i) for i in candidate_ids])
+    representatives = list(groups)
+    ratios: dict[int, float] = {}
+    for start in range(0, len(representatives), MEASURE_CHUNK):
+        chunk = representatives[start : start + MEASURE_CHUNK]
+        fill = torch.tensor(chunk, device=tokens.device).repeat_interleave(tokens.shape[0])[:, None]
+        batch = torch.where(mask.repeat(len(chunk), 1), fill, tokens.repeat(len(chunk), 1))
+        norms = hook_norms(model, hook_name, batch).to(mask.device).split(tokens.shape[0])
+        ratios.update(
+            {token_id: norm_ratio(n, mask, clean) for token_id, n in zip(chunk, norms, strict=True)}
         )
+    results = [
+        MaskTokenCandidate(
+            token_id=member,
+            token=str(tokenizer.convert_ids_to_tokens(member)),
+            special=member in special,
+            norm_ratio=ratios[representative],
+        )
+        for representative, members in groups.items()
+        for member in members
+    ]
     return sorted(results, key=lambda c: _distance_from_one(c.norm_ratio))
+
+
+def _group_by_embedding(model: HookedRootModule, token_ids: list[int]) -> dict[int, list[int]]:
+    """Candidates grouped by identical input embeddings (unused special tokens often share one), which give
+    identical activations: only the first of each group needs a forward pass."""
+    embedding = getattr(model, "W_E", None)
+    if embedding is None:
+        return {token_id: [token_id] for token_id in token_ids}
+    groups: dict[bytes, list[int]] = {}
+    for token_id in token_ids:
+        groups.setdefault(embedding[token_id].detach().cpu().numpy().tobytes(), []).append(token_id)
+    return {members[0]: members for members in groups.values()}
 
 
 def choose_mask_token(candidates: Sequence[MaskTokenCandidate]) -> MaskTokenCandidate:
