@@ -1,0 +1,171 @@
+"""Running a recipe: each group is one `MaskedMultiSAETrainingRunner` job, shards run in-process or as a SLURM job
+array through submitit; finished runs are skipped, then evals and the report run when the recipe asks.
+
+Output layout of `out_dir`:
+    saes/<run name>/          a SAELens SAE folder (masking metadata in cfg.json; runner_cfg.json of its group)
+    groups/<group name>/      the group's runner_cfg.json (SAEs are written here, then moved to saes/)
+    evals/<group name>/       `sae-mask eval` results of the group's SAEs (SAEBench layout)
+    evals/scr, evals/tpp      SAEBench SCR / TPP results, or scr_tpp_status.json saying why they did not run
+    report/                   `sae-mask compare` report, once every run of the grid is done
+    submitit/                 submitit's job files and logs (`--launcher submitit`)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from safetensors import SafetensorError
+from sae_lens import SAE
+from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
+
+from sae_mask_plugin.embedded.corpus import load_embedded_corpus
+from sae_mask_plugin.sweep.plan import Group, Shard, plan
+from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
+from sae_mask_plugin.sweep.saebench import run_scr_and_tpp
+from sae_mask_plugin.training.runner import MaskedMultiSAETrainingRunner
+
+Launcher = Literal["local", "submitit"]
+LAUNCHERS: tuple[str, ...] = get_args(Launcher)
+
+
+def sae_dir(out_dir: str | Path, run: Run) -> Path:
+    """Where a run's SAE is saved."""
+    return Path(out_dir) / "saes" / run.name
+
+
+def is_finished(path: str | Path) -> bool:
+    """Whether `path` is a saved SAE folder that stock SAELens loads."""
+    if not (Path(path) / SAE_CFG_FILENAME).is_file():
+        return False
+    try:
+        SAE.load_from_disk(str(path), device="cpu")
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
+        return False
+    return True
+
+
+def train_group(recipe: Recipe, group: Group, out_dir: str | Path) -> list[Path]:
+    """Train the group's unfinished runs from one masked LLM pass; returns every run's SAE folder."""
+    out = Path(out_dir)
+    pending = tuple(run for run in group.runs if not is_finished(sae_dir(out, run)))
+    if pending:
+        staging = out / "groups" / group.name
+        cfg = replace(group, runs=pending).runner_config(
+            recipe, output_path=str(staging), checkpoint_path=str(out / "checkpoints" / group.name)
+        )
+        dataset = (
+            load_embedded_corpus(seed=group.seed, show_progress=False)
+            if recipe.dataset == EMBEDDED_DATASET
+            else None
+        )
+        MaskedMultiSAETrainingRunner(cfg, override_dataset=dataset).run()
+        for run in pending:
+            target = sae_dir(out, run)
+            shutil.copy2(staging / RUNNER_CFG_FILENAME, staging / run.name / RUNNER_CFG_FILENAME)
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / run.name, target)
+    return [sae_dir(out, run) for run in group.runs]
+
+
+def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_dir: str | Path) -> None:
+    """Run the recipe's evals on a group's SAEs (finished evals are skipped by the evals themselves)."""
+    evals_dir = Path(out_dir) / "evals"
+    internal = [name for name in recipe.evals if name not in EXTERNAL_EVALS]
+    if internal:
+        from sae_mask_plugin.evals import evaluate_saes
+
+        evaluate_saes(
+            sae_paths,
+            internal,
+            out_dir=evals_dir / group.name,
+            preset=recipe.eval_preset,
+            device=recipe.device,
+            cache_dir=evals_dir / "cache",
+        )
+    external = [name for name in recipe.evals if name in EXTERNAL_EVALS]
+    if external:
+        run_scr_and_tpp(sae_paths, external, recipe.model_name, evals_dir, recipe.device)
+
+
+def build_report_if_complete(recipe: Recipe, out_dir: str | Path) -> Path | None:
+    """Write `report/` (as `sae-mask compare` does) when every run of the grid is finished; else None."""
+    out = Path(out_dir)
+    if not recipe.report or not all(is_finished(sae_dir(out, run)) for run in recipe.runs):
+        return None
+    from sae_mask_plugin.report import build_report, collect_runs
+
+    roots = [out / "saes"] + ([out / "evals"] if (out / "evals").is_dir() else [])
+    return build_report(collect_runs(roots), out / "report").report
+
+
+def run_shard(recipe: Recipe, out_dir: str | Path, shard: Shard | None = None) -> list[Path]:
+    """Train (and evaluate) the groups of `shard` (all groups when None) in this process; returns their SAE
+    folders. The shard that completes the grid also writes the report."""
+    paths: list[Path] = []
+    for group in shard.select(plan(recipe)) if shard is not None else plan(recipe):
+        group_paths = train_group(recipe, group, out_dir)
+        if recipe.evals:
+            evaluate_group(recipe, group, group_paths, out_dir)
+        paths += group_paths
+    build_report_if_complete(recipe, out_dir)
+    return paths
+
+
+def submit_shards(
+    recipe: Recipe,
+    out_dir: str | Path,
+    n_shards: int | None = None,
+    cluster: str | None = None,
+    slurm_overrides: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """Submit the grid as a job array of `n_shards` tasks (default: one per group) through
+    `submitit.AutoExecutor`; `cluster` is `slurm`, `local` or `debug` (None: detected). Returns the jobs."""
+    import submitit
+
+    groups = plan(recipe)
+    count = n_shards or len(groups)
+    Shard(0, count)  # validates count
+    slurm = replace(recipe.slurm, **(slurm_overrides or {}))
+    executor = submitit.AutoExecutor(folder=Path(out_dir) / "submitit", cluster=cluster)
+    executor.update_parameters(name=f"sae-mask-{recipe.name}", **slurm.executor_parameters())
+    shards = [Shard(index, count) for index in range(count)]
+    return executor.map_array(run_shard, [recipe] * count, [Path(out_dir)] * count, shards)
+
+
+def run_recipe(
+    recipe_or_path: Recipe | str | Path,
+    out_dir: str | Path,
+    shard: Shard | str | None = None,
+    launcher: Launcher = "local",
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    n_shards: int | None = None,
+    cluster: str | None = None,
+) -> list[Path]:
+    """Run a recipe (or its shard `i/n` with the local launcher) and return the SAE folders it covers.
+
+    `launcher="submitit"` submits every shard as one job array task, waits for all, and returns every SAE folder.
+    `overrides` sets dotted recipe keys (e.g. `{"runner.device": "cuda"}`) when a path or name is given.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)}; got {launcher!r}")
+    if isinstance(recipe_or_path, Recipe):
+        if overrides:
+            raise ValueError("overrides apply to a recipe file; edit the Recipe object instead")
+        recipe = recipe_or_path
+    else:
+        recipe = load_recipe(recipe_or_path, overrides)
+    if isinstance(shard, str):
+        shard = Shard.parse(shard)
+    if launcher == "local":
+        return run_shard(recipe, out_dir, shard)
+    if shard is not None:
+        raise ValueError("--shard picks one machine's share; with the submitit launcher use n_shards")
+    jobs = submit_shards(recipe, out_dir, n_shards, cluster)
+    return [path for job in jobs for path in job.result()]

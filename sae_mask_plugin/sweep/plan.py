@@ -1,0 +1,186 @@
+"""Planning a recipe: runs grouped into jobs that share one masked LLM pass, shards, and the dry-run summary."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sae_lens import LoggingConfig
+
+from sae_mask_plugin.masking.config import MaskingConfig
+from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, Recipe, RecipeError, Run
+from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
+
+DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+SAE_STATE_COPIES = 4
+"""Weights, gradients and Adam's two moments, per SAE parameter."""
+SAE_ACTIVATION_COPIES = 4
+"""Latent-sized tensors per training token alive at once (pre-activations, activations, their gradients)."""
+GIB = 2**30
+
+
+class ShardSpecError(ValueError):
+    """A `--shard i/n` that names no share of the grid."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Share `index` of `count` (0-based): every `count`-th group of the plan, starting at `index`."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ShardSpecError(
+                f"shard {self.index}/{self.count} does not exist: use i/n with n >= 1 and 0 <= i < n "
+                f"(e.g. 0/{max(self.count, 2)})"
+            )
+
+    @classmethod
+    def parse(cls, spec: str) -> Shard:
+        """Read `i/n`, e.g. `0/4` for the first of four shares."""
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
+        if match is None:
+            raise ShardSpecError(f"shard spec {spec!r} is not of the form i/n (e.g. 0/4)")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def select(self, groups: Sequence[Group]) -> list[Group]:
+        """This shard's groups: a deterministic share of the whole plan (finished or not)."""
+        return list(groups[self.index :: self.count])
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Rough peak memory of one job, in GiB, on the training device."""
+
+    llm: float | None
+    buffer: float
+    saes: float
+
+    @property
+    def total(self) -> float:
+        return (self.llm or 0.0) + self.buffer + self.saes
+
+    def describe(self) -> str:
+        llm = "LLM not counted (set model_params)" if self.llm is None else f"LLM {self.llm:.2f}"
+        return f"~{self.total:.2f} GiB ({llm} + buffer {self.buffer:.2f} + SAEs {self.saes:.2f})"
+
+
+@dataclass(frozen=True)
+class Group:
+    """One job: SAEs that train together from one masked LLM pass (same masking, seed and data order)."""
+
+    name: str
+    masking: MaskingConfig
+    seed: int
+    runs: tuple[Run, ...]
+
+    def runner_config(
+        self, recipe: Recipe, output_path: str | None = None, checkpoint_path: str | None = None
+    ) -> MaskedMultiSAETrainingRunnerConfig:
+        """The SAELens multi-SAE runner config of this job (W&B off unless `runner.logger` turns it on)."""
+        settings = dict(recipe.runner)
+        try:
+            logger = LoggingConfig(
+                **{"log_to_wandb": False, **settings.pop("logger", {}), "run_name": f"{recipe.name}-{self.name}"}
+            )
+            return MaskedMultiSAETrainingRunnerConfig(
+                saes={run.name: run.sae for run in self.runs},
+                hook_names=recipe.hook_name,
+                model_name=recipe.model_name,
+                model_class_name=recipe.model_class_name,
+                dataset_path="" if recipe.dataset == EMBEDDED_DATASET else recipe.dataset,
+                training_tokens=recipe.training_tokens,
+                seed=self.seed,
+                masking=self.masking,
+                output_path=output_path,
+                checkpoint_path=checkpoint_path,
+                logger=logger,
+                **settings,
+            )
+        except (TypeError, ValueError) as error:
+            raise RecipeError(f"runner settings of group {self.name}: {error}") from error
+
+    def memory(self, recipe: Recipe) -> MemoryEstimate:
+        """Rough peak memory: LLM weights + activation buffer + SAE training state and latent activations."""
+        cfg = self.runner_config(recipe)
+        act_bytes = DTYPE_BYTES.get(cfg.dtype, 4)
+        llm_dtype = str((cfg.model_from_pretrained_kwargs or {}).get("dtype", "float32"))
+        llm = None if recipe.model_params is None else recipe.model_params * DTYPE_BYTES.get(llm_dtype, 4)
+        buffer = cfg.n_batches_in_buffer * cfg.store_batch_size_prompts * cfg.context_size * recipe.d_in * act_bytes
+        saes = sum(
+            (2 * run.sae.d_in * run.sae.d_sae + run.sae.d_sae + run.sae.d_in)
+            * SAE_STATE_COPIES
+            * DTYPE_BYTES.get(run.sae.dtype, 4)
+            + cfg.train_batch_size_tokens * run.sae.d_sae * SAE_ACTIVATION_COPIES * 4
+            for run in self.runs
+        )
+        return MemoryEstimate(None if llm is None else llm / GIB, buffer / GIB, saes / GIB)
+
+
+def plan(recipe: Recipe) -> list[Group]:
+    """Group the recipe's runs by shared LLM pass (in grid order), split by `max_saes_per_job`; every job's
+    SAELens config is built and checked."""
+    by_key: dict[tuple[str, int], list[Run]] = {}
+    for run in recipe.runs:
+        by_key.setdefault(run.group_key, []).append(run)
+    groups: list[Group] = []
+    for runs in by_key.values():
+        name = f"{runs[0].masking_tag}-s{runs[0].seed}"
+        size = recipe.max_saes_per_job or len(runs)
+        chunks = [tuple(runs[start : start + size]) for start in range(0, len(runs), size)]
+        for part, chunk in enumerate(chunks):
+            label = name if len(chunks) == 1 else f"{name}-part{part}"
+            groups.append(Group(label, runs[0].masking, runs[0].seed, chunk))
+    for group in groups:
+        group.runner_config(recipe)
+    return groups
+
+
+def pending_group(group: Group, is_done: Callable[[Run], bool]) -> Group | None:
+    """The group without its finished runs; None when every run is finished."""
+    pending = tuple(run for run in group.runs if not is_done(run))
+    return replace(group, runs=pending) if pending else None
+
+
+def format_plan(
+    recipe: Recipe,
+    groups: Sequence[Group],
+    shard: Shard | None = None,
+    is_done: Callable[[Run], bool] | None = None,
+) -> str:
+    """The dry-run plan: groups (one LLM pass each) with tokens and memory, their runs, and totals."""
+    selected = shard.select(groups) if shard is not None else list(groups)
+    n_runs = sum(len(group.runs) for group in selected)
+    tokens = recipe.training_tokens
+    data = "embedded corpus" if recipe.dataset == EMBEDDED_DATASET else recipe.dataset
+    lines = [
+        f"recipe {recipe.name}: {recipe.description}".rstrip(": "),
+        f"model {recipe.model_name}, hook {recipe.hook_name} (d_in {recipe.d_in}), data {data}, "
+        f"{tokens:,} training tokens per run, device {recipe.device}",
+        f"{len(recipe.runs)} runs in {len(groups)} groups (one masked LLM pass each)"
+        + (f"; shard {shard}: {len(selected)} groups, {n_runs} runs" if shard is not None else ""),
+        "",
+    ]
+    for group in selected:
+        lines.append(f"group {group.name}: {len(group.runs)} SAEs, {group.memory(recipe).describe()}")
+        for run in group.runs:
+            status = "" if is_done is None else ("  [done]" if is_done(run) else "  [todo]")
+            lines.append(f"  {run.name}{status}")
+    peak = max((group.memory(recipe).total for group in selected), default=0.0)
+    lines += [
+        "",
+        f"total: {len(selected) * tokens:,} LLM tokens, {n_runs * tokens:,} SAE training tokens, "
+        f"peak memory per job ~{peak:.2f} GiB",
+    ]
+    if recipe.evals:
+        lines.append(f"then evals: {', '.join(recipe.evals)} (preset {recipe.eval_preset})")
+    if recipe.report:
+        lines.append("then the comparison report once every run of the grid is done")
+    return "\n".join(lines)
