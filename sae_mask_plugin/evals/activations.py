@@ -95,7 +95,7 @@ class ActivationCache:
         folder = self.root / "activations" / path_safe(self.model_name) / path_safe(self.hook_name)
         return folder / f"{path_safe(dataset)}-{key}.pt"
 
-    def get(self, model: HookedTransformer, dataset: str, texts: Sequence[str]) -> torch.Tensor:
+    def get(self, model: HookedTransformer | None, dataset: str, texts: Sequence[str]) -> torch.Tensor:
         """Activations of `texts` [len(texts), d_hook]: from disk, else computed with `model` and stored."""
         path = self.path(dataset, texts)
         if path.is_file():
@@ -105,6 +105,10 @@ class ActivationCache:
                     return cached
             except (RuntimeError, OSError, EOFError):
                 pass
+        if model is None:
+            raise ValueError(
+                f"activations of {dataset!r} at {self.hook_name!r} are not cached and no model was given"
+            )
         activations = last_token_activations(model, self.hook_name, texts, self.max_seq_len, self.batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,21 +93,25 @@ def make_config(
     spec = _specs()[eval_name]
     config = spec.cpu_preset(model_name) if preset == "cpu" else spec.config_class(model_name=model_name)
     if eval_name == "ood" and ood_tasks is not None:
-        config.task_names = list(ood_tasks)
+        config = replace(config, task_names=list(ood_tasks))
     if eval_name == "sparse_probing" and sparse_probing_datasets is not None:
-        config.dataset_names = list(sparse_probing_datasets)
+        config = replace(config, dataset_names=list(sparse_probing_datasets))
     return config
 
 
-def _check_names(ood_tasks: Sequence[str] | None, datasets: Sequence[str] | None) -> None:
-    unknown_tasks = sorted(set(ood_tasks or ()) - set(OOD_TASKS))
-    if unknown_tasks:
-        raise EvalInputError(f"unknown OOD task(s) {unknown_tasks}; sae-probes ships {', '.join(OOD_TASKS)}")
-    unknown_datasets = sorted(set(datasets or ()) - set(list_probing_datasets()))
-    if unknown_datasets:
-        raise EvalInputError(
-            f"unknown sparse-probing dataset(s) {unknown_datasets}; see sae-probes' cleaned_data"
-        )
+def _check_config_names(configs: dict[str, Any]) -> None:
+    """Task and dataset names of the chosen configs must be ones sae-probes ships."""
+    if "ood" in configs:
+        config = configs["ood"]
+        unknown = sorted(set(config.task_names) - set(OOD_TASKS))
+        if unknown:
+            raise EvalInputError(f"unknown OOD task(s) {unknown}; sae-probes ships {', '.join(OOD_TASKS)}")
+        if config.headline_k not in config.ks:
+            raise EvalInputError(f"OOD headline_k {config.headline_k} is not one of ks {config.ks}")
+    if "sparse_probing" in configs:
+        unknown = sorted(set(configs["sparse_probing"].dataset_names) - set(list_probing_datasets()))
+        if unknown:
+            raise EvalInputError(f"unknown sparse-probing dataset(s) {unknown}; see sae-probes' cleaned_data")
 
 
 def read_sae_sources(sae_paths: Sequence[str | Path], model_name: str | None = None) -> list[SaeSource]:
@@ -128,20 +132,28 @@ def validate_inputs(
     sae_paths: Sequence[str | Path],
     evals: str | Sequence[str],
     model_name: str | None = None,
+    preset: str = "cpu",
     ood_tasks: Sequence[str] | None = None,
     sparse_probing_datasets: Sequence[str] | None = None,
-) -> tuple[list[SaeSource], list[str]]:
-    """Every check that needs no model weights: eval names, task/dataset names, SAE folders, and whether each
-    SAE's hook and width fit its model's configuration. Raises `EvalInputError` on the first problem."""
-    names = parse_eval_names(evals)
-    _check_names(ood_tasks, sparse_probing_datasets)
+    configs: dict[str, Any] | None = None,
+) -> tuple[list[SaeSource], dict[str, Any]]:
+    """Every check that needs no model weights: eval, preset, task and dataset names, SAE folders, and whether
+    each SAE's hook and width fit its model's configuration. Returns the SAE sources and the config of each
+    eval (from `configs`, else from `make_config`); raises `EvalInputError` on the first problem."""
+    chosen = {
+        name: configs[name]
+        if configs and name in configs
+        else make_config(name, "", preset, ood_tasks, sparse_probing_datasets)
+        for name in parse_eval_names(evals)
+    }
+    _check_config_names(chosen)
     sources = read_sae_sources(sae_paths, model_name)
     dims = {name: model_dimensions(name) for name in {source.model_name for source in sources}}
     for source in sources:
         check_sae_fits_model(source, dims[source.model_name])
-        if "absorption" in names:
+        if "absorption" in chosen:
             check_absorption_hook(source.hook_name)
-    return sources, names
+    return sources, chosen
 
 
 def evaluate_saes(
@@ -155,6 +167,7 @@ def evaluate_saes(
     ood_tasks: Sequence[str] | None = None,
     sparse_probing_datasets: Sequence[str] | None = None,
     cache_dir: str | Path | None = None,
+    configs: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run `evals` on every SAE folder; returns (and writes to `<out_dir>/evaluation_summary.json`) a summary
     `{sae name: {"path", "model_name", "hook_name", "evals": {eval: {"status", "result_path", "seconds",
@@ -163,9 +176,12 @@ def evaluate_saes(
     All input is checked before any model is loaded (`validate_inputs`). The model is loaded once per model
     name, and only if some SAE/eval pair still has to run; LLM activations are cached under `cache_dir`
     (default `<out_dir>/cache`) and shared by all SAEs. A failing SAE or eval is recorded and the rest goes on.
+    `configs` maps eval names to explicit config objects used instead of the preset's (their `model_name` is
+    replaced by each SAE's model).
     """
-    sources, names = validate_inputs(sae_paths, evals, model_name, ood_tasks, sparse_probing_datasets)
-    make_config(names[0], sources[0].model_name, preset)  # checks the preset name before any work
+    sources, eval_configs = validate_inputs(
+        sae_paths, evals, model_name, preset, ood_tasks, sparse_probing_datasets, configs
+    )
     out = Path(out_dir)
     cache = str(Path(cache_dir) if cache_dir is not None else out / "cache")
     summary: dict[str, dict[str, Any]] = {
@@ -179,10 +195,10 @@ def evaluate_saes(
     }
     models = {name: LazyModel(name, "float32", device) for name in {source.model_name for source in sources}}
     specs = _specs()
-    with tqdm(total=len(sources) * len(names), desc="SAE evals") as progress:
+    with tqdm(total=len(sources) * len(eval_configs), desc="SAE evals") as progress:
         for source in sources:
             sae = None
-            for eval_name in names:
+            for eval_name, base_config in eval_configs.items():
                 progress.set_postfix_str(f"{source.name}: {eval_name}")
                 output_path = out / eval_name
                 result = Path(get_results_filepath(str(output_path), source.name, "custom_sae"))
@@ -196,11 +212,8 @@ def evaluate_saes(
                 started = time.perf_counter()
                 try:
                     sae = sae if sae is not None else load_sae(source, device)
-                    config = make_config(
-                        eval_name, source.model_name, preset, ood_tasks, sparse_probing_datasets
-                    )
                     specs[eval_name].run_eval(
-                        config,
+                        replace(base_config, model_name=source.model_name),
                         [(source.name, sae)],
                         device,
                         str(output_path),

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -320,7 +320,7 @@ def resolve_config(config: AbsorptionEvalConfig, model: HookedTransformer) -> Ab
     if config.prompt_token_pos is not None:
         return config
     position = word_token_position(model.tokenizer, config.prompt_template)  # type: ignore[arg-type]
-    return AbsorptionEvalConfig(**{**asdict(config), "prompt_token_pos": position})
+    return replace(config, prompt_token_pos=position)
 
 
 def run_eval(

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from sae_bench.evals.core.eval_output import (
-    CoreEvalOutput,
     CoreMetricCategories,
     MiscMetrics,
     ModelBehaviorPreservationMetrics,
@@ -37,6 +36,7 @@ from transformer_lens import HookedTransformer
 from sae_mask_plugin.embedded.probing_data import held_out_texts
 from sae_mask_plugin.evals.common import LazyModel, run_each_sae
 from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
+from sae_mask_plugin.evals.core.eval_output import CoreEvalOutput
 
 
 class HeldOutTokens:

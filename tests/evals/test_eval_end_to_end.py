@@ -1,0 +1,234 @@
+"""Each eval end to end on a small real SAE on the embedded default, with tiny settings.
+
+Probe accuracies are checked against an independent scikit-learn `LogisticRegression` on activations the test
+computes itself with plain TransformerLens, and every JSON is validated against its output class (schema).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import TypeAdapter
+from sae_probes.utils_data import get_train_test_indices
+from sklearn.linear_model import LogisticRegression
+
+from sae_mask_plugin.embedded.probing_data import load_ood_task, load_probing_dataset
+from sae_mask_plugin.evals.absorption.eval_config import AbsorptionEvalConfig
+from sae_mask_plugin.evals.absorption.eval_output import AbsorptionEvalOutput
+from sae_mask_plugin.evals.absorption.main import run_eval as run_absorption
+from sae_mask_plugin.evals.activations import ActivationCache
+from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
+from sae_mask_plugin.evals.core.eval_output import CoreEvalOutput
+from sae_mask_plugin.evals.core.main import HeldOutTokens
+from sae_mask_plugin.evals.core.main import run_eval as run_core
+from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
+from sae_mask_plugin.evals.ood_probing.eval_output import OodProbingEvalOutput
+from sae_mask_plugin.evals.ood_probing.main import run_eval as run_ood
+from sae_mask_plugin.evals.sparse_probing.eval_config import SparseProbingEvalConfig
+from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOutput
+from sae_mask_plugin.evals.sparse_probing.main import run_eval as run_sparse_probing
+
+pytestmark = pytest.mark.slow
+
+MODEL = "SmolLM2-135M-Instruct"
+HOOK = "blocks.12.hook_resid_post"
+SEED = 42
+TINY_OOD = OodProbingEvalConfig(
+    model_name=MODEL,
+    task_names=["5_hist_fig_ismale", "87_glue_cola"],
+    num_train=64,
+    num_id_test=32,
+    num_ood_test=40,
+    ks=[1, 4],
+    headline_k=4,
+    max_seq_len=128,
+)
+TINY_SPARSE = SparseProbingEvalConfig(
+    model_name=MODEL,
+    dataset_names=["113_movie_sent", "36_sciq_tf"],
+    num_train=64,
+    num_test=40,
+    ks=[1, 2, 5],
+    max_seq_len=128,
+)
+
+
+def _result(output_dir: Path, sae_name: str = "ref") -> dict:
+    return json.loads((output_dir / f"{sae_name}_custom_sae_eval_results.json").read_text())
+
+
+@torch.no_grad()
+def _independent_activations(model, texts: list[str]) -> torch.Tensor:
+    """Last-token activations, one text at a time, BOS prepended by TransformerLens: [len(texts), d_model]."""
+    rows = []
+    for text in texts:
+        _, cache = model.run_with_cache(model.to_tokens(text), names_filter=[HOOK], stop_at_layer=13)
+        rows.append(cache[HOOK][0, -1])
+    return torch.stack(rows)
+
+
+def _sklearn_accuracy(
+    c: float, x_train, y_train, evaluations: list[tuple[torch.Tensor, np.ndarray]]
+) -> list[float]:
+    probe = LogisticRegression(C=c, max_iter=1000, random_state=SEED).fit(x_train.numpy(), y_train)
+    return [probe.score(x.numpy(), y) for x, y in evaluations]
+
+
+def test_ood_probing(embedded_model, reference_sae, eval_cache, tmp_path):
+    run_ood(
+        TINY_OOD,
+        [("ref", reference_sae)],
+        "cpu",
+        str(tmp_path),
+        model=embedded_model,
+        cache_path=str(eval_cache),
+    )
+    data = _result(tmp_path)
+    output = TypeAdapter(OodProbingEvalOutput).validate_python(data)
+    assert output.eval_config == TINY_OOD
+    assert [d.task_name for d in output.eval_result_details] == TINY_OOD.task_names
+    cache = ActivationCache(eval_cache, MODEL, HOOK, TINY_OOD.max_seq_len, TINY_OOD.llm_batch_size)
+    for detail in output.eval_result_details:
+        in_distribution, ood = load_ood_task(detail.task_name)
+        y = in_distribution["target"].to_numpy()
+        train, test = get_train_test_indices(y, 64, 32, pos_ratio=0.5, seed=SEED)
+        ood_rows = np.sort(np.random.RandomState(SEED).choice(len(ood), 40, replace=False))
+        id_texts = in_distribution["prompt"].iloc[np.concatenate([train, test])].tolist()
+        ood_texts = ood["prompt"].iloc[ood_rows].tolist()
+        x_id, x_ood = (
+            _independent_activations(embedded_model, id_texts),
+            _independent_activations(embedded_model, ood_texts),
+        )
+        # the eval's cached activations are these activations (batched, padded) ...
+        torch.testing.assert_close(cache.get(None, detail.task_name, id_texts), x_id, rtol=1e-3, atol=1e-3)
+        # ... and its oracle accuracies are scikit-learn's on them
+        id_accuracy, ood_accuracy = _sklearn_accuracy(
+            detail.oracle_C,
+            x_id[:64],
+            y[train],
+            [(x_id[64:], y[test]), (x_ood, ood["target"].to_numpy()[ood_rows])],
+        )
+        assert detail.oracle_id_accuracy == pytest.approx(id_accuracy, abs=0.01)
+        assert detail.oracle_ood_accuracy == pytest.approx(ood_accuracy, abs=0.01)
+        assert detail.oracle_ood_gap == pytest.approx(detail.oracle_id_accuracy - detail.oracle_ood_accuracy)
+        for k, metrics in detail.sae_metrics_by_k.items():
+            assert 0.0 <= metrics["sae_ood_accuracy"] <= 1.0
+            assert metrics["oracle_minus_sae_ood_accuracy"] == pytest.approx(
+                detail.oracle_ood_accuracy - metrics["sae_ood_accuracy"]
+            ), k
+    headline = output.sae_metrics_by_k[4]  # type: ignore[index]
+    assert output.eval_result_metrics.sae.sae_ood_accuracy == pytest.approx(headline["sae_ood_accuracy"])
+    assert output.eval_result_metrics.oracle.oracle_ood_accuracy == pytest.approx(
+        np.mean([d.oracle_ood_accuracy for d in output.eval_result_details])
+    )
+
+
+def test_sparse_probing(embedded_model, reference_sae, eval_cache, tmp_path):
+    run_sparse_probing(
+        TINY_SPARSE,
+        [("ref", reference_sae)],
+        "cpu",
+        str(tmp_path),
+        model=embedded_model,
+        cache_path=str(eval_cache),
+    )
+    data = _result(tmp_path)
+    output = TypeAdapter(SparseProbingEvalOutput).validate_python(data)
+    dense_c = data["eval_result_unstructured"]["dense_probe_C"]
+    selected = data["eval_result_unstructured"]["selected_latents"]
+    for detail in output.eval_result_details:
+        frame = load_probing_dataset(detail.dataset_name)
+        y = frame["target"].to_numpy()
+        train, test = get_train_test_indices(y, 64, 40, pos_ratio=0.5, seed=SEED)
+        x = _independent_activations(
+            embedded_model, frame["prompt"].iloc[np.concatenate([train, test])].tolist()
+        )
+        (accuracy,) = _sklearn_accuracy(dense_c[detail.dataset_name], x[:64], y[train], [(x[64:], y[test])])
+        assert detail.llm_test_accuracy == pytest.approx(accuracy, abs=0.01)
+        assert set(detail.sae_metrics_by_k) == {1, 2, 5}  # type: ignore[arg-type]
+        assert detail.sae_top_5_test_accuracy == detail.sae_metrics_by_k[5]["test_accuracy"]  # type: ignore[index]
+        latents = selected[detail.dataset_name]
+        assert [len(latents[str(k)]) for k in (1, 2, 5)] == [1, 2, 5]
+        assert latents["5"][:2] == latents["2"]  # one ranking, cut at each k
+    assert output.eval_result_metrics.llm.llm_test_accuracy == pytest.approx(
+        np.mean([d.llm_test_accuracy for d in output.eval_result_details])
+    )
+    # a second run with the same data reuses the cached activations: no model needed
+    run_sparse_probing(
+        TINY_SPARSE, [("again", reference_sae)], "cpu", str(tmp_path), model=None, cache_path=str(eval_cache)
+    )
+    assert _result(tmp_path, "again")["eval_result_details"] == data["eval_result_details"]
+
+
+def test_absorption(embedded_model, reference_sae, eval_cache, tmp_path):
+    config = AbsorptionEvalConfig(
+        model_name=MODEL, words_per_letter=20, llm_batch_size=32, min_feats_for_eval=1
+    )
+    run_absorption(
+        config,
+        [("ref", reference_sae)],
+        "cpu",
+        str(tmp_path / "a"),
+        model=embedded_model,
+        cache_path=str(eval_cache),
+    )
+    output = TypeAdapter(AbsorptionEvalOutput).validate_python(_result(tmp_path / "a"))
+    assert output.eval_config.prompt_token_pos == -6  # computed from SmolLM2's tokenizer
+    found = output.eval_result_metrics.first_letter_features
+    assert found.absorption_evaluated and found.status == "evaluated"
+    probe_f1 = output.eval_result_unstructured["probe_f1_by_letter"]
+    assert found.num_letters_with_probe_feature == sum(f1 > 0.6 for f1 in probe_f1.values()) >= 1
+    letters = {d.first_letter for d in output.eval_result_details}
+    assert letters and letters <= {letter for letter, f1 in probe_f1.items() if f1 > 0.6}
+    assert 0.0 <= output.eval_result_metrics.mean.mean_absorption_fraction_score <= 1.0  # type: ignore[operator]
+    # every artifact is under the cache folder, none in the working directory
+    assert not Path("artifacts").exists()
+    assert list(Path(eval_cache, "absorption").rglob("probe.pth"))
+
+    # the same probes demanding more letters than exist: an explicit "not evaluated" result, not a crash or {}
+    strict = AbsorptionEvalConfig(
+        model_name=MODEL, words_per_letter=20, llm_batch_size=32, min_feats_for_eval=27
+    )
+    run_absorption(
+        strict,
+        [("ref", reference_sae)],
+        "cpu",
+        str(tmp_path / "b"),
+        model=embedded_model,
+        cache_path=str(eval_cache),
+    )
+    data = _result(tmp_path / "b")
+    TypeAdapter(AbsorptionEvalOutput).validate_python(data)
+    assert data["eval_result_metrics"]["first_letter_features"]["absorption_evaluated"] is False
+    assert "not evaluated" in data["eval_result_metrics"]["first_letter_features"]["status"]
+    assert data["eval_result_metrics"]["mean"]["mean_absorption_fraction_score"] is None
+    assert data["eval_result_details"] == []
+
+
+def test_core(embedded_model, reference_sae, tmp_path):
+    config = CoreEvalConfig(
+        model_name=MODEL,
+        batch_size_prompts=4,
+        context_size=64,
+        n_eval_reconstruction_batches=1,
+        n_eval_sparsity_variance_batches=2,
+    )
+    run_core(config, [("ref", reference_sae)], "cpu", str(tmp_path), model=embedded_model)
+    output = TypeAdapter(CoreEvalOutput).validate_python(_result(tmp_path))
+    metrics = output.eval_result_metrics
+    # L0 recomputed here on the same held-out windows, special tokens excluded
+    tokens = HeldOutTokens(embedded_model, config).tokens
+    with torch.no_grad():
+        _, cache = embedded_model.run_with_cache(tokens, names_filter=[HOOK], stop_at_layer=13)
+        keep = ~torch.isin(tokens, torch.tensor([0, 1, 2]))
+        latents = reference_sae.encode(cache[HOOK][keep])
+    assert metrics.sparsity.l0 == pytest.approx((latents != 0).sum(-1).float().mean().item(), rel=1e-4)
+    assert metrics.reconstruction_quality.explained_variance < 1.0
+    performance = metrics.model_performance_preservation
+    assert performance.ce_loss_without_sae < performance.ce_loss_with_ablation
+    assert output.eval_config.dataset.startswith("sae-probes held-out texts")
+    assert len(output.eval_result_details) == reference_sae.cfg.d_sae
