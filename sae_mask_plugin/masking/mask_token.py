@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from sae_lens.tokenization_and_batching import concat_and_batch_sequences
 from sae_lens.util import extract_stop_at_layer_from_tlens_hook_name
-from transformer_lens.hook_points import HookedRootModule
+from transformer_lens import HookedRootModule
 from transformers import PreTrainedTokenizerBase
 
 from sae_mask_plugin.masking.config import MaskingConfigError

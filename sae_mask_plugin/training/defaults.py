@@ -16,7 +16,7 @@ import torch
 from sae_lens.config import HfDataset, LoggingConfig
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
 from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
-from transformer_lens.hook_points import HookedRootModule
+from transformer_lens import HookedRootModule
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME

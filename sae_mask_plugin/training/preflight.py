@@ -12,9 +12,8 @@ from typing import Any
 
 import torch
 from sae_lens.util import get_special_token_ids
-from transformer_lens import HookedTransformer
-from transformer_lens.hook_points import HookedRootModule
-from transformer_lens.loading_from_pretrained import get_official_model_name, get_pretrained_model_config
+from transformer_lens import HookedRootModule, HookedTransformer
+from transformer_lens import loading_from_pretrained as loading
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
@@ -27,9 +26,12 @@ class HookNotFoundError(ValueError):
 
 
 def load_tokenizer(model_name: str) -> PreTrainedTokenizerBase | None:
-    """The tokenizer of a TransformerLens model name, without its weights; None if it cannot be had offline."""
+    """The tokenizer of a TransformerLens model name, without its weights; None if it cannot be had offline.
+
+    Names resolve through `loading.get_official_model_name` looked up at call time, which the plugin extends
+    with the embedded model."""
     try:
-        return AutoTokenizer.from_pretrained(get_official_model_name(model_name))
+        return AutoTokenizer.from_pretrained(loading.get_official_model_name(model_name))
     except (OSError, ValueError):
         return None
 
@@ -39,7 +41,7 @@ def model_hook_names(model_name: str, model_class_name: str = "HookedTransformer
     if model_class_name != "HookedTransformer":
         return None
     try:
-        cfg = get_pretrained_model_config(model_name)
+        cfg = loading.get_pretrained_model_config(model_name)
     except (OSError, ValueError):
         return None
     cfg.device = "meta"

@@ -16,7 +16,7 @@ from sae_lens.llm_sae_training_runner import LanguageModelSAETrainingRunner
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner
 from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
 from sae_lens.training.multi_sae_trainer import MultiSAETrainer
-from transformer_lens.hook_points import HookedRootModule
+from transformer_lens import HookedRootModule
 
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore

@@ -1,0 +1,137 @@
+"""Masked training with every SAELens training architecture, on a tiny model built in the test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from sae_lens import SAE
+from training_helpers import REPO_NAME_ID, recorded_inputs, tiny_runner_settings, tiny_sae
+
+from sae_mask_plugin import (
+    MaskedLanguageModelSAETrainingRunner,
+    MaskingConfig,
+    make_runner_config,
+    read_masking_metadata,
+)
+from sae_mask_plugin.training import read_masking_record
+
+ARCHITECTURES = ["standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated"]
+
+
+def runner_for(architecture, tmp_path, tiny_model, texts, masking, **overrides):
+    cfg = make_runner_config(
+        architecture,
+        masking=masking,
+        sae=tiny_sae(architecture),
+        **tiny_runner_settings(tmp_path, **overrides),
+    )
+    return MaskedLanguageModelSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_every_architecture_trains_masked_and_saves_a_stock_sae(architecture, tmp_path, tiny_model, texts):
+    masking = MaskingConfig(p=0.3, mask_token="<repo_name>")
+    runner = runner_for(architecture, tmp_path, tiny_model, texts, masking)
+    with recorded_inputs(tiny_model) as fed:
+        runner.run()
+    fed_tokens = torch.cat([batch.flatten() for batch in fed])
+    assert 0.2 < float((fed_tokens == REPO_NAME_ID).float().mean()) < 0.35
+
+    sae = SAE.load_from_disk(str(tmp_path / "sae"))
+    assert sae.cfg.d_in == 32 and sae.cfg.d_sae == 64
+    loaded = read_masking_metadata(tmp_path / "sae")
+    assert loaded is not None and loaded.p == 0.3 and loaded.mask_token == REPO_NAME_ID
+    record = read_masking_record(sae)
+    assert record is not None and record["mask_token_string"] == "<repo_name>" and record["seed"] == 42
+    assert record["first_batch_norm_ratio"] == pytest.approx(runner.activations_store.first_batch_norm_ratio)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sae.partial")]
+
+
+def test_baseline_and_masked_share_data_order_and_init(tmp_path, tiny_model, texts):
+    runs = {}
+    for name, masking in {"baseline": None, "masked": MaskingConfig(p=0.3, mask_token=REPO_NAME_ID)}.items():
+        runner = runner_for("topk", tmp_path / name, tiny_model, texts, masking, seed=7)
+        initial = {key: value.clone() for key, value in runner.sae.state_dict().items()}
+        store = runner.activations_store
+        drawn: list[torch.Tensor] = []
+        get_batch_tokens = store.get_batch_tokens
+
+        def recording(*args, _inner=get_batch_tokens, _drawn=drawn, **kwargs):
+            tokens = _inner(*args, **kwargs)
+            _drawn.append(tokens.clone())
+            return tokens
+
+        store.get_batch_tokens = recording
+        runner.run()
+        runs[name] = (initial, drawn)
+    (base_init, base_tokens), (masked_init, masked_tokens) = runs["baseline"], runs["masked"]
+    assert base_init.keys() == masked_init.keys()
+    assert all(torch.equal(base_init[key], masked_init[key]) for key in base_init)
+    assert len(base_tokens) == len(masked_tokens) > 1
+    assert all(torch.equal(a, b) for a, b in zip(base_tokens, masked_tokens, strict=True))
+    assert read_masking_metadata(tmp_path / "baseline" / "sae") is None
+    assert "masking" not in json.loads((tmp_path / "baseline" / "sae" / "cfg.json").read_text())["metadata"]
+
+
+@pytest.mark.parametrize("loss_positions", ["all", "unmasked", "masked"])
+def test_loss_positions_select_rows_and_special_mask_token_survives_the_filter(
+    loss_positions, tmp_path, tiny_model, texts
+):
+    """The mask token <|im_end|> (id 2, EOS and PAD) is in exclude_special_tokens; the filter reads the original ids, so
+    masked positions are dropped only when loss_positions says so (DESIGN trap 2)."""
+    masking = MaskingConfig(p=0.4, mask_token=2, loss_positions=loss_positions, max_norm_ratio=None)
+    stores = [
+        runner_for("topk", tmp_path / str(i), tiny_model, texts, masking).activations_store for i in range(2)
+    ]
+    assert stores[0].exclude_special_tokens is not None and 2 in stores[0].exclude_special_tokens.tolist()
+    _, token_ids, mask = stores[0].get_masked_llm_batch()
+    rows = stores[1].get_filtered_llm_batch()
+    not_special = ~torch.isin(token_ids, stores[0].exclude_special_tokens)
+    expected = {"all": not_special, "unmasked": not_special & ~mask, "masked": not_special & mask}[
+        loss_positions
+    ]
+    assert bool(mask.any()) and rows.shape[0] == int(expected.sum())
+
+
+def test_in_training_evals_read_clean_text(tmp_path, tiny_model, texts):
+    runner = runner_for("topk", tmp_path, tiny_model, texts, MaskingConfig(p=0.5, mask_token=REPO_NAME_ID))
+    store = runner.activations_store
+    runner._set_sae_metadata()  # as run() does before training: the evals read the hook name from it
+    with recorded_inputs(tiny_model) as fed:
+        next(store)
+        n_training = len(fed)
+        runner.evaluator(runner.sae, store, runner_activation_scaler())
+    training, evals = fed[:n_training], fed[n_training:]
+    assert all(bool((batch == REPO_NAME_ID).any()) for batch in training)
+    assert evals and not any(bool((batch == REPO_NAME_ID).any()) for batch in evals)
+
+
+def runner_activation_scaler():
+    from sae_lens.training.activation_scaler import ActivationScaler
+
+    return ActivationScaler()
+
+
+def test_first_batch_norm_check_stops_and_names_better_tokens(tmp_path, tiny_model, texts):
+    loud = type(tiny_model)(tiny_model.cfg, tokenizer=tiny_model.tokenizer)
+    loud.load_state_dict(tiny_model.state_dict())
+    with torch.no_grad():
+        loud.embed.W_E[REPO_NAME_ID] *= 500.0  # an attention-sink-like outlier at the masked positions
+    cfg = make_runner_config(
+        "topk",
+        masking=MaskingConfig(p=0.3, mask_token="<repo_name>"),
+        sae=tiny_sae("topk"),
+        **tiny_runner_settings(tmp_path),
+    )
+    runner = MaskedLanguageModelSAETrainingRunner(cfg, override_model=loud, override_dataset=texts)
+    from sae_mask_plugin.training import MaskTokenNormError
+
+    with pytest.raises(MaskTokenNormError, match=r"'<repo_name>'|id 3") as error:
+        runner.run()
+    message = str(error.value)
+    assert (
+        "threshold masking.max_norm_ratio = 2.0" in message and "Better mask tokens on this batch:" in message
+    )
+    assert not (tmp_path / "sae").exists()
