@@ -1,0 +1,136 @@
+"""`sae-mask demo`: the main job on the offline embedded default, end to end.
+
+Trains a baseline (p = 0) and a masked SAE with the same seed, data order and initialisation on SmolLM2-135M's
+residual stream, evaluates both (core metrics on clean held-out text, first-letter absorption, sparse probing, OOD
+probing) and writes the comparison report. `--quick` (default) runs the `cpu_demo_quick` recipe (one seed,
+p ∈ {0, 0.3}); `--full` runs `cpu_demo_full` (3 seeds, p ∈ {0, 0.1, 0.3, 0.5}, a k sweep; one masked LLM pass per
+p and seed feeds all its SAEs). Both recipes are in `recipes/` and document every default.
+
+An interrupted demo resumes: finished SAEs and evals in the output folder are not redone. An existing folder that
+is not a previous demo run is refused unless `--force`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sae_mask_plugin.evals.common import write_json_atomic
+
+DEMO_RECIPES: dict[str, str] = {"quick": "cpu_demo_quick", "full": "cpu_demo_full"}
+MARKER_FILENAME = "sae_mask_demo.json"
+DEFAULT_OUT = "sae_mask_demo"
+
+
+class DemoFolderError(ValueError):
+    """The output folder holds something other than a previous run of this demo."""
+
+
+def prepare_output_folder(out: Path, recipe_name: str, force: bool) -> None:
+    """Claim `out` for the demo: new or empty, or a previous run of the same demo recipe (resumed).
+
+    Anything else (other files, or a demo of the other mode) is refused unless `force`; `force` never deletes
+    anything, it only allows writing beside what is there.
+    """
+    marker = out / MARKER_FILENAME
+    if out.exists() and not out.is_dir():
+        raise DemoFolderError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        if not marker.is_file():
+            raise DemoFolderError(
+                f"{out} exists and is not a previous run of the demo; choose another --out or pass --force"
+            )
+        previous = json.loads(marker.read_text()).get("recipe")
+        if previous != recipe_name:
+            raise DemoFolderError(
+                f"{out} holds a {previous!r} demo run, not {recipe_name!r}; choose another --out or pass --force"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_json_atomic(marker, {"recipe": recipe_name, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def run_demo(
+    mode: str = "quick",
+    out: str | Path = DEFAULT_OUT,
+    force: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Train, evaluate and report; returns the path of `report.md`.
+
+    `overrides` sets dotted recipe keys (e.g. `{"training_tokens": 50_000}`); the recipe is validated before
+    the output folder is touched or any model is loaded.
+    """
+    from sae_mask_plugin.sweep import load_recipe, run_recipe
+
+    if mode not in DEMO_RECIPES:
+        raise ValueError(f"mode must be one of {', '.join(DEMO_RECIPES)}; got {mode!r}")
+    recipe = load_recipe(DEMO_RECIPES[mode], overrides)
+    out = Path(out)
+    prepare_output_folder(out, recipe.name, force)
+    run_recipe(recipe, out)
+    report = out / "report" / "report.md"
+    if not report.is_file():
+        raise RuntimeError(
+            f"the demo finished without writing {report}; see the eval errors under {out}/evals"
+        )
+    return report
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sae-mask demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--quick", dest="mode", action="store_const", const="quick", help="one seed, p in {0, 0.3} (default)"
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="3 seeds, p in {0, 0.1, 0.3, 0.5}, k sweep",
+    )
+    parser.set_defaults(mode="quick")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT})")
+    parser.add_argument(
+        "--force", action="store_true", help="write into an existing folder that is not a demo run"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set training_tokens=50000 (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    from sae_mask_plugin.sweep import RecipeError
+
+    started = time.perf_counter()
+    try:
+        report = run_demo(args.mode, args.out, args.force, dict(args.overrides))
+    except (DemoFolderError, RecipeError) as error:
+        print(f"sae-mask demo: {error}", file=sys.stderr)
+        return 2
+    minutes = (time.perf_counter() - started) / 60
+    print(f"sae-mask demo ({args.mode}) finished in {minutes:.1f} min; report: {report}")
+    return 0
