@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from argparse import Namespace
+from argparse import ArgumentError, Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
@@ -149,9 +149,11 @@ def main(argv: list[str]) -> int:
     """Entry point of `sae-mask train`; returns the exit status."""
     try:
         cfg, options = parse_args(argv)
-    except (MaskingConfigError, ValueError) as error:
+    except (ArgumentError, ValueError) as error:
         print(f"sae-mask train: {error}", file=sys.stderr)
         return 2
+    except SystemExit as exit_:  # --help, or an error argparse reports itself
+        return int(exit_.code or 0)
     try:
         train_sae(cfg, init_b_dec=options.init_b_dec)
     except (MaskingConfigError, HookNotFoundError) as error:

@@ -1,0 +1,78 @@
+"""Bad input fails with one clear message before any model is loaded, and leaves nothing in the output folder."""
+
+from __future__ import annotations
+
+import pytest
+import sae_lens.llm_sae_training_runner
+
+from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config
+from sae_mask_plugin.masking import MaskingConfigError
+from sae_mask_plugin.training import HookNotFoundError
+from sae_mask_plugin.training.cli import main as train_main
+
+
+@pytest.fixture(autouse=True)
+def no_model_load(monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(sae_lens.llm_sae_training_runner, "load_model", refuse)
+
+
+@pytest.mark.parametrize(
+    ("masking", "runner", "error", "message"),
+    [
+        ({"mask_token": "hello world"}, {}, MaskingConfigError, r"'hello world' is not a single token"),
+        ({"mask_token": 60_000}, {}, MaskingConfigError, r"mask token id 60000 is not in the vocabulary"),
+        ({}, {"hook_name": "blocks.99.hook_resid_post"}, HookNotFoundError, r"not a hook of model .*did you mean"),
+        ({}, {"hook_name": "blocks.12.hook_resid"}, HookNotFoundError, r"blocks.12.hook_resid_p(re|ost)"),
+    ],
+)
+def test_runner_checks_before_loading_the_model(masking, runner, error, message, tmp_path):
+    cfg = make_runner_config(masking=MaskingConfig(p=0.3, **masking), output_path=str(tmp_path / "out"), **runner)
+    with pytest.raises(error, match=message):
+        MaskedLanguageModelSAETrainingRunner(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: make_runner_config("masked_topk"), ValueError, r"unknown architecture 'masked_topk'; SAELens has: "),
+        (lambda: make_runner_config("standard", sae={"k": 4}), ValueError, r"standard SAE configs have no field"),
+        (
+            lambda: make_runner_config(masking=MaskingConfig(p=0.3), use_cached_activations=True),
+            MaskingConfigError,
+            r"frozen draw of the mask",
+        ),
+        (
+            lambda: MaskedLanguageModelSAETrainingRunner(
+                make_runner_config(sae={"normalize_activations": "expected_average_only_in"}), init_b_dec="mean"
+            ),
+            ValueError,
+            r"init_b_dec='mean' .* needs sae.normalize_activations='none'",
+        ),
+    ],
+)
+def test_configs_refuse_bad_settings(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--p", "1.5"], "masking.p must be a probability in [0, 1), got 1.5"),
+        (["--strategy", "bert"], "invalid choice: 'bert'"),
+        (["--schedule", "cosine"], "invalid choice: 'cosine'"),
+        (["--span_mean_length", "0.5"], "masking.span_mean_length must be >= 1"),
+        (["--mask_token", "hello world"], "'hello world' is not a single token"),
+        (["--hook_name", "blocks.99.hook_resid_post"], "is not a hook of model"),
+        (["--architecture", "masked_topk"], "invalid choice: 'masked_topk'"),
+    ],
+)
+def test_train_command_reports_bad_input(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert train_main([*argv, "--output_path", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,151 @@
+"""Resume from a SAELens checkpoint, the multi-SAE runner and the masked activation cache, on the tiny model."""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+import sae_lens.cache_activations_runner
+import torch
+from safetensors.torch import load_file
+from sae_lens import LoggingConfig, TopKTrainingSAEConfig
+from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME
+from training_helpers import REPO_NAME_ID, TINY_HOOK, recorded_inputs, tiny_runner_settings, tiny_sae
+
+from sae_mask_plugin import (
+    MaskedCacheActivationsRunner,
+    MaskedCacheActivationsRunnerConfig,
+    MaskedLanguageModelSAERunnerConfig,
+    MaskedLanguageModelSAETrainingRunner,
+    MaskedMultiSAETrainingRunner,
+    MaskedMultiSAETrainingRunnerConfig,
+    MaskingConfig,
+    make_runner_config,
+    read_masking_metadata,
+)
+from sae_mask_plugin.masking import MaskingConfigError
+from sae_mask_plugin.training import read_cache_masking, read_masking_record
+
+MASKING = MaskingConfig(p=0.3, mask_token=REPO_NAME_ID)
+
+
+@pytest.fixture(scope="module")
+def token_rows() -> datasets.Dataset:
+    """Pretokenized 32-token rows (BOS first, ordinary tokens after): one row is one context."""
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.randint(100, 5000, (400, 32), generator=generator)
+    rows[:, 0] = 1
+    return datasets.Dataset.from_dict({"tokens": rows.tolist()})
+
+
+def recording_draws(store) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Record (original tokens, mask) of every masked LLM batch the store draws."""
+    drawn: list[tuple[torch.Tensor, torch.Tensor]] = []
+    inner = store._draw_masked_tokens
+
+    def draw(raise_on_epoch_end):
+        tokens, masked, mask = inner(raise_on_epoch_end)
+        drawn.append((tokens.clone(), mask.clone()))
+        return tokens, masked, mask
+
+    store._draw_masked_tokens = draw
+    return drawn
+
+
+def test_resumed_run_draws_the_masks_of_the_uninterrupted_run(tmp_path, tiny_model, token_rows):
+    def runner(name, **extra):
+        cfg = make_runner_config(
+            "topk",
+            masking=MASKING,
+            sae=tiny_sae("topk"),
+            **tiny_runner_settings(tmp_path / name, is_dataset_tokenized=True, **extra),
+        )
+        return MaskedLanguageModelSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=token_rows)
+
+    uninterrupted = runner("a", n_checkpoints=1)
+    expected = recording_draws(uninterrupted.activations_store)
+    uninterrupted.run()
+    checkpoint = next((tmp_path / "a" / "checkpoints").glob("*/*"))
+    state = load_file(str(checkpoint / ACTIVATIONS_STORE_STATE_FILENAME))
+    assert "masking_rng_state" in state
+    batches_before = int(state["masking_tokens_seen"]) // (4 * 32)
+    assert 0 < batches_before < len(expected) - 2
+
+    resumed = runner("b", resume_from_checkpoint=str(checkpoint))
+    got = recording_draws(resumed.activations_store)
+    resumed.run()
+    assert len(got) >= 2
+    for (tokens, mask), (expected_tokens, expected_mask) in zip(got, expected[batches_before:], strict=False):
+        assert torch.equal(mask, expected_mask)
+        assert torch.equal(tokens, expected_tokens)
+
+
+def test_resume_from_an_unmasked_checkpoint_is_refused(tmp_path, tiny_model, token_rows):
+    def runner(name, masking, **extra):
+        cfg = make_runner_config(
+            "topk", masking=masking, sae=tiny_sae("topk"), **tiny_runner_settings(tmp_path / name, **extra)
+        )
+        return MaskedLanguageModelSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=token_rows)
+
+    runner("a", None, n_checkpoints=1, is_dataset_tokenized=True).run()
+    checkpoint = next((tmp_path / "a" / "checkpoints").glob("*/*"))
+    with pytest.raises(ValueError, match="holds no masking state"):
+        runner("b", MASKING, resume_from_checkpoint=str(checkpoint), is_dataset_tokenized=True).run()
+
+
+def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_model, texts):
+    settings = tiny_runner_settings(tmp_path)
+    for key in ("model_name", "hook_name", "output_path", "checkpoint_path"):
+        settings.pop(key)
+    cfg = MaskedMultiSAETrainingRunnerConfig(
+        saes={f"k{k}": TopKTrainingSAEConfig(d_in=32, d_sae=64, k=k) for k in (2, 4, 8)},
+        hook_names=TINY_HOOK,
+        masking=MASKING,
+        logger=LoggingConfig(log_to_wandb=False),
+        output_path=str(tmp_path / "multi"),
+        checkpoint_path=str(tmp_path / "checkpoints"),
+        **settings,
+    )
+    single = make_runner_config("topk", masking=MASKING, sae=tiny_sae("topk"), **tiny_runner_settings(tmp_path / "one"))
+    with recorded_inputs(tiny_model) as multi_fed:
+        MaskedMultiSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts).run()
+    with recorded_inputs(tiny_model) as single_fed:
+        MaskedLanguageModelSAETrainingRunner(single, override_model=tiny_model, override_dataset=texts).run()
+    # One LLM pass feeds all three SAEs: as many LLM batches as one SAE alone (buffering differs by one or so).
+    assert abs(len(multi_fed) - len(single_fed)) <= 2
+    assert all(bool((batch == REPO_NAME_ID).any()) for batch in multi_fed)
+    for k in (2, 4, 8):
+        masking = read_masking_metadata(tmp_path / "multi" / f"k{k}")
+        assert masking is not None and masking.p == 0.3 and masking.mask_token == REPO_NAME_ID
+
+
+def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(tmp_path, tiny_model, texts, monkeypatch):
+    monkeypatch.setattr(sae_lens.cache_activations_runner, "load_model", lambda **_: tiny_model)
+    cache = tmp_path / "cache"
+    cfg = MaskedCacheActivationsRunnerConfig(
+        dataset_path="",
+        model_name="tiny",
+        model_batch_size=4,
+        hook_name=TINY_HOOK,
+        d_in=32,
+        training_tokens=4096,
+        context_size=32,
+        new_cached_activations_path=str(cache),
+        buffer_size_gb=1024 * 32 * 4 / 1e9,
+        shuffle=False,
+        device="cpu",
+        masking=MASKING,
+    )
+    with recorded_inputs(tiny_model) as fed:
+        dataset = MaskedCacheActivationsRunner(cfg, override_dataset=texts).run()
+    assert all(bool((batch == REPO_NAME_ID).any()) for batch in fed)
+    assert not bool((torch.tensor(dataset["token_ids"]) == REPO_NAME_ID).any())  # the original ids are cached
+    record = read_cache_masking(cache)
+    assert record is not None and record["p"] == 0.3 and record["mask_token"] == REPO_NAME_ID and record["seed"] == 42
+
+    settings = tiny_runner_settings(tmp_path, use_cached_activations=True, cached_activations_path=str(cache))
+    with pytest.raises(MaskingConfigError, match="frozen draw of the mask"):
+        make_runner_config("topk", masking=MASKING, sae=tiny_sae("topk"), **settings)
+    trained = make_runner_config("topk", sae=tiny_sae("topk"), **settings)
+    assert isinstance(trained, MaskedLanguageModelSAERunnerConfig)
+    MaskedLanguageModelSAETrainingRunner(trained, override_model=tiny_model, override_dataset=texts).run()
+    assert read_masking_record(tmp_path / "sae") == record
