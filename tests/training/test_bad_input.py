@@ -24,12 +24,19 @@ def no_model_load(monkeypatch):
     [
         ({"mask_token": "hello world"}, {}, MaskingConfigError, r"'hello world' is not a single token"),
         ({"mask_token": 60_000}, {}, MaskingConfigError, r"mask token id 60000 is not in the vocabulary"),
-        ({}, {"hook_name": "blocks.99.hook_resid_post"}, HookNotFoundError, r"not a hook of model .*did you mean"),
+        (
+            {},
+            {"hook_name": "blocks.99.hook_resid_post"},
+            HookNotFoundError,
+            r"not a hook of model .*did you mean",
+        ),
         ({}, {"hook_name": "blocks.12.hook_resid"}, HookNotFoundError, r"blocks.12.hook_resid_p(re|ost)"),
     ],
 )
 def test_runner_checks_before_loading_the_model(masking, runner, error, message, tmp_path):
-    cfg = make_runner_config(masking=MaskingConfig(p=0.3, **masking), output_path=str(tmp_path / "out"), **runner)
+    cfg = make_runner_config(
+        masking=MaskingConfig(p=0.3, **masking), output_path=str(tmp_path / "out"), **runner
+    )
     with pytest.raises(error, match=message):
         MaskedLanguageModelSAETrainingRunner(cfg)
     assert not (tmp_path / "out").exists()
@@ -38,8 +45,16 @@ def test_runner_checks_before_loading_the_model(masking, runner, error, message,
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: make_runner_config("masked_topk"), ValueError, r"unknown architecture 'masked_topk'; SAELens has: "),
-        (lambda: make_runner_config("standard", sae={"k": 4}), ValueError, r"standard SAE configs have no field"),
+        (
+            lambda: make_runner_config("masked_topk"),
+            ValueError,
+            r"unknown architecture 'masked_topk'; SAELens has: ",
+        ),
+        (
+            lambda: make_runner_config("standard", sae={"k": 4}),
+            ValueError,
+            r"standard SAE configs have no field",
+        ),
         (
             lambda: make_runner_config(masking=MaskingConfig(p=0.3), use_cached_activations=True),
             MaskingConfigError,
@@ -47,7 +62,8 @@ def test_runner_checks_before_loading_the_model(masking, runner, error, message,
         ),
         (
             lambda: MaskedLanguageModelSAETrainingRunner(
-                make_runner_config(sae={"normalize_activations": "expected_average_only_in"}), init_b_dec="mean"
+                make_runner_config(sae={"normalize_activations": "expected_average_only_in"}),
+                init_b_dec="mean",
             ),
             ValueError,
             r"init_b_dec='mean' .* needs sae.normalize_activations='none'",

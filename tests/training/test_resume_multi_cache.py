@@ -6,9 +6,9 @@ import datasets
 import pytest
 import sae_lens.cache_activations_runner
 import torch
-from safetensors.torch import load_file
 from sae_lens import LoggingConfig, TopKTrainingSAEConfig
 from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME
+from safetensors.torch import load_file
 from training_helpers import REPO_NAME_ID, TINY_HOOK, recorded_inputs, tiny_runner_settings, tiny_sae
 
 from sae_mask_plugin import (
@@ -59,7 +59,9 @@ def test_resumed_run_draws_the_masks_of_the_uninterrupted_run(tmp_path, tiny_mod
             sae=tiny_sae("topk"),
             **tiny_runner_settings(tmp_path / name, is_dataset_tokenized=True, **extra),
         )
-        return MaskedLanguageModelSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=token_rows)
+        return MaskedLanguageModelSAETrainingRunner(
+            cfg, override_model=tiny_model, override_dataset=token_rows
+        )
 
     uninterrupted = runner("a", n_checkpoints=1)
     expected = recording_draws(uninterrupted.activations_store)
@@ -84,7 +86,9 @@ def test_resume_from_an_unmasked_checkpoint_is_refused(tmp_path, tiny_model, tok
         cfg = make_runner_config(
             "topk", masking=masking, sae=tiny_sae("topk"), **tiny_runner_settings(tmp_path / name, **extra)
         )
-        return MaskedLanguageModelSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=token_rows)
+        return MaskedLanguageModelSAETrainingRunner(
+            cfg, override_model=tiny_model, override_dataset=token_rows
+        )
 
     runner("a", None, n_checkpoints=1, is_dataset_tokenized=True).run()
     checkpoint = next((tmp_path / "a" / "checkpoints").glob("*/*"))
@@ -105,7 +109,9 @@ def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_m
         checkpoint_path=str(tmp_path / "checkpoints"),
         **settings,
     )
-    single = make_runner_config("topk", masking=MASKING, sae=tiny_sae("topk"), **tiny_runner_settings(tmp_path / "one"))
+    single = make_runner_config(
+        "topk", masking=MASKING, sae=tiny_sae("topk"), **tiny_runner_settings(tmp_path / "one")
+    )
     with recorded_inputs(tiny_model) as multi_fed:
         MaskedMultiSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts).run()
     with recorded_inputs(tiny_model) as single_fed:
@@ -118,7 +124,9 @@ def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_m
         assert masking is not None and masking.p == 0.3 and masking.mask_token == REPO_NAME_ID
 
 
-def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(tmp_path, tiny_model, texts, monkeypatch):
+def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(
+    tmp_path, tiny_model, texts, monkeypatch
+):
     monkeypatch.setattr(sae_lens.cache_activations_runner, "load_model", lambda **_: tiny_model)
     cache = tmp_path / "cache"
     cfg = MaskedCacheActivationsRunnerConfig(
@@ -140,7 +148,12 @@ def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(tmp_path, 
     assert all(bool((batch == REPO_NAME_ID).any()) for batch in fed)
     assert not bool((torch.tensor(dataset["token_ids"]) == REPO_NAME_ID).any())  # the original ids are cached
     record = read_cache_masking(cache)
-    assert record is not None and record["p"] == 0.3 and record["mask_token"] == REPO_NAME_ID and record["seed"] == 42
+    assert (
+        record is not None
+        and record["p"] == 0.3
+        and record["mask_token"] == REPO_NAME_ID
+        and record["seed"] == 42
+    )
 
     settings = tiny_runner_settings(tmp_path, use_cached_activations=True, cached_activations_path=str(cache))
     with pytest.raises(MaskingConfigError, match="frozen draw of the mask"):
