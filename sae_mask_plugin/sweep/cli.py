@@ -46,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local: run in this process; submitit: submit the shards as a SLURM job array",
     )
-    parser.add_argument(
-        "--shards", type=int, help="submitit: number of array tasks (default: one per group)"
-    )
+    parser.add_argument("--shards", type=int, help="submitit: number of array tasks (default: one per group)")
     parser.add_argument(
         "--cluster",
         choices=("slurm", "local", "debug"),
@@ -97,7 +95,9 @@ def main(argv: list[str]) -> int:
         return 0
     slurm = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
     jobs = submit_shards(recipe, out, args.shards, args.cluster, slurm)
-    print(f"submitted {len(jobs)} array tasks: {', '.join(job.job_id for job in jobs)}; logs in {out / 'submitit'}")
+    print(
+        f"submitted {len(jobs)} array tasks: {', '.join(job.job_id for job in jobs)}; logs in {out / 'submitit'}"
+    )
     if args.no_wait:
         print(
             "the task that completes the grid writes the report; to gather by hand: "

@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from safetensors import SafetensorError
 from sae_lens import SAE
 from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
+from safetensors import SafetensorError
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.sweep.plan import Group, Shard, plan

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from sae_lens import LoggingConfig
 
@@ -48,8 +47,10 @@ class Shard:
         return cls(int(match.group(1)), int(match.group(2)))
 
     def select(self, groups: Sequence[Group]) -> list[Group]:
-        """This shard's groups: a deterministic share of the whole plan (finished or not)."""
-        return list(groups[self.index :: self.count])
+        """This shard's groups: a deterministic share of the whole plan (finished or not), dealt round-robin
+        from the largest group (total SAE parameters) down, so that shards get similar work."""
+        by_size = sorted(groups, key=lambda group: -group.sae_parameters)
+        return by_size[self.index :: self.count]
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
@@ -81,6 +82,11 @@ class Group:
     seed: int
     runs: tuple[Run, ...]
 
+    @property
+    def sae_parameters(self) -> int:
+        """Encoder + decoder weights of the group's SAEs: a proxy of its cost per training token."""
+        return sum(2 * run.sae.d_in * run.sae.d_sae for run in self.runs)
+
     def runner_config(
         self, recipe: Recipe, output_path: str | None = None, checkpoint_path: str | None = None
     ) -> MaskedMultiSAETrainingRunnerConfig:
@@ -88,7 +94,11 @@ class Group:
         settings = dict(recipe.runner)
         try:
             logger = LoggingConfig(
-                **{"log_to_wandb": False, **settings.pop("logger", {}), "run_name": f"{recipe.name}-{self.name}"}
+                **{
+                    "log_to_wandb": False,
+                    **settings.pop("logger", {}),
+                    "run_name": f"{recipe.name}-{self.name}",
+                }
             )
             return MaskedMultiSAETrainingRunnerConfig(
                 saes={run.name: run.sae for run in self.runs},
@@ -108,12 +118,14 @@ class Group:
             raise RecipeError(f"runner settings of group {self.name}: {error}") from error
 
     def memory(self, recipe: Recipe) -> MemoryEstimate:
-        """Rough peak memory: LLM weights + activation buffer + SAE training state and latent activations."""
+        """Rough peak memory: LLM weights + mixing buffer (SAELens keeps `n_batches_in_buffer * context_size`
+        rows, plus one LLM batch) + SAE training state and latent activations."""
         cfg = self.runner_config(recipe)
         act_bytes = DTYPE_BYTES.get(cfg.dtype, 4)
         llm_dtype = str((cfg.model_from_pretrained_kwargs or {}).get("dtype", "float32"))
         llm = None if recipe.model_params is None else recipe.model_params * DTYPE_BYTES.get(llm_dtype, 4)
-        buffer = cfg.n_batches_in_buffer * cfg.store_batch_size_prompts * cfg.context_size * recipe.d_in * act_bytes
+        buffer_rows = (cfg.n_batches_in_buffer + cfg.store_batch_size_prompts) * cfg.context_size
+        buffer = buffer_rows * recipe.d_in * act_bytes
         saes = sum(
             (2 * run.sae.d_in * run.sae.d_sae + run.sae.d_sae + run.sae.d_in)
             * SAE_STATE_COPIES

@@ -62,6 +62,10 @@ NAMED_AXES = frozenset({"architecture", "seed", "k", "d_sae", "p", "strategy"})
 """Axes that always appear in a run name (in this order: architecture, k, width, p, strategy, ..., seed)."""
 
 
+MAX_LISTED_NAMES = 12
+"""Error messages list every known name when there are at most this many (e.g. architectures)."""
+
+
 class RecipeError(ValueError):
     """A recipe that cannot be run; raised while loading it, before any model is loaded."""
 
@@ -89,7 +93,9 @@ def check_names(where: str, names: Iterable[str], known: Iterable[str]) -> None:
     for name in names:
         if name not in known:
             close = difflib.get_close_matches(str(name), known, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(known)}"
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            if not close or len(known) <= MAX_LISTED_NAMES:
+                hint += f" (known: {', '.join(known)})"
             raise RecipeError(f"{where}: unknown {name!r}{hint}")
 
 
@@ -224,7 +230,9 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(self.name)):
-            raise RecipeError(f"recipe name {self.name!r} must be a folder-safe name (letters, digits, _ . -)")
+            raise RecipeError(
+                f"recipe name {self.name!r} must be a folder-safe name (letters, digits, _ . -)"
+            )
         for name in ("d_in", "training_tokens", "model_params", "max_saes_per_job"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -238,7 +246,7 @@ class Recipe:
         if self.eval_preset not in get_args(EvalPreset):
             raise RecipeError(f"eval_preset must be one of {', '.join(get_args(EvalPreset))}")
         fractions = self.matryoshka_fractions
-        if any(not 0 < a < b <= 1 for a, b in zip(fractions, [*fractions[1:], 1.0])):
+        if any(not 0 < a < b <= 1 for a, b in zip(fractions, [*fractions[1:], 1.0], strict=True)):
             raise RecipeError(f"matryoshka_fractions must increase strictly within (0, 1), got {fractions}")
         check_names("runner", self.runner, runner_fields())
         check_names("masking", self.masking, MASKING_FIELDS)
@@ -289,7 +297,7 @@ class Recipe:
         names: dict[str, Run] = {}
         for index, block in enumerate(self.grid):
             for values in itertools.product(*block.values()):
-                run = self._make_run(index, dict(zip(block, values)))
+                run = self._make_run(index, dict(zip(block, values, strict=True)))
                 if run.identity in runs:
                     first = runs[run.identity][0]
                     raise RecipeError(
@@ -314,7 +322,9 @@ class Recipe:
                 masking = MaskingConfig(p=0.0)
             settings = {**self.sae, **self.sae_by_architecture.get(arch, {}), **sae_axes}
             if arch == "matryoshka_batchtopk" and "matryoshka_widths" not in settings and "d_sae" in settings:
-                settings["matryoshka_widths"] = [int(f * settings["d_sae"]) for f in self.matryoshka_fractions]
+                settings["matryoshka_widths"] = [
+                    int(f * settings["d_sae"]) for f in self.matryoshka_fractions
+                ]
                 settings["matryoshka_widths"].append(settings["d_sae"])
             sae = get_sae_training_class(arch)[1](d_in=self.d_in, device=self.device, **settings)
         except (TypeError, ValueError) as error:
@@ -322,7 +332,9 @@ class Recipe:
         masking_tag = f"p{format_value(masking.p)}"
         if masking.is_active:
             masking_tag += f"-{masking.strategy}" + "".join(
-                f"-{key}_{format_value(value)}" for key, value in masking_axes.items() if key not in NAMED_AXES
+                f"-{key}_{format_value(value)}"
+                for key, value in masking_axes.items()
+                if key not in NAMED_AXES
             )
         parts = [arch]
         if "k" in settings:
@@ -386,4 +398,3 @@ def load_recipe(name_or_path: str | Path, overrides: Mapping[str, Any] | None = 
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a YAML mapping")
     return Recipe.from_dict(apply_overrides(data, overrides or {}))
-
