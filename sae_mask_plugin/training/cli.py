@@ -22,7 +22,13 @@ from simple_parsing.docstring import get_attribute_docstring
 
 from sae_mask_plugin.masking.config import MaskingConfigError
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
-from sae_mask_plugin.training.defaults import DEFAULT_ARCHITECTURE, RUNNER_DEFAULTS, sae_subgroups, train_sae
+from sae_mask_plugin.training.defaults import (
+    DEFAULT_ARCHITECTURE,
+    RUNNER_DEFAULTS,
+    complete_sae_config,
+    sae_subgroups,
+    train_sae,
+)
 from sae_mask_plugin.training.preflight import HookNotFoundError
 from sae_mask_plugin.training.runner import BDecInit
 
@@ -47,6 +53,7 @@ SAELENS_FIELD_HELP: dict[str, str] = {
     "layer_norm, covariance_whitening).",
     "reshape_activations": "Reshape hook activations for the SAE (hook_z: concatenate attention heads).",
     "metadata": "SAE metadata; filled in by the runner (masking settings included).",
+    "matryoshka_widths": "The widths of the matryoshka levels; empty: d_sae/16, d_sae/4, d_sae.",
 }
 """Help for SAELens config fields that SAELens leaves undocumented, so that `--help` documents every flag."""
 
@@ -142,6 +149,7 @@ def build_parser() -> ArgumentParser:
 def parse_args(argv: Sequence[str]) -> tuple[MaskedLanguageModelSAERunnerConfig[Any], TrainOptions]:
     """Parse `sae-mask train` arguments into a runner config (validated) and the extra options."""
     namespace = build_parser().parse_args(list(argv))
+    complete_sae_config(namespace.cfg.sae)
     return namespace.cfg, namespace.options
 
 

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from sae_lens import MatryoshkaBatchTopKTrainingSAEConfig
 from sae_lens.config import HfDataset, LoggingConfig
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
 from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
@@ -55,17 +56,21 @@ SAE_DEFAULTS: dict[str, Any] = {
 
 
 def matryoshka_widths(d_sae: int) -> list[int]:
-    """Nested widths d_sae/16, d_sae/4, d_sae (the outer level is the whole SAE)."""
+    """Default nested widths d_sae/16, d_sae/4, d_sae (the outer level is the whole SAE)."""
     return sorted({max(1, d_sae // 16), max(1, d_sae // 4), d_sae})
 
 
 def sae_config_kwargs(config_class: type[TrainingSAEConfig], **overrides: Any) -> dict[str, Any]:
-    """`SAE_DEFAULTS` and `overrides` restricted to the fields `config_class` has (plus Matryoshka widths)."""
+    """`SAE_DEFAULTS` and `overrides` restricted to the fields `config_class` has."""
     names = {f.name for f in dataclasses.fields(config_class)}
-    kwargs = {key: value for key, value in {**SAE_DEFAULTS, **overrides}.items() if key in names}
-    if "matryoshka_widths" in names and "matryoshka_widths" not in kwargs:
-        kwargs["matryoshka_widths"] = matryoshka_widths(kwargs["d_sae"])
-    return kwargs
+    return {key: value for key, value in {**SAE_DEFAULTS, **overrides}.items() if key in names}
+
+
+def complete_sae_config(sae: TrainingSAEConfig) -> TrainingSAEConfig:
+    """Fill settings that depend on others: empty Matryoshka widths become `matryoshka_widths(d_sae)`."""
+    if isinstance(sae, MatryoshkaBatchTopKTrainingSAEConfig) and not sae.matryoshka_widths:
+        sae.matryoshka_widths = matryoshka_widths(sae.d_sae)
+    return sae
 
 
 def sae_subgroups() -> dict[str, partial[TrainingSAEConfig]]:
@@ -103,7 +108,7 @@ def make_runner_config(
         raise ValueError(f"{architecture} SAE configs have no field(s) {', '.join(sorted(unknown))}")
     settings = {**RUNNER_DEFAULTS, "logger": LoggingConfig(log_to_wandb=False), "verbose": False, **runner}
     return MaskedLanguageModelSAERunnerConfig(
-        sae=config_class(**sae_kwargs),
+        sae=complete_sae_config(config_class(**sae_kwargs)),
         masking=masking or MaskingConfig(p=0.0),
         **settings,
     )

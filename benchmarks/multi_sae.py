@@ -1,0 +1,93 @@
+"""Cost of a k sweep from one masked LLM pass: 4 SAEs (k = 16, 32, 64, 128) trained by the masked multi-SAE runner
+vs one SAE alone, same tokens, on the embedded default. Target: 4 SAEs <= 1.3x the time of one.
+
+    python benchmarks/multi_sae.py [--training-tokens 40960] [--hook blocks.6.hook_resid_post]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from sae_lens import BatchTopKTrainingSAEConfig, LoggingConfig
+
+from sae_mask_plugin import (
+    MaskedLanguageModelSAETrainingRunner,
+    MaskedMultiSAETrainingRunner,
+    MaskedMultiSAETrainingRunnerConfig,
+    MaskingConfig,
+    load_embedded_model,
+    make_runner_config,
+)
+from sae_mask_plugin.embedded.corpus import load_embedded_corpus
+from sae_mask_plugin.training.defaults import RUNNER_DEFAULTS, SAE_DEFAULTS
+
+KS = (16, 32, 64, 128)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--training-tokens", type=int, default=40 * 1024)
+    parser.add_argument("--hook", default="blocks.6.hook_resid_post")
+    parser.add_argument("--p", type=float, default=0.3)
+    args = parser.parse_args()
+
+    model, corpus = load_embedded_model(), load_embedded_corpus(seed=0)
+    masking = MaskingConfig(p=args.p, mask_token="<repo_name>")
+    shared = {
+        key: RUNNER_DEFAULTS[key]
+        for key in (
+            "context_size",
+            "store_batch_size_prompts",
+            "n_batches_in_buffer",
+            "train_batch_size_tokens",
+            "lr",
+        )
+    }
+    with tempfile.TemporaryDirectory() as out:
+        single = make_runner_config(
+            "batchtopk",
+            masking=masking,
+            hook_name=args.hook,
+            training_tokens=args.training_tokens,
+            output_path=str(Path(out) / "single"),
+        )
+        runner = MaskedLanguageModelSAETrainingRunner(single, override_model=model, override_dataset=corpus)
+        start = time.perf_counter()
+        runner.run()
+        one = time.perf_counter() - start
+
+        multi = MaskedMultiSAETrainingRunnerConfig(
+            saes={
+                f"k{k}": BatchTopKTrainingSAEConfig(
+                    d_in=SAE_DEFAULTS["d_in"], d_sae=SAE_DEFAULTS["d_sae"], k=k, topk_threshold_lr=0.05
+                )
+                for k in KS
+            },
+            hook_names=args.hook,
+            masking=masking,
+            model_name=RUNNER_DEFAULTS["model_name"],
+            training_tokens=args.training_tokens,
+            exclude_special_tokens=True,
+            logger=LoggingConfig(log_to_wandb=False),
+            output_path=str(Path(out) / "multi"),
+            checkpoint_path=str(Path(out) / "checkpoints"),
+            **shared,
+        )
+        runner_multi = MaskedMultiSAETrainingRunner(multi, override_model=model, override_dataset=corpus)
+        start = time.perf_counter()
+        runner_multi.run()
+        four = time.perf_counter() - start
+
+    print(f"\n{'run':<28} {'seconds':>8} {'tokens/s':>9}")
+    print(f"{'1 SAE (k=32)':<28} {one:>8.1f} {args.training_tokens / one:>9.0f}")
+    print(f"{f'{len(KS)} SAEs (k={KS}), one pass':<28} {four:>8.1f} {args.training_tokens / four:>9.0f}")
+    print(f"{len(KS)} SAEs / 1 SAE = {four / one:.2f}x (target <= 1.3x)")
+
+
+if __name__ == "__main__":
+    main()

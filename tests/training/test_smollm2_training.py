@@ -1,0 +1,198 @@
+"""Masked training on the real embedded SmolLM2 (slow: each test trains for up to a minute or two)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from sae_lens import SAE, LoggingConfig
+from sae_lens.util import get_special_token_ids
+from training_helpers import REPO_NAME_ID, recorded_inputs
+
+from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config, train_sae
+from sae_mask_plugin.masking.mask_token import choose_mask_token, measure_mask_tokens, sample_token_batch
+from sae_mask_plugin.training import MaskTokenNormError, read_masking_record
+from sae_mask_plugin.training.cli import main as train_main
+
+pytestmark = pytest.mark.slow
+
+SHORT_RUN = {
+    "hook_name": "blocks.6.hook_resid_post",
+    "context_size": 64,
+    "store_batch_size_prompts": 8,
+    "n_batches_in_buffer": 16,
+    "train_batch_size_tokens": 1024,
+    "training_tokens": 20 * 1024,
+}
+
+
+@pytest.mark.parametrize("architecture", ["matryoshka_batchtopk", "batchtopk"])
+def test_masked_training_on_smollm2(architecture, tmp_path, embedded_model, corpus, monkeypatch):
+    """The LLM sees masked tokens, SAELens's in-training evals see clean ones, the loss falls, and the saved SAE
+    loads with stock SAELens (without the plugin imported)."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # in-training evals run only with W&B logging on
+    cfg = make_runner_config(
+        architecture,
+        masking=MaskingConfig(p=0.3, mask_token="<repo_name>"),
+        sae={"d_sae": 1024, "k": 16},
+        logger=LoggingConfig(log_to_wandb=True, wandb_log_frequency=10, eval_every_n_wandb_logs=1),
+        n_eval_batches=1,
+        eval_batch_size_prompts=2,
+        output_path=str(tmp_path / "sae"),
+        checkpoint_path=str(tmp_path / "checkpoints"),
+        **SHORT_RUN,
+    )
+    runner = MaskedLanguageModelSAETrainingRunner(
+        cfg, override_model=embedded_model, override_dataset=corpus, init_b_dec="mean"
+    )
+    losses: list[float] = []
+    forward = runner.sae.training_forward_pass
+
+    def recording_forward(step_input):
+        output = forward(step_input)
+        losses.append(float(output.loss))
+        return output
+
+    runner.sae.training_forward_pass = recording_forward
+    evaluator, eval_spans = runner.evaluator, []
+    with recorded_inputs(embedded_model) as fed:
+
+        def recording_evaluator(*args, **kwargs):
+            start = len(fed)
+            metrics = evaluator(*args, **kwargs)
+            eval_spans.append((start, len(fed)))
+            return metrics
+
+        runner.evaluator = recording_evaluator
+        runner.run()
+
+    in_eval = {i for start, end in eval_spans for i in range(start, end)}
+    training = torch.cat([fed[i].flatten() for i in range(len(fed)) if i not in in_eval])
+    evals = [fed[i] for i in sorted(in_eval)]
+    assert len(eval_spans) == 2 and evals
+    assert 0.22 < float((training == REPO_NAME_ID).float().mean()) < 0.32
+    assert not any(bool((batch == REPO_NAME_ID).any()) for batch in evals)
+    assert len(losses) == 20 and sum(losses[-3:]) < 0.8 * sum(losses[:3])
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys; from sae_lens import SAE; sae = SAE.load_from_disk(sys.argv[1]); "
+            "assert 'sae_mask_plugin' not in sys.modules; "
+            "print(json.dumps([type(sae).__name__, sae.cfg.d_sae, sae.cfg.metadata.masking]))",
+            str(tmp_path / "sae"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    name, d_sae, masking = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert name == "JumpReLUSAE" and d_sae == 1024
+    assert masking["p"] == 0.3 and masking["mask_token"] == REPO_NAME_ID and masking["strategy"] == "token"
+    assert masking["mask_token_string"] == "<repo_name>" and 0.5 < masking["first_batch_norm_ratio"] < 2.0
+
+
+def test_mask_tokens_are_measured_and_an_attention_sink_token_stops_training(
+    tmp_path, embedded_model, corpus
+):
+    """DESIGN pilot: `<|endoftext|>` mid-text is an attention sink at layer 12; the default token is near 1."""
+    hook = "blocks.12.hook_resid_post"
+    tokens = sample_token_batch(embedded_model, corpus, n_sequences=4, context_size=64)
+    special = get_special_token_ids(embedded_model.tokenizer)
+    candidates = measure_mask_tokens(embedded_model, hook, tokens, protected_ids=special)
+    ratios = {c.token: c.norm_ratio for c in candidates}
+    assert ratios["<|endoftext|>"] > 10.0
+    chosen = choose_mask_token(candidates)
+    assert chosen.special and 0.8 <= chosen.norm_ratio <= 1.25
+
+    cfg = make_runner_config(
+        "batchtopk",
+        masking=MaskingConfig(p=0.3, mask_token="<|endoftext|>"),
+        sae={"d_sae": 256, "k": 8},
+        hook_name=hook,
+        context_size=64,
+        store_batch_size_prompts=2,
+        train_batch_size_tokens=512,
+        training_tokens=4096,
+        output_path=str(tmp_path / "sae"),
+    )
+    runner = MaskedLanguageModelSAETrainingRunner(cfg, override_model=embedded_model, override_dataset=corpus)
+    with pytest.raises(MaskTokenNormError) as error:
+        runner.run()
+    message = str(error.value)
+    assert "mask token id 0" in message and "Better mask tokens on this batch: " in message
+    assert chosen.token in message.split("Better mask tokens on this batch: ")[1]
+    assert not (tmp_path / "sae").exists()
+
+
+def held_out_fvu_and_l0(sae: SAE, model, tokens: torch.Tensor, hook: str) -> tuple[float, float]:
+    """FVU and mean L0 of `sae` on clean `tokens` [batch, seq] at `hook`, special-token positions excluded."""
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=13)
+        keep = ~torch.isin(tokens, torch.tensor(get_special_token_ids(model.tokenizer)))
+        acts = cache[hook][keep]
+        features = sae.encode(acts)
+        reconstruction = sae.decode(features)
+    fvu = float((acts - reconstruction).pow(2).sum() / (acts - acts.mean(0)).pow(2).sum())
+    return fvu, float((features > 0).float().sum(-1).mean())
+
+
+def test_acceptance_masked_sae_stays_alive_and_close_to_baseline(tmp_path, embedded_model, corpus):
+    """Issue 5, point 2: default settings and p = 0.3 (mask token chosen by measurement) on the embedded default;
+    on clean held-out text the masked SAE keeps L0 >= 0.5 k and FVU <= the baseline's + 0.15."""
+    training_tokens = 64 * 1024
+    held_out = corpus.select(range(len(corpus) - 600, len(corpus)))
+    tokens = sample_token_batch(embedded_model, held_out, n_sequences=24, context_size=128)
+    results = {}
+    for name, masking in {"baseline": None, "masked": MaskingConfig(p=0.3)}.items():
+        cfg = make_runner_config(
+            masking=masking, training_tokens=training_tokens, output_path=str(tmp_path / name)
+        )
+        train_sae(cfg, override_model=embedded_model, override_dataset=corpus)
+        sae = SAE.load_from_disk(str(tmp_path / name))
+        results[name] = held_out_fvu_and_l0(sae, embedded_model, tokens, cfg.hook_name)
+    k = make_runner_config().sae.k
+    (base_fvu, base_l0), (masked_fvu, masked_l0) = results["baseline"], results["masked"]
+    print(
+        f"held-out FVU / L0: baseline {base_fvu:.3f} / {base_l0:.1f}, masked {masked_fvu:.3f} / {masked_l0:.1f}"
+    )
+    record = read_masking_record(tmp_path / "masked")
+    assert record is not None and record["first_batch_norm_ratio"] <= 2.0
+    assert masked_l0 >= 0.5 * k
+    assert masked_fvu <= base_fvu + 0.15
+    assert base_fvu < 0.9  # the baseline itself learned something
+
+
+def test_train_command_trains_and_saves(tmp_path):
+    out = tmp_path / "sae"
+    argv = [
+        "--hook_name",
+        "blocks.1.hook_resid_post",
+        "--d_sae",
+        "128",
+        "--k",
+        "8",
+        "--context_size",
+        "32",
+        "--store_batch_size_prompts",
+        "4",
+        "--n_batches_in_buffer",
+        "16",
+        "--train_batch_size_tokens",
+        "256",
+        "--training_tokens",
+        "2048",
+        "--mask_token",
+        "<repo_name>",
+        "--output_path",
+        str(out),
+    ]
+    assert train_main(argv) == 0
+    record = read_masking_record(out)
+    assert record is not None and record["mask_token"] == REPO_NAME_ID and record["p"] == 0.3
+    cfg = json.loads((out / "cfg.json").read_text())
+    assert cfg["d_sae"] == 128 and cfg["metadata"]["hook_name"] == "blocks.1.hook_resid_post"
