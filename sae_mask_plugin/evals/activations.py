@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -71,11 +71,21 @@ class ActivationCache:
     """Last-token activations on disk under `root`, keyed by model, hook, dataset and settings.
 
     The key holds a hash of the exact texts, so a different sample of a dataset never reuses a stale file.
-    Files are written atomically; a corrupt file is recomputed.
+    Files are written atomically; a corrupt file is recomputed. `model` is called only when something must be
+    computed, so fully cached evals never load the LLM.
     """
 
-    def __init__(self, root: str | Path, model_name: str, hook_name: str, max_seq_len: int, batch_size: int):
+    def __init__(
+        self,
+        root: str | Path,
+        model_name: str,
+        hook_name: str,
+        max_seq_len: int,
+        batch_size: int,
+        model: Callable[[], HookedTransformer] | None = None,
+    ):
         self.root = Path(root)
+        self.model = model
         self.model_name = model_name
         self.hook_name = hook_name
         self.max_seq_len = max_seq_len
@@ -95,8 +105,8 @@ class ActivationCache:
         folder = self.root / "activations" / path_safe(self.model_name) / path_safe(self.hook_name)
         return folder / f"{path_safe(dataset)}-{key}.pt"
 
-    def get(self, model: HookedTransformer | None, dataset: str, texts: Sequence[str]) -> torch.Tensor:
-        """Activations of `texts` [len(texts), d_hook]: from disk, else computed with `model` and stored."""
+    def get(self, dataset: str, texts: Sequence[str]) -> torch.Tensor:
+        """Activations of `texts` [len(texts), d_hook]: from disk, else computed with the model and stored."""
         path = self.path(dataset, texts)
         if path.is_file():
             try:
@@ -105,11 +115,13 @@ class ActivationCache:
                     return cached
             except (RuntimeError, OSError, EOFError):
                 pass
-        if model is None:
+        if self.model is None:
             raise ValueError(
                 f"activations of {dataset!r} at {self.hook_name!r} are not cached and no model was given"
             )
-        activations = last_token_activations(model, self.hook_name, texts, self.max_seq_len, self.batch_size)
+        activations = last_token_activations(
+            self.model(), self.hook_name, texts, self.max_seq_len, self.batch_size
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(handle)

@@ -201,6 +201,11 @@ class LazyModel:
         self.device = device
         self._model = model
 
+    @classmethod
+    def of(cls, model, model_name: str, llm_dtype: str, device: str) -> LazyModel:
+        """`model` itself when it is a `LazyModel`, else a `LazyModel` around it (None: load by name)."""
+        return model if isinstance(model, LazyModel) else cls(model_name, llm_dtype, device, model)
+
     def get(self):
         """The `HookedTransformer`, loaded offline-aware (embedded default or hub name) on first call."""
         if self._model is None:

@@ -218,7 +218,7 @@ def evaluate_saes(
                         device,
                         str(output_path),
                         force_rerun=force,
-                        model=models[source.model_name].get(),
+                        model=models[source.model_name],
                         cache_path=cache,
                     )
                     record["status"] = "done"

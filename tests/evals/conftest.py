@@ -13,15 +13,22 @@ import sae_lens
 from sae_mask_plugin.evals.common import settings_key
 from sae_mask_plugin.evals.reference_saes import DEFAULT_HOOK_NAME, train_reference_sae
 
-REFERENCE_SAE = {"hook_name": DEFAULT_HOOK_NAME, "d_sae": 1024, "k": 32, "training_tokens": 16_384, "seed": 0}
+REFERENCE_SAE = {"hook_name": DEFAULT_HOOK_NAME, "d_sae": 1024, "k": 32, "training_tokens": 8_192, "seed": 0}
 
 
 @pytest.fixture(scope="session")
-def reference_sae_path(request: pytest.FixtureRequest, embedded_model) -> Path:
-    """A BatchTopK SAE (d_sae 1024, k 32) trained by plain SAELens on 16k tokens of the embedded corpus at
-    layer 12; trained once into pytest's cache folder (renamed into place when complete)."""
+def reference_sae_path(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedded_model
+) -> Path:
+    """A BatchTopK SAE (d_sae 1024, k 32) trained by plain SAELens on 8k tokens of the embedded corpus at
+    layer 12; trained once into pytest's cache folder (renamed into place when complete), else once per session."""
     key = settings_key({**REFERENCE_SAE, "sae_lens": sae_lens.__version__})
-    root = Path(request.config.cache.mkdir("sae_mask_evals"))
+    cache = getattr(request.config, "cache", None)  # absent under `-p no:cacheprovider`
+    root = (
+        Path(cache.mkdir("sae_mask_evals"))
+        if cache is not None
+        else tmp_path_factory.mktemp("sae_mask_evals")
+    )
     folder = root / f"reference-sae-{key}"
     if not (folder / "cfg.json").is_file():
         staging = Path(tempfile.mkdtemp(prefix=".reference-sae-", dir=root))

@@ -7,6 +7,7 @@ computes itself with plain TransformerLens, and every JSON is validated against 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,13 @@ from sae_probes.utils_data import get_train_test_indices
 from sklearn.linear_model import LogisticRegression
 
 from sae_mask_plugin.embedded.probing_data import load_ood_task, load_probing_dataset
+from sae_mask_plugin.evals import SUMMARY_FILENAME, evaluate_saes
 from sae_mask_plugin.evals.absorption.eval_config import AbsorptionEvalConfig
 from sae_mask_plugin.evals.absorption.eval_output import AbsorptionEvalOutput
 from sae_mask_plugin.evals.absorption.main import run_eval as run_absorption
 from sae_mask_plugin.evals.activations import ActivationCache
+from sae_mask_plugin.evals.cli import main as cli_main
+from sae_mask_plugin.evals.common import LazyModel
 from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
 from sae_mask_plugin.evals.core.eval_output import CoreEvalOutput
 from sae_mask_plugin.evals.core.main import HeldOutTokens
@@ -62,13 +66,20 @@ def _result(output_dir: Path, sae_name: str = "ref") -> dict:
 
 
 @torch.no_grad()
-def _independent_activations(model, texts: list[str]) -> torch.Tensor:
-    """Last-token activations, one text at a time, BOS prepended by TransformerLens: [len(texts), d_model]."""
+def _independent_activations(model, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+    """Last-token activations computed the TransformerLens way: its own tokenization (BOS prepended), left
+    padding with an attention mask, so the last token is at -1 in every row: [len(texts), d_model]."""
     rows = []
-    for text in texts:
-        _, cache = model.run_with_cache(model.to_tokens(text), names_filter=[HOOK], stop_at_layer=13)
-        rows.append(cache[HOOK][0, -1])
-    return torch.stack(rows)
+    for start in range(0, len(texts), batch_size):
+        _, cache = model.run_with_cache(
+            texts[start : start + batch_size], padding_side="left", names_filter=[HOOK], stop_at_layer=13
+        )
+        rows.append(cache[HOOK][:, -1])
+    return torch.cat(rows)
+
+
+def _refuse_model_load(*args, **kwargs):
+    raise AssertionError("the model was loaded although everything it computes is cached or done")
 
 
 def _sklearn_accuracy(
@@ -91,7 +102,9 @@ def test_ood_probing(embedded_model, reference_sae, eval_cache, tmp_path):
     output = TypeAdapter(OodProbingEvalOutput).validate_python(data)
     assert output.eval_config == TINY_OOD
     assert [d.task_name for d in output.eval_result_details] == TINY_OOD.task_names
-    cache = ActivationCache(eval_cache, MODEL, HOOK, TINY_OOD.max_seq_len, TINY_OOD.llm_batch_size)
+    cache = ActivationCache(
+        eval_cache, MODEL, HOOK, TINY_OOD.max_seq_len, TINY_OOD.llm_batch_size
+    )  # no model
     for detail in output.eval_result_details:
         in_distribution, ood = load_ood_task(detail.task_name)
         y = in_distribution["target"].to_numpy()
@@ -104,7 +117,7 @@ def test_ood_probing(embedded_model, reference_sae, eval_cache, tmp_path):
             _independent_activations(embedded_model, ood_texts),
         )
         # the eval's cached activations are these activations (batched, padded) ...
-        torch.testing.assert_close(cache.get(None, detail.task_name, id_texts), x_id, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(cache.get(detail.task_name, id_texts), x_id, rtol=1e-3, atol=1e-3)
         # ... and its oracle accuracies are scikit-learn's on them
         id_accuracy, ood_accuracy = _sklearn_accuracy(
             detail.oracle_C,
@@ -127,7 +140,7 @@ def test_ood_probing(embedded_model, reference_sae, eval_cache, tmp_path):
     )
 
 
-def test_sparse_probing(embedded_model, reference_sae, eval_cache, tmp_path):
+def test_sparse_probing(embedded_model, reference_sae, eval_cache, tmp_path, monkeypatch):
     run_sparse_probing(
         TINY_SPARSE,
         [("ref", reference_sae)],
@@ -157,7 +170,8 @@ def test_sparse_probing(embedded_model, reference_sae, eval_cache, tmp_path):
     assert output.eval_result_metrics.llm.llm_test_accuracy == pytest.approx(
         np.mean([d.llm_test_accuracy for d in output.eval_result_details])
     )
-    # a second run with the same data reuses the cached activations: no model needed
+    # a second run with the same data reuses the cached activations: the model is never loaded
+    monkeypatch.setattr(LazyModel, "get", _refuse_model_load)
     run_sparse_probing(
         TINY_SPARSE, [("again", reference_sae)], "cpu", str(tmp_path), model=None, cache_path=str(eval_cache)
     )
@@ -232,3 +246,32 @@ def test_core(embedded_model, reference_sae, tmp_path):
     assert performance.ce_loss_without_sae < performance.ce_loss_with_ablation
     assert output.eval_config.dataset.startswith("sae-probes held-out texts")
     assert len(output.eval_result_details) == reference_sae.cfg.d_sae
+
+
+def test_evaluate_saes_resumes_and_isolates_failures(reference_sae_path, eval_cache, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    shutil.copytree(reference_sae_path, broken)
+    (broken / "sae_weights.safetensors").write_bytes(b"corrupt weights")
+    out = tmp_path / "out"
+    name = reference_sae_path.name
+    sparse = {"sparse_probing": TINY_SPARSE}
+    # the activations of TINY_SPARSE are cached by test_sparse_probing (or computed here when run alone)
+    summary = evaluate_saes(
+        [reference_sae_path, broken], ["sparse_probing"], out, configs=sparse, cache_dir=eval_cache
+    )
+    assert summary[name]["evals"]["sparse_probing"]["status"] == "done"
+    assert summary["broken"]["evals"]["sparse_probing"]["status"] == "failed"
+    assert "safetensors" in summary["broken"]["evals"]["sparse_probing"]["error"].lower()
+    assert (out / "sparse_probing" / "broken_custom_sae_error.json").is_file()
+    assert json.loads((out / SUMMARY_FILENAME).read_text()) == summary
+    TypeAdapter(SparseProbingEvalOutput).validate_python(_result(out / "sparse_probing", name))
+
+    # resumed: the done pair is skipped, the broken one fails again, and no model is loaded for either
+    monkeypatch.setattr(LazyModel, "get", _refuse_model_load)
+    again = evaluate_saes(
+        [reference_sae_path, broken], ["sparse_probing"], out, configs=sparse, cache_dir=eval_cache
+    )
+    assert again[name]["evals"]["sparse_probing"]["status"] == "skipped"
+    assert again["broken"]["evals"]["sparse_probing"]["status"] == "failed"
+    assert cli_main(["--sae", str(reference_sae_path), "--evals", "sparse_probing", "--out", str(out)]) == 0
+    assert cli_main(["--sae", str(broken), "--evals", "sparse_probing", "--out", str(out)]) == 1

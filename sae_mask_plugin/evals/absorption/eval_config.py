@@ -25,11 +25,12 @@ class AbsorptionEvalConfig(SaeBenchAbsorptionEvalConfig):
 
 
 def cpu_preset(model_name: str) -> AbsorptionEvalConfig:
-    """The CPU preset for a small model (the embedded default): a 100-words-per-letter list, which reaches
-    SAEBench's default `min_feats_for_eval` (20 letters with probe F1 > 0.6) on SmolLM2-135M layer 12."""
+    """The CPU preset for a small model (the embedded default): a letter-stratified list of 60 words per letter
+    (1,560 words, whole words preferred). On SmolLM2-135M layer 12 it gives 23 letters with probe F1 > 0.6,
+    above SAEBench's default `min_feats_for_eval` of 20, which stays unchanged."""
     return AbsorptionEvalConfig(
         model_name=model_name,
-        words_per_letter=100,
+        words_per_letter=60,
         llm_batch_size=32,
         precalc_k_sparse_probe_sae_acts=True,
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -207,7 +207,9 @@ def evaluate_sae(
         / f"{path_safe(hook_name)}-{settings_key(settings)}"
     )
     probes_dir = root / "probes"
-    sae_dir = root / "saes" / f"{path_safe(sae_name)}-{sae_fingerprint(sae)}"
+    # per-SAE tables: keyed by the SAE's weights and every setting, so a changed SAE or config never reuses them
+    sae_key = settings_key({"sae": sae_fingerprint(sae), "config": asdict(config)})
+    sae_dir = root / "saes" / f"{path_safe(sae_name)}-{sae_key}"
     truncated = StopAtHookLayer(model, layer)
     words = first_letter_word_list(model.tokenizer, config.words_per_letter, config.random_seed)  # type: ignore[arg-type]
 
@@ -329,15 +331,16 @@ def run_eval(
     device: str,
     output_path: str,
     force_rerun: bool = False,
-    model: HookedTransformer | None = None,
+    model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SAEBench-style entry: absorption of each `(name, SAE)`, one JSON per SAE in `output_path`.
 
-    `model` defaults to `config.model_name` loaded offline-aware; probes and per-SAE tables are cached under
+    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
+    loaded offline-aware; probes and per-SAE tables are cached under
     `cache_path` (default `<output_path>/cache`). Existing results are kept unless `force_rerun`.
     """
-    lazy = LazyModel(config.model_name, config.llm_dtype, device, model)
+    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
     root = cache_path or str(Path(output_path) / "cache")
 
     def evaluate(sae_name: str, sae: SAE) -> AbsorptionEvalOutput:

@@ -126,16 +126,17 @@ def run_eval(
     device: str,
     output_path: str,
     force_rerun: bool = False,
-    model: HookedTransformer | None = None,
+    model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SAEBench-style entry: core metrics of each `(name, SAE)`, one JSON per SAE in `output_path`.
 
-    `model` defaults to `config.model_name` loaded offline-aware. `cache_path` is unused (the core eval runs the
+    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
+    loaded offline-aware. `cache_path` is unused (the core eval runs the
     SAE inside the model's forward, so nothing is shared across SAEs) and accepted for a uniform signature.
     """
     del cache_path
-    lazy = LazyModel(config.model_name, config.llm_dtype, device, model)
+    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
 
     def evaluate(sae_name: str, sae: SAE) -> CoreEvalOutput:
         with torch.no_grad():

@@ -37,9 +37,7 @@ from sae_mask_plugin.evals.probing import balanced_split, fit_probe, probe_score
 class TaskData:
     """Raw activations [n, d] and labels [n] of one OOD task: ID train, ID test and OOD test."""
 
-    def __init__(
-        self, model: HookedTransformer | None, cache: ActivationCache, task: str, config: OodProbingEvalConfig
-    ):
+    def __init__(self, cache: ActivationCache, task: str, config: OodProbingEvalConfig):
         in_distribution, ood = load_ood_task(task)
         y = in_distribution["target"].to_numpy()
         train, test = balanced_split(y, config.num_train, config.num_id_test, config.random_seed, task)
@@ -48,10 +46,10 @@ class TaskData:
             ood_rows = np.sort(
                 np.random.RandomState(config.random_seed).choice(len(ood), config.num_ood_test, replace=False)
             )
-        x_id = cache.get(model, task, in_distribution["prompt"].iloc[np.concatenate([train, test])].tolist())
+        x_id = cache.get(task, in_distribution["prompt"].iloc[np.concatenate([train, test])].tolist())
         self.x_train, self.x_id_test = x_id[: len(train)], x_id[len(train) :]
         self.y_train, self.y_id_test = y[train], y[test]
-        self.x_ood = cache.get(model, f"{task}_OOD", ood["prompt"].iloc[ood_rows].tolist())
+        self.x_ood = cache.get(f"{task}_OOD", ood["prompt"].iloc[ood_rows].tolist())
         self.y_ood = ood["target"].to_numpy()[ood_rows]
 
 
@@ -108,7 +106,6 @@ def evaluate_task(data: TaskData, sae: SAE, task: str, config: OodProbingEvalCon
 
 
 def evaluate_sae(
-    model: HookedTransformer | None,
     sae: SAE,
     sae_name: str,
     config: OodProbingEvalConfig,
@@ -116,7 +113,7 @@ def evaluate_sae(
 ) -> OodProbingEvalOutput:
     """OOD probing of one SAE over `config.task_names`."""
     details = [
-        evaluate_task(TaskData(model, cache, task, config), sae, task, config)
+        evaluate_task(TaskData(cache, task, config), sae, task, config)
         for task in tqdm(config.task_names, desc="OOD tasks", leave=False)
     ]
     mean_by_k = {
@@ -155,20 +152,23 @@ def run_eval(
     device: str,
     output_path: str,
     force_rerun: bool = False,
-    model: HookedTransformer | None = None,
+    model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SAEBench-style entry: OOD probing of each `(name, SAE)`, one JSON per SAE in `output_path`.
 
-    `model` defaults to `config.model_name` loaded offline-aware; activations are cached under `cache_path`
+    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
+    loaded offline-aware; activations are cached under `cache_path`
     (default `<output_path>/cache`).
     """
-    lazy = LazyModel(config.model_name, config.llm_dtype, device, model)
+    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
     root = cache_path or Path(output_path) / "cache"
 
     def evaluate(sae_name: str, sae: SAE) -> OodProbingEvalOutput:
         hook_name = sae.cfg.metadata.hook_name
-        cache = ActivationCache(root, config.model_name, hook_name, config.max_seq_len, config.llm_batch_size)
-        return evaluate_sae(lazy.get(), sae.to(device=device), sae_name, config, cache)
+        cache = ActivationCache(
+            root, config.model_name, hook_name, config.max_seq_len, config.llm_batch_size, lazy.get
+        )
+        return evaluate_sae(sae.to(device=device), sae_name, config, cache)
 
     return run_each_sae(selected_saes, output_path, force_rerun, "OOD probing", evaluate)

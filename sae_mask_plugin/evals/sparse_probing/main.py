@@ -35,14 +35,14 @@ from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOu
 
 
 def dataset_split(
-    model: HookedTransformer | None, cache: ActivationCache, dataset: str, config: SparseProbingEvalConfig
+    cache: ActivationCache, dataset: str, config: SparseProbingEvalConfig
 ) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
     """(x_train [n_train, d], y_train, x_test [n_test, d], y_test) of a dataset, activations from the cache."""
     frame = load_probing_dataset(dataset)
     y = frame["target"].to_numpy()
     train, test = balanced_split(y, config.num_train, config.num_test, config.random_seed, dataset)
     rows = np.concatenate([train, test])
-    x = cache.get(model, dataset, frame["prompt"].iloc[rows].tolist())
+    x = cache.get(dataset, frame["prompt"].iloc[rows].tolist())
     return x[: len(train)], y[train], x[len(train) :], y[test]
 
 
@@ -55,7 +55,6 @@ def _top_k_fields(k: int, scores: dict[str, float]) -> dict[str, float]:
 
 
 def evaluate_sae(
-    model: HookedTransformer | None,
     sae: SAE,
     sae_name: str,
     config: SparseProbingEvalConfig,
@@ -66,7 +65,7 @@ def evaluate_sae(
     selected: dict[str, dict[int, list[int]]] = {}
     dense_strength: dict[str, float] = {}
     for dataset in tqdm(config.dataset_names, desc="sparse probing datasets", leave=False):
-        x_train, y_train, x_test, y_test = dataset_split(model, cache, dataset, config)
+        x_train, y_train, x_test, y_test = dataset_split(cache, dataset, config)
         dense = fit_probe(x_train, y_train, x_test, y_test, "l2", config.random_seed)
         dense_strength[dataset] = float(dense.classifier.C)
         latents_train, latents_test = encode(sae, x_train), encode(sae, x_test)
@@ -133,20 +132,23 @@ def run_eval(
     device: str,
     output_path: str,
     force_rerun: bool = False,
-    model: HookedTransformer | None = None,
+    model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SAEBench-style entry: sparse probing of each `(name, SAE)`, one JSON per SAE in `output_path`.
 
-    `model` defaults to `config.model_name` loaded offline-aware; activations are cached under `cache_path`
+    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
+    loaded offline-aware; activations are cached under `cache_path`
     (default `<output_path>/cache`).
     """
-    lazy = LazyModel(config.model_name, config.llm_dtype, device, model)
+    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
     root = cache_path or Path(output_path) / "cache"
 
     def evaluate(sae_name: str, sae: SAE) -> SparseProbingEvalOutput:
         hook_name = sae.cfg.metadata.hook_name
-        cache = ActivationCache(root, config.model_name, hook_name, config.max_seq_len, config.llm_batch_size)
-        return evaluate_sae(lazy.get(), sae.to(device=device), sae_name, config, cache)
+        cache = ActivationCache(
+            root, config.model_name, hook_name, config.max_seq_len, config.llm_batch_size, lazy.get
+        )
+        return evaluate_sae(sae.to(device=device), sae_name, config, cache)
 
     return run_each_sae(selected_saes, output_path, force_rerun, "sparse probing", evaluate)
