@@ -219,20 +219,24 @@ class LazyModel:
 
 def run_each_sae(
     selected_saes: list[tuple[str, SAE]],
+    device: str,
     output_path: str | Path,
     force_rerun: bool,
     description: str,
     evaluate: Callable[[str, SAE], Any],
 ) -> dict[str, dict[str, Any]]:
-    """SAEBench's per-SAE loop: skip SAEs whose result file exists (unless `force_rerun`), evaluate the others
-    with `evaluate(name, sae) -> eval output`, write each result atomically as `<name>_custom_sae_eval_results.json`."""
-    from sae_bench.sae_bench_utils.general_utils import get_results_filepath
+    """SAEBench's per-SAE loop: skip SAEs whose result file exists (unless `force_rerun`), give the others
+    SAEBench's standard config fields (`load_and_format_sae`) on `device`, evaluate them with
+    `evaluate(name, sae) -> eval output` and write each result atomically as
+    `<name>_custom_sae_eval_results.json`."""
+    from sae_bench.sae_bench_utils.general_utils import get_results_filepath, load_and_format_sae
 
     results: dict[str, dict[str, Any]] = {}
     for sae_name, sae in tqdm(selected_saes, desc=description):
         path = get_results_filepath(str(output_path), sae_name, "custom_sae")
         if is_complete_result(path) and not force_rerun:
             continue
+        _, sae, _ = load_and_format_sae(sae_name, sae.to(device=device), device)  # type: ignore[misc]
         output = evaluate(sae_name, sae)
         write_text_atomic(path, output.to_json())
         results[f"{sae_name}_custom_sae"] = asdict(output)

@@ -18,6 +18,8 @@ from sae_bench.sae_bench_utils.general_utils import get_results_filepath
 from tqdm.auto import tqdm
 
 from sae_mask_plugin.embedded.probing_data import OOD_TASKS, list_probing_datasets
+from sae_mask_plugin.evals.absorption import eval_config as absorption_config
+from sae_mask_plugin.evals.absorption import main as absorption_main
 from sae_mask_plugin.evals.absorption.main import check_absorption_hook
 from sae_mask_plugin.evals.common import (
     EvalInputError,
@@ -30,6 +32,12 @@ from sae_mask_plugin.evals.common import (
     read_sae_source,
     write_json_atomic,
 )
+from sae_mask_plugin.evals.core import eval_config as core_config
+from sae_mask_plugin.evals.core import main as core_main
+from sae_mask_plugin.evals.ood_probing import eval_config as ood_config
+from sae_mask_plugin.evals.ood_probing import main as ood_main
+from sae_mask_plugin.evals.sparse_probing import eval_config as sparse_config
+from sae_mask_plugin.evals.sparse_probing import main as sparse_main
 
 PRESETS = ("cpu", "full")
 SUMMARY_FILENAME = "evaluation_summary.json"
@@ -44,29 +52,17 @@ class EvalSpec:
     cpu_preset: Callable[[str], Any]
 
 
-def _specs() -> dict[str, EvalSpec]:
-    from sae_mask_plugin.evals.absorption import eval_config as absorption_config
-    from sae_mask_plugin.evals.absorption import main as absorption_main
-    from sae_mask_plugin.evals.core import eval_config as core_config
-    from sae_mask_plugin.evals.core import main as core_main
-    from sae_mask_plugin.evals.ood_probing import eval_config as ood_config
-    from sae_mask_plugin.evals.ood_probing import main as ood_main
-    from sae_mask_plugin.evals.sparse_probing import eval_config as sparse_config
-    from sae_mask_plugin.evals.sparse_probing import main as sparse_main
-
-    return {
-        "absorption": EvalSpec(
-            absorption_main.run_eval, absorption_config.AbsorptionEvalConfig, absorption_config.cpu_preset
-        ),
-        "sparse_probing": EvalSpec(
-            sparse_main.run_eval, sparse_config.SparseProbingEvalConfig, sparse_config.cpu_preset
-        ),
-        "ood": EvalSpec(ood_main.run_eval, ood_config.OodProbingEvalConfig, ood_config.cpu_preset),
-        "core": EvalSpec(core_main.run_eval, core_config.CoreEvalConfig, core_config.cpu_preset),
-    }
-
-
-EVAL_NAMES: tuple[str, ...] = ("absorption", "sparse_probing", "ood", "core")
+EVAL_SPECS: dict[str, EvalSpec] = {
+    "absorption": EvalSpec(
+        absorption_main.run_eval, absorption_config.AbsorptionEvalConfig, absorption_config.cpu_preset
+    ),
+    "sparse_probing": EvalSpec(
+        sparse_main.run_eval, sparse_config.SparseProbingEvalConfig, sparse_config.cpu_preset
+    ),
+    "ood": EvalSpec(ood_main.run_eval, ood_config.OodProbingEvalConfig, ood_config.cpu_preset),
+    "core": EvalSpec(core_main.run_eval, core_config.CoreEvalConfig, core_config.cpu_preset),
+}
+EVAL_NAMES: tuple[str, ...] = tuple(EVAL_SPECS)
 
 
 def parse_eval_names(evals: str | Sequence[str]) -> list[str]:
@@ -90,7 +86,7 @@ def make_config(
     SAEBench's / sae-probes' default sizes), with the task or dataset lists overridden when given."""
     if preset not in PRESETS:
         raise EvalInputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    spec = _specs()[eval_name]
+    spec = EVAL_SPECS[eval_name]
     config = spec.cpu_preset(model_name) if preset == "cpu" else spec.config_class(model_name=model_name)
     if eval_name == "ood" and ood_tasks is not None:
         config = replace(config, task_names=list(ood_tasks))
@@ -194,7 +190,6 @@ def evaluate_saes(
         for source in sources
     }
     models = {name: LazyModel(name, "float32", device) for name in {source.model_name for source in sources}}
-    specs = _specs()
     with tqdm(total=len(sources) * len(eval_configs), desc="SAE evals") as progress:
         for source in sources:
             sae = None
@@ -212,7 +207,7 @@ def evaluate_saes(
                 started = time.perf_counter()
                 try:
                     sae = sae if sae is not None else load_sae(source, device)
-                    specs[eval_name].run_eval(
+                    EVAL_SPECS[eval_name].run_eval(
                         replace(base_config, model_name=source.model_name),
                         [(source.name, sae)],
                         device,

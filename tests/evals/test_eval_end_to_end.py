@@ -261,7 +261,7 @@ def test_evaluate_saes_resumes_and_isolates_failures(reference_sae_path, eval_ca
     )
     assert summary[name]["evals"]["sparse_probing"]["status"] == "done"
     assert summary["broken"]["evals"]["sparse_probing"]["status"] == "failed"
-    assert "safetensors" in summary["broken"]["evals"]["sparse_probing"]["error"].lower()
+    assert "safetensor" in summary["broken"]["evals"]["sparse_probing"]["error"].lower()
     assert (out / "sparse_probing" / "broken_custom_sae_error.json").is_file()
     assert json.loads((out / SUMMARY_FILENAME).read_text()) == summary
     TypeAdapter(SparseProbingEvalOutput).validate_python(_result(out / "sparse_probing", name))

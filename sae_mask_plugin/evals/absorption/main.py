@@ -70,6 +70,7 @@ from sae_mask_plugin.evals.common import (
 # SAEBench's in-context examples per prompt (fixed inside its probe dataset builder).
 MAX_ICL_EXAMPLES = 10
 _PROBE_HOOK_SUFFIX = "hook_resid_post"
+_AGGREGATION_ONLY = ("min_GT_probe_f1", "min_feats_for_eval")
 
 
 class StopAtHookLayer:
@@ -207,8 +208,10 @@ def evaluate_sae(
         / f"{path_safe(hook_name)}-{settings_key(settings)}"
     )
     probes_dir = root / "probes"
-    # per-SAE tables: keyed by the SAE's weights and every setting, so a changed SAE or config never reuses them
-    sae_key = settings_key({"sae": sae_fingerprint(sae), "config": asdict(config)})
+    # per-SAE tables: keyed by the SAE's weights and every setting they depend on (the letter thresholds only
+    # enter the aggregation), so a changed SAE or config never reuses them
+    table_settings = {k: v for k, v in asdict(config).items() if k not in _AGGREGATION_ONLY}
+    sae_key = settings_key({"sae": sae_fingerprint(sae), "config": table_settings})
     sae_dir = root / "saes" / f"{path_safe(sae_name)}-{sae_key}"
     truncated = StopAtHookLayer(model, layer)
     words = first_letter_word_list(model.tokenizer, config.words_per_letter, config.random_seed)  # type: ignore[arg-type]
@@ -345,8 +348,6 @@ def run_eval(
 
     def evaluate(sae_name: str, sae: SAE) -> AbsorptionEvalOutput:
         model = lazy.get()
-        return evaluate_sae(
-            model, sae.to(device=device), sae_name, resolve_config(config, model), root, device, force_rerun
-        )
+        return evaluate_sae(model, sae, sae_name, resolve_config(config, model), root, device, force_rerun)
 
-    return run_each_sae(selected_saes, output_path, force_rerun, "absorption", evaluate)
+    return run_each_sae(selected_saes, device, output_path, force_rerun, "absorption", evaluate)

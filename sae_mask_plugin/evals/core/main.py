@@ -140,6 +140,6 @@ def run_eval(
 
     def evaluate(sae_name: str, sae: SAE) -> CoreEvalOutput:
         with torch.no_grad():
-            return evaluate_sae(lazy.get(), sae.to(device=device), sae_name, config)
+            return evaluate_sae(lazy.get(), sae, sae_name, config)
 
-    return run_each_sae(selected_saes, output_path, force_rerun, "core", evaluate)
+    return run_each_sae(selected_saes, device, output_path, force_rerun, "core", evaluate)

@@ -169,6 +169,6 @@ def run_eval(
         cache = ActivationCache(
             root, config.model_name, hook_name, config.max_seq_len, config.llm_batch_size, lazy.get
         )
-        return evaluate_sae(sae.to(device=device), sae_name, config, cache)
+        return evaluate_sae(sae, sae_name, config, cache)
 
-    return run_each_sae(selected_saes, output_path, force_rerun, "OOD probing", evaluate)
+    return run_each_sae(selected_saes, device, output_path, force_rerun, "OOD probing", evaluate)
