@@ -104,9 +104,10 @@ def read_sae_record(sae_dir: str | Path, metrics: dict[str, float] | None = None
         sae_path=str(sae_dir),
         model_name=str(metadata.get("model_name") or runner.get("model_name") or "unknown"),
         hook_name=str(metadata.get("hook_name") or runner.get("hook_name") or "unknown"),
-        architecture=str(cfg.get("architecture", "unknown")),
+        # SAELens saves (Batch)TopK-family SAEs as JumpReLU for inference; the metadata keeps what was trained.
+        architecture=str(metadata.get("training_architecture") or cfg.get("architecture", "unknown")),
         d_sae=int(cfg["d_sae"]),
-        k=cfg.get("k"),
+        k=cfg.get("k", (metadata.get("training_architecture_details") or {}).get("k")),
         seed=runner.get("seed"),
         training_tokens=runner.get("training_tokens"),
         mask_p=mask_p,

@@ -87,6 +87,7 @@ def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_
             preset=recipe.eval_preset,
             device=recipe.device,
             cache_dir=evals_dir / "cache",
+            **recipe.eval_options,
         )
     external = [name for name in recipe.evals if name in EXTERNAL_EVALS]
     if external:

@@ -35,6 +35,7 @@ EXTERNAL_EVALS: tuple[str, ...] = ("scr", "tpp")
 """Evals run through SAEBench itself (they need hub datasets); the others go to `sae_mask_plugin.evals`."""
 
 EvalPreset = Literal["cpu", "full"]
+EVAL_OPTIONS = ("ood_tasks", "sparse_probing_datasets")
 
 RUNNER_FIELDS_SET_BY_SWEEP = frozenset(
     {
@@ -202,6 +203,8 @@ class Recipe:
         max_saes_per_job: Most SAEs trained from one LLM pass (None: a whole group); bigger groups are split.
         evals: Evals after training: those of `sae-mask eval` and `scr` / `tpp` through SAEBench.
         eval_preset: `cpu` (small, documented CPU sizes) or `full` (SAEBench / sae-probes defaults).
+        eval_options: Task lists passed to `evaluate_saes`: `ood_tasks`, `sparse_probing_datasets` (None: the
+            preset's own lists).
         report: Build the comparison report (`sae-mask compare`) once every run of the grid is done.
         slurm: Resources of each SLURM array task.
     """
@@ -224,6 +227,7 @@ class Recipe:
     max_saes_per_job: int | None = None
     evals: list[str] = field(default_factory=list)
     eval_preset: EvalPreset = "cpu"
+    eval_options: dict[str, list[str]] = field(default_factory=dict)
     report: bool = False
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     runs: list[Run] = field(init=False, repr=False)
@@ -250,6 +254,7 @@ class Recipe:
             raise RecipeError(f"matryoshka_fractions must increase strictly within (0, 1), got {fractions}")
         check_names("runner", self.runner, runner_fields())
         check_names("masking", self.masking, MASKING_FIELDS)
+        check_names("eval_options", self.eval_options, EVAL_OPTIONS)
         self._check_evals()
         self.grid = [self._check_block(index, block) for index, block in enumerate(self.grid)]
         architectures = {arch for block in self.grid for arch in block["architecture"]}
@@ -271,11 +276,16 @@ class Recipe:
         return str(self.runner.get("device", "cpu"))
 
     def _check_evals(self) -> None:
-        if not self.evals:
-            return
+        from sae_mask_plugin.embedded.probing_data import OOD_TASKS, list_probing_datasets
         from sae_mask_plugin.evals import EVAL_NAMES
 
         check_names("evals", self.evals, (*EVAL_NAMES, *EXTERNAL_EVALS))
+        check_names("eval_options.ood_tasks", self.eval_options.get("ood_tasks", ()), OOD_TASKS)
+        check_names(
+            "eval_options.sparse_probing_datasets",
+            self.eval_options.get("sparse_probing_datasets", ()),
+            list_probing_datasets(),
+        )
 
     def _check_block(self, index: int, block: Any) -> dict[str, list[Any]]:
         where = f"grid block {index}"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
+from report_checks import assert_report_matches_results
 from scipy import stats
 
 from sae_mask_plugin.report import RunRecord, build_report, paired_comparisons
@@ -80,17 +80,7 @@ def test_report_numbers_match_results_json(tmp_path):
     results = json.loads(files.results.read_text())
     report = files.report.read_text()
     assert {p.name for p in files.plots} == {"absorption_vs_l0.png", "ood_gap_vs_p.png", "differences.png"}
-    for path in files.plots:
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    (cell_results,) = results["comparisons"].values()
-    for comparison in cell_results:
-        difference = comparison["difference"]
-        expected = f"{difference['mean']:.4f} [{difference['low']:.4f}, {difference['high']:.4f}]"
-        assert expected in report
-        assert comparison["verdict"] in report
-    for run in results["runs"]:
-        row = next(line for line in report.splitlines() if line.startswith(f"| {run['name']} |"))
-        assert re.findall(r"\d+\.\d{4}", row) == [f"{run['metrics'][k]:.4f}" for k in run["metrics"]]
+    assert_report_matches_results(report, results, tmp_path)
     assert results["settings"]["seeds"] == [0, 1, 2]
     assert "no interval is available" not in report
 

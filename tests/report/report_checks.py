@@ -1,0 +1,37 @@
+"""Checks shared by the report tests: every number in report.md is the one in results.json."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_report_matches_results(report: str, results: dict[str, Any], report_dir: Path) -> None:
+    """Comparison cells, verdicts and every run's metric values in `report` equal those of `results`, and
+    every plot `results` lists is a PNG file in `report_dir`."""
+    for cell_results in results["comparisons"].values():
+        for comparison in cell_results:
+            difference = comparison["difference"]
+            if difference["low"] is None:
+                expected = f"{difference['mean']:.4f}"
+            else:
+                expected = f"{difference['mean']:.4f} [{difference['low']:.4f}, {difference['high']:.4f}]"
+            assert expected in report
+            assert comparison["verdict"] in report
+    for run in results["runs"]:
+        row = next(line for line in report.splitlines() if line.startswith(f"| {run['name']} |"))
+        values = re.findall(r"-?\d+\.\d{4}", row)
+        assert values == [f"{value:.4f}" for value in _reported_metrics(run, results)]
+    for name in results["plots"]:
+        assert (report_dir / name).read_bytes()[:8] == PNG_SIGNATURE
+        assert f"]({name})" in report
+
+
+def _reported_metrics(run: dict[str, Any], results: dict[str, Any]) -> list[float]:
+    from sae_mask_plugin.report.records import METRICS
+
+    reported = [spec.key for spec in METRICS if any(spec.key in r["metrics"] for r in results["runs"])]
+    return [run["metrics"][key] for key in reported if key in run["metrics"]]

@@ -1,0 +1,69 @@
+"""`sae-mask demo` end to end on a tiny configuration of the real embedded SmolLM2, and its output folder rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from report_checks import assert_report_matches_results
+
+from sae_mask_plugin import demo
+from sae_mask_plugin.cli import main as sae_mask
+
+TINY_DEMO = {
+    "training_tokens": 8192,
+    "grid": [{"architecture": "matryoshka_batchtopk", "d_sae": 256, "k": 16, "p": [0.0, 0.3], "seed": 0}],
+    "runner.context_size": 64,
+    "runner.store_batch_size_prompts": 8,
+    "runner.n_batches_in_buffer": 8,
+    "runner.train_batch_size_tokens": 512,
+    "evals": ["core", "ood"],
+    "eval_options": {"ood_tasks": ["67_social-security", "87_glue_cola"]},
+}
+
+
+@pytest.mark.slow
+def test_tiny_demo_writes_a_consistent_report_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    report = demo.run_demo("quick", out, overrides=TINY_DEMO)
+
+    results = json.loads((report.parent / "results.json").read_text())
+    assert_report_matches_results(report.read_text(), results, report.parent)
+    assert set(results["plots"]) == {"ood_gap_vs_p.png", "differences.png"}
+    assert sorted(run["mask_p"] for run in results["runs"]) == [0.0, 0.3]
+    assert all(
+        {"l0", "explained_variance", "sae_ood_gap"} <= run["metrics"].keys() for run in results["runs"]
+    )
+    (cell,) = results["comparisons"]
+    assert cell == "p=0.3 token | matryoshka_batchtopk w256 k16"
+    text = report.read_text()
+    assert "SmolLM2-135M-Instruct" in text and "blocks.12.hook_resid_post" in text and "8192" in text
+    assert "One seed per condition: no interval is available" in text
+
+    weights = sorted(out.glob("saes/*/sae_weights.safetensors"))
+    assert len(weights) == 2
+    stamps = [path.stat().st_mtime_ns for path in weights]
+    demo.run_demo("quick", out, overrides=TINY_DEMO)  # resumes: nothing is retrained
+    assert [path.stat().st_mtime_ns for path in weights] == stamps
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo_run(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(demo.DemoFolderError, match="not a previous run of the demo"):
+        demo.prepare_output_folder(tmp_path, "cpu_demo_quick", force=False)
+    assert sae_mask(["demo", "--out", str(tmp_path)]) == 2
+    assert "--force" in capsys.readouterr().err
+    demo.prepare_output_folder(tmp_path, "cpu_demo_quick", force=True)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert json.loads((tmp_path / demo.MARKER_FILENAME).read_text())["recipe"] == "cpu_demo_quick"
+
+
+def test_demo_refuses_the_other_modes_folder_and_bad_overrides(tmp_path, capsys):
+    demo.prepare_output_folder(tmp_path, "cpu_demo_quick", force=False)
+    (tmp_path / "saes").mkdir()
+    demo.prepare_output_folder(tmp_path, "cpu_demo_quick", force=False)  # a previous quick run resumes
+    with pytest.raises(demo.DemoFolderError, match="holds a 'cpu_demo_quick' demo run"):
+        demo.prepare_output_folder(tmp_path, "cpu_demo_full", force=False)
+    assert sae_mask(["demo", "--out", str(tmp_path / "new"), "--set", "training_tokens=-5"]) == 2
+    assert "training_tokens" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # bad input is refused before anything is written
