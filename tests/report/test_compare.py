@@ -61,7 +61,9 @@ def test_compare_pairs_a_plain_saelens_baseline_with_a_masked_run(tmp_path, embe
         override_dataset=corpus,
     ).run()
     for run in ("plain", "masked"):
-        evaluate_saes([tmp_path / run / "sae"], ["core"], out_dir=tmp_path / run / "evals")
+        evaluate_saes(
+            [tmp_path / run / "sae"], ["ood"], out_dir=tmp_path / run / "evals", ood_tasks=["87_glue_cola"]
+        )
 
     out = tmp_path / "report"
     assert sae_mask(["compare", str(tmp_path / "plain"), str(tmp_path / "masked"), "--out", str(out)]) == 0
@@ -74,7 +76,7 @@ def test_compare_pairs_a_plain_saelens_baseline_with_a_masked_run(tmp_path, embe
     assert all(run["architecture"] == "batchtopk" and run["k"] == 16 for run in results["runs"])
     (cell,) = results["comparisons"]
     assert cell == "p=0.3 token | batchtopk w256 k16"
-    assert {c["metric"] for c in results["comparisons"][cell]} >= {"l0", "explained_variance", "mse"}
+    assert {c["metric"] for c in results["comparisons"][cell]} >= {"sae_ood_accuracy", "sae_ood_gap"}
 
 
 def test_compare_refuses_folders_without_saes(tmp_path, capsys):
