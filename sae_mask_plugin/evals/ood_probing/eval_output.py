@@ -118,7 +118,7 @@ class OodProbingEvalOutput(BaseEvalOutput[OodProbingEvalConfig, OodMetricCategor
     sae_metrics_by_k: dict[int, dict[str, float]] | None = Field(
         default=None,
         title="SAE Metrics by K",
-        description="Mean over tasks for every k (same keys as the per-task sae_metrics_by_k)",
+        description="Mean over tasks for every k (the per-task sae_metrics_by_k keys except C)",
     )
     eval_type_id: str = Field(
         default=EVAL_TYPE_ID_OOD_PROBING,

@@ -120,10 +120,11 @@ def evaluate_sae(
         k: {
             name: statistics.mean(d.sae_metrics_by_k[k][name] for d in details)
             for name in details[0].sae_metrics_by_k[k]
+            if name != "C"  # a per-task regularisation strength, not a metric to average
         }
         for k in config.ks
     }
-    headline = {name: value for name, value in mean_by_k[config.headline_k].items() if name != "C"}
+    headline = mean_by_k[config.headline_k]
     return OodProbingEvalOutput(
         eval_config=config,
         eval_id=get_eval_uuid(),
