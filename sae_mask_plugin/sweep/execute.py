@@ -63,7 +63,7 @@ def train_group(recipe: Recipe, group: Group, out_dir: str | Path) -> list[Path]
             if recipe.dataset == EMBEDDED_DATASET
             else None
         )
-        MaskedMultiSAETrainingRunner(cfg, override_dataset=dataset).run()
+        MaskedMultiSAETrainingRunner(cfg, override_dataset=dataset, init_b_dec=recipe.init_b_dec).run()
         for run in pending:
             target = sae_dir(out, run)
             shutil.copy2(staging / RUNNER_CFG_FILENAME, staging / run.name / RUNNER_CFG_FILENAME)

@@ -24,6 +24,7 @@ from sae_lens.saes.sae import TrainingSAEConfig
 
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
+from sae_mask_plugin.training.runner import B_DEC_INITS, BDecInit
 
 EMBEDDED_DATASET = "embedded"
 """`dataset: embedded` trains on the plugin's offline corpus (`load_embedded_corpus`, shuffled by the run seed)."""
@@ -200,6 +201,8 @@ class Recipe:
         masking: `MaskingConfig` fields shared by every run (grid axes override them).
         matryoshka_fractions: Inner Matryoshka levels as fractions of `d_sae` (the full width is added), used
             when `matryoshka_widths` is not set.
+        init_b_dec: `mean` starts each SAE's decoder bias at the mean of the first batch (short runs converge
+            much faster; needs `normalize_activations: none`), `default` keeps the architecture's initialisation.
         max_saes_per_job: Most SAEs trained from one LLM pass (None: a whole group); bigger groups are split.
         evals: Evals after training: those of `sae-mask eval` and `scr` / `tpp` through SAEBench.
         eval_preset: `cpu` (small, documented CPU sizes) or `full` (SAEBench / sae-probes defaults).
@@ -224,6 +227,7 @@ class Recipe:
     sae_by_architecture: dict[str, dict[str, Any]] = field(default_factory=dict)
     masking: dict[str, Any] = field(default_factory=dict)
     matryoshka_fractions: list[float] = field(default_factory=lambda: [0.0625, 0.25])
+    init_b_dec: BDecInit = "mean"
     max_saes_per_job: int | None = None
     evals: list[str] = field(default_factory=list)
     eval_preset: EvalPreset = "cpu"
@@ -247,6 +251,8 @@ class Recipe:
             raise RecipeError("grid must have at least one block")
         if isinstance(self.slurm, Mapping):
             self.slurm = _build(SlurmSettings, self.slurm, "slurm")
+        if self.init_b_dec not in B_DEC_INITS:
+            raise RecipeError(f"init_b_dec must be one of {', '.join(B_DEC_INITS)}, got {self.init_b_dec!r}")
         if self.eval_preset not in get_args(EvalPreset):
             raise RecipeError(f"eval_preset must be one of {', '.join(get_args(EvalPreset))}")
         fractions = self.matryoshka_fractions

@@ -9,6 +9,8 @@ special (DESIGN trap 2); `loss_positions` then selects masked/unmasked positions
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ class MaskedActivationsStore(ActivationsStore):
     first_batch_norm_ratio: float | None = None
     """Median hook norm at masked / clean positions of the first batch with masked positions (None before)."""
     _peeked: torch.Tensor | None = None
+    _peeked_multi_hook: tuple[dict[str, torch.Tensor], Iterator[dict[str, torch.Tensor]]] | None = None
 
     @classmethod
     def from_store(cls, store: ActivationsStore) -> MaskedActivationsStore:
@@ -203,6 +206,21 @@ class MaskedActivationsStore(ActivationsStore):
         if self._peeked is None:
             self._peeked = super().__next__()
         return self._peeked
+
+    def peek_multi_hook_batch(self) -> dict[str, torch.Tensor]:
+        """The next multi-hook batch {hook: [train_batch_size_tokens, d_in]}, left at the head of the stream that
+        the next `get_multi_hook_data_loader()` call returns."""
+        if self._peeked_multi_hook is None:
+            stream = super().get_multi_hook_data_loader()
+            self._peeked_multi_hook = (next(stream), stream)
+        return self._peeked_multi_hook[0]
+
+    def get_multi_hook_data_loader(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The stock multi-hook stream, resumed after a peeked batch when there is one."""
+        if self._peeked_multi_hook is None:
+            return super().get_multi_hook_data_loader()
+        (batch, stream), self._peeked_multi_hook = self._peeked_multi_hook, None
+        return itertools.chain([batch], stream)
 
     def __next__(self) -> torch.Tensor:
         if self._peeked is not None:

@@ -184,9 +184,14 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
         override_dataset: HfDataset | None = None,
         override_model: HookedRootModule | None = None,
         override_saes: dict[str, TrainingSAE[Any]] | None = None,
+        *,
+        init_b_dec: BDecInit = "default",
     ) -> None:
         if not isinstance(cfg, MaskedMultiSAETrainingRunnerConfig):
             raise TypeError(f"cfg must be a MaskedMultiSAETrainingRunnerConfig, got {type(cfg).__name__}")
+        for sae_cfg in cfg.saes.values():
+            _check_b_dec_init(init_b_dec, sae_cfg.normalize_activations)
+        self.init_b_dec = init_b_dec
         preflight(
             cfg.masking,
             model_name=cfg.model_name,
@@ -207,6 +212,15 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
             total_tokens=cfg.training_tokens,
             seed=cfg.seed,
         )
+
+    def run(self) -> dict[str, TrainingSAE[Any]]:
+        """Train every SAE from one masked pass (`init_b_dec="mean"`: each `b_dec` starts at the mean of the
+        first batch at its hook) and save as SAELens does."""
+        if self.init_b_dec == "mean" and self.cfg.resume_from_checkpoint is None:
+            batch = self.activations_store.peek_multi_hook_batch()
+            for name, sae in self.saes.items():
+                init_b_dec_to_mean(sae, batch[self.cfg.hook_names_per_sae[name]])
+        return super().run()
 
     def _write_masking_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
         record = store_masking_record(self.activations_store, self.mask_token_string)

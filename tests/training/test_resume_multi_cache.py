@@ -11,6 +11,7 @@ from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME
 from safetensors.torch import load_file
 from training_helpers import REPO_NAME_ID, TINY_HOOK, recorded_inputs, tiny_runner_settings, tiny_sae
 
+import sae_mask_plugin.training.runner as runner_module
 from sae_mask_plugin import (
     MaskedCacheActivationsRunner,
     MaskedCacheActivationsRunnerConfig,
@@ -96,7 +97,7 @@ def test_resume_from_an_unmasked_checkpoint_is_refused(tmp_path, tiny_model, tok
         runner("b", MASKING, resume_from_checkpoint=str(checkpoint), is_dataset_tokenized=True).run()
 
 
-def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_model, texts):
+def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_model, texts, monkeypatch):
     settings = tiny_runner_settings(tmp_path)
     for key in ("model_name", "hook_name", "output_path", "checkpoint_path"):
         settings.pop(key)
@@ -112,8 +113,22 @@ def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_m
     single = make_runner_config(
         "topk", masking=MASKING, sae=tiny_sae("topk"), **tiny_runner_settings(tmp_path / "one")
     )
+    b_dec_inits: list[tuple[str, torch.Tensor]] = []
+    monkeypatch.setattr(
+        runner_module,
+        "init_b_dec_to_mean",
+        lambda sae, batch: b_dec_inits.append((sae.cfg.d_sae, batch.clone())),
+    )
     with recorded_inputs(tiny_model) as multi_fed:
-        MaskedMultiSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts).run()
+        multi = MaskedMultiSAETrainingRunner(
+            cfg, override_model=tiny_model, override_dataset=texts, init_b_dec="mean"
+        )
+        first_batch = multi.activations_store.peek_multi_hook_batch()[TINY_HOOK]
+        stream = multi.activations_store.get_multi_hook_data_loader()
+        assert next(stream)[TINY_HOOK] is first_batch  # a peeked batch stays at the head of the stream
+        multi.activations_store.peek_multi_hook_batch()
+        multi.run()
+    assert len(b_dec_inits) == 3 and all(batch.shape == (128, 32) for _, batch in b_dec_inits)
     with recorded_inputs(tiny_model) as single_fed:
         MaskedLanguageModelSAETrainingRunner(single, override_model=tiny_model, override_dataset=texts).run()
     # One LLM pass feeds all three SAEs: as many LLM batches as one SAE alone (buffering differs by one or so).
