@@ -142,16 +142,15 @@ def held_out_fvu_and_l0(sae: SAE, model, tokens: torch.Tensor, hook: str) -> tup
 
 
 def test_acceptance_masked_sae_stays_alive_and_close_to_baseline(tmp_path, embedded_model, corpus):
-    """Issue 5, point 2: default settings and p = 0.3 (mask token chosen by measurement) on the embedded default;
-    on clean held-out text the masked SAE keeps L0 >= 0.5 k and FVU <= the baseline's + 0.15."""
-    training_tokens = 64 * 1024
+    """Default settings (Matryoshka BatchTopK 4096, k 32, layer 12, 200k tokens) and p = 0.3 with the mask token
+    chosen by measurement, on the embedded default: on clean held-out text the masked SAE keeps L0 >= 0.5 k and
+    FVU <= the baseline's + 0.15. (Measured: FVU 0.076 vs 0.097, L0 32 vs 46. At 64k tokens the gap was 0.19:
+    the masked SAE converges more slowly, so the check uses the default budget.)"""
     held_out = corpus.select(range(len(corpus) - 600, len(corpus)))
     tokens = sample_token_batch(embedded_model, held_out, n_sequences=24, context_size=128)
     results = {}
     for name, masking in {"baseline": None, "masked": MaskingConfig(p=0.3)}.items():
-        cfg = make_runner_config(
-            masking=masking, training_tokens=training_tokens, output_path=str(tmp_path / name)
-        )
+        cfg = make_runner_config(masking=masking, output_path=str(tmp_path / name))
         train_sae(cfg, override_model=embedded_model, override_dataset=corpus)
         sae = SAE.load_from_disk(str(tmp_path / name))
         results[name] = held_out_fvu_and_l0(sae, embedded_model, tokens, cfg.hook_name)
