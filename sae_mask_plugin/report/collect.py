@@ -9,6 +9,7 @@ several machines. Metrics are the flattened `eval_result_metrics` of every eval 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,4 +80,12 @@ def collect_runs(run_dirs: list[str | Path]) -> list[RunRecord]:
             f"no saved SAE (a folder with {SAE_CFG_FILENAME}) under {', '.join(map(str, roots))}"
         )
     metrics = _metrics_by_sae_folder([root.resolve() for root in roots], sae_folders)
-    return [read_sae_record(folder, metrics.get(folder)) for folder in sae_folders]
+    records = [read_sae_record(folder, metrics.get(folder)) for folder in sae_folders]
+    names = [record.name for record in records]
+    # Folders of the same name (e.g. `plain/sae` and `masked/sae`) are told apart by their parent folder.
+    return [
+        replace(record, name=f"{Path(record.sae_path).parent.name}/{record.name}")
+        if names.count(record.name) > 1
+        else record
+        for record in records
+    ]
