@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +21,8 @@ from sae_probes.utils_training import BestClassifierResults, find_best_reg
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from sae_mask_plugin.evals.common import EvalInputError
+from sae_mask_plugin.evals.activations import ActivationCache
+from sae_mask_plugin.evals.common import EvalInputError, LazyModel, run_each_sae
 
 
 def balanced_split(
@@ -67,3 +71,34 @@ def probe_scores(probe: BestClassifierResults, x: torch.Tensor, y: np.ndarray) -
 def rank_latents(latents_train: torch.Tensor, y_train: np.ndarray) -> torch.Tensor:
     """Latent indices [d_sae] ordered by |normalised class-mean difference| on training latents [n, d_sae]."""
     return get_sorted_indices(latents_train, torch.from_numpy(y_train), mean_act_normalization)
+
+
+def run_activation_probing_eval(
+    config: Any,
+    selected_saes: list[tuple[str, Any]],
+    device: str,
+    output_path: str,
+    force_rerun: bool,
+    model: Any,
+    cache_path: str | None,
+    description: str,
+    evaluate_sae: Callable[[Any, str, Any, ActivationCache], Any],
+) -> dict[str, dict[str, Any]]:
+    """The shared body of the probing evals' `run_eval`: each SAE is scored by `evaluate_sae(sae, name, config,
+    cache)` on LLM activations cached under `cache_path` (default `<output_path>/cache`) at the SAE's hook, with
+    the model (`config.model_name` unless `model` is given) loaded only when an activation is missing."""
+    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
+    root = cache_path or Path(output_path) / "cache"
+
+    def evaluate(sae_name: str, sae: Any) -> Any:
+        cache = ActivationCache(
+            root,
+            config.model_name,
+            sae.cfg.metadata.hook_name,
+            config.max_seq_len,
+            config.llm_batch_size,
+            lazy.get,
+        )
+        return evaluate_sae(sae, sae_name, config, cache)
+
+    return run_each_sae(selected_saes, device, output_path, force_rerun, description, evaluate)

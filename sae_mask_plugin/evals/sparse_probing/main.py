@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,8 +27,14 @@ from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import load_probing_dataset
 from sae_mask_plugin.evals.activations import ActivationCache
-from sae_mask_plugin.evals.common import LazyModel, encode, run_each_sae
-from sae_mask_plugin.evals.probing import balanced_split, fit_probe, probe_scores, rank_latents
+from sae_mask_plugin.evals.common import LazyModel, encode
+from sae_mask_plugin.evals.probing import (
+    balanced_split,
+    fit_probe,
+    probe_scores,
+    rank_latents,
+    run_activation_probing_eval,
+)
 from sae_mask_plugin.evals.sparse_probing.eval_config import SparseProbingEvalConfig
 from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOutput
 
@@ -141,14 +146,14 @@ def run_eval(
     loaded offline-aware; activations are cached under `cache_path`
     (default `<output_path>/cache`).
     """
-    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
-    root = cache_path or Path(output_path) / "cache"
-
-    def evaluate(sae_name: str, sae: SAE) -> SparseProbingEvalOutput:
-        hook_name = sae.cfg.metadata.hook_name
-        cache = ActivationCache(
-            root, config.model_name, hook_name, config.max_seq_len, config.llm_batch_size, lazy.get
-        )
-        return evaluate_sae(sae, sae_name, config, cache)
-
-    return run_each_sae(selected_saes, device, output_path, force_rerun, "sparse probing", evaluate)
+    return run_activation_probing_eval(
+        config,
+        selected_saes,
+        device,
+        output_path,
+        force_rerun,
+        model,
+        cache_path,
+        "sparse probing",
+        evaluate_sae,
+    )
