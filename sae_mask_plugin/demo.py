@@ -82,16 +82,9 @@ def run_demo(
     return report
 
 
-def _parse_override(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, separator, value = text.partition("=")
-    if not separator or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
-
-
 def main(argv: list[str]) -> int:
+    from sae_mask_plugin.sweep.cli import parse_override
+
     parser = argparse.ArgumentParser(
         prog="sae-mask demo",
         description=__doc__,
@@ -117,7 +110,7 @@ def main(argv: list[str]) -> int:
         "--set",
         dest="overrides",
         action="append",
-        type=_parse_override,
+        type=parse_override,
         default=[],
         metavar="KEY=VALUE",
         help="override a recipe key, e.g. --set training_tokens=50000 (repeatable)",

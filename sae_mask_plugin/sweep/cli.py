@@ -17,7 +17,8 @@ from sae_mask_plugin.sweep.recipe import RecipeError, load_recipe
 SLURM_FLAGS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism")
 
 
-def _override(text: str) -> tuple[str, Any]:
+def parse_override(text: str) -> tuple[str, Any]:
+    """`--set KEY=VALUE` of a recipe: a dotted key and a YAML value."""
     key, separator, value = text.partition("=")
     if not separator or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         dest="overrides",
         action="append",
-        type=_override,
+        type=parse_override,
         default=[],
         metavar="KEY=VALUE",
         help="override a recipe key (dotted, YAML value), e.g. --set runner.device=cuda --set training_tokens=1e6",
