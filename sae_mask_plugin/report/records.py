@@ -18,30 +18,29 @@ from sae_mask_plugin.training.metadata import read_masking_record
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A reported metric: its label, which direction is better (None: neither), and the eval that yields it."""
+    """A reported metric: its key in the eval results, its label, and which direction is better (None: neither)."""
 
     key: str
     label: str
     higher_is_better: bool | None
-    source: str
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("l0", "L0", None, "core"),
-    MetricSpec("explained_variance", "explained variance", True, "core"),
-    MetricSpec("mse", "MSE", False, "core"),
-    MetricSpec("ce_loss_score", "CE loss recovered", True, "core"),
-    MetricSpec("mean_absorption_fraction_score", "mean absorption", False, "absorption"),
-    MetricSpec("mean_full_absorption_score", "full-absorption rate", False, "absorption"),
-    MetricSpec("sae_top_1_test_accuracy", "sparse probing top-1 acc", True, "sparse_probing"),
-    MetricSpec("sae_top_2_test_accuracy", "sparse probing top-2 acc", True, "sparse_probing"),
-    MetricSpec("sae_top_5_test_accuracy", "sparse probing top-5 acc", True, "sparse_probing"),
-    MetricSpec("sae_top_16_test_accuracy", "sparse probing top-16 acc", True, "sparse_probing"),
-    MetricSpec("llm_test_accuracy", "dense probe acc (reference)", None, "sparse_probing"),
-    MetricSpec("sae_id_accuracy", "OOD eval: SAE ID acc", True, "ood"),
-    MetricSpec("sae_ood_accuracy", "OOD eval: SAE OOD acc", True, "ood"),
-    MetricSpec("sae_ood_gap", "OOD gap (ID − OOD)", False, "ood"),
-    MetricSpec("oracle_minus_sae_ood_accuracy", "oracle − SAE OOD acc", False, "ood"),
+    MetricSpec("l0", "L0", None),
+    MetricSpec("explained_variance", "explained variance", True),
+    MetricSpec("mse", "MSE", False),
+    MetricSpec("ce_loss_score", "CE loss recovered", True),
+    MetricSpec("mean_absorption_fraction_score", "mean absorption", False),
+    MetricSpec("mean_full_absorption_score", "full-absorption rate", False),
+    MetricSpec("sae_top_1_test_accuracy", "sparse probing top-1 acc", True),
+    MetricSpec("sae_top_2_test_accuracy", "sparse probing top-2 acc", True),
+    MetricSpec("sae_top_5_test_accuracy", "sparse probing top-5 acc", True),
+    MetricSpec("sae_top_16_test_accuracy", "sparse probing top-16 acc", True),
+    MetricSpec("llm_test_accuracy", "dense probe acc (reference)", None),
+    MetricSpec("sae_id_accuracy", "OOD eval: SAE ID acc", True),
+    MetricSpec("sae_ood_accuracy", "OOD eval: SAE OOD acc", True),
+    MetricSpec("sae_ood_gap", "OOD gap (ID − OOD)", False),
+    MetricSpec("oracle_minus_sae_ood_accuracy", "oracle − SAE OOD acc", False),
 )
 METRICS_BY_KEY = {spec.key: spec for spec in METRICS}
 
