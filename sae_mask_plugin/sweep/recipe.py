@@ -29,8 +29,9 @@ from sae_mask_plugin.training.runner import B_DEC_INITS, BDecInit
 EMBEDDED_DATASET = "embedded"
 """`dataset: embedded` trains on the plugin's offline corpus (`load_embedded_corpus`, shuffled by the run seed)."""
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
-"""The recipes shipped in the source tree; `load_recipe("cpu_demo_quick")` finds `recipes/cpu_demo_quick.yaml`."""
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+"""The shipped recipes: `sae_mask_plugin/recipes` links to the top-level `recipes/` and is packaged in the wheel;
+`load_recipe("cpu_demo_quick")` finds `recipes/cpu_demo_quick.yaml`."""
 
 EXTERNAL_EVALS: tuple[str, ...] = ("scr", "tpp")
 """Evals run through SAEBench itself (they need hub datasets); the others go to `sae_mask_plugin.evals`."""
