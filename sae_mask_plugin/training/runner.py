@@ -8,6 +8,7 @@ run see the same texts in the same order and start from the same SAE.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal, get_args
 
 import torch
@@ -16,6 +17,7 @@ from sae_lens.llm_sae_training_runner import LanguageModelSAETrainingRunner
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner
 from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
 from sae_lens.training.multi_sae_trainer import MultiSAETrainer
+from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
 from sae_mask_plugin.masking.config import MaskingConfig
@@ -34,6 +36,15 @@ from sae_mask_plugin.training.preflight import build_masker, preflight
 
 BDecInit = Literal["default", "mean"]
 B_DEC_INITS: tuple[str, ...] = get_args(BDecInit)
+
+PROGRESS_UPDATE_STEPS = 10
+"""SAELens's trainers move their progress bar every 100 steps (204,800 tokens at 2,048 tokens a step), so a short
+run shows 0 % until it ends; the masked runners move it every 10 steps."""
+
+
+def with_finer_progress(trainer: SAETrainer[Any, Any] | MultiSAETrainer) -> None:
+    """Make `trainer` update its tqdm bar every `PROGRESS_UPDATE_STEPS` steps instead of SAELens's 100."""
+    trainer._update_pbar = partial(trainer._update_pbar, update_interval=PROGRESS_UPDATE_STEPS)  # type: ignore[method-assign]
 
 
 def masking_seed(masking: MaskingConfig, run_seed: int) -> int:
@@ -155,6 +166,10 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
             init_b_dec_to_mean(self.sae, self.activations_store.peek_batch())
         return super().run()
 
+    def run_trainer_with_interruption_handling(self, trainer: SAETrainer[Any, Any]) -> TrainingSAE[Any]:
+        with_finer_progress(trainer)
+        return super().run_trainer_with_interruption_handling(trainer)
+
     def _set_sae_metadata(self) -> None:
         super()._set_sae_metadata()
         write_masking_metadata(self.sae, self.masking_record())
@@ -221,6 +236,10 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
             for name, sae in self.saes.items():
                 init_b_dec_to_mean(sae, batch[self.cfg.hook_names_per_sae[name]])
         return super().run()
+
+    def _run_with_interruption_handling(self, trainer: MultiSAETrainer) -> dict[str, TrainingSAE[Any]]:
+        with_finer_progress(trainer)
+        return super()._run_with_interruption_handling(trainer)
 
     def _write_masking_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
         record = store_masking_record(self.activations_store, self.mask_token_string)

@@ -25,6 +25,7 @@ from sae_mask_plugin import (
 )
 from sae_mask_plugin.masking import MaskingConfigError
 from sae_mask_plugin.training import read_cache_masking, read_masking_record
+from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS
 
 MASKING = MaskingConfig(p=0.3, mask_token=REPO_NAME_ID)
 
@@ -97,7 +98,9 @@ def test_resume_from_an_unmasked_checkpoint_is_refused(tmp_path, tiny_model, tok
         runner("b", MASKING, resume_from_checkpoint=str(checkpoint), is_dataset_tokenized=True).run()
 
 
-def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_model, texts, monkeypatch):
+def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(
+    tmp_path, tiny_model, texts, monkeypatch, capsys
+):
     settings = tiny_runner_settings(tmp_path)
     for key in ("model_name", "hook_name", "output_path", "checkpoint_path"):
         settings.pop(key)
@@ -128,6 +131,7 @@ def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(tmp_path, tiny_m
         assert next(stream)[TINY_HOOK] is first_batch  # a peeked batch stays at the head of the stream
         multi.activations_store.peek_multi_hook_batch()
         multi.run()
+    assert f"{PROGRESS_UPDATE_STEPS}| k2: " in capsys.readouterr().err
     assert len(b_dec_inits) == 3 and all(batch.shape == (128, 32) for _, batch in b_dec_inits)
     with recorded_inputs(tiny_model) as single_fed:
         MaskedLanguageModelSAETrainingRunner(single, override_model=tiny_model, override_dataset=texts).run()

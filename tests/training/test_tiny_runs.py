@@ -16,6 +16,7 @@ from sae_mask_plugin import (
     read_masking_metadata,
 )
 from sae_mask_plugin.training import read_masking_record
+from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS
 
 ARCHITECTURES = ["standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated"]
 
@@ -47,6 +48,12 @@ def test_every_architecture_trains_masked_and_saves_a_stock_sae(architecture, tm
     assert record is not None and record["mask_token_string"] == "<repo_name>" and record["seed"] == 42
     assert record["first_batch_norm_ratio"] == pytest.approx(runner.activations_store.first_batch_norm_ratio)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".sae.partial")]
+
+
+def test_progress_bar_moves_before_the_end_of_a_short_run(tmp_path, tiny_model, texts, capsys):
+    runner = runner_for("topk", tmp_path, tiny_model, texts, MaskingConfig(p=0.3, mask_token="<repo_name>"))
+    runner.run()  # 16 steps: SAELens alone would first move its bar at step 100
+    assert f"{PROGRESS_UPDATE_STEPS}| " in capsys.readouterr().err
 
 
 def test_baseline_and_masked_share_data_order_and_init(tmp_path, tiny_model, texts):
