@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sae_mask_plugin.evals.common import write_json_atomic
+from sae_mask_plugin.files import write_json_atomic
 
 DEMO_RECIPES: dict[str, str] = {"quick": "cpu_demo_quick", "full": "cpu_demo_full"}
 MARKER_FILENAME = "sae_mask_demo.json"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -39,6 +38,7 @@ from sae_mask_plugin.embedded.probing_data import (
     list_probing_datasets,
     read_dataset_texts,
 )
+from sae_mask_plugin.files import publish
 
 CORPUS_FORMAT_VERSION = 1
 SPAN_WORDS = 13
@@ -132,7 +132,7 @@ def load_embedded_corpus(seed: int = 0, show_progress: bool = True) -> datasets.
         try:
             corpus.save_to_disk(str(staging))
             shutil.rmtree(cache_dir, ignore_errors=True)
-            os.replace(staging, cache_dir)
+            publish(staging, cache_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return datasets.load_from_disk(str(cache_dir)).shuffle(seed=seed)

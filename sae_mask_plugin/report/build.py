@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sae_mask_plugin.evals.common import write_json_atomic, write_text_atomic
+from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
 from sae_mask_plugin.report.records import METRICS, METRICS_BY_KEY, RunRecord
 from sae_mask_plugin.report.stats import PairedComparison

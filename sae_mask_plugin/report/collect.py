@@ -37,13 +37,23 @@ def find_sae_folders(root: Path) -> list[Path]:
 
 
 def flatten_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """`{metric: value}` from a SAEBench result's `eval_result_metrics` (`{category: {metric: value}}`)."""
+    """`{metric: value}` from a SAEBench result's `eval_result_metrics` (`{category: {metric: value}}`), plus
+    sparse probing's `sae_metrics_by_k` (`{k: {test_accuracy: value}}` -> `sae_top_{k}_test_accuracy`), which
+    holds the k that SAEBench's fixed fields lack (e.g. 16)."""
     flat: dict[str, float] = {}
     for category in (result.get("eval_result_metrics") or {}).values():
         for metric, value in (category or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if _is_number(value):
                 flat[metric] = float(value)
+    for k, scores in (result.get("sae_metrics_by_k") or {}).items():
+        for metric, value in scores.items():
+            if _is_number(value):
+                flat.setdefault(f"sae_top_{k}_{metric}", float(value))
     return flat
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _result_file(summary_path: Path, eval_name: str, record: dict[str, Any]) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,20 +10,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sae_mask_plugin.files import atomic_file  # noqa: E402
 from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord  # noqa: E402
 from sae_mask_plugin.report.stats import PairedComparison, Summary  # noqa: E402
 
 
 def _save_atomic(figure: plt.Figure, path: Path) -> Path:
-    descriptor, staging = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(descriptor)
     try:
-        figure.savefig(staging, dpi=120, bbox_inches="tight")
-        os.replace(staging, path)
+        with atomic_file(path, suffix=".png") as staging:
+            figure.savefig(staging, dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
-        if os.path.exists(staging):
-            os.remove(staging)
     return path
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from sae_mask_plugin.evals import EvalInputError, validate_inputs
 from sae_mask_plugin.evals.cli import main
-from sae_mask_plugin.evals.common import is_complete_result, write_json_atomic
+from sae_mask_plugin.evals.common import is_complete_result
+from sae_mask_plugin.files import write_json_atomic
 
 
 def _sae_folder(

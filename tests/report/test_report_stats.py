@@ -10,6 +10,7 @@ from report_checks import assert_report_matches_results
 from scipy import stats
 
 from sae_mask_plugin.report import RunRecord, build_report, paired_comparisons
+from sae_mask_plugin.report.collect import flatten_metrics
 from sae_mask_plugin.report.stats import PairedComparison, Summary
 
 
@@ -88,3 +89,14 @@ def test_report_numbers_match_results_json(tmp_path):
 def test_single_seed_report_says_no_interval(tmp_path):
     files = build_report([_record(0, 0, mse=1.0), _record(0.3, 0, mse=0.9)], tmp_path)
     assert "no interval is available" in files.report.read_text()
+
+
+def test_flattened_metrics_include_top_k_that_saebench_has_no_field_for():
+    result = {
+        "eval_result_metrics": {"sae": {"sae_top_1_test_accuracy": 0.7, "sae_top_10_test_accuracy": None}},
+        "sae_metrics_by_k": {"1": {"test_accuracy": 0.1}, "16": {"test_accuracy": 0.75, "test_auc": 0.8}},
+    }
+    flat = flatten_metrics(result)
+    assert flat["sae_top_1_test_accuracy"] == 0.7  # SAEBench's own field wins over the by-k copy
+    assert flat["sae_top_16_test_accuracy"] == 0.75 and flat["sae_top_16_test_auc"] == 0.8
+    assert "sae_top_10_test_accuracy" not in flat

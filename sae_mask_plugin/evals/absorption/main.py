@@ -64,8 +64,8 @@ from sae_mask_plugin.evals.common import (
     run_each_sae,
     sae_fingerprint,
     settings_key,
-    write_json_atomic,
 )
+from sae_mask_plugin.files import write_json_atomic
 
 # SAEBench's in-context examples per prompt (fixed inside its probe dataset builder).
 MAX_ICL_EXAMPLES = 10
