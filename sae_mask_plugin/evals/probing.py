@@ -50,6 +50,9 @@ def fit_probe(
     """sae-probes' logistic-regression probe on features [n, d] with labels [n]; metrics on the test set."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # sae-probes passes `penalty=`, which newer scikit-learn deprecates (one warning per fit)
+        warnings.filterwarnings("ignore", message="Inconsistent values: penalty=", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*'penalty' was deprecated", category=FutureWarning)
         return find_best_reg(
             x_train.numpy(), y_train, x_test.numpy(), y_test, parallel=False, penalty=penalty, seed=seed
         )

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
-from sae_bench.evals.base_eval_output import BaseEvalConfig
 
 from sae_mask_plugin.embedded.probing_data import OOD_TASKS
+from sae_mask_plugin.evals.probing_config import ActivationProbingEvalConfig
 
 
 @dataclass
-class OodProbingEvalConfig(BaseEvalConfig):
-    model_name: str = Field(
-        default="",
-        title="Model Name",
-        description="TransformerLens model name (the embedded default or a hub model).",
-    )
+class OodProbingEvalConfig(ActivationProbingEvalConfig):
     random_seed: int = Field(
         default=42,
         title="Random Seed",
@@ -57,21 +52,6 @@ class OodProbingEvalConfig(BaseEvalConfig):
         title="Regularization Type",
         description="Penalty of the k-sparse probes ('l1' or 'l2'); the dense oracle uses 'l2'. Strengths are "
         "chosen on a validation split of the in-distribution training data (sae-probes' find_best_reg).",
-    )
-    max_seq_len: int = Field(
-        default=1024,
-        title="Max Sequence Length",
-        description="Texts longer than this many tokens keep their last tokens (the probed position).",
-    )
-    llm_batch_size: int = Field(
-        default=32,
-        title="LLM Batch Size",
-        description="Texts per forward pass when computing activations.",
-    )
-    llm_dtype: str = Field(
-        default="float32",
-        title="LLM Data Type",
-        description="LLM data type.",
     )
 
 
