@@ -41,6 +41,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("sae_ood_accuracy", "OOD eval: SAE OOD acc", True),
     MetricSpec("sae_ood_gap", "OOD gap (ID − OOD)", False),
     MetricSpec("oracle_minus_sae_ood_accuracy", "oracle − SAE OOD acc", False),
+    MetricSpec("scr_metric_threshold_20", "SCR (top-20 latents)", True),
+    MetricSpec("tpp_threshold_20_total_metric", "TPP (top-20 latents)", True),
 )
 METRICS_BY_KEY = {spec.key: spec for spec in METRICS}
 

@@ -5,7 +5,7 @@ Output layout of `out_dir`:
     saes/<run name>/          a SAELens SAE folder (masking metadata in cfg.json; runner_cfg.json of its group)
     groups/<group name>/      the group's runner_cfg.json (SAEs are written here, then moved to saes/)
     evals/<group name>/       `sae-mask eval` results of the group's SAEs (SAEBench layout)
-    evals/scr, evals/tpp      SAEBench SCR / TPP results, or scr_tpp_status.json saying why they did not run
+    evals/<group>/saebench/   SAEBench SCR / TPP results, or scr_tpp_status.json saying why they did not run
     report/                   `sae-mask compare` report, once every run of the grid is done
     submitit/                 submitit's job files and logs (`--launcher submitit`)
 """
@@ -91,7 +91,9 @@ def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_
         )
     external = [name for name in recipe.evals if name in EXTERNAL_EVALS]
     if external:
-        run_scr_and_tpp(sae_paths, external, recipe.model_name, evals_dir, recipe.device)
+        run_scr_and_tpp(
+            sae_paths, external, recipe.model_name, evals_dir / group.name / "saebench", recipe.device
+        )
 
 
 def build_report_if_complete(recipe: Recipe, out_dir: str | Path) -> Path | None:
