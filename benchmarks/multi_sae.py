@@ -86,11 +86,11 @@ def main() -> None:
         runner_multi.run()
         four = time.perf_counter() - start
 
-    print(f"\n{'run':<28} {'seconds':>8} {'tokens/s':>9}")
-    print(f"{'1 SAE (k=32)':<28} {one:>8.1f} {args.training_tokens / one:>9.0f}")
-    print(f"{f'{len(KS)} SAEs (k={KS}), one pass':<28} {four:>8.1f} {args.training_tokens / four:>9.0f}")
+    print(f"\n{'run':<40} {'seconds':>8} {'tokens/s':>9}")
+    print(f"{'1 SAE (k=32)':<40} {one:>8.1f} {args.training_tokens / one:>9.0f}")
+    print(f"{f'{len(KS)} SAEs (k={KS}), one pass':<40} {four:>8.1f} {args.training_tokens / four:>9.0f}")
     print(
-        f"{f'{len(KS)} separate runs (estimate)':<28} {len(KS) * one:>8.1f} {args.training_tokens / one / len(KS):>9.0f}"
+        f"{f'{len(KS)} separate runs (estimate)':<40} {len(KS) * one:>8.1f} {args.training_tokens / one / len(KS):>9.0f}"
     )
     print(
         f"{len(KS)} SAEs / 1 SAE = {four / one:.2f}x (target <= 1.3x); one shared pass saves "
