@@ -10,10 +10,12 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
+from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
 from sae_lens import SAE
 from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from tqdm.auto import tqdm
@@ -152,6 +154,19 @@ def sae_fingerprint(sae: SAE) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
+
+
+def saebench_output_fields(sae_name: str, sae: SAE) -> dict[str, Any]:
+    """The run and provenance fields every SAEBench eval output carries, for a custom SAE named `sae_name`."""
+    return {
+        "eval_id": get_eval_uuid(),
+        "datetime_epoch_millis": int(datetime.now().timestamp() * 1000),
+        "sae_bench_commit_hash": get_sae_bench_version(),
+        "sae_lens_id": "custom_sae",
+        "sae_lens_release_id": sae_name,
+        "sae_lens_version": get_sae_lens_version(),
+        "sae_cfg_dict": sae.cfg.to_dict(),
+    }
 
 
 def is_complete_result(path: str | Path) -> bool:

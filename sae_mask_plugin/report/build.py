@@ -2,8 +2,8 @@
 
 Masked runs are paired with the baseline run of the same pairing key (same model, hook, architecture, width, k,
 tokens and seed). Each masked condition × SAE shape is one comparison cell; every metric gets the paired mean
-difference, its 95% interval and a paired t-test, and a verdict that claims an effect only when the interval
-excludes zero.
+difference, its 95% interval, a paired t-test and a Benjamini-Hochberg q-value over every test of the report,
+and a verdict that claims an effect only when the interval excludes zero (flagged when q >= 0.05).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
 from sae_mask_plugin.report.records import METRICS, METRICS_BY_KEY, RunRecord
-from sae_mask_plugin.report.stats import PairedComparison
+from sae_mask_plugin.report.stats import PairedComparison, false_discovery_control
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"
@@ -57,7 +57,10 @@ def paired_comparisons(records: list[RunRecord]) -> dict[str, list[PairedCompari
                         spec.higher_is_better,
                     )
                 )
-    return comparisons
+    adjusted = iter(false_discovery_control([c for cell in comparisons.values() for c in cell]))
+    return {
+        cell: [next(adjusted) for _ in cell_comparisons] for cell, cell_comparisons in comparisons.items()
+    }
 
 
 def _settings(records: list[RunRecord]) -> dict[str, list[Any]]:
@@ -83,14 +86,14 @@ def _format_value(value: float | None) -> str:
 
 def _comparison_rows(cell_comparisons: list[PairedComparison]) -> list[str]:
     rows = [
-        "| metric | baseline | masked | masked − baseline [95% CI] | paired p | n pairs | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| metric | baseline | masked | masked − baseline [95% CI] | paired p | q (FDR) | n pairs | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in cell_comparisons:
-        p_value = "—" if c.p_value is None else f"{c.p_value:.3g}"
+        p_value, q_value = ("—" if value is None else f"{value:.3g}" for value in (c.p_value, c.q_value))
         rows.append(
             f"| {METRICS_BY_KEY[c.metric].label} | {c.baseline.format(4)} | {c.masked.format(4)} | "
-            f"{c.difference.format(4)} | {p_value} | {c.difference.n} | {c.verdict} |"
+            f"{c.difference.format(4)} | {p_value} | {q_value} | {c.difference.n} | {c.verdict} |"
         )
     return rows
 
@@ -123,10 +126,18 @@ def _markdown(
             "> One seed per condition: no interval is available, so no difference below can be called an effect.",
             "",
         ]
+    n_tests = sum(c.q_value is not None for cell in comparisons.values() for c in cell)
+    multiplicity = (
+        f"This report runs {n_tests} paired tests, so about {n_tests / 20:.1f} intervals would exclude zero by "
+        "chance alone: q is the Benjamini-Hochberg q-value over all of them, and a verdict with q ≥ 0.05 is "
+        "marked as not significant after FDR correction. "
+        if n_tests
+        else ""
+    )
     lines += [
         "Verdicts claim an effect only when the paired 95% interval of masked − baseline excludes zero. "
-        "Metrics on clean held-out text; absorption is SAEBench's first-letter absorption; OOD metrics average "
-        "the sae-probes OOD tasks.",
+        f"{multiplicity}Metrics on clean held-out text; absorption is SAEBench's first-letter absorption; OOD "
+        "metrics average the sae-probes OOD tasks.",
         "",
         "## Comparisons",
         "",

@@ -1,18 +1,22 @@
 """Paired statistics for baseline-vs-masked comparisons: means, 95% intervals and paired t-tests.
 
 Runs are paired when they differ only in masking (same model, hook, architecture, width, k, tokens and seed, so
-the same data order). With one pair there is no interval: the verdict says so instead of guessing.
+the same data order). With one pair there is no interval: the verdict says so instead of guessing. A report
+holds many tests (metrics × cells), so some 95% intervals exclude zero by chance alone: `false_discovery_control`
+adds Benjamini-Hochberg q-values over all of them, and a verdict whose q is not below 0.05 says so.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
+FALSE_DISCOVERY_RATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class PairedComparison:
     difference: Summary
     p_value: float | None
     higher_is_better: bool | None
+    q_value: float | None = None
 
     @classmethod
     def of(
@@ -81,7 +86,22 @@ class PairedComparison:
         if low <= 0 <= high or math.isclose(low, 0) or math.isclose(high, 0):
             return "no detectable difference"
         direction = "higher" if low > 0 else "lower"
-        if self.higher_is_better is None:
-            return f"masked {direction}"
-        better = (low > 0) == self.higher_is_better
-        return f"masked {direction} ({'better' if better else 'worse'})"
+        verdict = f"masked {direction}"
+        if self.higher_is_better is not None:
+            better = (low > 0) == self.higher_is_better
+            verdict += f" ({'better' if better else 'worse'})"
+        if self.q_value is not None and self.q_value >= FALSE_DISCOVERY_RATE:
+            verdict += "; not significant after FDR correction"
+        return verdict
+
+
+def false_discovery_control(comparisons: Sequence[PairedComparison]) -> list[PairedComparison]:
+    """The comparisons with Benjamini-Hochberg q-values (scipy's `false_discovery_control`) over all that have
+    a p-value; the others are returned unchanged."""
+    tested = [index for index, c in enumerate(comparisons) if c.p_value is not None]
+    adjusted = list(comparisons)
+    if tested:
+        q_values = stats.false_discovery_control([comparisons[index].p_value for index in tested])
+        for index, q_value in zip(tested, q_values, strict=True):
+            adjusted[index] = replace(comparisons[index], q_value=float(q_value))
+    return adjusted

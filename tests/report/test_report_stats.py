@@ -11,7 +11,7 @@ from scipy import stats
 
 from sae_mask_plugin.report import RunRecord, build_report, paired_comparisons
 from sae_mask_plugin.report.collect import flatten_metrics
-from sae_mask_plugin.report.stats import PairedComparison, Summary
+from sae_mask_plugin.report.stats import PairedComparison, Summary, false_discovery_control
 
 
 def _record(p: float, seed: int, **metrics: float) -> RunRecord:
@@ -100,3 +100,20 @@ def test_flattened_metrics_include_top_k_that_saebench_has_no_field_for():
     assert flat["sae_top_1_test_accuracy"] == 0.7  # SAEBench's own field wins over the by-k copy
     assert flat["sae_top_16_test_accuracy"] == 0.75 and flat["sae_top_16_test_auc"] == 0.8
     assert "sae_top_10_test_accuracy" not in flat
+
+
+def test_false_discovery_control_flags_isolated_marginal_verdicts():
+    marginal = PairedComparison.of("mse", [1.0, 1.1, 1.2], [0.9, 1.02, 1.05], higher_is_better=False)
+    assert marginal.verdict == "masked lower (better)" and 0.01 < marginal.p_value < 0.05
+    nulls = [
+        PairedComparison.of("l0", [1.0, 2.0, 3.0], [1.5 + i * 0.01, 1.4, 3.2], higher_is_better=None)
+        for i in range(9)
+    ]
+    single = PairedComparison.of("mse", [1.0], [0.2], higher_is_better=False)
+    adjusted = false_discovery_control([marginal, *nulls, single])
+    expected = stats.false_discovery_control([c.p_value for c in [marginal, *nulls]])
+    assert [c.q_value for c in adjusted[:-1]] == pytest.approx(list(expected))
+    assert adjusted[0].verdict == "masked lower (better); not significant after FDR correction"
+    assert adjusted[-1].q_value is None and adjusted[-1].verdict == "one pair: no interval available"
+    strong = PairedComparison.of("mse", [1.0, 1.1, 1.2], [0.5, 0.61, 0.69], higher_is_better=False)
+    assert false_discovery_control([strong])[0].verdict == "masked lower (better)"

@@ -20,7 +20,6 @@ import random
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,6 @@ from sae_bench.evals.absorption.k_sparse_probing import (
 from sae_bench.evals.absorption.main import _aggregate_results_df
 from sae_bench.evals.absorption.prompting import first_letter_formatter
 from sae_bench.evals.absorption.vocab import LETTERS, get_alpha_tokens
-from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
 from sae_lens import SAE
 from transformer_lens import HookedTransformer
 from transformers import PreTrainedTokenizerBase
@@ -63,6 +61,7 @@ from sae_mask_plugin.evals.common import (
     path_safe,
     run_each_sae,
     sae_fingerprint,
+    saebench_output_fields,
     settings_key,
 )
 from sae_mask_plugin.files import write_json_atomic
@@ -299,8 +298,7 @@ def evaluate_sae(
     )
     return AbsorptionEvalOutput(
         eval_config=config,
-        eval_id=get_eval_uuid(),
-        datetime_epoch_millis=int(datetime.now().timestamp() * 1000),
+        **saebench_output_fields(sae_name, sae),
         eval_result_metrics=AbsorptionMetricCategories(
             mean=mean_metrics,
             first_letter_features=FirstLetterFeatureMetrics(
@@ -312,11 +310,6 @@ def evaluate_sae(
         ),
         eval_result_details=details,
         eval_result_unstructured={"probe_f1_by_letter": probe_f1, "num_words": len(words)},
-        sae_bench_commit_hash=get_sae_bench_version(),
-        sae_lens_id="custom_sae",
-        sae_lens_release_id=sae_name,
-        sae_lens_version=get_sae_lens_version(),
-        sae_cfg_dict=sae.cfg.to_dict(),
     )
 
 

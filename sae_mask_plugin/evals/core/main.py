@@ -8,7 +8,6 @@ training corpus excludes), and the metrics, feature statistics and output are SA
 from __future__ import annotations
 
 import random
-from datetime import datetime
 from typing import Any
 
 import torch
@@ -28,13 +27,12 @@ from sae_bench.evals.core.main import (
     replace_nans_with_negative_one,
     run_evals,
 )
-from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
 from sae_lens import SAE
 from sae_lens.tokenization_and_batching import concat_and_batch_sequences
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import held_out_texts
-from sae_mask_plugin.evals.common import LazyModel, run_each_sae
+from sae_mask_plugin.evals.common import LazyModel, run_each_sae, saebench_output_fields
 from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
 from sae_mask_plugin.evals.core.eval_output import CoreEvalOutput
 
@@ -95,8 +93,7 @@ def evaluate_sae(model: HookedTransformer, sae: SAE, sae_name: str, config: Core
     metrics = replace_nans_with_negative_one(metrics)
     return CoreEvalOutput(
         eval_config=config,
-        eval_id=get_eval_uuid(),
-        datetime_epoch_millis=int(datetime.now().timestamp() * 1000),
+        **saebench_output_fields(sae_name, sae),
         eval_result_metrics=CoreMetricCategories(
             model_behavior_preservation=ModelBehaviorPreservationMetrics(
                 **metrics["model_behavior_preservation"]
@@ -112,11 +109,6 @@ def evaluate_sae(model: HookedTransformer, sae: SAE, sae_name: str, config: Core
         ),
         eval_result_details=convert_feature_metrics(replace_nans_with_negative_one(feature_metrics)),
         eval_result_unstructured={},
-        sae_bench_commit_hash=get_sae_bench_version(),
-        sae_lens_id="custom_sae",
-        sae_lens_release_id=sae_name,
-        sae_lens_version=get_sae_lens_version(),
-        sae_cfg_dict=sae.cfg.to_dict(),
     )
 
 

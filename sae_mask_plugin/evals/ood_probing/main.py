@@ -9,19 +9,17 @@ are sae-probes' functions (`evals.probing`); activations come from the shared on
 from __future__ import annotations
 
 import statistics
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import torch
-from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
 from sae_lens import SAE
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import load_ood_task
 from sae_mask_plugin.evals.activations import ActivationCache
-from sae_mask_plugin.evals.common import LazyModel, encode
+from sae_mask_plugin.evals.common import LazyModel, encode, saebench_output_fields
 from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
 from sae_mask_plugin.evals.ood_probing.eval_output import (
     OodMetricCategories,
@@ -132,8 +130,7 @@ def evaluate_sae(
     headline = mean_by_k[config.headline_k]
     return OodProbingEvalOutput(
         eval_config=config,
-        eval_id=get_eval_uuid(),
-        datetime_epoch_millis=int(datetime.now().timestamp() * 1000),
+        **saebench_output_fields(sae_name, sae),
         eval_result_metrics=OodMetricCategories(
             oracle=OodOracleMetrics(
                 oracle_id_accuracy=statistics.mean(d.oracle_id_accuracy for d in details),
@@ -144,11 +141,6 @@ def evaluate_sae(
         ),
         eval_result_details=details,
         sae_metrics_by_k=mean_by_k,
-        sae_bench_commit_hash=get_sae_bench_version(),
-        sae_lens_id="custom_sae",
-        sae_lens_release_id=sae_name,
-        sae_lens_version=get_sae_lens_version(),
-        sae_cfg_dict=sae.cfg.to_dict(),
     )
 
 

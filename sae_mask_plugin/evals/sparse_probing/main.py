@@ -9,7 +9,6 @@ and probes are sae-probes' functions (`evals.probing`), and activations come fro
 from __future__ import annotations
 
 import statistics
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,14 +19,13 @@ from sae_bench.evals.sparse_probing_sae_probes.eval_output import (
     SaeProbesResultDetail,
     SaeProbesSaeMetrics,
 )
-from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
 from sae_lens import SAE
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import load_probing_dataset
 from sae_mask_plugin.evals.activations import ActivationCache
-from sae_mask_plugin.evals.common import LazyModel, encode
+from sae_mask_plugin.evals.common import LazyModel, encode, saebench_output_fields
 from sae_mask_plugin.evals.probing import (
     balanced_split,
     fit_probe,
@@ -115,19 +113,13 @@ def evaluate_sae(
     }
     return SparseProbingEvalOutput(
         eval_config=config,
-        eval_id=get_eval_uuid(),
-        datetime_epoch_millis=int(datetime.now().timestamp() * 1000),
+        **saebench_output_fields(sae_name, sae),
         eval_result_metrics=SaeProbesMetricCategories(
             llm=SaeProbesLlmMetrics(**llm_fields), sae=SaeProbesSaeMetrics(**sae_fields)
         ),
         eval_result_details=details,
         sae_metrics_by_k=mean_by_k,
         eval_result_unstructured={"dense_probe_C": dense_strength, "selected_latents": selected},
-        sae_bench_commit_hash=get_sae_bench_version(),
-        sae_lens_id="custom_sae",
-        sae_lens_release_id=sae_name,
-        sae_lens_version=get_sae_lens_version(),
-        sae_cfg_dict=sae.cfg.to_dict(),
     )
 
 
