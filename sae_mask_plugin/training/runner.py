@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 import torch
 from sae_lens.config import HfDataset
+from sae_lens.constants import RUNNER_CFG_FILENAME
 from sae_lens.llm_sae_training_runner import LanguageModelSAETrainingRunner
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner
 from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
@@ -20,6 +21,7 @@ from sae_lens.training.multi_sae_trainer import MultiSAETrainer
 from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
+from sae_mask_plugin.files import write_json_atomic
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import (
@@ -251,8 +253,18 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
         self._write_masking_metadata(self.saes)
 
     def _save_final_outputs(self, saes: dict[str, TrainingSAE[Any]], trainer: MultiSAETrainer) -> None:
+        """SAELens's saving into a staging folder, moved into `output_path` only once every SAE is written."""
         self._write_masking_metadata(saes)
-        super()._save_final_outputs(saes, trainer)
+        output_path = self.cfg.output_path
+        assert output_path is not None  # SAELens calls this only when an output path is set
+        with staged_directory(output_path) as staging:
+            self.cfg.output_path = str(staging)
+            try:
+                super()._save_final_outputs(saes, trainer)
+            finally:
+                self.cfg.output_path = output_path
+            # SAELens records `cfg.output_path` in runner_cfg.json: record the real one, not the staging folder
+            write_json_atomic(staging / RUNNER_CFG_FILENAME, self.cfg.to_dict())
 
 
 def _check_b_dec_init(init_b_dec: str, normalize_activations: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import datasets
 import pytest
 import sae_lens.cache_activations_runner
 import torch
 from sae_lens import LoggingConfig, TopKTrainingSAEConfig
-from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME
+from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME, RUNNER_CFG_FILENAME
 from safetensors.torch import load_file
 from training_helpers import REPO_NAME_ID, TINY_HOOK, recorded_inputs, tiny_runner_settings, tiny_sae
 
@@ -141,6 +143,37 @@ def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(
     for k in (2, 4, 8):
         masking = read_masking_metadata(tmp_path / "multi" / f"k{k}")
         assert masking is not None and masking.p == 0.3 and masking.mask_token == REPO_NAME_ID
+    runner_cfg = json.loads((tmp_path / "multi" / RUNNER_CFG_FILENAME).read_text())
+    assert runner_cfg["output_path"] == str(tmp_path / "multi")  # the real folder, not the staging one
+    assert not [path for path in tmp_path.iterdir() if ".partial-" in path.name]
+
+
+def test_multi_sae_runner_failing_save_leaves_no_partial_output(tmp_path, tiny_model, texts, monkeypatch):
+    settings = tiny_runner_settings(tmp_path)
+    for key in ("model_name", "hook_name", "output_path", "checkpoint_path"):
+        settings.pop(key)
+    cfg = MaskedMultiSAETrainingRunnerConfig(
+        saes={f"k{k}": TopKTrainingSAEConfig(d_in=32, d_sae=64, k=k) for k in (2, 4)},
+        hook_names=TINY_HOOK,
+        masking=MASKING,
+        logger=LoggingConfig(log_to_wandb=False),
+        output_path=str(tmp_path / "multi"),
+        checkpoint_path=str(tmp_path / "checkpoints"),
+        **settings,
+    )
+    runner = MaskedMultiSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts)
+
+    def fail_on_second_sae(self, path):
+        if path.endswith("k4"):
+            raise OSError("disk full")
+        return save_inference_model(self, path)
+
+    save_inference_model = type(runner.saes["k4"]).save_inference_model
+    monkeypatch.setattr(type(runner.saes["k4"]), "save_inference_model", fail_on_second_sae)
+    with pytest.raises(OSError, match="disk full"):
+        runner.run()
+    assert not (tmp_path / "multi").exists() or not any((tmp_path / "multi").iterdir())
+    assert not [path for path in tmp_path.iterdir() if ".partial-" in path.name]
 
 
 def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(
