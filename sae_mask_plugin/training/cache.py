@@ -37,15 +37,7 @@ class MaskedCacheActivationsRunner(CacheActivationsRunner):
         )
         super().__init__(cfg, override_dataset)
         self.activations_store = MaskedActivationsStore.from_store(self.activations_store)
-        self.mask_token_string = attach_masking(
-            self.activations_store,
-            cfg.masking,
-            self.model,
-            context_size=cfg.context_size,
-            prepend_bos=cfg.prepend_bos,
-            total_tokens=cfg.training_tokens,
-            seed=cfg.seed,
-        )
+        self.mask_token_string = attach_masking(self.activations_store, cfg, self.model)
 
     def run(self) -> Dataset:
         """Cache as SAELens does, then record the masking; a failed run removes the folder it created."""

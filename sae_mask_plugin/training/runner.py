@@ -9,7 +9,7 @@ run see the same texts in the same order and start from the same SAE.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import torch
 from sae_lens.config import HfDataset
@@ -54,18 +54,22 @@ def masking_seed(masking: MaskingConfig, run_seed: int) -> int:
     return run_seed if masking.seed is None else masking.seed
 
 
+class MaskedRunSettings(Protocol):
+    """What the masked runner and cache configs share: the masking and the run's token stream settings."""
+
+    masking: MaskingConfig
+    context_size: int
+    prepend_bos: bool
+    training_tokens: int
+    seed: int
+
+
 def attach_masking(
-    store: MaskedActivationsStore,
-    masking: MaskingConfig,
-    model: HookedRootModule,
-    *,
-    context_size: int,
-    prepend_bos: bool,
-    total_tokens: int,
-    seed: int,
+    store: MaskedActivationsStore, cfg: MaskedRunSettings, model: HookedRootModule
 ) -> str | None:
-    """Give `store` the masker of `masking` (mask token resolved or measured on the store's dataset) and return
-    the mask token string; a baseline gets no masker."""
+    """Give `store` the masker of `cfg.masking` (mask token resolved or measured on the store's dataset) and
+    return the mask token string; a baseline gets no masker."""
+    masking = cfg.masking
     if not masking.is_active:
         return None
     assert store.dataset is not None
@@ -74,10 +78,10 @@ def attach_masking(
         model,
         hook_name=store.hook_name,
         dataset=store.dataset,
-        context_size=context_size,
-        prepend_bos=prepend_bos,
-        total_tokens=total_tokens,
-        seed=masking_seed(masking, seed),
+        context_size=cfg.context_size,
+        prepend_bos=cfg.prepend_bos,
+        total_tokens=cfg.training_tokens,
+        seed=masking_seed(masking, cfg.seed),
     )
     store.attach_masker(masker, loss_positions=masking.loss_positions, max_norm_ratio=masking.max_norm_ratio)
     return mask_token_string
@@ -145,17 +149,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
             else None
         )
         self.mask_token_string = (
-            None
-            if cfg.use_cached_activations
-            else attach_masking(
-                self.activations_store,
-                cfg.masking,
-                self.model,
-                context_size=cfg.context_size,
-                prepend_bos=cfg.prepend_bos,
-                total_tokens=cfg.training_tokens,
-                seed=cfg.seed,
-            )
+            None if cfg.use_cached_activations else attach_masking(self.activations_store, cfg, self.model)
         )
 
     def masking_record(self) -> dict[str, Any] | None:
@@ -220,15 +214,7 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
         super().__init__(cfg, override_dataset, override_model, override_saes)
         self.activations_store = MaskedActivationsStore.from_store(self.activations_store)
         self.evaluator.activations_store = self.activations_store
-        self.mask_token_string = attach_masking(
-            self.activations_store,
-            cfg.masking,
-            self.model,
-            context_size=cfg.context_size,
-            prepend_bos=cfg.prepend_bos,
-            total_tokens=cfg.training_tokens,
-            seed=cfg.seed,
-        )
+        self.mask_token_string = attach_masking(self.activations_store, cfg, self.model)
 
     def run(self) -> dict[str, TrainingSAE[Any]]:
         """Train every SAE from one masked pass (`init_b_dec="mean"`: each `b_dec` starts at the mean of the
