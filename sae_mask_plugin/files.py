@@ -1,4 +1,4 @@
-"""Atomic writes shared by the evals, the report and the caches.
+"""Atomic writes shared by the training runners, the evals, the report and the caches.
 
 Readers never see half a file, a failure leaves nothing behind, and what is published gets the permissions a plain
 `open`/`mkdir` would give under the user's umask (temporary files and folders are created private, 0600/0700).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,3 +56,26 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """`write_text_atomic` of `data` as indented JSON."""
     write_text_atomic(path, json.dumps(data, indent=2, default=str))
+
+
+@contextmanager
+def staged_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a staging folder beside `path`; on success move its files into `path`, on failure delete it.
+
+    Files are moved one by one with `os.replace` (atomic on one file system) and existing files of `path` that
+    are not replaced are kept, as SAELens's own saving keeps them.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield staging
+        target.mkdir(exist_ok=True)
+        for source in sorted(staging.rglob("*")):
+            destination = target / source.relative_to(staging)
+            if source.is_dir():
+                destination.mkdir(exist_ok=True)
+            else:
+                os.replace(source, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -21,7 +21,7 @@ from sae_lens.training.multi_sae_trainer import MultiSAETrainer
 from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
-from sae_mask_plugin.files import write_json_atomic
+from sae_mask_plugin.files import staged_directory, write_json_atomic
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import (
@@ -33,7 +33,6 @@ from sae_mask_plugin.training.metadata import (
     read_cache_masking,
     write_masking_metadata,
 )
-from sae_mask_plugin.training.output import staged_directory
 from sae_mask_plugin.training.preflight import build_masker, preflight
 
 BDecInit = Literal["default", "mean"]
