@@ -13,6 +13,10 @@ Words are `\\w+` runs, lower-cased. Held-out texts are those of `HELD_OUT_DATASE
 The result is a `datasets.Dataset` with one `text` column: SAELens's `override_dataset` with
 `is_dataset_tokenized=False` tokenizes it and packs texts into `context_size` windows with BOS per document.
 Size (sae-probes 0.4.2): 248,420 texts, about 16 M SmolLM2 tokens (mean 65, median 22 tokens a text).
+
+One text in `CALIBRATION_MODULUS` (chosen by a hash of the text, so independent of order and seed) is kept out of
+the training corpus as the *calibration split* (`load_calibration_texts`): clean text disjoint from the training
+corpus and from every evaluation set, on which SAE thresholds are calibrated after training.
 The built corpus is cached under `cache_root()` (atomically: written to a temporary folder and renamed), and
 its order is a deterministic shuffle for the given seed.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import shutil
 import tempfile
@@ -40,7 +45,10 @@ from sae_mask_plugin.embedded.probing_data import (
 )
 from sae_mask_plugin.files import publish
 
-CORPUS_FORMAT_VERSION = 1
+CORPUS_FORMAT_VERSION = 2
+CALIBRATION_MODULUS = 100
+CALIBRATION_FILENAME = "calibration_texts.json"
+CALIBRATION_ORDER_SEED = 0
 SPAN_WORDS = 13
 MIN_CONTAINED_WORDS = 3
 _WORD = re.compile(r"\w+")
@@ -105,6 +113,11 @@ def build_corpus_texts(show_progress: bool = True) -> list[str]:
     return texts
 
 
+def is_calibration_text(text: str) -> bool:
+    """True for the texts of the calibration split (about one in `CALIBRATION_MODULUS`, chosen by hash)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % CALIBRATION_MODULUS == 0
+
+
 def _corpus_cache_dir() -> Path:
     key = json.dumps(
         {
@@ -113,26 +126,46 @@ def _corpus_cache_dir() -> Path:
             "held_out": HELD_OUT_DATASETS,
             "span_words": SPAN_WORDS,
             "min_contained_words": MIN_CONTAINED_WORDS,
+            "calibration_modulus": CALIBRATION_MODULUS,
         },
         sort_keys=True,
     )
     return cache_root() / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def load_embedded_corpus(seed: int = 0, show_progress: bool = True) -> datasets.Dataset:
-    """The embedded training corpus as a `datasets.Dataset` with a `text` column, shuffled by `seed`.
-
-    Built once and cached; the same seed always gives the same order.
-    """
+def _built_corpus_dir(show_progress: bool) -> Path:
+    """The cached corpus folder (training split as a saved `datasets.Dataset`, calibration split as JSON),
+    built first if missing."""
     cache_dir = _corpus_cache_dir()
-    if not (cache_dir / "dataset_info.json").is_file():
-        corpus = datasets.Dataset.from_dict({"text": build_corpus_texts(show_progress)})
+    if not (cache_dir / CALIBRATION_FILENAME).is_file():
+        texts = build_corpus_texts(show_progress)
+        calibration = [text for text in texts if is_calibration_text(text)]
+        corpus = datasets.Dataset.from_dict(
+            {"text": [text for text in texts if not is_calibration_text(text)]}
+        )
         cache_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}-", dir=cache_dir.parent))
         try:
             corpus.save_to_disk(str(staging))
+            (staging / CALIBRATION_FILENAME).write_text(json.dumps(calibration))
             shutil.rmtree(cache_dir, ignore_errors=True)
             publish(staging, cache_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return datasets.load_from_disk(str(cache_dir)).shuffle(seed=seed)
+    return cache_dir
+
+
+def load_embedded_corpus(seed: int = 0, show_progress: bool = True) -> datasets.Dataset:
+    """The embedded training corpus as a `datasets.Dataset` with a `text` column, shuffled by `seed`.
+
+    Built once and cached; the same seed always gives the same order. The calibration split is not in it.
+    """
+    return datasets.load_from_disk(str(_built_corpus_dir(show_progress))).shuffle(seed=seed)
+
+
+def load_calibration_texts(show_progress: bool = True) -> list[str]:
+    """The calibration split: about 2,500 corpus texts (~160 k SmolLM2 tokens) in a fixed shuffled order (so any
+    prefix mixes the source datasets), disjoint from the training corpus and decontaminated like it."""
+    texts = json.loads((_built_corpus_dir(show_progress) / CALIBRATION_FILENAME).read_text())
+    random.Random(CALIBRATION_ORDER_SEED).shuffle(texts)
+    return texts

@@ -10,6 +10,7 @@ from sae_lens.config import LanguageModelSAERunnerConfig
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunnerConfig
 from sae_lens.saes.sae import T_TRAINING_SAE_CONFIG
 
+from sae_mask_plugin.calibration.threshold import DEFAULT_CALIBRATION_TOKENS, check_calibration_settings
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
 
 
@@ -30,13 +31,21 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
 
     Args:
         masking (MaskingConfig): How the LLM input of the training stream is masked (p = 0: a baseline).
+        calibrate_threshold (bool): After training, set each saved SAE's global threshold so that its mean L0 on
+            clean held-out text is k (BatchTopK-family SAEs; the learned threshold stays in the metadata). Off by
+            default, so a p = 0 run stays identical to stock SAELens.
+        calibration_tokens (int): Clean tokens the calibration reads (the embedded corpus's calibration split).
     """
 
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    calibrate_threshold: bool = False
+    calibration_tokens: int = DEFAULT_CALIBRATION_TOKENS
 
     def __post_init__(self) -> None:
         self.masking = _as_masking(self.masking)
         super().__post_init__()
+        if self.calibrate_threshold:
+            check_calibration_settings(self.sae.architecture(), self.calibration_tokens)
         if self.masking.is_active and self.use_cached_activations:
             raise MaskingConfigError(
                 "use_cached_activations=True with masking.p > 0: cached activations hold one frozen draw of the mask. "
@@ -51,13 +60,22 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
 
     Args:
         masking (MaskingConfig): Shared by all SAEs (different p values need different LLM passes).
+        calibrate_threshold (bool): After training, set each saved SAE's global threshold so that its mean L0 on
+            clean held-out text is k (BatchTopK-family SAEs; the learned threshold stays in the metadata). Off by
+            default, so a p = 0 run stays identical to stock SAELens.
+        calibration_tokens (int): Clean tokens the calibration reads (the embedded corpus's calibration split).
     """
 
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    calibrate_threshold: bool = False
+    calibration_tokens: int = DEFAULT_CALIBRATION_TOKENS
 
     def __post_init__(self) -> None:
         self.masking = _as_masking(self.masking)
         super().__post_init__()
+        if self.calibrate_threshold:
+            for sae in self.saes.values():
+                check_calibration_settings(sae.architecture(), self.calibration_tokens)
 
 
 @dataclass

@@ -8,7 +8,9 @@ run see the same texts in the same order and start from the same SAE.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 import torch
@@ -21,6 +23,7 @@ from sae_lens.training.multi_sae_trainer import MultiSAETrainer
 from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
+from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
 from sae_mask_plugin.files import staged_directory, write_json_atomic
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
@@ -175,10 +178,18 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         output_path: str,
         log_feature_sparsity: torch.Tensor | None = None,
     ) -> None:
-        """SAELens's saving, staged so that a failure leaves no partial file in `output_path`."""
+        """SAELens's saving, staged so that a failure leaves no partial file in `output_path`; with
+        `calibrate_threshold` the staged SAE is calibrated on clean text before it is published."""
         write_masking_metadata(sae, self.masking_record())
         with staged_directory(output_path) as staging:
             super().save_final_sae(sae, str(staging), log_feature_sparsity)
+            if self.cfg.calibrate_threshold:
+                calibrate_saved_saes_at_hooks(
+                    {self.cfg.hook_name: [staging]},
+                    self.model,  # type: ignore[arg-type]
+                    self.cfg.calibration_tokens,
+                    self.cfg.context_size,
+                )
 
 
 class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
@@ -250,6 +261,16 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
                 self.cfg.output_path = output_path
             # SAELens records `cfg.output_path` in runner_cfg.json: record the real one, not the staging folder
             write_json_atomic(staging / RUNNER_CFG_FILENAME, self.cfg.to_dict())
+            if self.cfg.calibrate_threshold:
+                by_hook: dict[str, list[Path]] = defaultdict(list)
+                for name in saes:
+                    by_hook[self.cfg.hook_names_per_sae[name]].append(staging / name)
+                calibrate_saved_saes_at_hooks(
+                    dict(by_hook),
+                    self.model,  # type: ignore[arg-type]
+                    self.cfg.calibration_tokens,
+                    self.cfg.context_size,
+                )
 
 
 def _check_b_dec_init(init_b_dec: str, normalize_activations: str) -> None:

@@ -44,6 +44,15 @@ def test_corpus_is_real_deduplicated_and_seeded(embedded_corpus):
     assert corpus.load_embedded_corpus(seed=1, show_progress=False)["text"][:50] != texts[:50]
 
 
+def test_calibration_split_is_disjoint_from_training_corpus_and_held_out_text(embedded_corpus):
+    calibration = corpus.load_calibration_texts(show_progress=False)
+    assert 1_000 < len(calibration) < 5_000
+    assert all(corpus.is_calibration_text(text) for text in calibration)
+    assert not set(calibration) & set(embedded_corpus["text"])
+    held_out = {" ".join(corpus.words_of(text)) for text in probing_data.held_out_texts()}
+    assert not {" ".join(corpus.words_of(text)) for text in calibration} & held_out
+
+
 @pytest.mark.slow
 def test_corpus_feeds_saelens_activations_store_with_bos_per_document(embedded_model, embedded_corpus):
     from sae_lens import LanguageModelSAERunnerConfig

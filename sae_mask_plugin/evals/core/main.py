@@ -28,10 +28,10 @@ from sae_bench.evals.core.main import (
     run_evals,
 )
 from sae_lens import SAE
-from sae_lens.tokenization_and_batching import concat_and_batch_sequences
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import held_out_texts
+from sae_mask_plugin.evals.activations import packed_windows, special_token_ids
 from sae_mask_plugin.evals.common import LazyModel, run_each_sae, saebench_output_fields
 from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
 from sae_mask_plugin.evals.core.eval_output import CoreEvalOutput
@@ -49,22 +49,7 @@ class HeldOutTokens:
         )
         texts = held_out_texts()
         random.Random(config.random_seed).shuffle(texts)
-        tokenizer = model.tokenizer
-        assert tokenizer is not None
-        token_stream = (
-            torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts
-        )
-        windows: list[torch.Tensor] = []
-        for window in concat_and_batch_sequences(
-            token_stream,
-            context_size=config.context_size,
-            begin_batch_token_id=tokenizer.bos_token_id,
-            sequence_separator_token_id=tokenizer.bos_token_id,
-        ):
-            windows.append(window)
-            if len(windows) == windows_needed:
-                break
-        self.tokens = torch.stack(windows).to(model.cfg.device)
+        self.tokens = packed_windows(model, texts, config.context_size, windows_needed).to(model.cfg.device)
         self._next = 0
 
     def get_batch_tokens(self, batch_size: int | None = None) -> torch.Tensor:
@@ -87,7 +72,7 @@ def evaluate_sae(model: HookedTransformer, sae: SAE, sae_name: str, config: Core
         activation_store=HeldOutTokens(model, config),  # type: ignore[arg-type]
         model=model,
         eval_config=config,
-        ignore_tokens={tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id},
+        ignore_tokens=special_token_ids(model),
     )
     metrics["misc_metrics"] = calculate_misc_metrics(feature_metrics)
     metrics = replace_nans_with_negative_one(metrics)

@@ -1,0 +1,217 @@
+"""Clean-text threshold calibration of (Matryoshka) BatchTopK SAEs.
+
+SAELens saves a BatchTopK-family SAE as a JumpReLU SAE with one global threshold: a running average, learned during
+training, of the smallest activation the batch top-k kept. For a masked run that average is taken over the *masked*
+training stream, so on clean text such an SAE fires at another L0 than its baseline, and comparisons of the two
+mix the effect of masking with a difference in sparsity. Calibration sets the threshold so that the mean L0 on
+clean held-out text equals the training k: it is placed between the (k·N)-th and (k·N + 1)-th largest
+pre-activation over N clean tokens (OpenMOSS Language-Model-SAEs' `post_processing.py` does the same).
+
+The clean text is the embedded corpus's calibration split (`load_calibration_texts`): disjoint from the training
+corpus and from every evaluation set, packed into windows with BOS as SAELens packs training text; BOS, EOS and PAD
+positions are left out. The learned threshold, the calibrated one and the token count are kept in the SAE's
+metadata (`threshold_calibration`); stock `SAE.load_from_disk` loads the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from sae_lens import SAE
+from sae_lens.constants import SAE_CFG_FILENAME
+from transformer_lens import HookedTransformer
+
+from sae_mask_plugin.embedded.corpus import load_calibration_texts
+from sae_mask_plugin.evals.activations import clean_token_activations
+from sae_mask_plugin.files import staged_directory
+
+CALIBRATION_METADATA_KEY = "threshold_calibration"
+CALIBRATABLE_ARCHITECTURES: tuple[str, ...] = ("batchtopk", "matryoshka_batchtopk")
+DEFAULT_CALIBRATION_TOKENS = 32_768
+DEFAULT_CONTEXT_SIZE = 128
+CALIBRATION_TEXT = "embedded corpus calibration split"
+ENCODE_BATCH_TOKENS = 4_096
+
+
+class CalibrationError(ValueError):
+    """An SAE or setting that threshold calibration cannot handle; raised before any model is loaded."""
+
+
+@dataclass(frozen=True)
+class ThresholdCalibration:
+    """What calibration did to one SAE (stored in its metadata under `threshold_calibration`)."""
+
+    learned_threshold: float
+    calibrated_threshold: float
+    target_l0: float
+    calibration_tokens: int
+    clean_l0_learned: float
+    clean_l0_calibrated: float
+    calibration_text: str = CALIBRATION_TEXT
+    context_size: int = DEFAULT_CONTEXT_SIZE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_calibration_settings(architecture: str, calibration_tokens: int) -> None:
+    """Raise `CalibrationError` unless an SAE of `architecture` can be calibrated on `calibration_tokens` tokens."""
+    if architecture not in CALIBRATABLE_ARCHITECTURES:
+        raise CalibrationError(
+            f"threshold calibration sets the one global threshold of {' / '.join(CALIBRATABLE_ARCHITECTURES)} "
+            f"SAEs; {architecture!r} has none to set"
+        )
+    if calibration_tokens < 1:
+        raise CalibrationError(f"calibration_tokens must be >= 1, got {calibration_tokens}")
+
+
+def training_architecture(cfg: dict[str, Any]) -> str:
+    """The architecture an SAE was trained as, from its saved `cfg.json` (SAELens saves BatchTopK as JumpReLU)."""
+    metadata = cfg.get("metadata") or {}
+    return str(metadata.get("training_architecture") or cfg.get("architecture", "unknown"))
+
+
+def training_k(cfg: dict[str, Any]) -> int | None:
+    """The training k of a saved (Batch)TopK-family SAE, or None."""
+    details = (cfg.get("metadata") or {}).get("training_architecture_details") or {}
+    k = cfg.get("k", details.get("k"))
+    return None if k is None else int(k)
+
+
+@torch.no_grad()
+def pre_activations(sae: SAE[Any], activations: torch.Tensor) -> torch.Tensor:
+    """The encoder's pre-activations [n, d_sae] of `activations` [n, d_in] (what the JumpReLU threshold gates)."""
+    _, cache = sae.run_with_cache(activations.to(sae.device, sae.dtype), names_filter="hook_sae_acts_pre")
+    return cache["hook_sae_acts_pre"].float()
+
+
+@torch.no_grad()
+def mean_l0(sae: SAE[Any], activations: torch.Tensor) -> float:
+    """Mean number of active latents per token of `activations` [n, d_in]."""
+    active = sum(
+        int((sae.encode(batch.to(sae.device, sae.dtype)) != 0).sum())
+        for batch in activations.split(ENCODE_BATCH_TOKENS)
+    )
+    return active / len(activations)
+
+
+@torch.no_grad()
+def threshold_for_l0(sae: SAE[Any], activations: torch.Tensor, target_l0: float) -> float:
+    """The global threshold at which `sae` fires `target_l0` latents per token on average over `activations`
+    [n, d_in]: midway between the (target·n)-th and (target·n + 1)-th largest pre-activation (never below 0,
+    since a JumpReLU also needs a positive pre-activation)."""
+    n_active = round(target_l0 * len(activations))
+    if n_active < 1:
+        raise CalibrationError(f"target L0 {target_l0} over {len(activations)} tokens keeps no activation")
+    largest = torch.empty(0)
+    for batch in activations.split(ENCODE_BATCH_TOKENS):
+        values = torch.cat([largest, pre_activations(sae, batch).flatten()])
+        largest = values.topk(min(n_active + 1, len(values))).values
+    if len(largest) <= n_active:
+        return 0.0
+    return max(0.0, float(largest[n_active - 1] + largest[n_active]) / 2)
+
+
+def calibration_activations(
+    model: HookedTransformer,
+    hook_name: str,
+    n_tokens: int = DEFAULT_CALIBRATION_TOKENS,
+    context_size: int = DEFAULT_CONTEXT_SIZE,
+    show_progress: bool = True,
+) -> torch.Tensor:
+    """Clean activations [n_tokens, d_in] of `hook_name` on the calibration split (special tokens left out)."""
+    return clean_token_activations(
+        model,
+        hook_name,
+        load_calibration_texts(show_progress),
+        n_tokens,
+        context_size,
+        show_progress=show_progress,
+    )
+
+
+@torch.no_grad()
+def calibrate_sae(
+    sae: SAE[Any], activations: torch.Tensor, target_l0: float, context_size: int = DEFAULT_CONTEXT_SIZE
+) -> ThresholdCalibration:
+    """Set the global JumpReLU threshold of a BatchTopK-family `sae` (in place) so that its mean L0 on the clean
+    `activations` [n, d_in] is `target_l0`; record what was done in `sae.cfg.metadata`.
+
+    The learned threshold of an SAE calibrated before is kept, so calibrating again is idempotent."""
+    threshold = sae.threshold
+    if not torch.all(threshold == threshold.flatten()[0]):
+        raise CalibrationError("the SAE has per-latent thresholds; calibration sets one global threshold")
+    previous = sae.cfg.metadata.get(CALIBRATION_METADATA_KEY) or {}
+    learned = float(previous.get("learned_threshold", threshold.flatten()[0]))
+    threshold.fill_(learned)
+    clean_l0_learned = mean_l0(sae, activations)
+    calibrated = threshold_for_l0(sae, activations, target_l0)
+    threshold.fill_(calibrated)
+    result = ThresholdCalibration(
+        learned_threshold=learned,
+        calibrated_threshold=calibrated,
+        target_l0=float(target_l0),
+        calibration_tokens=len(activations),
+        clean_l0_learned=clean_l0_learned,
+        clean_l0_calibrated=mean_l0(sae, activations),
+        context_size=context_size,
+    )
+    sae.cfg.metadata[CALIBRATION_METADATA_KEY] = result.to_dict()
+    return result
+
+
+def read_saved_cfg(sae_dir: str | Path) -> dict[str, Any]:
+    """The `cfg.json` of a saved SAE folder, with a clear error when it is not one."""
+    path = Path(sae_dir) / SAE_CFG_FILENAME
+    if not path.is_file():
+        raise CalibrationError(f"{str(sae_dir)!r} is not a saved SAE: it has no {SAE_CFG_FILENAME}")
+    return json.loads(path.read_text())
+
+
+def check_saved_sae(sae_dir: str | Path, target_l0: float | None) -> tuple[dict[str, Any], float]:
+    """Check that the SAE in `sae_dir` can be calibrated; return its `cfg.json` and the target L0 (default: k)."""
+    cfg = read_saved_cfg(sae_dir)
+    check_calibration_settings(training_architecture(cfg), DEFAULT_CALIBRATION_TOKENS)
+    target = target_l0 if target_l0 is not None else training_k(cfg)
+    if target is None:
+        raise CalibrationError(f"{str(sae_dir)!r} records no training k: give the target L0")
+    if not 0 < target <= int(cfg["d_sae"]):
+        raise CalibrationError(f"target L0 must be in (0, d_sae = {cfg['d_sae']}], got {target}")
+    return cfg, float(target)
+
+
+def calibrate_saved_sae(
+    sae_dir: str | Path,
+    activations: torch.Tensor,
+    target_l0: float | None = None,
+    context_size: int = DEFAULT_CONTEXT_SIZE,
+) -> ThresholdCalibration:
+    """Calibrate the SAE saved in `sae_dir` in place (its weights and `cfg.json` are replaced atomically; other
+    files are kept) on clean `activations` [n, d_in] at its hook; `target_l0` defaults to the training k."""
+    _, target = check_saved_sae(sae_dir, target_l0)
+    sae = SAE.load_from_disk(str(sae_dir), device="cpu")
+    result = calibrate_sae(sae, activations, target, context_size)
+    with staged_directory(sae_dir) as staging:
+        sae.save_model(str(staging))
+    return result
+
+
+def calibrate_saved_saes_at_hooks(
+    sae_dirs_by_hook: dict[str, list[Path]],
+    model: HookedTransformer,
+    n_tokens: int = DEFAULT_CALIBRATION_TOKENS,
+    context_size: int = DEFAULT_CONTEXT_SIZE,
+) -> dict[Path, ThresholdCalibration]:
+    """Calibrate saved SAE folders, grouped by hook: one clean-activation pass per hook serves all its SAEs."""
+    results: dict[Path, ThresholdCalibration] = {}
+    for hook_name, sae_dirs in sae_dirs_by_hook.items():
+        for sae_dir in sae_dirs:
+            check_saved_sae(sae_dir, None)
+        activations = calibration_activations(model, hook_name, n_tokens, context_size)
+        for sae_dir in sae_dirs:
+            results[sae_dir] = calibrate_saved_sae(sae_dir, activations, context_size=context_size)
+    return results
