@@ -19,6 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "sae_mask_plugin.training.cli",
         "train an SAE with SAELens, masked or not (every SAELens flag)",
     ),
+    "calibrate": (
+        "sae_mask_plugin.calibration.cli",
+        "set saved BatchTopK SAEs' thresholds so their clean-text L0 is k",
+    ),
     "eval": ("sae_mask_plugin.evals.cli", "absorption, sparse-probing and OOD-probing evals of saved SAEs"),
     "compare": ("sae_mask_plugin.report.cli", "baseline-vs-masked report from trained and evaluated SAEs"),
     "demo": (
