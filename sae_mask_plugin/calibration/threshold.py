@@ -58,12 +58,22 @@ class ThresholdCalibration:
         return asdict(self)
 
 
+def not_calibratable_reason(architecture: str) -> str | None:
+    """Why an SAE of `architecture` has no global threshold to calibrate (None when it has one)."""
+    if architecture in CALIBRATABLE_ARCHITECTURES:
+        return None
+    if architecture == "topk":
+        return "topk: fires exactly k latents per token by construction"
+    return f"{architecture}: its L0 is set by its own training objective, with no global threshold"
+
+
 def check_calibration_settings(architecture: str, calibration_tokens: int) -> None:
     """Raise `CalibrationError` unless an SAE of `architecture` can be calibrated on `calibration_tokens` tokens."""
-    if architecture not in CALIBRATABLE_ARCHITECTURES:
+    reason = not_calibratable_reason(architecture)
+    if reason is not None:
         raise CalibrationError(
             f"threshold calibration sets the one global threshold of {' / '.join(CALIBRATABLE_ARCHITECTURES)} "
-            f"SAEs; {architecture!r} has none to set"
+            f"SAEs; {reason}"
         )
     if calibration_tokens < 1:
         raise CalibrationError(f"calibration_tokens must be >= 1, got {calibration_tokens}")

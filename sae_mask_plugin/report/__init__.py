@@ -2,6 +2,7 @@
 
 from sae_mask_plugin.report.build import ReportFiles, build_report, paired_comparisons
 from sae_mask_plugin.report.collect import collect_runs
+from sae_mask_plugin.report.matching import interpolate_in_log_l0, matched_l0_pairs
 from sae_mask_plugin.report.records import METRICS, RunRecord, read_sae_record
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "RunRecord",
     "build_report",
     "collect_runs",
+    "interpolate_in_log_l0",
+    "matched_l0_pairs",
     "paired_comparisons",
     "read_sae_record",
 ]

@@ -61,9 +61,20 @@ def _result_file(summary_path: Path, eval_name: str, record: dict[str, Any]) -> 
     return recorded if recorded.is_file() else summary_path.parent / eval_name / recorded.name
 
 
-def _metrics_by_sae_folder(roots: list[Path], sae_folders: list[Path]) -> dict[Path, dict[str, float]]:
+def ood_task_selection(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The OOD eval's `headline_tasks` and `excluded_tasks` (task → reason), when the result records them."""
+    if "headline_tasks" not in result:
+        return None
+    return {"headline_tasks": result["headline_tasks"], "excluded_tasks": result.get("excluded_tasks") or {}}
+
+
+def _metrics_by_sae_folder(
+    roots: list[Path], sae_folders: list[Path]
+) -> tuple[dict[Path, dict[str, float]], dict[Path, dict[str, Any]]]:
+    """Flattened metrics and OOD task selections of every SAE folder, from the eval summaries under `roots`."""
     by_name = {folder.name: folder for folder in sae_folders}
     metrics: dict[Path, dict[str, float]] = {}
+    ood_tasks: dict[Path, dict[str, Any]] = {}
     for root in roots:
         for summary_path in sorted(root.rglob(SUMMARY_FILENAME)):
             for sae_name, entry in json.loads(summary_path.read_text()).items():
@@ -74,8 +85,12 @@ def _metrics_by_sae_folder(roots: list[Path], sae_folders: list[Path]) -> dict[P
                 for eval_name, record in entry.get("evals", {}).items():
                     result = _result_file(summary_path, eval_name, record)
                     if record.get("status") in {"done", "skipped"} and result.is_file():
-                        metrics.setdefault(folder, {}).update(flatten_metrics(json.loads(result.read_text())))
-    return metrics
+                        content = json.loads(result.read_text())
+                        metrics.setdefault(folder, {}).update(flatten_metrics(content))
+                        selection = ood_task_selection(content)
+                        if selection is not None:
+                            ood_tasks[folder] = selection
+    return metrics, ood_tasks
 
 
 def collect_runs(run_dirs: list[str | Path]) -> list[RunRecord]:
@@ -89,8 +104,8 @@ def collect_runs(run_dirs: list[str | Path]) -> list[RunRecord]:
         raise RunFolderError(
             f"no saved SAE (a folder with {SAE_CFG_FILENAME}) under {', '.join(map(str, roots))}"
         )
-    metrics = _metrics_by_sae_folder([root.resolve() for root in roots], sae_folders)
-    records = [read_sae_record(folder, metrics.get(folder)) for folder in sae_folders]
+    metrics, ood_tasks = _metrics_by_sae_folder([root.resolve() for root in roots], sae_folders)
+    records = [read_sae_record(folder, metrics.get(folder), ood_tasks.get(folder)) for folder in sae_folders]
     names = [record.name for record in records]
     # Folders of the same name (e.g. `plain/sae` and `masked/sae`) are told apart by their parent folder.
     return [

@@ -1,17 +1,21 @@
-"""The report's figures (matplotlib, Agg backend): absorption vs L0, OOD gap vs p, masked − baseline differences."""
+"""The report's figures (matplotlib, Agg backend): metrics vs L0 frontiers, OOD accuracy vs p with the oracle's,
+and masked − baseline differences."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
+from statistics import mean
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 from sae_mask_plugin.files import atomic_file  # noqa: E402
-from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord  # noqa: E402
+from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord, better_label  # noqa: E402
 from sae_mask_plugin.report.stats import PairedComparison, Summary  # noqa: E402
 
 
@@ -24,94 +28,171 @@ def _save_atomic(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
+FRONTIER_METRICS = (
+    "mean_absorption_fraction_score",
+    "mean_full_absorption_score",
+    "sae_top_1_test_accuracy",
+    "sae_top_5_test_accuracy",
+    "sae_ood_accuracy",
+    "sae_ood_gap",
+    "explained_variance",
+    "ce_loss_score",
+)
+OOD_PANELS = (
+    ("sae_id_accuracy", "oracle_id_accuracy", "ID accuracy"),
+    ("sae_ood_accuracy", "oracle_ood_accuracy", "OOD accuracy"),
+    ("sae_ood_gap", "oracle_ood_gap", "OOD gap: ID − OOD (lower better)"),
+)
+
+
 def _color_for_p(p: float, max_p: float) -> tuple[float, float, float, float]:
-    return plt.cm.viridis(0.15 + 0.75 * (p / max_p if max_p else 0.0))
+    """Black for the baseline; masked runs from orange (small p) to dark purple (the largest p)."""
+    if p == 0:
+        return (0.0, 0.0, 0.0, 1.0)
+    return plt.cm.plasma(0.75 - 0.6 * (p / max_p if max_p else 0.0))
 
 
-def plot_absorption_vs_l0(records: list[RunRecord], path: Path) -> Path | None:
-    """Mean absorption against L0, one point per SAE, baselines as squares and masked runs coloured by p."""
-    points = [r for r in records if {"l0", "mean_absorption_fraction_score"} <= r.metrics.keys()]
-    if not points:
+def _condition_label(record: RunRecord) -> str:
+    return "baseline" if record.is_baseline else f"masked {record.condition}"
+
+
+def _grid(n_panels: int, columns: int, width: float, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
+    rows = -(-n_panels // columns)
+    columns = min(columns, n_panels)
+    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
+    flat = list(axes.flat)
+    for axis in flat[n_panels:]:
+        axis.axis("off")
+    return figure, flat[:n_panels]
+
+
+def plot_frontiers(records: list[RunRecord], path: Path) -> Path | None:
+    """Each metric against L0 (log axis), baseline vs masked: one faint line per seed through its k values, the
+    mean over seeds (mean L0, mean metric at each k) bold."""
+    with_l0 = [r for r in records if "l0" in r.metrics and r.metrics["l0"] > 0]
+    metrics = [key for key in FRONTIER_METRICS if any(key in r.metrics for r in with_l0)]
+    if not metrics:
         return None
-    max_p = max(r.mask_p for r in points)
-    figure, axis = plt.subplots(figsize=(5.5, 4))
-    for p in sorted({r.mask_p for r in points}):
-        group = [r for r in points if r.mask_p == p]
-        axis.scatter(
-            [r.metrics["l0"] for r in group],
-            [r.metrics["mean_absorption_fraction_score"] for r in group],
-            marker="s" if p == 0 else "o",
-            color="black" if p == 0 else _color_for_p(p, max_p),
-            label="baseline" if p == 0 else f"masked p={p:g}",
-            s=40,
-        )
-    axis.set_xlabel("L0 (active latents per token)")
-    axis.set_ylabel("mean absorption (lower is better)")
-    axis.set_title("Feature absorption vs sparsity")
-    axis.legend(frameon=False)
+    max_p = max(r.mask_p for r in with_l0)
+    figure, axes = _grid(len(metrics), 3, 4.2, 3.3)
+    for axis, key in zip(axes, metrics, strict=True):
+        runs = [r for r in with_l0 if key in r.metrics]
+        lines: dict[tuple, list[RunRecord]] = defaultdict(list)
+        for r in runs:
+            lines[(r.condition, r.architecture, r.d_sae, r.curve_key)].append(r)
+        for line in lines.values():
+            line.sort(key=lambda r: r.metrics["l0"])
+            axis.plot(
+                [r.metrics["l0"] for r in line],
+                [r.metrics[key] for r in line],
+                color=_color_for_p(line[0].mask_p, max_p),
+                alpha=0.25,
+                linewidth=1,
+            )
+        conditions: dict[tuple, dict[int | None, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
+        for r in runs:
+            conditions[(r.mask_p, r.condition, r.architecture, r.d_sae)][r.k].append(r)
+        for (p, _, architecture, d_sae), by_k in sorted(conditions.items(), key=lambda item: item[0][:2]):
+            ks = sorted(by_k, key=lambda k: k or 0)
+            axis.plot(
+                [mean(r.metrics["l0"] for r in by_k[k]) for k in ks],
+                [mean(r.metrics[key] for r in by_k[k]) for k in ks],
+                color=_color_for_p(p, max_p),
+                marker="s" if p == 0 else "o",
+                linewidth=2,
+                label=f"{_condition_label(by_k[ks[0]][0])} ({architecture} w{d_sae})",
+            )
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(FixedLocator(sorted({r.k for r in runs if r.k})))
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.margins(x=0.08, y=0.12)
+        axis.set_xlabel("L0 on clean held-out text (log; ticks at the k values)")
+        axis.set_title(better_label(METRICS_BY_KEY[key]), fontsize=9)
+    axes[0].legend(frameon=False, fontsize=7)
+    figure.suptitle("Metrics vs L0: faint lines one seed each, bold the mean over seeds")
+    figure.tight_layout()
     return _save_atomic(figure, path)
 
 
-def plot_ood_gap_vs_p(records: list[RunRecord], path: Path) -> Path | None:
-    """SAE OOD gap (ID − OOD accuracy) against p: mean and 95% interval over seeds, one line per SAE shape."""
-    by_shape: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        if "sae_ood_gap" in record.metrics:
-            shape = f"{record.architecture} w{record.d_sae}" + (f" k{record.k}" if record.k else "")
-            by_shape[shape][record.mask_p].append(record.metrics["sae_ood_gap"])
-    if not by_shape:
+def plot_ood_accuracy_vs_p(records: list[RunRecord], path: Path) -> Path | None:
+    """SAE probes' ID accuracy, OOD accuracy and OOD gap against p (mean over seeds, 95% interval where there
+    are several seeds), one line per SAE shape, with the dense oracle probe's own values as dashed lines."""
+    runs = [r for r in records if "sae_ood_accuracy" in r.metrics]
+    if not runs:
         return None
-    figure, axis = plt.subplots(figsize=(5.5, 4))
-    for shape, by_p in sorted(by_shape.items()):
-        ps = sorted(by_p)
-        summaries = [Summary.of(by_p[p]) for p in ps]
-        means = [s.mean for s in summaries]
-        errors = [[s.mean - (s.low if s.low is not None else s.mean) for s in summaries]]
-        errors.append([(s.high if s.high is not None else s.mean) - s.mean for s in summaries])
-        axis.errorbar(ps, means, yerr=errors, marker="o", capsize=3, label=shape)
-    axis.set_xlabel("masking probability p (0 = baseline)")
-    axis.set_ylabel("OOD gap: ID − OOD accuracy (lower is better)")
-    axis.set_title("OOD gap vs masking probability")
-    axis.legend(frameon=False, fontsize=8)
+    figure, axes = _grid(len(OOD_PANELS), 3, 4.2, 3.3)
+    for axis, (sae_key, oracle_key, title) in zip(axes, OOD_PANELS, strict=True):
+        by_shape: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in runs:
+            if sae_key in r.metrics:
+                by_shape[r.shape][r.mask_p].append(r.metrics[sae_key])
+        for shape, by_p in sorted(by_shape.items()):
+            ps = sorted(by_p)
+            summaries = [Summary.of(by_p[p]) for p in ps]
+            line = axis.plot(ps, [s.mean for s in summaries], marker="o", label=f"SAE {shape}")[0]
+            if all(s.low is not None and s.high is not None for s in summaries):
+                axis.fill_between(
+                    ps,
+                    [s.low for s in summaries],
+                    [s.high for s in summaries],
+                    color=line.get_color(),
+                    alpha=0.15,
+                )
+        oracle = [r.metrics[oracle_key] for r in runs if oracle_key in r.metrics]
+        if oracle:
+            axis.axhline(mean(oracle), color="black", linestyle="--", linewidth=1, label="dense oracle probe")
+        axis.margins(x=0.08, y=0.15)
+        axis.set_xlabel("masking probability p (0 = baseline)")
+        axis.set_title(title, fontsize=9)
+    axes[0].legend(frameon=False, fontsize=7)
+    figure.suptitle("OOD probing vs masking probability (bands: 95% interval over seeds)")
+    figure.tight_layout()
     return _save_atomic(figure, path)
 
 
-def plot_differences(comparisons: dict[str, list[PairedComparison]], path: Path) -> Path | None:
-    """masked − baseline per metric (one panel each), a bar per masked condition with its 95% interval."""
+def plot_differences(
+    comparisons: dict[str, list[PairedComparison]], path: Path, matched_l0: bool
+) -> Path | None:
+    """masked − baseline per metric (one panel each, centred on zero with symmetric limits): a point per
+    comparison cell with its 95% interval; grey points without whiskers are single pairs (no interval)."""
     metrics = sorted(
         {c.metric for cell in comparisons.values() for c in cell}, key=list(METRICS_BY_KEY).index
     )
     if not metrics:
         return None
-    columns = 3
-    rows = -(-len(metrics) // columns)
-    figure, axes = plt.subplots(
-        rows,
-        columns,
-        figsize=(3.6 * columns + 2, 0.5 * len(comparisons) * rows + 1.6 * rows),
-        squeeze=False,
-        sharey=True,
-    )
     cells = list(comparisons)
-    for axis, metric in zip(axes.flat, metrics, strict=False):
+    columns = 3
+    figure, axes = _grid(len(metrics), columns, 3.4, 0.45 * len(cells) + 1.4)
+    for index, (axis, metric) in enumerate(zip(axes, metrics, strict=True)):
+        extent = 0.0
         for row, cell in enumerate(cells):
             found = [c for c in comparisons[cell] if c.metric == metric]
             if not found:
                 continue
             difference = found[0].difference
-            error = None
             if difference.low is not None and difference.high is not None:
-                error = [[difference.mean - difference.low], [difference.high - difference.mean]]
-            axis.barh(row, difference.mean, xerr=error, capsize=3, color="tab:blue" if error else "tab:gray")
+                axis.errorbar(
+                    difference.mean,
+                    row,
+                    xerr=[[difference.mean - difference.low], [difference.high - difference.mean]],
+                    fmt="o",
+                    color="tab:blue",
+                    capsize=3,
+                )
+                extent = max(extent, abs(difference.low), abs(difference.high))
+            else:
+                axis.plot(difference.mean, row, "o", color="tab:gray")
+            extent = max(extent, abs(difference.mean))
+        extent = extent * 1.2 if extent > 0 and math.isfinite(extent) else 1.0
+        axis.set_xlim(-extent, extent)
+        axis.set_ylim(len(cells) - 0.4, -0.6)  # the first cell on top
         axis.axvline(0, color="black", linewidth=0.8)
-        axis.set_yticks(range(len(cells)), cells, fontsize=7)
-        spec = METRICS_BY_KEY[metric]
-        better = {True: " (higher better)", False: " (lower better)", None: ""}[spec.higher_is_better]
-        axis.set_title(f"Δ {spec.label}{better}", fontsize=8)
-    for axis in list(axes.flat)[len(metrics) :]:
-        axis.axis("off")
+        axis.set_yticks(range(len(cells)), cells if index % columns == 0 else [], fontsize=7)
+        axis.set_title(f"Δ {better_label(METRICS_BY_KEY[metric])}", fontsize=8)
+    view = "at matched L0" if matched_l0 else "at the same k"
     figure.suptitle(
-        "masked − baseline (bars: mean over paired seeds; whiskers: 95% interval; grey: one pair)"
+        f"masked − baseline {view} (blue: mean with 95% interval over paired seeds; grey: one pair)"
     )
     figure.tight_layout()
     return _save_atomic(figure, path)

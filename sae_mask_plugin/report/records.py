@@ -13,6 +13,7 @@ from typing import Any
 
 from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
 
+from sae_mask_plugin.calibration.threshold import CALIBRATION_METADATA_KEY
 from sae_mask_plugin.training.metadata import read_masking_record
 
 
@@ -28,15 +29,19 @@ class MetricSpec:
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("l0", "L0", None),
     MetricSpec("explained_variance", "explained variance", True),
+    MetricSpec("frac_alive", "alive fraction", True),
     MetricSpec("mse", "MSE", False),
     MetricSpec("ce_loss_score", "CE loss recovered", True),
     MetricSpec("mean_absorption_fraction_score", "mean absorption", False),
     MetricSpec("mean_full_absorption_score", "full-absorption rate", False),
+    MetricSpec("num_letters_with_probe_feature", "absorption: letters evaluated", None),
     MetricSpec("sae_top_1_test_accuracy", "sparse probing top-1 acc", True),
     MetricSpec("sae_top_2_test_accuracy", "sparse probing top-2 acc", True),
     MetricSpec("sae_top_5_test_accuracy", "sparse probing top-5 acc", True),
     MetricSpec("sae_top_16_test_accuracy", "sparse probing top-16 acc", True),
     MetricSpec("llm_test_accuracy", "dense probe acc (reference)", None),
+    MetricSpec("oracle_id_accuracy", "OOD eval: oracle ID acc (reference)", None),
+    MetricSpec("oracle_ood_accuracy", "OOD eval: oracle OOD acc (reference)", None),
     MetricSpec("sae_id_accuracy", "OOD eval: SAE ID acc", True),
     MetricSpec("sae_ood_accuracy", "OOD eval: SAE OOD acc", True),
     MetricSpec("sae_ood_gap", "OOD gap (ID − OOD)", False),
@@ -45,6 +50,14 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("tpp_threshold_20_total_metric", "TPP (top-20 latents)", True),
 )
 METRICS_BY_KEY = {spec.key: spec for spec in METRICS}
+REFERENCE_METRICS = frozenset(spec.key for spec in METRICS if spec.higher_is_better is None)
+"""Metrics that describe the setting rather than the SAE's quality (L0, letters, dense probes): shown, not tested."""
+
+
+def better_label(spec: MetricSpec) -> str:
+    """The metric's label with the direction that is better, e.g. `mean absorption (lower better)`."""
+    direction = {True: " (higher better)", False: " (lower better)", None: ""}[spec.higher_is_better]
+    return spec.label + direction
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,14 @@ class RunRecord:
     mask_strategy: str | None
     mask_token: str | None
     metrics: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    """The SAE's `threshold_calibration` metadata (None: threshold as learned in training)."""
+    ood_tasks: dict[str, Any] | None = None
+    """The OOD eval's `headline_tasks` and `excluded_tasks` (None when it did not run)."""
+
+    @property
+    def is_calibrated(self) -> bool:
+        return bool(self.calibration) and "calibrated_threshold" in (self.calibration or {})
 
     @property
     def is_baseline(self) -> bool:
@@ -83,6 +104,23 @@ class RunRecord:
         )
 
     @property
+    def curve_key(self) -> tuple[Any, ...]:
+        """The pairing key without k: the runs of one seed whose L0 curve a masked run is matched on."""
+        return (
+            self.model_name,
+            self.hook_name,
+            self.architecture,
+            self.d_sae,
+            self.training_tokens,
+            self.seed,
+        )
+
+    @property
+    def shape(self) -> str:
+        """Architecture, width and k, e.g. `matryoshka_batchtopk w2048 k32`."""
+        return f"{self.architecture} w{self.d_sae}" + (f" k{self.k}" if self.k else "")
+
+    @property
     def condition(self) -> str:
         """The masking condition, e.g. `baseline` or `p=0.3 token`."""
         return "baseline" if self.is_baseline else f"p={self.mask_p:g} {self.mask_strategy}"
@@ -91,7 +129,9 @@ class RunRecord:
         return asdict(self)
 
 
-def read_sae_record(sae_dir: str | Path, metrics: dict[str, float] | None = None) -> RunRecord:
+def read_sae_record(
+    sae_dir: str | Path, metrics: dict[str, float] | None = None, ood_tasks: dict[str, Any] | None = None
+) -> RunRecord:
     """Build a `RunRecord` from a saved SAE folder (`cfg.json`, and `runner_cfg.json` when SAELens wrote one)."""
     sae_dir = Path(sae_dir)
     cfg = json.loads((sae_dir / SAE_CFG_FILENAME).read_text())
@@ -115,4 +155,6 @@ def read_sae_record(sae_dir: str | Path, metrics: dict[str, float] | None = None
         mask_strategy=masking.get("strategy") if mask_p > 0 else None,
         mask_token=masking.get("mask_token_string") if mask_p > 0 else None,
         metrics=dict(metrics or {}),
+        calibration=metadata.get(CALIBRATION_METADATA_KEY),
+        ood_tasks=ood_tasks,
     )

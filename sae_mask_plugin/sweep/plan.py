@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from sae_lens import LoggingConfig
 
+from sae_mask_plugin.calibration.threshold import DEFAULT_CALIBRATION_TOKENS
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, Recipe, RecipeError, Run
 from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
@@ -191,6 +192,11 @@ def format_plan(
         f"total: {len(selected) * tokens:,} LLM tokens, {n_runs * tokens:,} SAE training tokens, "
         f"peak memory per job ~{peak:.2f} GiB",
     ]
+    if recipe.runner.get("calibrate_threshold"):
+        tokens_read = recipe.runner.get("calibration_tokens", DEFAULT_CALIBRATION_TOKENS)
+        lines.append(
+            f"after each job: BatchTopK-family thresholds calibrated to L0 = k on {tokens_read:,} clean tokens"
+        )
     if recipe.evals:
         lines.append(f"then evals: {', '.join(recipe.evals)} (preset {recipe.eval_preset})")
     if recipe.report:

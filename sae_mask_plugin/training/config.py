@@ -10,7 +10,11 @@ from sae_lens.config import LanguageModelSAERunnerConfig
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunnerConfig
 from sae_lens.saes.sae import T_TRAINING_SAE_CONFIG
 
-from sae_mask_plugin.calibration.threshold import DEFAULT_CALIBRATION_TOKENS, check_calibration_settings
+from sae_mask_plugin.calibration.threshold import (
+    DEFAULT_CALIBRATION_TOKENS,
+    check_calibration_settings,
+    not_calibratable_reason,
+)
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
 
 
@@ -60,9 +64,9 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
 
     Args:
         masking (MaskingConfig): Shared by all SAEs (different p values need different LLM passes).
-        calibrate_threshold (bool): After training, set each saved SAE's global threshold so that its mean L0 on
-            clean held-out text is k (BatchTopK-family SAEs; the learned threshold stays in the metadata). Off by
-            default, so a p = 0 run stays identical to stock SAELens.
+        calibrate_threshold (bool): After training, set the global threshold of every saved BatchTopK-family SAE
+            so that its mean L0 on clean held-out text is its k (the learned threshold stays in the metadata);
+            SAEs of other architectures are saved as trained, with the reason in their metadata. Off by default.
         calibration_tokens (int): Clean tokens the calibration reads (the embedded corpus's calibration split).
     """
 
@@ -74,8 +78,11 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
         self.masking = _as_masking(self.masking)
         super().__post_init__()
         if self.calibrate_threshold:
-            for sae in self.saes.values():
-                check_calibration_settings(sae.architecture(), self.calibration_tokens)
+            architectures = sorted({sae.architecture() for sae in self.saes.values()})
+            calibratable = [a for a in architectures if not_calibratable_reason(a) is None]
+            check_calibration_settings(
+                calibratable[0] if calibratable else architectures[0], self.calibration_tokens
+            )
 
 
 @dataclass

@@ -23,7 +23,11 @@ from sae_lens.training.multi_sae_trainer import MultiSAETrainer
 from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
-from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
+from sae_mask_plugin.calibration.threshold import (
+    CALIBRATION_METADATA_KEY,
+    calibrate_saved_saes_at_hooks,
+    not_calibratable_reason,
+)
 from sae_mask_plugin.files import staged_directory, write_json_atomic
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
@@ -251,6 +255,11 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
     def _save_final_outputs(self, saes: dict[str, TrainingSAE[Any]], trainer: MultiSAETrainer) -> None:
         """SAELens's saving into a staging folder, moved into `output_path` only once every SAE is written."""
         self._write_masking_metadata(saes)
+        if self.cfg.calibrate_threshold:
+            for sae in saes.values():
+                reason = not_calibratable_reason(sae.cfg.architecture())
+                if reason is not None:
+                    sae.cfg.metadata[CALIBRATION_METADATA_KEY] = {"not_calibrated": reason}
         output_path = self.cfg.output_path
         assert output_path is not None  # SAELens calls this only when an output path is set
         with staged_directory(output_path) as staging:
@@ -263,8 +272,9 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
             write_json_atomic(staging / RUNNER_CFG_FILENAME, self.cfg.to_dict())
             if self.cfg.calibrate_threshold:
                 by_hook: dict[str, list[Path]] = defaultdict(list)
-                for name in saes:
-                    by_hook[self.cfg.hook_names_per_sae[name]].append(staging / name)
+                for name, sae in saes.items():
+                    if not_calibratable_reason(sae.cfg.architecture()) is None:
+                        by_hook[self.cfg.hook_names_per_sae[name]].append(staging / name)
                 calibrate_saved_saes_at_hooks(
                     dict(by_hook),
                     self.model,  # type: ignore[arg-type]

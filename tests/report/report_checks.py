@@ -10,9 +10,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def assert_report_matches_results(report: str, results: dict[str, Any], report_dir: Path) -> None:
-    """Comparison cells, verdicts and every run's metric values in `report` equal those of `results`, and
-    every plot `results` lists is a PNG file in `report_dir`."""
-    for cell_results in results["comparisons"].values():
+    """Comparison cells of both views, verdicts and every run's metric values in `report` equal those of
+    `results`, and every plot `results` lists is a PNG file in `report_dir`."""
+    views = [results["matched_l0_comparisons"], results["same_k_comparisons"]]
+    for cell_results in (cell for view in views for cell in view.values()):
         for comparison in cell_results:
             difference = comparison["difference"]
             if difference["low"] is None:

@@ -74,9 +74,10 @@ def test_compare_pairs_a_plain_saelens_baseline_with_a_masked_run(tmp_path, embe
     assert set(by_p) == {0.0, 0.3}
     assert by_p[0.0]["mask_strategy"] is None and by_p[0.3]["mask_token"] == "<repo_name>"
     assert all(run["architecture"] == "batchtopk" and run["k"] == 16 for run in results["runs"])
-    (cell,) = results["comparisons"]
+    (cell,) = results["same_k_comparisons"]
     assert cell == "p=0.3 token | batchtopk w256 k16"
-    assert {c["metric"] for c in results["comparisons"][cell]} >= {"sae_ood_accuracy", "sae_ood_gap"}
+    assert {c["metric"] for c in results["same_k_comparisons"][cell]} >= {"sae_ood_accuracy", "sae_ood_gap"}
+    assert results["matched_l0_comparisons"] == {}  # one k and no core eval: nothing to match on
 
 
 def test_compare_refuses_folders_without_saes(tmp_path, capsys):

@@ -12,12 +12,15 @@ from sae_mask_plugin.cli import main as sae_mask
 
 TINY_DEMO = {
     "training_tokens": 8192,
-    "grid": [{"architecture": "matryoshka_batchtopk", "d_sae": 256, "k": 16, "p": [0.0, 0.3], "seed": 0}],
+    "grid": [
+        {"architecture": "matryoshka_batchtopk", "d_sae": 256, "k": [8, 16], "p": [0.0, 0.3], "seed": 0}
+    ],
+    "runner.calibration_tokens": 4096,
     "runner.context_size": 64,
     "runner.store_batch_size_prompts": 8,
     "runner.n_batches_in_buffer": 8,
     "runner.train_batch_size_tokens": 512,
-    "evals": ["ood"],
+    "evals": ["core", "ood"],
     "eval_options": {"ood_tasks": ["87_glue_cola"]},
 }
 
@@ -29,17 +32,24 @@ def test_tiny_demo_writes_a_consistent_report_and_resumes(tmp_path):
 
     results = json.loads((report.parent / "results.json").read_text())
     assert_report_matches_results(report.read_text(), results, report.parent)
-    assert set(results["plots"]) == {"ood_gap_vs_p.png", "differences.png"}
-    assert sorted(run["mask_p"] for run in results["runs"]) == [0.0, 0.3]
-    assert all({"sae_ood_accuracy", "sae_ood_gap"} <= run["metrics"].keys() for run in results["runs"])
-    (cell,) = results["comparisons"]
-    assert cell == "p=0.3 token | matryoshka_batchtopk w256 k16"
+    assert set(results["plots"]) == {"metrics_vs_l0.png", "ood_accuracy_vs_p.png", "differences.png"}
+    assert sorted(run["mask_p"] for run in results["runs"]) == [0.0, 0.0, 0.3, 0.3]
+    assert all({"sae_ood_accuracy", "sae_ood_gap", "l0"} <= run["metrics"].keys() for run in results["runs"])
+    assert all(run["calibration"]["calibration_tokens"] == 4096 for run in results["runs"])
+    assert set(results["same_k_comparisons"]) == {
+        f"p=0.3 token | matryoshka_batchtopk w256 k{k}" for k in (8, 16)
+    }
+    # each masked SAE is either matched within its baseline's L0 range or listed as unmatched, never both
+    matched = {cell for cell in results["matched_l0_comparisons"]}
+    unmatched = {entry["cell"] for entry in results["unmatched"]}
+    assert matched | unmatched == set(results["same_k_comparisons"]) and not matched & unmatched
     text = report.read_text()
     assert "SmolLM2-135M-Instruct" in text and "blocks.12.hook_resid_post" in text and "8192" in text
-    assert "One seed per condition: no interval is available" in text
+    assert "One seed per condition" in text and "no interval is available" in text
+    assert "## Headline" in text and "calibrated to L0 = k on 4096 clean tokens for 4 of 4 SAEs" in text
 
     weights = sorted(out.glob("saes/*/sae_weights.safetensors"))
-    assert len(weights) == 2
+    assert len(weights) == 4
     stamps = [path.stat().st_mtime_ns for path in weights]
     demo.run_demo("quick", out, overrides=TINY_DEMO)  # resumes: nothing is retrained
     assert [path.stat().st_mtime_ns for path in weights] == stamps

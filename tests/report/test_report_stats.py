@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from report_checks import assert_report_matches_results
 from scipy import stats
 
-from sae_mask_plugin.report import RunRecord, build_report, paired_comparisons
+from sae_mask_plugin.report import (
+    RunRecord,
+    build_report,
+    interpolate_in_log_l0,
+    matched_l0_pairs,
+    paired_comparisons,
+)
 from sae_mask_plugin.report.collect import flatten_metrics
+from sae_mask_plugin.report.gates import gate_warnings
 from sae_mask_plugin.report.stats import PairedComparison, Summary, false_discovery_control
 
 
-def _record(p: float, seed: int, **metrics: float) -> RunRecord:
+def _record(p: float, seed: int, k: int = 16, **metrics: float) -> RunRecord:
     return RunRecord(
-        name=f"run-p{p}-s{seed}",
-        sae_path=f"/nowhere/run-p{p}-s{seed}",
+        name=f"run-p{p}-k{k}-s{seed}",
+        sae_path=f"/nowhere/run-p{p}-k{k}-s{seed}",
         model_name="m",
         hook_name="blocks.6.hook_resid_post",
         architecture="batchtopk",
         d_sae=256,
-        k=16,
+        k=k,
         seed=seed,
         training_tokens=1000,
         mask_p=p,
@@ -75,12 +83,14 @@ def test_report_numbers_match_results_json(tmp_path):
                     l0=16 + rng.normal(),
                     mean_absorption_fraction_score=0.5 - p / 3 + 0.01 * rng.normal(),
                     sae_ood_gap=0.1 + 0.02 * rng.normal(),
+                    sae_ood_accuracy=0.6 + 0.02 * rng.normal(),
+                    oracle_ood_accuracy=0.65,
                 )
             )
     files = build_report(records, tmp_path)
     results = json.loads(files.results.read_text())
     report = files.report.read_text()
-    assert {p.name for p in files.plots} == {"absorption_vs_l0.png", "ood_gap_vs_p.png", "differences.png"}
+    assert {p.name for p in files.plots} == {"metrics_vs_l0.png", "ood_accuracy_vs_p.png", "differences.png"}
     assert_report_matches_results(report, results, tmp_path)
     assert results["settings"]["seeds"] == [0, 1, 2]
     assert "no interval is available" not in report
@@ -117,3 +127,79 @@ def test_false_discovery_control_flags_isolated_marginal_verdicts():
     assert adjusted[-1].q_value is None and adjusted[-1].verdict == "one pair: no interval available"
     strong = PairedComparison.of("mse", [1.0, 1.1, 1.2], [0.5, 0.61, 0.69], higher_is_better=False)
     assert false_discovery_control([strong])[0].verdict == "masked lower (better)"
+
+
+def test_interpolation_is_linear_in_log_l0_against_a_hand_computed_case():
+    # L0 16 -> 0.6, L0 64 -> 0.2: at L0 32 (halfway in log2 L0) the value is 0.4; at L0 20, log2(20/16)/2 of the way
+    points = [(64.0, 0.2), (16.0, 0.6)]
+    assert interpolate_in_log_l0(points, 32.0) == pytest.approx(0.4)
+    fraction = (np.log(20) - np.log(16)) / (np.log(64) - np.log(16))
+    assert interpolate_in_log_l0(points, 20.0) == pytest.approx(0.6 - 0.4 * fraction)
+    assert interpolate_in_log_l0(points, 16.0) == pytest.approx(0.6)
+
+
+def test_interpolation_never_extrapolates():
+    points = [(16.0, 0.6), (64.0, 0.2)]
+    assert interpolate_in_log_l0(points, 15.9) is None
+    assert interpolate_in_log_l0(points, 64.1) is None
+    assert interpolate_in_log_l0([(16.0, 0.6)], 16.0) is None
+
+
+def test_matched_l0_pairs_use_the_same_seeds_baseline_curve_and_list_out_of_range_runs():
+    records = [
+        _record(0, 0, k=16, l0=16.0, mean_absorption_fraction_score=0.6),
+        _record(0, 0, k=64, l0=64.0, mean_absorption_fraction_score=0.2),
+        _record(
+            0, 1, k=16, l0=16.0, mean_absorption_fraction_score=0.9
+        ),  # another seed: never used for seed 0
+        _record(0, 1, k=64, l0=64.0, mean_absorption_fraction_score=0.9),
+        _record(0.3, 0, k=16, l0=32.0, mean_absorption_fraction_score=0.35),
+        _record(0.3, 0, k=64, l0=80.0, mean_absorption_fraction_score=0.1),
+    ]
+    pairs, unmatched = matched_l0_pairs(records)
+    ((baseline, masked),) = pairs["p=0.3 token | batchtopk w256 k16"]
+    assert baseline["mean_absorption_fraction_score"] == pytest.approx(0.4)
+    assert masked["mean_absorption_fraction_score"] == 0.35
+    assert "l0" not in baseline  # L0 is what is matched, not a compared metric
+    (out_of_range,) = unmatched
+    assert (
+        out_of_range.cell == "p=0.3 token | batchtopk w256 k64" and "not extrapolated" in out_of_range.reason
+    )
+
+
+def test_report_headline_uses_matched_l0_and_states_the_direction(tmp_path):
+    records = []
+    for seed in range(3):
+        for k, l0 in ((16, 16.0), (64, 64.0)):
+            records.append(_record(0, seed, k=k, l0=l0, mean_absorption_fraction_score=0.7 - l0 / 200))
+        records.append(_record(0.3, seed, k=16, l0=32.0, mean_absorption_fraction_score=0.3 + 0.01 * seed))
+    files = build_report(records, tmp_path)
+    results = json.loads(files.results.read_text())
+    (row,) = [r for r in results["headline"] if r["metric"] == "mean_absorption_fraction_score"]
+    assert row["view"] == "matched L0" and row["verdict"] == "masked lower (better)"
+    # baseline at L0 32: halfway in log L0 between 0.62 (L0 16) and 0.38 (L0 64) = 0.5; masked 0.31 on average
+    assert row["difference"]["mean"] == pytest.approx(0.31 - 0.5)
+    report = files.report.read_text()
+    assert "mean absorption (lower better)" in report
+    assert report.index("## Headline") < report.index("## Matched-L0 comparisons") < report.index("## Same-k")
+    assert_report_matches_results(report, results, tmp_path)
+
+
+def test_gates_warn_about_undertrained_saes_few_letters_and_uncalibrated_thresholds():
+    calibrated = {"calibrated_threshold": 0.1, "calibration_tokens": 100}
+    good = [
+        replace(
+            _record(p, 0, explained_variance=0.9, frac_alive=0.95, num_letters_with_probe_feature=24),
+            calibration=calibrated,
+        )
+        for p in (0.0, 0.3)
+    ]
+    assert gate_warnings(good, n_seeds=3) == []
+    weak = [
+        _record(0.0, 0, explained_variance=0.78, frac_alive=0.64, num_letters_with_probe_feature=18),
+        _record(0.3, 0, explained_variance=0.8, frac_alive=0.9, num_letters_with_probe_feature=22),
+    ]
+    warnings = " ".join(gate_warnings(weak, n_seeds=1))
+    assert "Undertrained SAEs" in warnings and "EV 0.780" in warnings and "alive 0.640" in warnings
+    assert "fewer than 20 letters (fewest: 18" in warnings
+    assert "not calibrated" in warnings and "One seed per condition" in warnings

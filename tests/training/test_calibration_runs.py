@@ -7,6 +7,7 @@ import json
 import pytest
 from sae_lens import SAE, LoggingConfig
 from sae_lens.saes.matryoshka_batchtopk_sae import MatryoshkaBatchTopKTrainingSAEConfig
+from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
 from training_helpers import REPO_NAME_ID, TINY_HOOK, tiny_runner_settings, tiny_sae
 
 from sae_mask_plugin import (
@@ -60,13 +61,20 @@ def test_single_runner_calibrates_baseline_and_masked_to_k(
     assert not list(tmp_path.glob(".sae.partial-*"))
 
 
-def test_multi_runner_calibrates_every_sae_at_its_own_k(tmp_path, tiny_model, texts, held_out_activations):
+def test_multi_runner_calibrates_every_batchtopk_sae_at_its_own_k_and_records_the_others(
+    tmp_path, tiny_model, texts, held_out_activations
+):
     settings = tiny_runner_settings(tmp_path)
     del settings["model_name"], settings["hook_name"], settings["output_path"]
     cfg = MaskedMultiSAETrainingRunnerConfig(
         saes={
-            f"k{k}": MatryoshkaBatchTopKTrainingSAEConfig(d_in=32, d_sae=64, k=k, matryoshka_widths=[16, 64])
-            for k in (2, 8)
+            **{
+                f"k{k}": MatryoshkaBatchTopKTrainingSAEConfig(
+                    d_in=32, d_sae=64, k=k, matryoshka_widths=[16, 64]
+                )
+                for k in (2, 8)
+            },
+            "topk": TopKTrainingSAEConfig(d_in=32, d_sae=64, k=4),
         },
         model_name="tiny",
         hook_names=TINY_HOOK,
@@ -82,6 +90,8 @@ def test_multi_runner_calibrates_every_sae_at_its_own_k(tmp_path, tiny_model, te
         sae = SAE.load_from_disk(str(tmp_path / "multi" / f"k{k}"))
         assert sae.cfg.metadata[CALIBRATION_METADATA_KEY]["clean_l0_calibrated"] == pytest.approx(k, abs=0.01)
         assert mean_l0(sae, held_out_activations) == pytest.approx(k, rel=0.25)
+    topk_record = SAE.load_from_disk(str(tmp_path / "multi" / "topk")).cfg.metadata[CALIBRATION_METADATA_KEY]
+    assert "by construction" in topk_record["not_calibrated"]
     runner_cfg = json.loads((tmp_path / "multi" / "runner_cfg.json").read_text())
     assert runner_cfg["calibrate_threshold"] is True
 

@@ -1,0 +1,134 @@
+"""Paired comparisons, at the same k and at matched L0.
+
+Same k: a masked run pairs with the baseline of its pairing key (same model, hook, architecture, width, k, tokens
+and seed). Matched L0: the baseline runs of the masked run's seed (same key but any k) form an L0 curve; each of
+their metrics is interpolated linearly in log L0 at the masked run's L0 (the core eval's L0 on clean held-out
+text), and masked − interpolated is the paired difference. Nothing is extrapolated: a masked run whose L0 lies
+outside its baseline curve's L0 range (or whose seed has fewer than two baseline L0 values) is listed as
+unmatched, with the reason. Each view is one family for the Benjamini-Hochberg q-values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sae_mask_plugin.report.records import METRICS, REFERENCE_METRICS, RunRecord
+from sae_mask_plugin.report.stats import PairedComparison, false_discovery_control
+
+L0_METRIC = "l0"
+
+PairedMetrics = tuple[dict[str, float], dict[str, float]]
+"""(baseline metrics, masked metrics) of one pair; the baseline's may be interpolated."""
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A masked run with no matched-L0 baseline, and why."""
+
+    run: str
+    cell: str
+    reason: str
+
+
+def cell_name(masked: RunRecord) -> str:
+    """A comparison cell: the masking condition and the SAE shape, e.g. `p=0.3 token | batchtopk w2048 k32`."""
+    return f"{masked.condition} | {masked.shape}"
+
+
+def interpolate_in_log_l0(points: Sequence[tuple[float, float]], l0: float) -> float | None:
+    """The value at `l0` of the curve through `points` [(L0, value), ...], linear in log L0; None when `l0` is
+    outside the points' L0 range or fewer than two distinct L0 values exist (never extrapolates)."""
+    curve = sorted(points)
+    log_l0s = [math.log(point_l0) for point_l0, _ in curve]
+    if len(set(log_l0s)) < 2 or not curve[0][0] <= l0 <= curve[-1][0]:
+        return None
+    return float(np.interp(math.log(l0), log_l0s, [value for _, value in curve]))
+
+
+def same_k_pairs(records: list[RunRecord]) -> dict[str, list[PairedMetrics]]:
+    """Cell → (baseline, masked) metrics of masked runs and the baseline of the same pairing key."""
+    baselines = {r.pairing_key: r for r in records if r.is_baseline}
+    pairs: dict[str, list[PairedMetrics]] = defaultdict(list)
+    for masked in _masked_runs(records):
+        baseline = baselines.get(masked.pairing_key)
+        if baseline is not None:
+            pairs[cell_name(masked)].append((baseline.metrics, masked.metrics))
+    return dict(pairs)
+
+
+def matched_l0_pairs(records: list[RunRecord]) -> tuple[dict[str, list[PairedMetrics]], list[Unmatched]]:
+    """Cell → (baseline interpolated at the masked L0, masked) metrics, and the masked runs left unmatched."""
+    curves: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        if record.is_baseline and L0_METRIC in record.metrics:
+            curves[record.curve_key].append(record)
+    pairs: dict[str, list[PairedMetrics]] = defaultdict(list)
+    unmatched: list[Unmatched] = []
+    for masked in _masked_runs(records):
+        cell = cell_name(masked)
+        curve = curves.get(masked.curve_key, [])
+        l0 = masked.metrics.get(L0_METRIC)
+        l0s = sorted(r.metrics[L0_METRIC] for r in curve)
+        if l0 is None:
+            unmatched.append(Unmatched(masked.name, cell, "no L0 (run the core eval)"))
+        elif len(set(l0s)) < 2:
+            unmatched.append(Unmatched(masked.name, cell, "its seed's baseline has fewer than two L0 values"))
+        elif not l0s[0] <= l0 <= l0s[-1]:
+            unmatched.append(
+                Unmatched(
+                    masked.name,
+                    cell,
+                    f"L0 {l0:.2f} outside its baseline's L0 range [{l0s[0]:.2f}, {l0s[-1]:.2f}] (not extrapolated)",
+                )
+            )
+        else:
+            interpolated = {}
+            for key in masked.metrics.keys() - REFERENCE_METRICS:
+                value = interpolate_in_log_l0(
+                    [(r.metrics[L0_METRIC], r.metrics[key]) for r in curve if key in r.metrics], l0
+                )
+                if value is not None:
+                    interpolated[key] = value
+            pairs[cell].append((interpolated, masked.metrics))
+    return dict(pairs), unmatched
+
+
+def compare_pairs(
+    pairs: dict[str, list[PairedMetrics]], include_reference: bool
+) -> dict[str, list[PairedComparison]]:
+    """One `PairedComparison` per cell and metric (in `METRICS` order), with q-values over all of them.
+
+    `include_reference` keeps L0 and the other reference metrics (same-k view: they show what differs besides
+    masking); the matched-L0 view leaves them out (L0 is equal there by construction)."""
+    comparisons: dict[str, list[PairedComparison]] = {}
+    for cell, cell_pairs in pairs.items():
+        comparisons[cell] = []
+        for spec in METRICS:
+            if spec.key in REFERENCE_METRICS and not (include_reference and spec.key == L0_METRIC):
+                continue
+            both = [(b, m) for b, m in cell_pairs if spec.key in b and spec.key in m]
+            if both:
+                comparisons[cell].append(
+                    PairedComparison.of(
+                        spec.key,
+                        [b[spec.key] for b, _ in both],
+                        [m[spec.key] for _, m in both],
+                        spec.higher_is_better,
+                    )
+                )
+    adjusted = iter(false_discovery_control([c for cell in comparisons.values() for c in cell]))
+    return {
+        cell: [next(adjusted) for _ in cell_comparisons] for cell, cell_comparisons in comparisons.items()
+    }
+
+
+def _masked_runs(records: list[RunRecord]) -> list[RunRecord]:
+    return sorted(
+        (r for r in records if not r.is_baseline),
+        key=lambda r: (r.mask_p, r.condition, r.architecture, r.d_sae, r.k or 0, r.name),
+    )
