@@ -38,7 +38,7 @@ from sae_mask_plugin.embedded.probing_data import (
     list_probing_datasets,
     read_dataset_texts,
 )
-from sae_mask_plugin.files import publish
+from sae_mask_plugin.files import build_lock, publish
 
 CORPUS_FORMAT_VERSION = 1
 SPAN_WORDS = 13
@@ -122,17 +122,27 @@ def _corpus_cache_dir() -> Path:
 def load_embedded_corpus(seed: int = 0, show_progress: bool = True) -> datasets.Dataset:
     """The embedded training corpus as a `datasets.Dataset` with a `text` column, shuffled by `seed`.
 
-    Built once and cached; the same seed always gives the same order.
+    Built once and cached; the same seed always gives the same order. Processes building at once take turns
+    (`build_lock`): the first builds, the others load its cache.
     """
     cache_dir = _corpus_cache_dir()
-    if not (cache_dir / "dataset_info.json").is_file():
-        corpus = datasets.Dataset.from_dict({"text": build_corpus_texts(show_progress)})
-        cache_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}-", dir=cache_dir.parent))
-        try:
-            corpus.save_to_disk(str(staging))
-            shutil.rmtree(cache_dir, ignore_errors=True)
-            publish(staging, cache_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    if not _is_corpus_built(cache_dir):
+        with build_lock(cache_dir):
+            if not _is_corpus_built(cache_dir):
+                _build_corpus_cache(cache_dir, show_progress)
     return datasets.load_from_disk(str(cache_dir)).shuffle(seed=seed)
+
+
+def _is_corpus_built(cache_dir: Path) -> bool:
+    return (cache_dir / "dataset_info.json").is_file()
+
+
+def _build_corpus_cache(cache_dir: Path, show_progress: bool) -> None:
+    corpus = datasets.Dataset.from_dict({"text": build_corpus_texts(show_progress)})
+    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}-", dir=cache_dir.parent))
+    try:
+        corpus.save_to_disk(str(staging))
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        publish(staging, cache_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
