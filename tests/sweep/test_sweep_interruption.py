@@ -108,7 +108,8 @@ def test_a_preempted_submitit_task_requeues_and_resumes(tmp_path: Path, uninterr
     (job,) = submit_shards(tiny_recipe(), out, cluster="local")
     controller = psutil.Process(job._process.pid)
     deadline = time.monotonic() + 300
-    while latest_complete_checkpoint(out / "checkpoints") is None:  # a periodic checkpoint: training is under way
+    # A periodic checkpoint shows that training is under way.
+    while latest_complete_checkpoint(out / "checkpoints") is None:
         assert time.monotonic() < deadline and job._process.poll() is None, job.stderr()
         time.sleep(0.1)
     (task,) = controller.children()
