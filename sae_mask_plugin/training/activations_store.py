@@ -17,7 +17,8 @@ from __future__ import annotations
 import gc
 import inspect
 import itertools
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import GeneratorType
 from typing import Any
@@ -30,6 +31,11 @@ from safetensors.torch import load_file
 from sae_mask_plugin.masking.config import LossPositions
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import measure_mask_tokens, norm_ratio
+
+logger = logging.getLogger(__name__)
+
+_Split = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+"""Splits rows packed over hooks into {hook: rows}."""
 
 
 class MaskTokenNormError(RuntimeError):
@@ -265,7 +271,7 @@ class MaskedActivationsStore(ActivationsStore):
     def _iterate_filtered_multi_hook_activations(self) -> Iterator[dict[str, torch.Tensor]]:
         return self._after_kept_rows(super()._iterate_filtered_multi_hook_activations(), split=self._split)
 
-    def _after_kept_rows(self, stream: Iterator[Any], split: Any) -> Iterator[Any]:
+    def _after_kept_rows(self, stream: Iterator[Any], split: _Split | None) -> Iterator[Any]:
         """`stream` with a restored mixing buffer's kept rows put before its first batch, as SAELens's buffer
         concatenates them (read when the stream starts, i.e. after `load`)."""
         if self._resumed_buffer is None:
@@ -288,7 +294,7 @@ class MaskedActivationsStore(ActivationsStore):
         parts = packed.split([self._hook_d_ins[hook] for hook in self._hook_names], dim=1)
         return dict(zip(self._hook_names, parts, strict=True))
 
-    def _unserved_batches(self, split: Any) -> Iterator[Any]:
+    def _unserved_batches(self, split: _Split | None) -> Iterator[Any]:
         """The restored mixing buffer's unserved batches, in order (read when first asked for, after `load`)."""
         if self._resumed_buffer is None:
             return
@@ -307,6 +313,11 @@ class MaskedActivationsStore(ActivationsStore):
         stream = self.training_stream if self.training_stream is not None else self._dataloader
         generator = _find_mixing_buffer(stream)
         if generator is None or generator.gi_frame is None:
+            return {}
+        if generator.gi_running:  # advanced by SAELens's prefetching thread right now: no consistent state
+            logger.warning(
+                "the mixing buffer is being refilled by the prefetcher: its rows are not checkpointed"
+            )
             return {}
         local = generator.gi_frame.f_locals
         if "serving_buffer" not in local:

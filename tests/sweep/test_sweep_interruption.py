@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -65,45 +66,54 @@ def assert_same_weights(got: dict[str, torch.Tensor], expected: dict[str, torch.
         torch.testing.assert_close(got[name], expected[name])
 
 
+class LLMPasses:
+    """Counts the masked LLM passes of the multi-SAE store; at pass `stop_at` the process sends itself SIGTERM."""
+
+    def __init__(self, patcher: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.stop_at: int | None = None
+        activations = MaskedActivationsStore.get_multi_hook_activations
+
+        def counted(store, tokens):
+            self.count += 1
+            if self.count == self.stop_at:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return activations(store, tokens)
+
+        patcher.setattr(MaskedActivationsStore, "get_multi_hook_activations", counted)
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
+def uninterrupted(tmp_path_factory) -> tuple[Path, int]:
+    """The uninterrupted sweep's folder and its number of LLM passes."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    run_recipe(tiny_recipe(), out)
-    return out
-
-
-def count_llm_batches(monkeypatch, stop_at: int | None = None) -> list[int]:
-    """Count the masked LLM passes; at pass `stop_at` this process sends itself SIGTERM."""
-    calls: list[int] = []
-    activations = MaskedActivationsStore.get_multi_hook_activations
-
-    def counted(self, tokens):
-        calls.append(len(calls) + 1)
-        if len(calls) == stop_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return activations(self, tokens)
-
-    monkeypatch.setattr(MaskedActivationsStore, "get_multi_hook_activations", counted)
-    return calls
+    with pytest.MonkeyPatch.context() as patcher:
+        passes = LLMPasses(patcher)
+        run_recipe(tiny_recipe(), out)
+    return out, passes.count
 
 
 @pytest.mark.slow
-def test_a_rerun_of_an_interrupted_sweep_resumes(tmp_path: Path, uninterrupted: Path, monkeypatch) -> None:
+def test_a_rerun_of_an_interrupted_sweep_resumes(
+    tmp_path: Path, uninterrupted: tuple[Path, int], monkeypatch
+) -> None:
     out = tmp_path / "sweep"
-    before = count_llm_batches(monkeypatch, stop_at=20)
+    passes = LLMPasses(monkeypatch)
+    passes.stop_at = 20
     with pytest.raises(TrainingInterrupted, match="complete checkpoint saved"):
         run_recipe(tiny_recipe(), out)
     assert not (out / "saes").exists()
-    after = count_llm_batches(monkeypatch)
+    passes.stop_at = None
     run_recipe(tiny_recipe(), out)
-    expected = count_llm_batches(monkeypatch)
-    run_recipe(tiny_recipe(), tmp_path / "again")
-    assert len(before) + len(after) == len(expected)  # no LLM batch drawn twice or skipped
-    assert_same_weights(sae_weights(out), sae_weights(uninterrupted))
+    expected_out, expected_passes = uninterrupted
+    assert passes.count == expected_passes  # no LLM batch drawn twice or skipped
+    assert_same_weights(sae_weights(out), sae_weights(expected_out))
 
 
 @pytest.mark.slow
-def test_a_preempted_submitit_task_requeues_and_resumes(tmp_path: Path, uninterrupted: Path) -> None:
+def test_a_preempted_submitit_task_requeues_and_resumes(
+    tmp_path: Path, uninterrupted: tuple[Path, int]
+) -> None:
     out = tmp_path / "sweep"
     (job,) = submit_shards(tiny_recipe(), out, cluster="local")
     controller = psutil.Process(job._process.pid)
@@ -117,10 +127,17 @@ def test_a_preempted_submitit_task_requeues_and_resumes(tmp_path: Path, uninterr
 
     paths = job.result()
     assert paths == [out / "saes" / RUN_NAME]
-    log = job.stderr() or ""
-    assert f"Training stopped by {preemption_signal().name}" in log
-    assert "Requeued job" in log and "Resuming from checkpoint" in (job.stdout() or "") + log
-    assert_same_weights(sae_weights(out), sae_weights(uninterrupted))
+    assert "Requeued job" in (job.stdout() or "")
+    stopped = re.search(
+        rf"Training stopped by {preemption_signal().name} .* complete checkpoint saved to (\S+)\.",
+        job.stderr() or "",
+    )
+    assert stopped is not None
+    checkpoint = Path(stopped.group(1))
+    # The requeued task resumed from that checkpoint: its own checkpoints (in a new folder) all come later.
+    resumed = [path for path in checkpoint.parent.parent.glob("*/*") if path.parent != checkpoint.parent]
+    assert resumed and all(int(path.name) > int(checkpoint.name) for path in resumed)
+    assert_same_weights(sae_weights(out), sae_weights(uninterrupted[0]))
 
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path: Path) -> None:

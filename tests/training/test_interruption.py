@@ -73,21 +73,15 @@ def uninterrupted(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize(
-    ("pause_at", "signum"),
-    [("llm:1", signal.SIGINT), ("llm:10", signal.SIGTERM)],
-    ids=["first-buffer-fill", "mid-run"],
-)
-def test_a_signal_saves_a_complete_checkpoint_and_the_resumed_run_loses_nothing(
-    tmp_path: Path, uninterrupted: Path, pause_at: str, signum: signal.Signals
-) -> None:
-    out = tmp_path / "run"
-    process = start(out, "--pause-at", pause_at)
+def interrupt(out: Path, signum: signal.Signals, *args: str) -> Path:
+    """Run the training with `args` until it pauses, send `signum`, check what it leaves; returns the checkpoint."""
+    process = start(out, *args)
     while not (out / "paused").exists():
         assert process.poll() is None, finish(process)[1][-3000:]
         time.sleep(0.05)
     process.send_signal(signum)
     returncode, stderr = finish(process)
+    (out / "paused").unlink()
 
     assert returncode != 0
     checkpoint = latest_complete_checkpoint(out / "checkpoints")
@@ -96,15 +90,23 @@ def test_a_signal_saves_a_complete_checkpoint_and_the_resumed_run_loses_nothing(
         path.name for path in checkpoint.iterdir()
     }
     assert not (out / "sae").exists() and partial_folders(out) == []
+    return checkpoint
 
-    run_to_end(out, "--resume", str(checkpoint))
-    # Every LLM batch of the uninterrupted run, each once: the batches drawn before the signal, then the resumed ones.
+
+def test_signals_save_complete_checkpoints_and_resumed_runs_lose_nothing(
+    tmp_path: Path, uninterrupted: Path
+) -> None:
+    out = tmp_path / "run"
+    during_first_fill = interrupt(out, signal.SIGINT, "--pause-at", "llm:1")
+    mid_run = interrupt(out, signal.SIGTERM, "--resume", str(during_first_fill), "--pause-at", "llm:6")
+    run_to_end(out, "--resume", str(mid_run))
+
+    # Every LLM batch of the uninterrupted run, each once: those drawn before each signal, then the resumed ones.
     assert llm_inputs(out) == llm_inputs(uninterrupted)
     expected = sae_weights(uninterrupted / "sae")
     got = sae_weights(out / "sae")
     assert got.keys() == expected.keys()
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0)
+    assert all(torch.equal(got[name], expected[name]) for name in expected)
 
 
 def test_a_signal_during_the_final_save_lets_it_finish(tmp_path: Path, uninterrupted: Path) -> None:
