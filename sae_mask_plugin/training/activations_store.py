@@ -298,10 +298,11 @@ class MaskedActivationsStore(ActivationsStore):
         """The restored mixing buffer's unserved batches, in order (read when first asked for, after `load`)."""
         if self._resumed_buffer is None:
             return
-        unserved = self._resumed_buffer[0]
+        unserved, kept = self._resumed_buffer
         for start in range(0, unserved.shape[0], self.train_batch_size_tokens):
-            batch = unserved[start : start + self.train_batch_size_tokens]
-            yield batch if split is None else split(batch)
+            end = start + self.train_batch_size_tokens
+            self._resumed_buffer = (unserved[end:], kept)  # what a checkpoint after this batch must keep
+            yield unserved[start:end] if split is None else split(unserved[start:end])
 
     def get_data_loader(self) -> Iterator[Any]:
         """SAELens's stream of mixed batches, continuing a restored mixing buffer when there is one."""
@@ -310,9 +311,21 @@ class MaskedActivationsStore(ActivationsStore):
     def _mixing_buffer_state(self) -> dict[str, torch.Tensor]:
         """The rows in SAELens's mixing buffer (unserved in serving order, kept for mixing) and the global torch
         generator state that will shuffle them; empty before the stream starts."""
+        if self._resumed_buffer is not None:  # a restored buffer not yet handed back to SAELens's
+            unserved, kept = self._resumed_buffer
+            return {
+                _UNSERVED_KEY: unserved.clone(),
+                _KEPT_KEY: kept.clone(),
+                _TORCH_RNG_KEY: torch.get_rng_state(),
+            }
         stream = self.training_stream if self.training_stream is not None else self._dataloader
         generator = _find_mixing_buffer(stream)
         if generator is None or generator.gi_frame is None:
+            if stream is not None:
+                logger.warning(
+                    "the training stream is not SAELens's mixing buffer (prefetching?): its rows are not "
+                    "checkpointed, and a resumed run skips them"
+                )
             return {}
         if generator.gi_running:  # advanced by SAELens's prefetching thread right now: no consistent state
             logger.warning(

@@ -37,7 +37,7 @@ def tiny_recipe(**changes) -> Recipe:
             "model_name": "SmolLM2-135M-Instruct",
             "hook_name": "blocks.1.hook_resid_post",
             "d_in": 576,
-            "training_tokens": 16384,
+            "training_tokens": 8192,
             "runner": {
                 "context_size": 64,
                 "store_batch_size_prompts": 8,
@@ -99,7 +99,7 @@ def test_a_rerun_of_an_interrupted_sweep_resumes(
 ) -> None:
     out = tmp_path / "sweep"
     passes = LLMPasses(monkeypatch)
-    passes.stop_at = 20
+    passes.stop_at = 10
     with pytest.raises(TrainingInterrupted, match="complete checkpoint saved"):
         run_recipe(tiny_recipe(), out)
     assert not (out / "saes").exists()

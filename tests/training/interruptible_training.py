@@ -1,9 +1,11 @@
 """A masked training on the tiny model, run as a subprocess by test_interruption.py.
 
-    python interruptible_training.py OUT [--pause-at llm:N | save] [--resume CHECKPOINT]
+    python interruptible_training.py OUT [--pause-at llm:N | step:N | save] [--resume CHECKPOINT]
 
-Appends every token batch the LLM receives to OUT/llm_inputs.jsonl. `--pause-at llm:N` (the N-th LLM batch, from 1)
-or `save` (the final SAE save) writes OUT/paused and sleeps there, so that the test can send a signal at that point.
+Appends every token batch the LLM receives to OUT/llm_inputs.jsonl. `--pause-at` the N-th LLM batch, the N-th
+training step (both counted from 1 in this process) or the final SAE save writes OUT/paused and sleeps there, so
+that the test can send a signal at that point. A training batch of 64 tokens makes each buffer refill serve
+several batches, so that a checkpoint holds unserved rows of the mixing buffer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import datasets
 import torch
 from sae_lens.saes.sae import TrainingSAE
+from sae_lens.training.sae_trainer import SAETrainer
 from training_helpers import REPO_NAME_ID, TINY_D_MODEL, tiny_runner_settings, tiny_sae
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
@@ -70,12 +73,15 @@ def main() -> None:
         "topk",
         masking=MaskingConfig(p=0.3, mask_token=REPO_NAME_ID),
         sae=tiny_sae("topk"),
-        **tiny_runner_settings(out, is_dataset_tokenized=True, resume_from_checkpoint=args.resume),
+        **tiny_runner_settings(
+            out, is_dataset_tokenized=True, train_batch_size_tokens=64, resume_from_checkpoint=args.resume
+        ),
     )
     runner = MaskedLanguageModelSAETrainingRunner(cfg, override_model=model, override_dataset=token_rows())
 
     inputs = (out / "llm_inputs.jsonl").open("a")
-    pause_at_batch = int(args.pause_at.split(":")[1]) if (args.pause_at or "").startswith("llm:") else None
+    where, _, count = (args.pause_at or "").partition(":")
+    pause_at_batch = int(count) if where == "llm" else None
     fed = 0
 
     def record(_module, hook_args):
@@ -87,7 +93,19 @@ def main() -> None:
             pause(out)
 
     model.embed.register_forward_pre_hook(record)
-    if args.pause_at == "save":
+    if where == "step":
+        step = SAETrainer.step
+        steps = 0
+
+        def paused_step(trainer, batch):
+            nonlocal steps
+            steps += 1
+            if steps == int(count):
+                pause(out)
+            return step(trainer, batch)
+
+        SAETrainer.step = paused_step  # type: ignore[method-assign]
+    if where == "save":
         save_inference_model = TrainingSAE.save_inference_model
 
         def paused_save(sae, path):

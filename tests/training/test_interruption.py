@@ -1,5 +1,6 @@
-"""SIGTERM / SIGINT during training: a complete checkpoint, written atomically, and a resume that trains on exactly
-the uninterrupted run's token stream and masks (recorded at the LLM's input) and ends with the same SAE."""
+"""SIGTERM / SIGINT during training (at the first buffer fill, right after a resume, mid-run, during the final save):
+a complete checkpoint, written atomically, and a resume that trains on exactly the uninterrupted run's token stream
+and masks (recorded at the LLM's input) and ends with the same SAE."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import datasets
 import pytest
 import torch
 from sae_lens import LoggingConfig, TopKTrainingSAEConfig
+from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME
 from safetensors.torch import load_file
 from training_helpers import REPO_NAME_ID, TINY_HOOK, recorded_inputs, tiny_runner_settings
 
@@ -73,8 +75,8 @@ def uninterrupted(tmp_path_factory) -> Path:
     return out
 
 
-def interrupt(out: Path, signum: signal.Signals, *args: str) -> Path:
-    """Run the training with `args` until it pauses, send `signum`, check what it leaves; returns the checkpoint."""
+def signal_when_paused(out: Path, signum: signal.Signals, *args: str) -> str:
+    """Run the training with `args` until it pauses, send `signum`; returns its stderr (it must fail)."""
     process = start(out, *args)
     while not (out / "paused").exists():
         assert process.poll() is None, finish(process)[1][-3000:]
@@ -82,14 +84,20 @@ def interrupt(out: Path, signum: signal.Signals, *args: str) -> Path:
     process.send_signal(signum)
     returncode, stderr = finish(process)
     (out / "paused").unlink()
-
     assert returncode != 0
+    assert partial_folders(out) == []
+    return stderr
+
+
+def interrupt(out: Path, signum: signal.Signals, *args: str) -> Path:
+    """`signal_when_paused` during training; checks the checkpoint it names and returns it."""
+    stderr = signal_when_paused(out, signum, *args)
     checkpoint = latest_complete_checkpoint(out / "checkpoints")
     assert checkpoint is not None and f"complete checkpoint saved to {checkpoint}" in stderr
     assert {"sae_weights.safetensors", "trainer_state.pt", "activations_store_state.safetensors"} <= {
         path.name for path in checkpoint.iterdir()
     }
-    assert not (out / "sae").exists() and partial_folders(out) == []
+    assert not (out / "sae").exists()
     return checkpoint
 
 
@@ -98,35 +106,27 @@ def test_signals_save_complete_checkpoints_and_resumed_runs_lose_nothing(
 ) -> None:
     out = tmp_path / "run"
     during_first_fill = interrupt(out, signal.SIGINT, "--pause-at", "llm:1")
-    mid_run = interrupt(out, signal.SIGTERM, "--resume", str(during_first_fill), "--pause-at", "llm:6")
-    run_to_end(out, "--resume", str(mid_run))
+    unserved = load_file(str(during_first_fill / ACTIVATIONS_STORE_STATE_FILENAME))["mixing_buffer_unserved"]
+    assert unserved.shape[0] > 0  # the next checkpoint is taken while these restored rows are being served
+    while_serving_restored_rows = interrupt(
+        out, signal.SIGTERM, "--resume", str(during_first_fill), "--pause-at", "step:1"
+    )
+    mid_run = interrupt(
+        out, signal.SIGTERM, "--resume", str(while_serving_restored_rows), "--pause-at", "llm:6"
+    )
+    # A signal during the final save lets the save finish.
+    stderr = signal_when_paused(out, signal.SIGTERM, "--resume", str(mid_run), "--pause-at", "save")
+    assert f"the trained SAE was saved to {out / 'sae'}" in stderr
 
     # Every LLM batch of the uninterrupted run, each once: those drawn before each signal, then the resumed ones.
     assert llm_inputs(out) == llm_inputs(uninterrupted)
+    assert {path.name for path in (out / "sae").iterdir()} == {
+        path.name for path in (uninterrupted / "sae").iterdir()
+    }
     expected = sae_weights(uninterrupted / "sae")
     got = sae_weights(out / "sae")
     assert got.keys() == expected.keys()
     assert all(torch.equal(got[name], expected[name]) for name in expected)
-
-
-def test_a_signal_during_the_final_save_lets_it_finish(tmp_path: Path, uninterrupted: Path) -> None:
-    out = tmp_path / "run"
-    process = start(out, "--pause-at", "save")
-    while not (out / "paused").exists():
-        assert process.poll() is None, finish(process)[1][-3000:]
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    returncode, stderr = finish(process)
-
-    assert returncode != 0
-    assert f"the trained SAE was saved to {out / 'sae'}" in stderr
-    assert partial_folders(out) == []
-    expected = sae_weights(uninterrupted / "sae")
-    got = sae_weights(out / "sae")
-    assert all(torch.equal(got[name], expected[name]) for name in expected)
-    assert {path.name for path in (out / "sae").iterdir()} == {
-        path.name for path in (uninterrupted / "sae").iterdir()
-    }
 
 
 @pytest.fixture(scope="module")
