@@ -27,7 +27,7 @@ from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig,
 from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
 from sae_mask_plugin.training.preflight import load_tokenizer
 
-PAUSE_SECONDS = 5.0
+PAUSE_SECONDS = 30.0
 
 
 def tiny_model() -> HookedTransformer:
@@ -55,9 +55,12 @@ def token_rows() -> datasets.Dataset:
     return datasets.Dataset.from_dict({"tokens": rows.tolist()})
 
 
-def pause(out: Path) -> None:
+def pause(out: Path, runner: MaskedLanguageModelSAETrainingRunner) -> None:
+    """Signal the test that this point is reached and wait (at most `PAUSE_SECONDS`) for its signal."""
     (out / "paused").touch()
-    time.sleep(PAUSE_SECONDS)
+    deadline = time.monotonic() + PAUSE_SECONDS
+    while runner.stop_request.signum is None and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def main() -> None:
@@ -90,7 +93,7 @@ def main() -> None:
         inputs.write(json.dumps(hook_args[0].tolist()) + "\n")
         inputs.flush()
         if fed == pause_at_batch:
-            pause(out)
+            pause(out, runner)
 
     model.embed.register_forward_pre_hook(record)
     if where == "step":
@@ -101,7 +104,7 @@ def main() -> None:
             nonlocal steps
             steps += 1
             if steps == int(count):
-                pause(out)
+                pause(out, runner)
             return step(trainer, batch)
 
         SAETrainer.step = paused_step  # type: ignore[method-assign]
@@ -109,7 +112,7 @@ def main() -> None:
         save_inference_model = TrainingSAE.save_inference_model
 
         def paused_save(sae, path):
-            pause(out)
+            pause(out, runner)
             return save_inference_model(sae, path)
 
         TrainingSAE.save_inference_model = paused_save  # type: ignore[method-assign]
