@@ -100,6 +100,7 @@ class Trainer(Protocol):
     """What `fit_or_checkpoint` needs of SAELens's `SAETrainer` and `MultiSAETrainer`."""
 
     n_training_samples: int
+    checkpoint_thresholds: list[int]
 
     def fit(self) -> Any: ...
 
@@ -122,6 +123,11 @@ def fit_or_checkpoint(trainer: Trainer, request: StopRequest, checkpoint_root: s
     """`trainer.fit()`, stopped after the step during which `request` records a signal: then a complete checkpoint
     `<checkpoint_root>/<n_training_samples>` is saved atomically and `TrainingInterrupted` is raised."""
     _stop_after_each_step(trainer, request)
+    # A resumed SAELens trainer keeps the periodic-checkpoint thresholds it has passed and would save one checkpoint
+    # per step until they are used up.
+    trainer.checkpoint_thresholds = [
+        threshold for threshold in trainer.checkpoint_thresholds if threshold >= trainer.n_training_samples
+    ]
     try:
         return trainer.fit()
     except _StopAtStepBoundary:

@@ -100,13 +100,18 @@ def test_a_rerun_of_an_interrupted_sweep_resumes(
     out = tmp_path / "sweep"
     passes = LLMPasses(monkeypatch)
     passes.stop_at = 10
-    with pytest.raises(TrainingInterrupted, match="complete checkpoint saved"):
+    with pytest.raises(TrainingInterrupted, match="complete checkpoint saved") as stopped:
         run_recipe(tiny_recipe(), out)
     assert not (out / "saes").exists()
     passes.stop_at = None
     run_recipe(tiny_recipe(), out)
     expected_out, expected_passes = uninterrupted
     assert passes.count == expected_passes  # no LLM batch drawn twice or skipped
+    # The rerun saves only the periodic checkpoints still ahead (3 checkpoints of 8 steps of 1,024 tokens).
+    checkpoint = stopped.value.checkpoint
+    assert checkpoint is not None
+    resumed = {path.name for path in checkpoint.parent.parent.glob("*/*") if path.parent != checkpoint.parent}
+    assert resumed == {str(samples) for samples in (3072, 5120, 7168) if samples > int(checkpoint.name)}
     assert_same_weights(sae_weights(out), sae_weights(expected_out))
 
 
