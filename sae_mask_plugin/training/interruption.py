@@ -43,7 +43,10 @@ def preemption_signal() -> signal.Signals:
 
 def stop_signals() -> tuple[signal.Signals, ...]:
     """The signals that stop training with a checkpoint."""
-    return (signal.SIGINT, signal.SIGTERM, preemption_signal())
+    try:
+        return (signal.SIGINT, signal.SIGTERM, preemption_signal())
+    except KeyError:  # a platform without SIGUSR2 (Windows)
+        return (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingInterrupted(Exception):
