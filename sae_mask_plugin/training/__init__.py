@@ -8,6 +8,7 @@ from sae_mask_plugin.training.config import (
     MaskedMultiSAETrainingRunnerConfig,
 )
 from sae_mask_plugin.training.defaults import make_runner_config, train_sae
+from sae_mask_plugin.training.interruption import TrainingInterrupted, latest_complete_checkpoint
 from sae_mask_plugin.training.metadata import read_cache_masking, read_masking_metadata, read_masking_record
 from sae_mask_plugin.training.preflight import HookNotFoundError
 from sae_mask_plugin.training.runner import MaskedLanguageModelSAETrainingRunner, MaskedMultiSAETrainingRunner
@@ -22,6 +23,8 @@ __all__ = [
     "MaskedLanguageModelSAETrainingRunner",
     "MaskedMultiSAETrainingRunner",
     "MaskedMultiSAETrainingRunnerConfig",
+    "TrainingInterrupted",
+    "latest_complete_checkpoint",
     "make_runner_config",
     "read_cache_masking",
     "read_masking_metadata",

@@ -5,22 +5,37 @@ multi-hook batch draw. `get_batch_tokens` is left alone because SAELens's in-tra
 clean text through it (DESIGN trap 1). The stream returns the *original* token ids next to the activations, so
 `exclude_special_tokens` drops what the text was (BOS), never a masked position whose mask token happens to be
 special (DESIGN trap 2); `loss_positions` then selects masked/unmasked positions explicitly.
+
+Its checkpoint state makes a resumed run train on exactly the batches the uninterrupted run would have: besides
+SAELens's dataset position it saves the number of context windows drawn (SAELens's row count repeats windows of a
+text that spans several), the rows waiting in SAELens's mixing buffer with the global torch generator that shuffles
+them, and the masking generator.
 """
 
 from __future__ import annotations
 
+import gc
+import inspect
 import itertools
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import GeneratorType
 from typing import Any
 
 import torch
 from sae_lens.training.activations_store import ActivationsStore
+from sae_lens.training.mixing_buffer import mixing_buffer
 from safetensors.torch import load_file
 
 from sae_mask_plugin.masking.config import LossPositions
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import measure_mask_tokens, norm_ratio
+
+logger = logging.getLogger(__name__)
+
+_Split = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+"""Splits rows packed over hooks into {hook: rows}."""
 
 
 class MaskTokenNormError(RuntimeError):
@@ -41,6 +56,12 @@ class MaskedActivationsStore(ActivationsStore):
     """Median hook norm at masked / clean positions of the first batch with masked positions (None before)."""
     _peeked: torch.Tensor | None = None
     _peeked_multi_hook: tuple[dict[str, torch.Tensor], Iterator[dict[str, torch.Tensor]]] | None = None
+    n_sequences_drawn: int = 0
+    """Context windows drawn from the dataset so far (every epoch counted)."""
+    training_stream: Iterator[Any] | None = None
+    """The multi-hook stream the trainer reads (the multi-SAE runner sets it); single-hook: the store's own."""
+    _resumed_buffer: tuple[torch.Tensor, torch.Tensor] | None = None
+    """(unserved rows, kept rows) of the mixing buffer, restored from a checkpoint and not yet served."""
 
     @classmethod
     def from_store(cls, store: ActivationsStore) -> MaskedActivationsStore:
@@ -216,9 +237,11 @@ class MaskedActivationsStore(ActivationsStore):
         return self._peeked_multi_hook[0]
 
     def get_multi_hook_data_loader(self) -> Iterator[dict[str, torch.Tensor]]:
-        """The stock multi-hook stream, resumed after a peeked batch when there is one."""
+        """The stock multi-hook stream, resumed after a peeked batch or a restored mixing buffer."""
         if self._peeked_multi_hook is None:
-            return super().get_multi_hook_data_loader()
+            return itertools.chain(
+                self._unserved_batches(split=self._split), super().get_multi_hook_data_loader()
+            )
         (batch, stream), self._peeked_multi_hook = self._peeked_multi_hook, None
         return itertools.chain([batch], stream)
 
@@ -228,22 +251,154 @@ class MaskedActivationsStore(ActivationsStore):
             return batch
         return super().__next__()
 
+    def _iterate_tokenized_sequences(self) -> Iterator[torch.Tensor]:
+        """SAELens's context windows, counted in `n_sequences_drawn`."""
+        for sequence in super()._iterate_tokenized_sequences():
+            self.n_sequences_drawn += 1
+            yield sequence
+
+    def _skip_sequences(self, count: int) -> None:
+        """Draw and drop context windows until `count` have been drawn, starting new epochs as SAELens does."""
+        while self.n_sequences_drawn < count:
+            try:
+                next(self.iterable_sequences)
+            except StopIteration:
+                self.iterable_sequences = self._iterate_tokenized_sequences()
+
+    def _iterate_filtered_activations(self) -> Iterator[torch.Tensor]:
+        return self._after_kept_rows(super()._iterate_filtered_activations(), split=None)
+
+    def _iterate_filtered_multi_hook_activations(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self._after_kept_rows(super()._iterate_filtered_multi_hook_activations(), split=self._split)
+
+    def _after_kept_rows(self, stream: Iterator[Any], split: _Split | None) -> Iterator[Any]:
+        """`stream` with a restored mixing buffer's kept rows put before its first batch, as SAELens's buffer
+        concatenates them (read when the stream starts, i.e. after `load`)."""
+        if self._resumed_buffer is None:
+            yield from stream
+            return
+        kept, self._resumed_buffer = self._resumed_buffer[1], None
+        first = next(stream)
+        if split is None:
+            yield torch.cat([kept.to(first.device, first.dtype), first])
+        else:
+            kept_per_hook = split(kept)
+            yield {
+                hook: torch.cat([kept_per_hook[hook].to(acts.device), acts]) for hook, acts in first.items()
+            }
+        yield from stream
+
+    def _split(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split rows packed over hooks [n, sum of d_in] (SAELens's multi-hook buffer layout) into {hook: rows}."""
+        assert self._hook_names is not None and self._hook_d_ins is not None
+        parts = packed.split([self._hook_d_ins[hook] for hook in self._hook_names], dim=1)
+        return dict(zip(self._hook_names, parts, strict=True))
+
+    def _unserved_batches(self, split: _Split | None) -> Iterator[Any]:
+        """The restored mixing buffer's unserved batches, in order (read when first asked for, after `load`)."""
+        if self._resumed_buffer is None:
+            return
+        unserved, kept = self._resumed_buffer
+        for start in range(0, unserved.shape[0], self.train_batch_size_tokens):
+            end = start + self.train_batch_size_tokens
+            self._resumed_buffer = (unserved[end:], kept)  # what a checkpoint after this batch must keep
+            yield unserved[start:end] if split is None else split(unserved[start:end])
+
+    def get_data_loader(self) -> Iterator[Any]:
+        """SAELens's stream of mixed batches, continuing a restored mixing buffer when there is one."""
+        return itertools.chain(self._unserved_batches(split=None), super().get_data_loader())
+
+    def _mixing_buffer_state(self) -> dict[str, torch.Tensor]:
+        """The rows in SAELens's mixing buffer (unserved in serving order, kept for mixing) and the global torch
+        generator state that will shuffle them; empty before the stream starts."""
+        if self._resumed_buffer is not None:  # a restored buffer not yet handed back to SAELens's
+            unserved, kept = self._resumed_buffer
+            return {
+                _UNSERVED_KEY: unserved.clone(),
+                _KEPT_KEY: kept.clone(),
+                _TORCH_RNG_KEY: torch.get_rng_state(),
+            }
+        stream = self.training_stream if self.training_stream is not None else self._dataloader
+        generator = _find_mixing_buffer(stream)
+        if generator is None or generator.gi_frame is None:
+            if stream is not None:
+                logger.warning(
+                    "the training stream is not SAELens's mixing buffer (prefetching?): its rows are not "
+                    "checkpointed, and a resumed run skips them"
+                )
+            return {}
+        if generator.gi_running:  # advanced by SAELens's prefetching thread right now: no consistent state
+            logger.warning(
+                "the mixing buffer is being refilled by the prefetcher: its rows are not checkpointed"
+            )
+            return {}
+        local = generator.gi_frame.f_locals
+        if "serving_buffer" not in local:
+            return {}
+        if self._peeked is not None or self._peeked_multi_hook is not None:
+            raise RuntimeError("a peeked batch has not been trained on yet; checkpoint after the first step")
+        batch_size = local["batch_size"]
+        unserved = local["serving_buffer"][
+            (local["batch_idx"] + 1) * batch_size : local["num_serving_batches"] * batch_size
+        ]
+        return {
+            _UNSERVED_KEY: unserved.clone(),
+            _KEPT_KEY: local["storage_buffer"].clone(),
+            _TORCH_RNG_KEY: torch.get_rng_state(),
+        }
+
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The stock state plus the masker's (generator state, schedule position, unigram counts)."""
+        """The stock state, the windows drawn, the mixing buffer and the masker's state (generator, schedule
+        position, unigram counts)."""
         state = super().state_dict()
+        state[_SEQUENCES_KEY] = torch.tensor(self.n_sequences_drawn)
+        if self.cached_activation_dataset is not None:
+            state[_CACHE_ROW_KEY] = torch.tensor(self.current_row_idx)
+        state.update(self._mixing_buffer_state())
         if self.masker is not None:
             state.update(self.masker.state_dict())
         return state
 
     def load(self, file_path: str) -> None:
-        """Restore the dataset position (stock behaviour) and the masker's state."""
-        super().load(file_path)
+        """Restore the dataset position, the mixing buffer and the masker's state."""
+        state: dict[str, Any] = load_file(file_path)
+        if _SEQUENCES_KEY in state:
+            self._skip_sequences(int(state[_SEQUENCES_KEY]))
+        else:  # a checkpoint of stock SAELens
+            super().load(file_path)
+        if _CACHE_ROW_KEY in state:
+            self.current_row_idx = int(state[_CACHE_ROW_KEY])
+        if _KEPT_KEY in state:
+            self._resumed_buffer = (state[_UNSERVED_KEY], state[_KEPT_KEY])
+            torch.set_rng_state(state[_TORCH_RNG_KEY])
         if self.masker is None:
             return
-        state: dict[str, Any] = load_file(file_path)
         try:
             self.masker.load_state_dict(state)
         except KeyError:
             raise ValueError(
                 f"{Path(file_path)} holds no masking state: the checkpoint comes from an unmasked run"
             ) from None
+
+
+_SEQUENCES_KEY = "n_sequences_drawn"
+_CACHE_ROW_KEY = "cached_activations_row"
+_UNSERVED_KEY = "mixing_buffer_unserved"
+_KEPT_KEY = "mixing_buffer_kept"
+_TORCH_RNG_KEY = "torch_rng_state"
+_MIXING_BUFFER_CODE = inspect.unwrap(mixing_buffer).__code__  # under its torch.no_grad wrapper
+
+
+def _find_mixing_buffer(stream: Any) -> GeneratorType | None:
+    """The SAELens `mixing_buffer` generator behind `stream`: itself, or one wrapped by SAELens's multi-hook
+    splitter or by `itertools.chain` (found through the objects each suspended generator refers to)."""
+    pending, seen = [stream], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or not isinstance(current, GeneratorType | itertools.chain):
+            continue
+        seen.add(id(current))
+        if isinstance(current, GeneratorType) and current.gi_code is _MIXING_BUFFER_CODE:
+            return current
+        pending.extend(gc.get_referents(current))
+    return None

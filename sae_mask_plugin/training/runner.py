@@ -35,6 +35,13 @@ from sae_mask_plugin.training.config import (
     MaskedLanguageModelSAERunnerConfig,
     MaskedMultiSAETrainingRunnerConfig,
 )
+from sae_mask_plugin.training.interruption import (
+    StopRequest,
+    fit_or_checkpoint,
+    mark_checkpoint_complete,
+    stop_requests,
+    stopped_after_training,
+)
 from sae_mask_plugin.training.metadata import (
     masking_record,
     read_cache_masking,
@@ -120,6 +127,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
 
     cfg: MaskedLanguageModelSAERunnerConfig[Any]
     activations_store: MaskedActivationsStore
+    stop_request: StopRequest
 
     def __init__(
         self,
@@ -163,14 +171,30 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         return self.cache_masking or store_masking_record(self.activations_store, self.mask_token_string)
 
     def run(self) -> TrainingSAE[Any]:
-        """Train (the first batch checks the mask token's norm ratio) and save as SAELens does."""
-        if self.init_b_dec == "mean" and self.cfg.resume_from_checkpoint is None:
-            init_b_dec_to_mean(self.sae, self.activations_store.peek_batch())
-        return super().run()
+        """Train (the first batch checks the mask token's norm ratio) and save as SAELens does.
+
+        SIGTERM, SIGINT or submitit's preemption signal stops training after the current step with a complete
+        checkpoint and raises `TrainingInterrupted` naming it; a signal during the final save lets it finish.
+        """
+        with stop_requests() as self.stop_request:
+            if self.init_b_dec == "mean" and self.cfg.resume_from_checkpoint is None:
+                init_b_dec_to_mean(self.sae, self.activations_store.peek_batch())
+            sae = super().run()
+        if self.stop_request.signum is not None:
+            raise stopped_after_training(self.stop_request, self.cfg.output_path)
+        return sae
 
     def run_trainer_with_interruption_handling(self, trainer: SAETrainer[Any, Any]) -> TrainingSAE[Any]:
+        """Fit; on a stop signal save a complete checkpoint at the next step boundary (SAELens's own interrupt
+        save writes no weights and fails)."""
         with_finer_progress(trainer)
-        return super().run_trainer_with_interruption_handling(trainer)
+        return fit_or_checkpoint(trainer, self.stop_request, self.cfg.checkpoint_path)
+
+    def save_checkpoint(self, checkpoint_path: Path | None) -> None:
+        """SAELens's runner files of a checkpoint (store state, runner_cfg.json), then its completion marker."""
+        super().save_checkpoint(checkpoint_path)
+        if checkpoint_path is not None:
+            mark_checkpoint_complete(checkpoint_path)
 
     def _set_sae_metadata(self) -> None:
         super()._set_sae_metadata()
@@ -202,6 +226,7 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
 
     cfg: MaskedMultiSAETrainingRunnerConfig
     activations_store: MaskedActivationsStore
+    stop_request: StopRequest
 
     def __init__(
         self,
@@ -232,16 +257,27 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
 
     def run(self) -> dict[str, TrainingSAE[Any]]:
         """Train every SAE from one masked pass (`init_b_dec="mean"`: each `b_dec` starts at the mean of the
-        first batch at its hook) and save as SAELens does."""
-        if self.init_b_dec == "mean" and self.cfg.resume_from_checkpoint is None:
-            batch = self.activations_store.peek_multi_hook_batch()
-            for name, sae in self.saes.items():
-                init_b_dec_to_mean(sae, batch[self.cfg.hook_names_per_sae[name]])
-        return super().run()
+        first batch at its hook) and save as SAELens does. Signals: as `MaskedLanguageModelSAETrainingRunner.run`."""
+        with stop_requests() as self.stop_request:
+            if self.init_b_dec == "mean" and self.cfg.resume_from_checkpoint is None:
+                batch = self.activations_store.peek_multi_hook_batch()
+                for name, sae in self.saes.items():
+                    init_b_dec_to_mean(sae, batch[self.cfg.hook_names_per_sae[name]])
+            saes = super().run()
+        if self.stop_request.signum is not None:
+            raise stopped_after_training(self.stop_request, self.cfg.output_path)
+        return saes
 
     def _run_with_interruption_handling(self, trainer: MultiSAETrainer) -> dict[str, TrainingSAE[Any]]:
+        """Fit; on a stop signal save a complete checkpoint at the next step boundary."""
         with_finer_progress(trainer)
-        return super()._run_with_interruption_handling(trainer)
+        self.activations_store.training_stream = trainer.data_provider
+        return fit_or_checkpoint(trainer, self.stop_request, self.cfg.checkpoint_path)
+
+    def _save_runner_checkpoint_files(self, checkpoint_path: Path | None) -> None:
+        super()._save_runner_checkpoint_files(checkpoint_path)
+        if checkpoint_path is not None:
+            mark_checkpoint_complete(checkpoint_path)
 
     def _write_masking_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
         record = store_masking_record(self.activations_store, self.mask_token_string)
