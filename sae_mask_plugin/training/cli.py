@@ -20,7 +20,7 @@ from sae_lens.saes.sae import TrainingSAEConfig
 from simple_parsing import ArgumentParser, subgroups
 from simple_parsing.docstring import get_attribute_docstring
 
-from sae_mask_plugin.masking.config import MaskingConfigError
+from sae_mask_plugin.errors import reports_user_errors
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
 from sae_mask_plugin.training.defaults import (
     DEFAULT_ARCHITECTURE,
@@ -29,7 +29,6 @@ from sae_mask_plugin.training.defaults import (
     sae_subgroups,
     train_sae,
 )
-from sae_mask_plugin.training.preflight import HookNotFoundError
 from sae_mask_plugin.training.runner import BDecInit
 
 SAELENS_FIELD_HELP: dict[str, str] = {
@@ -153,6 +152,7 @@ def parse_args(argv: Sequence[str]) -> tuple[MaskedLanguageModelSAERunnerConfig[
     return namespace.cfg, namespace.options
 
 
+@reports_user_errors("sae-mask train")
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask train`; returns the exit status."""
     try:
@@ -162,11 +162,7 @@ def main(argv: list[str]) -> int:
         return 2
     except SystemExit as exit_:  # --help, or an error argparse reports itself
         return int(exit_.code or 0)
-    try:
-        train_sae(cfg, init_b_dec=options.init_b_dec)
-    except (MaskingConfigError, HookNotFoundError) as error:
-        print(f"sae-mask train: {error}", file=sys.stderr)
-        return 2
+    train_sae(cfg, init_b_dec=options.init_b_dec)
     if cfg.output_path is not None:
         print(f"saved the SAE to {cfg.output_path}")
     return 0

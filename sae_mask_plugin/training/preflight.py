@@ -16,12 +16,13 @@ from transformer_lens import HookedRootModule, HookedTransformer
 from transformer_lens import loading_from_pretrained as loading
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import default_mask_token, resolve_mask_token
 
 
-class HookNotFoundError(ValueError):
+class HookNotFoundError(SaeMaskUserError, ValueError):
     """A hook name that the model does not have."""
 
 
