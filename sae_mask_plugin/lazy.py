@@ -4,6 +4,8 @@ modules (a command line, a config) does not pay for torch, SAELens or Transforme
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,8 +16,10 @@ def lazy_exports(
     """`(__getattr__, __dir__)` for `package`, whose public name `n` lives in module `exports[n]`.
 
     `on_load` runs after each first load of a name (e.g. to register the embedded model with TransformerLens).
+    A public name that is also a submodule's name (`sweep.plan`, the function of `sweep/plan.py`) keeps naming
+    the function once the submodule is imported, as an eager `from .plan import plan` would.
     """
-    namespace = importlib.import_module(package).__dict__
+    module = sys.modules[package]
 
     def __getattr__(name: str) -> Any:
         if name not in exports:
@@ -23,10 +27,17 @@ def lazy_exports(
         value = getattr(importlib.import_module(exports[name]), name)
         if on_load is not None:
             on_load()
-        namespace[name] = value
+        setattr(module, name, value)
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(namespace) | set(exports))
+        return sorted(set(vars(module)) | set(exports))
 
+    class LazyPackage(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if isinstance(value, types.ModuleType) and exports.get(name) == value.__name__:
+                value = getattr(value, name)  # the import system binding a submodule over a public name
+            super().__setattr__(name, value)
+
+    module.__class__ = LazyPackage
     return __getattr__, __dir__

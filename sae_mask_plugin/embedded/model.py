@@ -10,6 +10,7 @@ code that loads models by name (SAELens's `load_model`, SAEBench's evals) gets t
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import os
@@ -187,6 +188,7 @@ def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch
     import torch
     from transformer_lens import HookedTransformer
 
+    check_model_name(model_name)
     offline_kwargs = {} if hub_reachable() else {"local_files_only": True}
     try:
         return HookedTransformer.from_pretrained_no_processing(
@@ -197,4 +199,26 @@ def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch
             f"Could not load model {model_name!r} ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
             f"Hub models need network access or a populated Hugging Face cache; offline, use the embedded "
             f"default {EMBEDDED_MODEL_NAME!r}."
+        ) from None
+
+
+def check_model_name(model_name: str) -> None:
+    """Raise `ModelUnavailableError` naming the closest known names when TransformerLens does not know
+    `model_name` (neither an official name nor an alias) and it is not the embedded default."""
+    from transformer_lens import loading_from_pretrained as loading
+    from transformer_lens import supported_models
+
+    if _is_embedded_name(model_name):
+        return
+    try:
+        loading.get_official_model_name(model_name)
+    except ValueError:
+        known = [EMBEDDED_MODEL_NAME, *supported_models.OFFICIAL_MODEL_NAMES]
+        known += [alias for aliases in supported_models.MODEL_ALIASES.values() for alias in aliases]
+        close = difflib.get_close_matches(model_name, known, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ModelUnavailableError(
+            f"{model_name!r} is not a TransformerLens model name{hint}. The embedded default is "
+            f"{EMBEDDED_MODEL_NAME!r}; TransformerLens lists {len(supported_models.OFFICIAL_MODEL_NAMES)} "
+            f"others in transformer_lens.supported_models.OFFICIAL_MODEL_NAMES."
         ) from None
