@@ -17,10 +17,13 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
 from sae_mask_plugin.files import write_json_atomic
+
+if TYPE_CHECKING:
+    from sae_mask_plugin.sweep.recipe import Recipe
 
 DEMO_RECIPES: dict[str, str] = {"quick": "cpu_demo_quick", "full": "cpu_demo_full"}
 MARKER_FILENAME = "sae_mask_demo.json"
@@ -73,6 +76,7 @@ def run_demo(
     recipe = load_recipe(DEMO_RECIPES[mode], overrides)
     out = Path(out)
     prepare_output_folder(out, recipe.name, force)
+    print(describe_start(recipe, out), flush=True)
     run_recipe(recipe, out)
     report = out / "report" / "report.md"
     if not report.is_file():
@@ -80,6 +84,64 @@ def run_demo(
             f"the demo finished without writing {report}; see the eval errors under {out}/evals"
         )
     return report
+
+
+def describe_start(recipe: Recipe, out: Path) -> str:
+    """What the demo is about to do: output folder, model, hook, mask token, runs and the state of the caches."""
+    from sae_mask_plugin.embedded.corpus import is_embedded_corpus_built
+    from sae_mask_plugin.embedded.model import (
+        EMBEDDED_MODEL_NAME,
+        embedded_model_dir,
+        is_embedded_model_built,
+    )
+    from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET
+
+    model = recipe.model_name
+    if model == EMBEDDED_MODEL_NAME:
+        model += (
+            f" (cached in {embedded_model_dir()})"
+            if is_embedded_model_built()
+            else " (converting it once into the cache first, about 20 s)"
+        )
+    corpus = recipe.dataset
+    if recipe.dataset == EMBEDDED_DATASET:
+        corpus = "embedded corpus" + (
+            " (cached)" if is_embedded_corpus_built() else " (building it once first, about 45 s)"
+        )
+    mask_tokens = sorted({str(run.masking.mask_token) for run in recipe.runs if run.masking.is_active})
+    mask_token = (
+        "chosen by measurement when training starts (printed then, with its norm ratio)"
+        if mask_tokens == ["None"]
+        else ", ".join(mask_tokens) or "none (baseline only)"
+    )
+    names = [run.name for run in recipe.runs]
+    rows = {
+        "output folder": str(out.resolve()),
+        "model": model,
+        "hook": recipe.hook_name,
+        "data": f"{corpus}, {recipe.training_tokens:,} training tokens per SAE",
+        "SAEs": f"{len(names)}: {', '.join(names[:4])}" + (", ..." if len(names) > 4 else ""),
+        "mask token": mask_token,
+        "then": f"evals ({', '.join(recipe.evals) or 'none'}) and the report",
+    }
+    lines = [f"sae-mask demo: recipe {recipe.name} ({recipe.description})"]
+    return "\n".join(lines + [f"  {key:<14} {value}" for key, value in rows.items()])
+
+
+def report_headline(report: Path) -> str:
+    """The lines of report.md's `## Headline` section, else its first table (empty when it has neither)."""
+    lines = report.read_text().splitlines()
+    if "## Headline" in lines:
+        section = lines[lines.index("## Headline") + 1 :]
+        end = next((i for i, line in enumerate(section) if line.startswith("## ")), len(section))
+        return "\n".join(section[:end]).strip()
+    table_start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if table_start is None:
+        return ""
+    table_end = next(
+        (i for i, line in enumerate(lines[table_start:], table_start) if not line.startswith("|")), len(lines)
+    )
+    return "\n".join(lines[table_start:table_end])
 
 
 @reports_user_errors("sae-mask demo")
@@ -120,5 +182,8 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     report = run_demo(args.mode, args.out, args.force, dict(args.overrides))
     minutes = (time.perf_counter() - started) / 60
-    print(f"sae-mask demo ({args.mode}) finished in {minutes:.1f} min; report: {report}")
+    print(f"sae-mask demo ({args.mode}) finished in {minutes:.1f} min; report: {report.resolve()}")
+    headline = report_headline(report)
+    if headline:
+        print(headline)
     return 0

@@ -119,13 +119,18 @@ def _corpus_cache_dir() -> Path:
     return cache_root() / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
+def is_embedded_corpus_built() -> bool:
+    """True when the corpus is in the cache (`load_embedded_corpus` then reads it instead of building it)."""
+    return (_corpus_cache_dir() / "dataset_info.json").is_file()
+
+
 def load_embedded_corpus(seed: int = 0, show_progress: bool = True) -> datasets.Dataset:
     """The embedded training corpus as a `datasets.Dataset` with a `text` column, shuffled by `seed`.
 
     Built once and cached; the same seed always gives the same order.
     """
     cache_dir = _corpus_cache_dir()
-    if not (cache_dir / "dataset_info.json").is_file():
+    if not is_embedded_corpus_built():
         corpus = datasets.Dataset.from_dict({"text": build_corpus_texts(show_progress)})
         cache_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}-", dir=cache_dir.parent))

@@ -61,7 +61,9 @@ def main(argv: list[str]) -> int:
     from sae_mask_plugin.training.preflight import check_hooks, model_hook_names
 
     check_hooks([args.hook], model_hook_names(args.model), args.model)
+    print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     model = load_model(args.model)
+    print(f"reading {args.n_sequences} contexts of the embedded corpus ...", file=sys.stderr, flush=True)
     tokens = sample_token_batch(
         model, load_embedded_corpus(seed=0), n_sequences=args.n_sequences, context_size=args.context_size
     )
@@ -72,6 +74,7 @@ def main(argv: list[str]) -> int:
         p=args.p,
         protected_ids=get_special_token_ids(model.tokenizer),
         seed=args.seed,
+        show_progress=True,
     )
     chosen = choose_mask_token(candidates)
     print(f"mask-token candidates for {args.model} at {args.hook} ({tokens.numel()} tokens, p = {args.p}):")

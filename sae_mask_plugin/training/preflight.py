@@ -129,6 +129,11 @@ def build_masker(
                 seed=seed,
             )
             mask_token_id, mask_token_string = chosen.token_id, chosen.token
+            print(
+                f"mask token {chosen.describe()} at {hook_name}: chosen by measurement, the candidate whose "
+                "masked/clean norm ratio is closest to 1 (sae-mask mask-tokens lists them all)",
+                flush=True,
+            )
         else:
             mask_token_id, mask_token_string = resolve_mask_token(masking.mask_token, tokenizer)
     masker = TokenMasker(
