@@ -87,4 +87,7 @@ def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
         exec(compile(code, f"README.md python block {number}", "exec"), namespace)
     for name in ("baseline", "masked"):
         assert (tmp_path / "out" / name / "sae_weights.safetensors").is_file()
-    assert list((tmp_path / "evals").rglob("*core*.json"))
+    assert sorted(path.name for path in (tmp_path / "evals" / "core").glob("*.json")) == [
+        "baseline_custom_sae_eval_results.json",
+        "masked_custom_sae_eval_results.json",
+    ]
