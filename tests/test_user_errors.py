@@ -35,7 +35,6 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr("sae_mask_plugin.embedded.model.hub_reachable", lambda timeout_s=3.0: False)
-    monkeypatch.setattr("sae_mask_plugin.training.preflight.hub_reachable", lambda timeout_s=3.0: False)
 
 
 def run_expecting_user_error(argv: list[str], capfd) -> str:
@@ -62,7 +61,9 @@ def test_unknown_and_offline_models(offline, tmp_path, capfd):
     assert err.startswith("sae-mask mask-tokens: 'pythia-160m-dedupd' is not a TransformerLens model name")
     assert "did you mean pythia-160m-deduped" in err and "SmolLM2-135M-Instruct" in err
     err = run_expecting_user_error(["mask-tokens", "--model", "pythia-160m-deduped"], capfd)
-    assert err.startswith("sae-mask mask-tokens: Could not load model 'pythia-160m-deduped'")
+    assert err.startswith(
+        "sae-mask mask-tokens: model 'pythia-160m-deduped' is not in the local Hugging Face cache"
+    )
     out = str(tmp_path / "out")
     err = run_expecting_user_error(
         ["train", "--model_name", "pythia-160m-deduped", "--output_path", out], capfd

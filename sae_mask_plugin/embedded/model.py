@@ -202,6 +202,23 @@ def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch
         ) from None
 
 
+def check_model_available(model_name: str) -> None:
+    """Raise `ModelUnavailableError` before anything loads when TransformerLens does not know `model_name`, or
+    when the hub cannot be reached and the model's config is not in the local Hugging Face cache."""
+    check_model_name(model_name)
+    if _is_embedded_name(model_name) or hub_reachable():
+        return
+    from transformer_lens import loading_from_pretrained as loading
+
+    try:
+        loading.get_pretrained_model_config(model_name)
+    except OSError:
+        raise ModelUnavailableError(
+            f"model {model_name!r} is not in the local Hugging Face cache and the hub cannot be reached; "
+            f"offline, use the embedded default {EMBEDDED_MODEL_NAME!r}"
+        ) from None
+
+
 def check_model_name(model_name: str) -> None:
     """Raise `ModelUnavailableError` naming the closest known names when TransformerLens does not know
     `model_name` (neither an official name nor an alias) and it is not the embedded default."""

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask sweep`."""
     args = build_parser().parse_args(argv)
+    from sae_mask_plugin.embedded.model import check_model_available
     from sae_mask_plugin.sweep.execute import is_finished, run_shard, sae_dir, submit_shards
     from sae_mask_plugin.sweep.plan import Shard, ShardSpecError, format_plan, plan
     from sae_mask_plugin.sweep.recipe import load_recipe
@@ -92,6 +93,8 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         print(format_plan(recipe, groups, shard, lambda run: is_finished(sae_dir(out, run))))
         return 0
+    if recipe.model_class_name == "HookedTransformer":
+        check_model_available(recipe.model_name)
     if args.launcher == "local":
         paths = run_shard(recipe, out, shard)
         print(f"{len(paths)} SAEs under {out / 'saes'}" + _report_line(out))

@@ -20,6 +20,7 @@ from sae_lens.saes.sae import TrainingSAEConfig
 from simple_parsing import ArgumentParser, subgroups
 from simple_parsing.docstring import get_attribute_docstring
 
+from sae_mask_plugin.embedded.model import check_model_available
 from sae_mask_plugin.errors import reports_user_errors
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
 from sae_mask_plugin.training.defaults import (
@@ -162,6 +163,8 @@ def main(argv: list[str]) -> int:
         return 2
     except SystemExit as exit_:  # --help, or an error argparse reports itself
         return int(exit_.code or 0)
+    if cfg.model_class_name == "HookedTransformer":
+        check_model_available(cfg.model_name)
     train_sae(cfg, init_b_dec=options.init_b_dec)
     if cfg.output_path is not None:
         print(f"saved the SAE to {cfg.output_path}")

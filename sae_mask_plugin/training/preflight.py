@@ -16,12 +16,6 @@ from transformer_lens import HookedRootModule, HookedTransformer
 from transformer_lens import loading_from_pretrained as loading
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from sae_mask_plugin.embedded.model import (
-    EMBEDDED_MODEL_NAME,
-    ModelUnavailableError,
-    check_model_name,
-    hub_reachable,
-)
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
 from sae_mask_plugin.masking.core import TokenMasker
@@ -79,14 +73,7 @@ def preflight(
     if override_model is not None:
         tokenizer, available = override_model.tokenizer, set(override_model.hook_dict)
     else:
-        if model_class_name == "HookedTransformer":
-            check_model_name(model_name)
         tokenizer, available = load_tokenizer(model_name), model_hook_names(model_name, model_class_name)
-        if available is None and model_class_name == "HookedTransformer" and not hub_reachable():
-            raise ModelUnavailableError(
-                f"model {model_name!r} is not in the local Hugging Face cache and the hub cannot be reached; "
-                f"offline, use the embedded default {EMBEDDED_MODEL_NAME!r}"
-            )
     check_hooks(hook_names, available, model_name)
     if (
         masking.is_active
