@@ -88,26 +88,10 @@ def run_demo(
 
 def describe_start(recipe: Recipe, out: Path) -> str:
     """What the demo is about to do: output folder, model, hook, mask token, runs and the state of the caches."""
-    from sae_mask_plugin.embedded.corpus import is_embedded_corpus_built
-    from sae_mask_plugin.embedded.model import (
-        EMBEDDED_MODEL_NAME,
-        embedded_model_dir,
-        is_embedded_model_built,
-    )
+    from sae_mask_plugin.info import corpus_state, model_state
     from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET
 
-    model = recipe.model_name
-    if model == EMBEDDED_MODEL_NAME:
-        model += (
-            f" (cached in {embedded_model_dir()})"
-            if is_embedded_model_built()
-            else " (converting it once into the cache first, about 20 s)"
-        )
-    corpus = recipe.dataset
-    if recipe.dataset == EMBEDDED_DATASET:
-        corpus = "embedded corpus" + (
-            " (cached)" if is_embedded_corpus_built() else " (building it once first, about 45 s)"
-        )
+    corpus = corpus_state() if recipe.dataset == EMBEDDED_DATASET else recipe.dataset
     mask_tokens = sorted({str(run.masking.mask_token) for run in recipe.runs if run.masking.is_active})
     mask_token = (
         "chosen by measurement when training starts (printed then, with its norm ratio)"
@@ -117,7 +101,7 @@ def describe_start(recipe: Recipe, out: Path) -> str:
     names = [run.name for run in recipe.runs]
     rows = {
         "output folder": str(out.resolve()),
-        "model": model,
+        "model": model_state(recipe.model_name),
         "hook": recipe.hook_name,
         "data": f"{corpus}, {recipe.training_tokens:,} training tokens per SAE",
         "SAEs": f"{len(names)}: {', '.join(names[:4])}" + (", ..." if len(names) > 4 else ""),

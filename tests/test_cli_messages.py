@@ -28,3 +28,18 @@ def test_report_headline_prefers_the_headline_section(tmp_path):
     assert report_headline(report) == "masked - baseline: no effect"
     report.write_text("# Report\n\nnothing to compare\n")
     assert report_headline(report) == ""
+
+
+def test_train_start_names_folder_model_hook_data_and_masking(tmp_path, monkeypatch):
+    from sae_mask_plugin.training.cli import describe_start as describe_train
+    from sae_mask_plugin.training.cli import parse_args
+
+    monkeypatch.setenv("SAE_MASK_CACHE", str(tmp_path / "empty_cache"))
+    cfg, _ = parse_args(["--p", "0.3", "--output_path", str(tmp_path / "sae")])
+    text = describe_train(cfg)
+    assert f"output folder  {tmp_path / 'sae'}" in text
+    assert "SmolLM2-135M-Instruct (converting it once" in text and "embedded corpus (building it once" in text
+    assert "hook           blocks.12.hook_resid_post" in text and "200,000 training tokens" in text
+    assert "masking        p = 0.3, token, mask token chosen by measurement" in text
+    baseline, _ = parse_args(["--p", "0", "--mask_token", "<repo_name>"])
+    assert "masking        none (baseline, p = 0)" in describe_train(baseline)

@@ -13,6 +13,7 @@ import sys
 from argparse import ArgumentError, Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 from typing import Any
 
 from sae_lens.config import LoggingConfig
@@ -153,6 +154,30 @@ def parse_args(argv: Sequence[str]) -> tuple[MaskedLanguageModelSAERunnerConfig[
     return namespace.cfg, namespace.options
 
 
+def describe_start(cfg: MaskedLanguageModelSAERunnerConfig[Any]) -> str:
+    """What `sae-mask train` is about to do: output folder, model, hook, data, masking, and the caches' state."""
+    from sae_mask_plugin.info import corpus_state, model_state
+
+    masking = cfg.masking
+    mask = "none (baseline, p = 0)"
+    if masking.is_active:
+        token = masking.mask_token
+        if token is None:
+            token = "chosen by measurement (printed with its norm ratio)"
+        mask = f"p = {masking.p}, {masking.strategy}" + (
+            f", mask token {token}" if masking.uses_mask_token else ""
+        )
+    rows = {
+        "output folder": str(Path(cfg.output_path).resolve()) if cfg.output_path else "none (not saved)",
+        "model": model_state(cfg.model_name),
+        "hook": cfg.hook_name,
+        "data": f"{cfg.dataset_path or corpus_state()}, {cfg.training_tokens:,} training tokens",
+        "SAE": f"{cfg.sae.architecture()}, {cfg.sae.d_sae:,} latents",
+        "masking": mask,
+    }
+    return "sae-mask train:\n" + "\n".join(f"  {key:<14} {value}" for key, value in rows.items())
+
+
 @reports_user_errors("sae-mask train")
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask train`; returns the exit status."""
@@ -165,6 +190,7 @@ def main(argv: list[str]) -> int:
         return int(exit_.code or 0)
     if cfg.model_class_name == "HookedTransformer":
         check_model_available(cfg.model_name)
+    print(describe_start(cfg), flush=True)
     train_sae(cfg, init_b_dec=options.init_b_dec)
     if cfg.output_path is not None:
         print(f"saved the SAE to {cfg.output_path}")
