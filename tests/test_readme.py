@@ -10,9 +10,12 @@ first, as any use of `sae_mask_plugin` does, so the plain SAELens block can load
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
+
+from sae_mask_plugin import cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -91,3 +94,16 @@ def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
         "baseline_custom_sae_eval_results.json",
         "masked_custom_sae_eval_results.json",
     ]
+
+
+def test_every_command_the_readme_names_exists():
+    named = set(re.findall(r"`?sae-mask ([a-z][a-z-]*)", README.read_text()))
+    assert named and named <= set(cli.SUBCOMMANDS), named - set(cli.SUBCOMMANDS)
+
+
+def test_the_readme_dry_run_runs_as_written(capsys):
+    bash = "".join(re.findall(r"^```bash\n(.*?)^```", README.read_text(), flags=re.MULTILINE | re.DOTALL))
+    (line,) = [line for line in bash.splitlines() if line.startswith("sae-mask") and "--dry-run" in line]
+    argv = shlex.split(line, comments=True)
+    assert cli.main(argv[1:]) == 0
+    assert "paper_pythia160m" in capsys.readouterr().out
