@@ -1,13 +1,17 @@
 """The `sae-mask` command line: one subcommand per job, each implemented by the module that owns it.
 
 Every subcommand module exposes `main(argv: list[str]) -> int`; they are imported lazily so that
-`sae-mask --help` and bad input answer without loading torch or a model.
+`sae-mask --help` and bad input answer without loading torch or a model. Expected failures (`SaeMaskUserError`)
+end as one line on stderr and exit status 2; `--debug` shows their traceback (see `sae_mask_plugin.errors`).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from sae_mask_plugin.errors import DEBUG_ENV_VAR
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("sae_mask_plugin.info", "versions, the embedded model cache and whether it is built"),
@@ -37,13 +41,20 @@ def _usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
     lines = ["usage: sae-mask <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
-    lines += ["", "`sae-mask <command> --help` documents each command's options."]
+    lines += [
+        "",
+        "`sae-mask <command> --help` documents each command's options; `--debug` (anywhere) shows the traceback",
+        "of an expected error (bad input, unreachable model) instead of its one-line message.",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch `sae-mask <command> ...` to the command's module."""
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        args.remove("--debug")
+        os.environ[DEBUG_ENV_VAR] = "1"
     if not args or args[0] in {"-h", "--help"}:
         print(_usage())
         return 0
@@ -51,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     if command not in SUBCOMMANDS:
         print(f"sae-mask: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[command][0])
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(SUBCOMMANDS[command][0])
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:
+        print(f"sae-mask {command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

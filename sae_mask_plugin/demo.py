@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
 from sae_mask_plugin.files import write_json_atomic
+
+if TYPE_CHECKING:
+    from sae_mask_plugin.sweep.recipe import Recipe
 
 DEMO_RECIPES: dict[str, str] = {"quick": "cpu_demo_quick", "full": "cpu_demo_full"}
 MARKER_FILENAME = "sae_mask_demo.json"
 DEFAULT_OUT = "sae_mask_demo"
 
 
-class DemoFolderError(ValueError):
+class DemoFolderError(SaeMaskUserError, ValueError):
     """The output folder holds something other than a previous run of this demo."""
 
 
@@ -73,6 +76,7 @@ def run_demo(
     recipe = load_recipe(DEMO_RECIPES[mode], overrides)
     out = Path(out)
     prepare_output_folder(out, recipe.name, force)
+    print(describe_start(recipe, out), flush=True)
     run_recipe(recipe, out)
     report = out / "report" / "report.md"
     if not report.is_file():
@@ -82,6 +86,49 @@ def run_demo(
     return report
 
 
+def describe_start(recipe: Recipe, out: Path) -> str:
+    """What the demo is about to do: output folder, model, hook, mask token, runs and the state of the caches."""
+    from sae_mask_plugin.info import corpus_state, model_state
+    from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET
+
+    corpus = corpus_state() if recipe.dataset == EMBEDDED_DATASET else recipe.dataset
+    mask_tokens = sorted({str(run.masking.mask_token) for run in recipe.runs if run.masking.is_active})
+    mask_token = (
+        "chosen by measurement when training starts (printed then, with its norm ratio)"
+        if mask_tokens == ["None"]
+        else ", ".join(mask_tokens) or "none (baseline only)"
+    )
+    names = [run.name for run in recipe.runs]
+    rows = {
+        "output folder": str(out.resolve()),
+        "model": model_state(recipe.model_name),
+        "hook": recipe.hook_name,
+        "data": f"{corpus}, {recipe.training_tokens:,} training tokens per SAE",
+        "SAEs": f"{len(names)}: {', '.join(names[:4])}" + (", ..." if len(names) > 4 else ""),
+        "mask token": mask_token,
+        "then": f"evals ({', '.join(recipe.evals) or 'none'}) and the report",
+    }
+    lines = [f"sae-mask demo: recipe {recipe.name} ({recipe.description})"]
+    return "\n".join(lines + [f"  {key:<14} {value}" for key, value in rows.items()])
+
+
+def report_headline(report: Path) -> str:
+    """The lines of report.md's `## Headline` section, else its first table (empty when it has neither)."""
+    lines = report.read_text().splitlines()
+    if "## Headline" in lines:
+        section = lines[lines.index("## Headline") + 1 :]
+        end = next((i for i, line in enumerate(section) if line.startswith("## ")), len(section))
+        return "\n".join(section[:end]).strip()
+    table_start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if table_start is None:
+        return ""
+    table_end = next(
+        (i for i, line in enumerate(lines[table_start:], table_start) if not line.startswith("|")), len(lines)
+    )
+    return "\n".join(lines[table_start:table_end])
+
+
+@reports_user_errors("sae-mask demo")
 def main(argv: list[str]) -> int:
     from sae_mask_plugin.sweep.cli import parse_override
 
@@ -116,14 +163,11 @@ def main(argv: list[str]) -> int:
         help="override a recipe key, e.g. --set training_tokens=50000 (repeatable)",
     )
     args = parser.parse_args(argv)
-    from sae_mask_plugin.sweep import RecipeError
-
     started = time.perf_counter()
-    try:
-        report = run_demo(args.mode, args.out, args.force, dict(args.overrides))
-    except (DemoFolderError, RecipeError) as error:
-        print(f"sae-mask demo: {error}", file=sys.stderr)
-        return 2
+    report = run_demo(args.mode, args.out, args.force, dict(args.overrides))
     minutes = (time.perf_counter() - started) / 60
-    print(f"sae-mask demo ({args.mode}) finished in {minutes:.1f} min; report: {report}")
+    print(f"sae-mask demo ({args.mode}) finished in {minutes:.1f} min; report: {report.resolve()}")
+    headline = report_headline(report)
+    if headline:
+        print(headline)
     return 0

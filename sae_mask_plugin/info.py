@@ -14,6 +14,7 @@ from sae_mask_plugin.embedded.model import (
     gguf_path,
     is_embedded_model_built,
 )
+from sae_mask_plugin.errors import reports_user_errors
 
 PACKAGES = (
     "sae-mask-plugin",
@@ -34,6 +35,24 @@ def _installed_version(package: str) -> str:
         return "not installed"
 
 
+def model_state(model_name: str) -> str:
+    """`model_name`, and for the embedded default whether its converted cache is built (for start messages)."""
+    if model_name != EMBEDDED_MODEL_NAME:
+        return model_name
+    if is_embedded_model_built():
+        return f"{model_name} (cached in {embedded_model_dir()})"
+    return f"{model_name} (converting it once into the cache first, about 20 s)"
+
+
+def corpus_state() -> str:
+    """The embedded corpus and whether its cache is built (for start messages)."""
+    from sae_mask_plugin.embedded.corpus import is_embedded_corpus_built
+
+    return "embedded corpus" + (
+        " (cached)" if is_embedded_corpus_built() else " (building it once first, about 45 s)"
+    )
+
+
 def describe() -> dict[str, object]:
     """Versions of the packages the plugin builds on, and where the embedded model lives."""
     try:
@@ -50,6 +69,7 @@ def describe() -> dict[str, object]:
     }
 
 
+@reports_user_errors("sae-mask info")
 def main(argv: list[str]) -> int:
     """Print `describe()`; with `--build`, convert the embedded model into its cache first."""
     parser = argparse.ArgumentParser(prog="sae-mask info", description=__doc__)

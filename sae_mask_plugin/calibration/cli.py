@@ -10,18 +10,15 @@ there; each SAE folder is rewritten atomically. Calibrating again is idempotent 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-from sae_mask_plugin.calibration.threshold import (
+from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
     DEFAULT_CONTEXT_SIZE,
     CalibrationError,
-    calibrate_saved_sae,
-    calibration_activations,
-    check_saved_sae,
 )
+from sae_mask_plugin.errors import reports_user_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,29 +48,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_user_errors("sae-mask calibrate")
 def main(argv: list[str]) -> int:
     """Run `sae-mask calibrate`; 0 on success, 2 on bad input."""
     args = build_parser().parse_args(argv)
     if args.tokens < 1 or args.context_size < 2:
-        print("sae-mask calibrate: --tokens must be >= 1 and --context-size >= 2", file=sys.stderr)
-        return 2
-    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
-    try:
-        for path in args.sae:
-            cfg, _ = check_saved_sae(path, args.l0)
-            metadata = cfg.get("metadata") or {}
-            groups[(args.model or metadata.get("model_name"), metadata.get("hook_name"))].append(Path(path))
-    except CalibrationError as error:
-        print(f"sae-mask calibrate: {error}", file=sys.stderr)
-        return 2
-    from sae_mask_plugin.embedded.model import ModelUnavailableError, load_model
+        raise CalibrationError("--tokens must be >= 1 and --context-size >= 2")
+    from sae_mask_plugin.calibration.threshold import (
+        calibrate_saved_sae,
+        calibration_activations,
+        check_saved_sae,
+    )
+    from sae_mask_plugin.embedded.model import load_model
 
+    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    for path in args.sae:
+        cfg, _ = check_saved_sae(path, args.l0)
+        metadata = cfg.get("metadata") or {}
+        groups[(args.model or metadata.get("model_name"), metadata.get("hook_name"))].append(Path(path))
     for (model_name, hook_name), sae_dirs in groups.items():
-        try:
-            model = load_model(model_name, device=args.device)
-        except ModelUnavailableError as error:
-            print(f"sae-mask calibrate: {error}", file=sys.stderr)
-            return 2
+        model = load_model(model_name, device=args.device)
         activations = calibration_activations(model, hook_name, args.tokens, args.context_size)
         for sae_dir in sae_dirs:
             result = calibrate_saved_sae(sae_dir, activations, args.l0, args.context_size)

@@ -25,20 +25,19 @@ from sae_lens import SAE
 from sae_lens.constants import SAE_CFG_FILENAME
 from transformer_lens import HookedTransformer
 
+from sae_mask_plugin.calibration.settings import (
+    CALIBRATION_METADATA_KEY,
+    CALIBRATION_TEXT,
+    DEFAULT_CALIBRATION_TOKENS,
+    DEFAULT_CONTEXT_SIZE,
+    CalibrationError,
+    check_calibration_settings,
+)
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
 from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.files import staged_directory
 
-CALIBRATION_METADATA_KEY = "threshold_calibration"
-CALIBRATABLE_ARCHITECTURES: tuple[str, ...] = ("batchtopk", "matryoshka_batchtopk")
-DEFAULT_CALIBRATION_TOKENS = 32_768
-DEFAULT_CONTEXT_SIZE = 128
-CALIBRATION_TEXT = "embedded corpus calibration split"
 ENCODE_BATCH_TOKENS = 4_096
-
-
-class CalibrationError(ValueError):
-    """An SAE or setting that threshold calibration cannot handle; raised before any model is loaded."""
 
 
 @dataclass(frozen=True)
@@ -56,27 +55,6 @@ class ThresholdCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def not_calibratable_reason(architecture: str) -> str | None:
-    """Why an SAE of `architecture` has no global threshold to calibrate (None when it has one)."""
-    if architecture in CALIBRATABLE_ARCHITECTURES:
-        return None
-    if architecture == "topk":
-        return "topk: fires exactly k latents per token by construction"
-    return f"{architecture}: its L0 is set by its own training objective, with no global threshold"
-
-
-def check_calibration_settings(architecture: str, calibration_tokens: int) -> None:
-    """Raise `CalibrationError` unless an SAE of `architecture` can be calibrated on `calibration_tokens` tokens."""
-    reason = not_calibratable_reason(architecture)
-    if reason is not None:
-        raise CalibrationError(
-            f"threshold calibration sets the one global threshold of {' / '.join(CALIBRATABLE_ARCHITECTURES)} "
-            f"SAEs; {reason}"
-        )
-    if calibration_tokens < 1:
-        raise CalibrationError(f"calibration_tokens must be >= 1, got {calibration_tokens}")
 
 
 def training_architecture(cfg: dict[str, Any]) -> str:

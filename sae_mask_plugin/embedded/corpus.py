@@ -162,6 +162,11 @@ def _build_corpus_cache(cache_dir: Path, show_progress: bool) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def is_embedded_corpus_built() -> bool:
+    """True when the corpus is in the cache (`load_embedded_corpus` then reads it instead of building it)."""
+    return _is_corpus_built(_corpus_cache_dir())
+
+
 def load_embedded_corpus(seed: int = 0, show_progress: bool = True) -> datasets.Dataset:
     """The embedded training corpus as a `datasets.Dataset` with a `text` column, shuffled by `seed`.
 

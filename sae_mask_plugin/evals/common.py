@@ -20,6 +20,7 @@ from sae_lens import SAE
 from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from tqdm.auto import tqdm
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.files import write_text_atomic
 
 # TransformerLens hook suffixes whose width is the residual stream (d_model), and the MLP hidden width.
@@ -28,7 +29,7 @@ _D_MLP_HOOKS = ("mlp.hook_pre", "mlp.hook_post")
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
-class EvalInputError(ValueError):
+class EvalInputError(SaeMaskUserError, ValueError):
     """Bad input to the evals (SAE folder, eval name, dataset or task name), found before any model load."""
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sae_mask_plugin.embedded.model import DEFAULT_HOOK, EMBEDDED_MODEL_NAME
+from sae_mask_plugin.errors import reports_user_errors
 from sae_mask_plugin.masking.config import DEFAULT_MAX_NORM_RATIO
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
-    from sae_mask_plugin.training.defaults import DEFAULT_HOOK
-
     parser = argparse.ArgumentParser(
         prog="sae-mask mask-tokens",
         description="Mask real text with each candidate token (the tokenizer's special tokens and a few ordinary "
@@ -44,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_user_errors("sae-mask mask-tokens")
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask mask-tokens`; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -56,16 +56,15 @@ def main(argv: list[str]) -> int:
     from sae_lens.util import get_special_token_ids
 
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-    from sae_mask_plugin.embedded.model import load_model
+    from sae_mask_plugin.embedded.model import check_model_available, load_model
     from sae_mask_plugin.masking.mask_token import choose_mask_token, measure_mask_tokens, sample_token_batch
-    from sae_mask_plugin.training.preflight import HookNotFoundError, check_hooks, model_hook_names
+    from sae_mask_plugin.training.preflight import check_hooks, model_hook_names
 
-    try:
-        check_hooks([args.hook], model_hook_names(args.model), args.model)
-    except HookNotFoundError as error:
-        print(f"sae-mask mask-tokens: {error}", file=sys.stderr)
-        return 2
+    check_model_available(args.model)
+    check_hooks([args.hook], model_hook_names(args.model), args.model)
+    print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     model = load_model(args.model)
+    print(f"reading {args.n_sequences} contexts of the embedded corpus ...", file=sys.stderr, flush=True)
     tokens = sample_token_batch(
         model, load_embedded_corpus(seed=0), n_sequences=args.n_sequences, context_size=args.context_size
     )
@@ -76,6 +75,7 @@ def main(argv: list[str]) -> int:
         p=args.p,
         protected_ids=get_special_token_ids(model.tokenizer),
         seed=args.seed,
+        show_progress=True,
     )
     chosen = choose_mask_token(candidates)
     print(f"mask-token candidates for {args.model} at {args.hook} ({tokens.numel()} tokens, p = {args.p}):")

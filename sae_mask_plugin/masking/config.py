@@ -7,6 +7,8 @@ from typing import Any, Literal, get_args
 
 import simple_parsing
 
+from sae_mask_plugin.errors import SaeMaskUserError
+
 MaskStrategy = Literal["token", "random", "unigram", "span"]
 PSchedule = Literal["constant", "warmup", "anneal"]
 LossPositions = Literal["all", "unmasked", "masked"]
@@ -24,7 +26,7 @@ mid-text sits at 25–29× at layers 12–15 and kills the SAE; benign tokens si
 """
 
 
-class MaskingConfigError(ValueError):
+class MaskingConfigError(SaeMaskUserError, ValueError):
     """A masking setting that cannot work; raised before any model is loaded."""
 
 

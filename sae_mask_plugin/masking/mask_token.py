@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from sae_lens.tokenization_and_batching import concat_and_batch_sequences
 from sae_lens.util import extract_stop_at_layer_from_tlens_hook_name
+from tqdm.auto import tqdm
 from transformer_lens import HookedRootModule
 from transformers import PreTrainedTokenizerBase
 
@@ -122,11 +123,12 @@ def measure_mask_tokens(
     p: float = 0.3,
     protected_ids: Iterable[int] = (),
     seed: int = 0,
+    show_progress: bool = False,
 ) -> list[MaskTokenCandidate]:
     """Measure every candidate's norm ratio on `tokens` [batch, seq] of real text, best (closest to 1) first.
 
     One mask (rate p, protected ids never masked) is drawn and shared by every candidate, so they are compared on
-    the same positions.
+    the same positions. `show_progress` shows a progress bar over the candidates.
     """
     tokenizer = model.tokenizer
     if tokenizer is None:
@@ -143,6 +145,9 @@ def measure_mask_tokens(
     groups = _group_by_embedding(model, [int(i) for i in candidate_ids])
     representatives = list(groups)
     ratios: dict[int, float] = {}
+    progress = tqdm(
+        total=len(representatives), desc="measuring mask tokens", unit="token", disable=not show_progress
+    )
     for start in range(0, len(representatives), MEASURE_CHUNK):
         chunk = representatives[start : start + MEASURE_CHUNK]
         fill = torch.tensor(chunk, device=tokens.device).repeat_interleave(tokens.shape[0])[:, None]
@@ -151,6 +156,8 @@ def measure_mask_tokens(
         ratios.update(
             {token_id: norm_ratio(n, mask, clean) for token_id, n in zip(chunk, norms, strict=True)}
         )
+        progress.update(len(chunk))
+    progress.close()
     results = [
         MaskTokenCandidate(
             token_id=member,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from sae_mask_plugin.report.build import build_report
-from sae_mask_plugin.report.collect import RunFolderError, collect_runs
+from sae_mask_plugin.errors import reports_user_errors
 
 
+@reports_user_errors("sae-mask compare")
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sae-mask compare",
@@ -24,11 +23,10 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--out", required=True, help="folder for report.md, results.json and plots")
     args = parser.parse_args(argv)
-    try:
-        records = collect_runs(args.run_dirs)
-    except RunFolderError as error:
-        print(f"sae-mask compare: {error}", file=sys.stderr)
-        return 2
+    from sae_mask_plugin.report.build import build_report
+    from sae_mask_plugin.report.collect import collect_runs
+
+    records = collect_runs(args.run_dirs)
     files = build_report(records, args.out)
     print(f"{len(records)} SAEs compared; report: {files.report}")
     return 0

@@ -15,11 +15,12 @@ from typing import Any
 
 from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.evals.runner import SUMMARY_FILENAME
 from sae_mask_plugin.report.records import RunRecord, read_sae_record
 
 
-class RunFolderError(ValueError):
+class RunFolderError(SaeMaskUserError, ValueError):
     """A run folder that does not exist or holds no SAE."""
 
 

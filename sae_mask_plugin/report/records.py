@@ -13,7 +13,7 @@ from typing import Any
 
 from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
 
-from sae_mask_plugin.calibration.threshold import CALIBRATION_METADATA_KEY
+from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY
 from sae_mask_plugin.training.metadata import read_masking_record
 
 

@@ -3,12 +3,20 @@
 Python API: `load_recipe(path_or_name) -> Recipe`, `plan(recipe) -> list[Group]`,
 `run_recipe(recipe_or_path, out_dir, shard=None, launcher="local", overrides=None) -> list[Path]`.
 Command line: `sae-mask sweep RECIPE [--shard i/n] [--dry-run] [--launcher local|submitit]` (`main`).
+Names load on first use, so the command line answers `--help` without importing SAELens.
 """
 
-from sae_mask_plugin.sweep.cli import main
-from sae_mask_plugin.sweep.execute import is_finished, run_recipe, run_shard, submit_shards, train_group
-from sae_mask_plugin.sweep.plan import Group, MemoryEstimate, Shard, ShardSpecError, format_plan, plan
-from sae_mask_plugin.sweep.recipe import RECIPES_DIR, Recipe, RecipeError, Run, SlurmSettings, load_recipe
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sae_mask_plugin.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sae_mask_plugin.sweep.cli import main
+    from sae_mask_plugin.sweep.execute import is_finished, run_recipe, run_shard, submit_shards, train_group
+    from sae_mask_plugin.sweep.plan import Group, MemoryEstimate, Shard, ShardSpecError, format_plan, plan
+    from sae_mask_plugin.sweep.recipe import RECIPES_DIR, Recipe, RecipeError, Run, SlurmSettings, load_recipe
 
 __all__ = [
     "RECIPES_DIR",
@@ -30,3 +38,20 @@ __all__ = [
     "submit_shards",
     "train_group",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "main": f"{__name__}.cli",
+        **dict.fromkeys(
+            ["is_finished", "run_recipe", "run_shard", "submit_shards", "train_group"], f"{__name__}.execute"
+        ),
+        **dict.fromkeys(
+            ["Group", "MemoryEstimate", "Shard", "ShardSpecError", "format_plan", "plan"], f"{__name__}.plan"
+        ),
+        **dict.fromkeys(
+            ["RECIPES_DIR", "Recipe", "RecipeError", "Run", "SlurmSettings", "load_recipe"],
+            f"{__name__}.recipe",
+        ),
+    },
+)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sae_mask_plugin.masking.config import MaskingConfigError
-from sae_mask_plugin.sweep.execute import LAUNCHERS, is_finished, run_shard, sae_dir, submit_shards
-from sae_mask_plugin.sweep.plan import Shard, ShardSpecError, format_plan, plan
-from sae_mask_plugin.sweep.recipe import RecipeError, load_recipe
+from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
 
+LAUNCHERS = ("local", "submitit")
+"""The launchers of `sweep.execute` (a test checks they agree), named here so that `--help` imports no SAELens."""
 SLURM_FLAGS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism")
 
 
@@ -72,9 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@reports_user_errors("sae-mask sweep")
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask sweep`."""
     args = build_parser().parse_args(argv)
+    from sae_mask_plugin.embedded.model import check_model_available
+    from sae_mask_plugin.sweep.execute import is_finished, run_shard, sae_dir, submit_shards
+    from sae_mask_plugin.sweep.plan import Shard, ShardSpecError, format_plan, plan
+    from sae_mask_plugin.sweep.recipe import load_recipe
+
     try:
         recipe = load_recipe(args.recipe, dict(args.overrides))
         shard = Shard.parse(args.shard) if args.shard else None
@@ -83,13 +87,14 @@ def main(argv: list[str]) -> int:
         groups = plan(recipe)
         if args.shards is not None:
             Shard(0, args.shards)
-    except (RecipeError, ShardSpecError, MaskingConfigError) as error:
-        print(f"sae-mask sweep: {error}", file=sys.stderr)
-        return 2
+    except ShardSpecError as error:
+        raise SaeMaskUserError(str(error)) from None
     out = Path(args.out or Path("sweeps") / recipe.name)
     if args.dry_run:
         print(format_plan(recipe, groups, shard, lambda run: is_finished(sae_dir(out, run))))
         return 0
+    if recipe.model_class_name == "HookedTransformer":
+        check_model_available(recipe.model_name)
     if args.launcher == "local":
         paths = run_shard(recipe, out, shard)
         print(f"{len(paths)} SAEs under {out / 'saes'}" + _report_line(out))

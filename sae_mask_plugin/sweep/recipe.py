@@ -22,6 +22,7 @@ import yaml
 from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
 from sae_lens.saes.sae import TrainingSAEConfig
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
 from sae_mask_plugin.training.runner import B_DEC_INITS, BDecInit
@@ -69,7 +70,7 @@ MAX_LISTED_NAMES = 12
 """Error messages list every known name when there are at most this many (e.g. architectures)."""
 
 
-class RecipeError(ValueError):
+class RecipeError(SaeMaskUserError, ValueError):
     """A recipe that cannot be run; raised while loading it, before any model is loaded."""
 
 

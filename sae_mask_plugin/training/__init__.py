@@ -1,5 +1,6 @@
 """Masked SAE training as thin SAELens subclasses: configs, the masked activations store, runners, metadata."""
 
+from sae_mask_plugin.embedded.model import register_with_transformer_lens
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore, MaskTokenNormError
 from sae_mask_plugin.training.cache import MaskedCacheActivationsRunner
 from sae_mask_plugin.training.config import (
@@ -12,6 +13,9 @@ from sae_mask_plugin.training.interruption import TrainingInterrupted, latest_co
 from sae_mask_plugin.training.metadata import read_cache_masking, read_masking_metadata, read_masking_record
 from sae_mask_plugin.training.preflight import HookNotFoundError
 from sae_mask_plugin.training.runner import MaskedLanguageModelSAETrainingRunner, MaskedMultiSAETrainingRunner
+
+# SAELens and SAEBench load models by name: the embedded one must resolve whenever this package is used.
+register_with_transformer_lens()
 
 __all__ = [
     "HookNotFoundError",

@@ -28,6 +28,7 @@ from sae_lens.training.activations_store import ActivationsStore
 from sae_lens.training.mixing_buffer import mixing_buffer
 from safetensors.torch import load_file
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import LossPositions
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import measure_mask_tokens, norm_ratio
@@ -38,7 +39,7 @@ _Split = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 """Splits rows packed over hooks into {hook: rows}."""
 
 
-class MaskTokenNormError(RuntimeError):
+class MaskTokenNormError(SaeMaskUserError, RuntimeError):
     """The first masked batch shows masked positions with outlier activation norms (the SAE would go dead)."""
 
 

@@ -13,6 +13,7 @@ import sys
 from argparse import ArgumentError, Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
+from pathlib import Path
 from typing import Any
 
 from sae_lens.config import LoggingConfig
@@ -20,7 +21,8 @@ from sae_lens.saes.sae import TrainingSAEConfig
 from simple_parsing import ArgumentParser, subgroups
 from simple_parsing.docstring import get_attribute_docstring
 
-from sae_mask_plugin.masking.config import MaskingConfigError
+from sae_mask_plugin.embedded.model import check_model_available
+from sae_mask_plugin.errors import reports_user_errors
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
 from sae_mask_plugin.training.defaults import (
     DEFAULT_ARCHITECTURE,
@@ -29,7 +31,6 @@ from sae_mask_plugin.training.defaults import (
     sae_subgroups,
     train_sae,
 )
-from sae_mask_plugin.training.preflight import HookNotFoundError
 from sae_mask_plugin.training.runner import BDecInit
 
 SAELENS_FIELD_HELP: dict[str, str] = {
@@ -153,6 +154,31 @@ def parse_args(argv: Sequence[str]) -> tuple[MaskedLanguageModelSAERunnerConfig[
     return namespace.cfg, namespace.options
 
 
+def describe_start(cfg: MaskedLanguageModelSAERunnerConfig[Any]) -> str:
+    """What `sae-mask train` is about to do: output folder, model, hook, data, masking, and the caches' state."""
+    from sae_mask_plugin.info import corpus_state, model_state
+
+    masking = cfg.masking
+    mask = "none (baseline, p = 0)"
+    if masking.is_active:
+        token = masking.mask_token
+        if token is None:
+            token = "chosen by measurement (printed with its norm ratio)"
+        mask = f"p = {masking.p}, {masking.strategy}" + (
+            f", mask token {token}" if masking.uses_mask_token else ""
+        )
+    rows = {
+        "output folder": str(Path(cfg.output_path).resolve()) if cfg.output_path else "none (not saved)",
+        "model": model_state(cfg.model_name),
+        "hook": cfg.hook_name,
+        "data": f"{cfg.dataset_path or corpus_state()}, {cfg.training_tokens:,} training tokens",
+        "SAE": f"{cfg.sae.architecture()}, {cfg.sae.d_sae:,} latents",
+        "masking": mask,
+    }
+    return "sae-mask train:\n" + "\n".join(f"  {key:<14} {value}" for key, value in rows.items())
+
+
+@reports_user_errors("sae-mask train")
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask train`; returns the exit status."""
     try:
@@ -162,11 +188,10 @@ def main(argv: list[str]) -> int:
         return 2
     except SystemExit as exit_:  # --help, or an error argparse reports itself
         return int(exit_.code or 0)
-    try:
-        train_sae(cfg, init_b_dec=options.init_b_dec)
-    except (MaskingConfigError, HookNotFoundError) as error:
-        print(f"sae-mask train: {error}", file=sys.stderr)
-        return 2
+    if cfg.model_class_name == "HookedTransformer":
+        check_model_available(cfg.model_name)
+    print(describe_start(cfg), flush=True)
+    train_sae(cfg, init_b_dec=options.init_b_dec)
     if cfg.output_path is not None:
         print(f"saved the SAE to {cfg.output_path}")
     return 0

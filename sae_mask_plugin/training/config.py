@@ -10,7 +10,7 @@ from sae_lens.config import LanguageModelSAERunnerConfig
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunnerConfig
 from sae_lens.saes.sae import T_TRAINING_SAE_CONFIG
 
-from sae_mask_plugin.calibration.threshold import (
+from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
     check_calibration_settings,
     not_calibratable_reason,

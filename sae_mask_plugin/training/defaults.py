@@ -20,13 +20,12 @@ from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
 from transformer_lens import HookedRootModule
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
+from sae_mask_plugin.embedded.model import DEFAULT_HOOK, EMBEDDED_MODEL_NAME
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
 from sae_mask_plugin.training.runner import BDecInit, MaskedLanguageModelSAETrainingRunner
 
 DEFAULT_ARCHITECTURE = "matryoshka_batchtopk"
-DEFAULT_HOOK = "blocks.12.hook_resid_post"
 EMBEDDED_D_MODEL = 576
 
 RUNNER_DEFAULTS: dict[str, Any] = {

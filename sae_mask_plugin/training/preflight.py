@@ -16,12 +16,13 @@ from transformer_lens import HookedRootModule, HookedTransformer
 from transformer_lens import loading_from_pretrained as loading
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import default_mask_token, resolve_mask_token
 
 
-class HookNotFoundError(ValueError):
+class HookNotFoundError(SaeMaskUserError, ValueError):
     """A hook name that the model does not have."""
 
 
@@ -115,6 +116,11 @@ def build_masker(
                 seed=seed,
             )
             mask_token_id, mask_token_string = chosen.token_id, chosen.token
+            print(
+                f"mask token {chosen.describe()} at {hook_name}: chosen by measurement, the candidate whose "
+                "masked/clean norm ratio is closest to 1 (sae-mask mask-tokens lists them all)",
+                flush=True,
+            )
         else:
             mask_token_id, mask_token_string = resolve_mask_token(masking.mask_token, tokenizer)
     masker = TokenMasker(

@@ -23,11 +23,8 @@ from sae_lens.training.multi_sae_trainer import MultiSAETrainer
 from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
-from sae_mask_plugin.calibration.threshold import (
-    CALIBRATION_METADATA_KEY,
-    calibrate_saved_saes_at_hooks,
-    not_calibratable_reason,
-)
+from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY, not_calibratable_reason
+from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
 from sae_mask_plugin.files import staged_directory, write_json_atomic
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore

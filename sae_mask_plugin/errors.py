@@ -1,0 +1,46 @@
+"""Expected, user-caused failures (bad input, an unreachable model, a refused folder) and how commands report them.
+
+Every such failure raises a subclass of `SaeMaskUserError`. A `sae-mask` command prints it as one line,
+`sae-mask <command>: message`, on stderr and exits with status 2; any other exception is a bug and keeps its
+traceback. `sae-mask --debug ...` (or `SAE_MASK_DEBUG=1`) shows the traceback of user errors too. This module
+imports nothing heavy, so the command line can handle errors before torch or SAELens load.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+DEBUG_ENV_VAR = "SAE_MASK_DEBUG"
+USER_ERROR_STATUS = 2
+
+
+class SaeMaskUserError(Exception):
+    """An expected failure caused by the input or the environment, reported without a traceback."""
+
+
+def debug_enabled() -> bool:
+    """Whether user errors show their traceback (`sae-mask --debug` sets `$SAE_MASK_DEBUG`)."""
+    return os.environ.get(DEBUG_ENV_VAR, "") not in {"", "0"}
+
+
+def reports_user_errors(prog: str) -> Callable[[Callable[[list[str]], int]], Callable[[list[str]], int]]:
+    """Decorate a command's `main(argv) -> int`: a `SaeMaskUserError` becomes `prog: message` on stderr and
+    exit status 2 (re-raised when `debug_enabled()`)."""
+
+    def decorate(main: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+        @functools.wraps(main)
+        def run(argv: list[str]) -> int:
+            try:
+                return main(argv)
+            except SaeMaskUserError as error:
+                if debug_enabled():
+                    raise
+                print(f"{prog}: {error}", file=sys.stderr)
+                return USER_ERROR_STATUS
+
+        return run
+
+    return decorate
