@@ -87,7 +87,11 @@ def test_headline_keeps_only_valid_tasks_with_oracle_signal(synthetic_run):
     for detail in details.values():
         assert detail.num_split_seeds == len(CONFIG.split_seeds) == len(detail.oracle_C_by_seed)
         assert detail.oracle_ood_accuracy == pytest.approx(np.mean(detail.oracle_ood_accuracy_by_seed))
-        assert detail.oracle_ood_accuracy_ci_low <= detail.oracle_ood_accuracy <= detail.oracle_ood_accuracy_ci_high
+        assert (
+            detail.oracle_ood_accuracy_ci_low
+            <= detail.oracle_ood_accuracy
+            <= detail.oracle_ood_accuracy_ci_high
+        )
         assert 0.0 <= detail.oracle_ood_auc <= 1.0
 
 
@@ -98,7 +102,9 @@ def test_json_carries_headline_and_all_task_means(synthetic_run):
     (signal,) = [d for d in data["eval_result_details"] if d["task_name"] == SIGNAL_TASK]
     k = str(CONFIG.headline_k)
     assert metrics["oracle"]["oracle_ood_accuracy"] == pytest.approx(signal["oracle_ood_accuracy"])
-    assert metrics["sae"]["sae_ood_accuracy"] == pytest.approx(signal["sae_metrics_by_k"][k]["sae_ood_accuracy"])
+    assert metrics["sae"]["sae_ood_accuracy"] == pytest.approx(
+        signal["sae_metrics_by_k"][k]["sae_ood_accuracy"]
+    )
     all_tasks = metrics["all_tasks"]
     details = data["eval_result_details"]
     assert all_tasks["oracle_ood_accuracy_all_tasks"] == pytest.approx(
@@ -116,7 +122,12 @@ def test_json_carries_headline_and_all_task_means(synthetic_run):
 def test_no_headline_task_gives_none_not_nan():
     cache = SyntheticCache()
     config = OodProbingEvalConfig(
-        model_name="synthetic", task_names=[NO_SIGNAL_TASK], num_train=64, num_id_test=32, ks=[1], headline_k=1
+        model_name="synthetic",
+        task_names=[NO_SIGNAL_TASK],
+        num_train=64,
+        num_id_test=32,
+        ks=[1],
+        headline_k=1,
     )
     output = evaluate_sae(StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=16)), "s", config, cache)  # type: ignore[arg-type]
     metrics = json.loads(output.to_json())["eval_result_metrics"]
@@ -152,7 +163,7 @@ def test_probe_strength_is_chosen_by_k_fold_log_loss():
             ).mean()
             for c in PROBE_STRENGTHS
         ]
-        assert probe.C_ == pytest.approx(PROBE_STRENGTHS[int(np.argmax(by_hand))], rel=1e-6)
+        assert pytest.approx(PROBE_STRENGTHS[int(np.argmax(by_hand))], rel=1e-6) == probe.C_
         assert (probe.C_ <= 1e-2) == strong  # pure noise: the strongest penalties win
 
 
