@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +14,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from sae_mask_plugin.embedded.probing_data import load_ood_task
+from sae_mask_plugin.evals.common import settings_key
+from sae_mask_plugin.evals.ood_probing import main as ood_main
 from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
 from sae_mask_plugin.evals.ood_probing.main import TaskData, evaluate_sae, ood_signal
-from sae_mask_plugin.evals.probing import PROBE_STRENGTHS, fit_probe_cv
+from sae_mask_plugin.evals.probing import PROBE_STRENGTHS, fit_probe_cv, single_threaded_blas
 
 D_IN = 8
 SIGNAL_TASK, NO_SIGNAL_TASK, INVALID_TASK = "6_hist_fig_isamerican", "66_living-room", "90_glue_qnli"
@@ -35,12 +38,16 @@ class SyntheticCache:
     distribution; out of distribution it does so too, except for NO_SIGNAL_TASK, whose OOD texts all sit far on
     the negative side (so every probe calls them negative). Records the texts it is asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self.labels: dict[str, int] = {}
         for task in CONFIG.task_names:
             for frame in load_ood_task(task):
                 self.labels |= dict(zip(frame["prompt"], frame["target"], strict=True))
         self.requests: dict[str, list[str]] = {}
+
+    def path(self, dataset: str, texts: Sequence[str]) -> Path:
+        return self.root / f"{dataset}-{settings_key({'texts': list(texts)})}.pt"
 
     def get(self, dataset: str, texts: Sequence[str]) -> torch.Tensor:
         self.requests[dataset] = list(texts)
@@ -53,12 +60,15 @@ class SyntheticCache:
         return x
 
 
+def _tiny_sae(seed: int = 0) -> StandardSAE:
+    torch.manual_seed(seed)
+    return StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=16))
+
+
 @pytest.fixture(scope="module")
-def synthetic_run():
-    cache = SyntheticCache()
-    torch.manual_seed(0)
-    sae = StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=16))
-    return cache, evaluate_sae(sae, "synthetic", CONFIG, cache)  # type: ignore[arg-type]
+def synthetic_run(tmp_path_factory):
+    cache = SyntheticCache(tmp_path_factory.mktemp("synthetic"))
+    return cache, evaluate_sae(_tiny_sae(), "synthetic", CONFIG, cache)  # type: ignore[arg-type]
 
 
 def test_ood_signal_tests_accuracy_against_the_majority_rate():
@@ -119,8 +129,22 @@ def test_json_carries_headline_and_all_task_means(synthetic_run):
     assert set(data["excluded_tasks"]) == {NO_SIGNAL_TASK, INVALID_TASK}
 
 
-def test_no_headline_task_gives_none_not_nan():
-    cache = SyntheticCache()
+def test_the_oracle_is_fitted_once_per_model_and_hook_not_per_sae(synthetic_run, monkeypatch):
+    cache, first = synthetic_run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the oracle was refitted although it is cached")
+
+    monkeypatch.setattr(ood_main, "fit_oracle", refuse)
+    second = evaluate_sae(_tiny_sae(seed=1), "other", CONFIG, cache)  # type: ignore[arg-type]
+    assert second.eval_result_details[0].oracle_ood_accuracy_by_seed == (
+        first.eval_result_details[0].oracle_ood_accuracy_by_seed
+    )
+    assert second.headline_tasks == first.headline_tasks
+
+
+def test_no_headline_task_gives_none_not_nan(tmp_path):
+    cache = SyntheticCache(tmp_path)
     config = OodProbingEvalConfig(
         model_name="synthetic",
         task_names=[NO_SIGNAL_TASK],
@@ -129,15 +153,15 @@ def test_no_headline_task_gives_none_not_nan():
         ks=[1],
         headline_k=1,
     )
-    output = evaluate_sae(StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=16)), "s", config, cache)  # type: ignore[arg-type]
+    output = evaluate_sae(_tiny_sae(), "s", config, cache)  # type: ignore[arg-type]
     metrics = json.loads(output.to_json())["eval_result_metrics"]
     assert metrics["oracle"]["oracle_ood_accuracy"] is None and metrics["sae"]["sae_ood_accuracy"] is None
     assert metrics["sae"]["k"] == 1
     assert isinstance(metrics["all_tasks"]["oracle_ood_accuracy_all_tasks"], float)
 
 
-def test_texts_are_distinct_and_no_id_test_text_is_a_training_text():
-    cache = SyntheticCache()
+def test_texts_are_distinct_and_no_id_test_text_is_a_training_text(tmp_path):
+    cache = SyntheticCache(tmp_path)
     data = TaskData(cache, SIGNAL_TASK, CONFIG)  # type: ignore[arg-type]
     pool_texts = cache.requests[SIGNAL_TASK]
     assert len(set(pool_texts)) == len(pool_texts) == CONFIG.num_train + CONFIG.num_id_test
@@ -157,12 +181,17 @@ def test_probe_strength_is_chosen_by_k_fold_log_loss():
     for features, strong in ((noise, True), (informative, False)):
         probe = fit_probe_cv(features, y, "l2", cv_folds=4, seed=0)
         folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=0)
-        by_hand = [
-            cross_val_score(
-                LogisticRegression(C=c, max_iter=1000), features.numpy(), y, cv=folds, scoring="neg_log_loss"
-            ).mean()
-            for c in PROBE_STRENGTHS
-        ]
+        with single_threaded_blas():
+            by_hand = [
+                cross_val_score(
+                    LogisticRegression(C=c, max_iter=1000),
+                    features.numpy(),
+                    y,
+                    cv=folds,
+                    scoring="neg_log_loss",
+                ).mean()
+                for c in PROBE_STRENGTHS
+            ]
         assert pytest.approx(PROBE_STRENGTHS[int(np.argmax(by_hand))], rel=1e-6) == probe.C_
         assert (probe.C_ <= 1e-2) == strong  # pure noise: the strongest penalties win
 

@@ -14,11 +14,14 @@ every task are kept under `all_tasks`.
 
 from __future__ import annotations
 
+import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sklearn
 import torch
 from sae_lens import SAE
 from scipy.stats import binomtest
@@ -29,7 +32,14 @@ from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import INVALID_OOD_TASKS, OOD_SHIFTS, load_ood_task
 from sae_mask_plugin.evals.activations import ActivationCache
-from sae_mask_plugin.evals.common import LazyModel, encode, saebench_output_fields
+from sae_mask_plugin.evals.common import (
+    LazyModel,
+    encode,
+    is_complete_result,
+    path_safe,
+    saebench_output_fields,
+    settings_key,
+)
 from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
 from sae_mask_plugin.evals.ood_probing.eval_output import (
     ALL_TASKS_SUFFIX,
@@ -48,11 +58,12 @@ from sae_mask_plugin.evals.probing import (
     rank_latents,
     run_activation_probing_eval,
 )
+from sae_mask_plugin.files import write_text_atomic
 
 
 class TaskData:
     """Raw activations and labels of one OOD task: a class-balanced pool of distinct ID texts (x_pool
-    [num_train + num_id_test, d], y_pool) and the OOD set (x_ood [n_ood, d], y_ood)."""
+    [num_train + num_id_test, d], y_pool) and the OOD set (x_ood [n_ood, d], y_ood); `key` identifies them."""
 
     def __init__(self, cache: ActivationCache, task: str, config: OodProbingEvalConfig):
         in_distribution, ood = load_ood_task(task)
@@ -64,10 +75,17 @@ class TaskData:
             ood_rows = np.sort(
                 np.random.RandomState(config.random_seed).choice(len(ood), config.num_ood_test, replace=False)
             )
-        self.x_pool = cache.get(task, in_distribution["prompt"].iloc[pool].tolist())
-        self.y_pool = y[pool]
-        self.x_ood = cache.get(f"{task}_OOD", ood["prompt"].iloc[ood_rows].tolist())
-        self.y_ood = ood["target"].to_numpy()[ood_rows]
+        pool_texts, ood_texts = (
+            in_distribution["prompt"].iloc[pool].tolist(),
+            ood["prompt"].iloc[ood_rows].tolist(),
+        )
+        self.x_pool, self.y_pool = cache.get(task, pool_texts), y[pool]
+        self.x_ood, self.y_ood = cache.get(f"{task}_OOD", ood_texts), ood["target"].to_numpy()[ood_rows]
+        self.key = {
+            "task": task,
+            "activations": [cache.path(task, pool_texts).name, cache.path(f"{task}_OOD", ood_texts).name],
+            "labels": [self.y_pool.tolist(), self.y_ood.tolist()],
+        }
 
     def split(self, config: OodProbingEvalConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(train, ID test) rows of the pool for split `seed`: stratified, so class-balanced like the pool."""
@@ -119,6 +137,28 @@ def fit_oracle(data: TaskData, config: OodProbingEvalConfig) -> list[ProbeResult
     return results
 
 
+ORACLE_FORMAT_VERSION = 1
+
+
+def cached_oracle(data: TaskData, config: OodProbingEvalConfig, root: Path) -> list[ProbeResult]:
+    """`fit_oracle`'s results, stored as JSON under the activation cache folder `root`: the oracle does not
+    depend on the SAE, so every SAE after the first at one model and hook reuses it."""
+    key = settings_key(
+        {
+            "format": ORACLE_FORMAT_VERSION,
+            "data": data.key,
+            "settings": [config.split_seeds, config.num_train, config.num_id_test, config.cv_folds],
+            "sklearn": sklearn.__version__,
+        }
+    )
+    path = root / "ood_oracle" / f"{path_safe(data.key['task'])}-{key}.json"
+    if is_complete_result(path):
+        return [ProbeResult(**result) for result in json.loads(path.read_text())["results"]]
+    results = fit_oracle(data, config)
+    write_text_atomic(path, json.dumps({"task": data.key["task"], "results": [asdict(r) for r in results]}))
+    return results
+
+
 def fit_sae_probes(data: TaskData, sae: SAE, config: OodProbingEvalConfig) -> dict[int, list[ProbeResult]]:
     """k -> the k-sparse probe on SAE latents for each split seed (latents ranked on that seed's training split)."""
     latents_pool, latents_ood = encode(sae, data.x_pool), encode(sae, data.x_ood)
@@ -155,9 +195,12 @@ def ood_signal(ood_accuracy: float, y_ood: np.ndarray, alpha: float) -> OodSigna
     return OodSignal(majority_rate, float(test.pvalue), interval.low, interval.high, test.pvalue < alpha)
 
 
-def evaluate_task(data: TaskData, sae: SAE, task: str, config: OodProbingEvalConfig) -> OodTaskDetail:
-    """Oracle and k-sparse SAE probes of one task, means over split seeds, with the oracle's OOD signal test."""
-    oracle = fit_oracle(data, config)
+def evaluate_task(
+    data: TaskData, sae: SAE, task: str, config: OodProbingEvalConfig, cache_root: Path
+) -> OodTaskDetail:
+    """Oracle (cached under `cache_root`) and k-sparse SAE probes of one task, means over split seeds, with the
+    oracle's OOD signal test."""
+    oracle = cached_oracle(data, config, cache_root)
     oracle_id = statistics.mean(r.id_accuracy for r in oracle)
     oracle_ood = statistics.mean(r.ood_accuracy for r in oracle)
     signal = ood_signal(oracle_ood, data.y_ood, config.signal_alpha)
@@ -235,7 +278,7 @@ def evaluate_sae(
 ) -> OodProbingEvalOutput:
     """OOD probing of one SAE over `config.task_names`; the headline averages the tasks with oracle OOD signal."""
     details = [
-        evaluate_task(TaskData(cache, task, config), sae, task, config)
+        evaluate_task(TaskData(cache, task, config), sae, task, config, cache.root)
         for task in tqdm(config.task_names, desc="OOD tasks", leave=False)
     ]
     headline = [d for d in details if d.in_headline]
