@@ -192,7 +192,9 @@ def ood_signal(ood_accuracy: float, y_ood: np.ndarray, alpha: float) -> OodSigna
     majority_rate = float(max(y_ood.mean(), 1.0 - y_ood.mean()))
     test = binomtest(round(ood_accuracy * n), n, majority_rate, alternative="greater")
     interval = binomtest(round(ood_accuracy * n), n).proportion_ci(0.95, method="exact")
-    return OodSignal(majority_rate, float(test.pvalue), interval.low, interval.high, bool(test.pvalue < alpha))
+    return OodSignal(
+        majority_rate, float(test.pvalue), interval.low, interval.high, bool(test.pvalue < alpha)
+    )
 
 
 def evaluate_task(
