@@ -14,12 +14,20 @@ class OodProbingEvalConfig(ActivationProbingEvalConfig):
     random_seed: int = Field(
         default=42,
         title="Random Seed",
-        description="Seed of the in-distribution split, the OOD sample and the probes.",
+        description="Seed of the in-distribution pool (the class-balanced num_train + num_id_test deduplicated "
+        "texts whose activations are computed) and of the OOD sample when num_ood_test is set.",
+    )
+    split_seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2],
+        title="Split Seeds",
+        description="Each seed splits the in-distribution pool anew into class-balanced training and ID-test "
+        "texts (stratified) and seeds the probes' cross-validation folds; every metric is the mean over seeds.",
     )
     task_names: list[str] = Field(
         default_factory=lambda: list(OOD_TASKS),
         title="OOD Tasks",
-        description="sae-probes tasks with an OOD test set (labels mapped explicitly to {0, 1} per task).",
+        description="OOD tasks: sae-probes' eight plus ours (embedded.probing_data.OOD_SHIFTS says what each "
+        "shift is). Texts are deduplicated before splitting; texts carrying both labels are dropped.",
     )
     num_train: int = Field(
         default=1024,
@@ -29,12 +37,13 @@ class OodProbingEvalConfig(ActivationProbingEvalConfig):
     num_id_test: int = Field(
         default=500,
         title="ID Test Examples",
-        description="Held-out in-distribution test examples per task (class-balanced, disjoint from training).",
+        description="Held-out in-distribution test examples per task (class-balanced, no text shared with "
+        "training).",
     )
     num_ood_test: int | None = Field(
         default=None,
         title="OOD Test Examples",
-        description="OOD test examples per task; None: the whole OOD set (300 texts in sae-probes 0.4.2).",
+        description="OOD test examples per task; None: the whole deduplicated OOD set (about 300 texts).",
     )
     ks: list[int] = Field(
         default_factory=lambda: [1, 2, 5, 16],
@@ -50,13 +59,49 @@ class OodProbingEvalConfig(ActivationProbingEvalConfig):
     reg_type: str = Field(
         default="l1",
         title="Regularization Type",
-        description="Penalty of the k-sparse probes ('l1' or 'l2'); the dense oracle uses 'l2'. Strengths are "
-        "chosen on a validation split of the in-distribution training data (sae-probes' find_best_reg).",
+        description="Penalty of the k-sparse probes ('l1' or 'l2'); the dense oracle uses 'l2'.",
     )
+    cv_folds: int = Field(
+        default=5,
+        title="Cross-Validation Folds",
+        description="Every probe's strength C is chosen from sae-probes' grid (1e-5 .. 1e5) by the best mean "
+        "held-out log-loss over this many stratified folds of its training split, then refitted on all of it.",
+    )
+    signal_alpha: float = Field(
+        default=0.05,
+        title="Signal Significance Level",
+        description="A task has OOD signal when the one-sided exact binomial test of the oracle's OOD accuracy "
+        "(mean over split seeds, as a count of the OOD texts) against the OOD set's majority-class rate gives "
+        "p < signal_alpha. Decided on the oracle (dense probe on raw activations) so every SAE at one model and "
+        "hook is summarised over the same tasks. The test is on accuracy, the metric the headline averages: a "
+        "shift that keeps the OOD texts ranked (high OOD AUC) but moves them all to one side of the ID-fitted "
+        "threshold leaves every probe at the majority rate, and accuracy differences there are noise. "
+        "The OOD AUC is reported beside it.",
+    )
+
+    def __post_init__(self) -> None:
+        if not self.split_seeds or len(set(self.split_seeds)) != len(self.split_seeds):
+            raise ValueError(f"split_seeds must be distinct and at least one, got {self.split_seeds}")
+        if self.cv_folds < 2:
+            raise ValueError(f"cv_folds must be at least 2, got {self.cv_folds}")
+        if self.num_train < 2 * self.cv_folds:
+            raise ValueError(
+                f"num_train ({self.num_train}) must be at least 2 * cv_folds ({2 * self.cv_folds})"
+            )
+        if self.num_id_test < 2:
+            raise ValueError(f"num_id_test must be at least 2 (one of each class), got {self.num_id_test}")
+        if self.num_ood_test is not None and self.num_ood_test < 1:
+            raise ValueError(f"num_ood_test must be positive or None, got {self.num_ood_test}")
+        if self.reg_type not in ("l1", "l2"):
+            raise ValueError(f"reg_type must be 'l1' or 'l2', got {self.reg_type!r}")
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"ks must be positive, got {self.ks}")
+        if self.headline_k not in self.ks:
+            raise ValueError(f"headline_k {self.headline_k} is not one of ks {self.ks}")
+        if not 0.0 < self.signal_alpha < 1.0:
+            raise ValueError(f"signal_alpha must be in (0, 1), got {self.signal_alpha}")
 
 
 def cpu_preset(model_name: str) -> OodProbingEvalConfig:
-    """The CPU preset: every OOD task, 256 training, 128 ID-test and 200 OOD-test texts each, 128 tokens."""
-    return OodProbingEvalConfig(
-        model_name=model_name, num_train=256, num_id_test=128, num_ood_test=200, max_seq_len=128
-    )
+    """The CPU preset: every OOD task, 256 training and 128 ID-test texts, the whole OOD set, 128 tokens."""
+    return OodProbingEvalConfig(model_name=model_name, num_train=256, num_id_test=128, max_seq_len=128)
