@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STANDIN_NOTE = "STAND-IN: random weights and a stand-in tokenizer, built offline by scripts/build_hub_standins.py"
+STANDIN_NOTE = (
+    "STAND-IN: random weights and a stand-in tokenizer, built offline by scripts/build_hub_standins.py"
+)
 STANDIN_REVISION = "0000000000000000000000000000000000005a1d"
 """The fake commit hash of every stand-in snapshot (a real cache names snapshots by commit)."""
 STANDIN_DATASET = "monology/pile-uncopyrighted"
@@ -201,7 +203,9 @@ def build_model(standin: StandIn, tokenizer, target: Path, seed: int = 0) -> Non
     model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, standin.dtype))
     count = sum(parameter.numel() for parameter in model.parameters())
     if count != standin.parameters:
-        raise RuntimeError(f"{standin.repo_id} stand-in has {count:,} parameters, the real one {standin.parameters:,}")
+        raise RuntimeError(
+            f"{standin.repo_id} stand-in has {count:,} parameters, the real one {standin.parameters:,}"
+        )
     model.config.standin = STANDIN_NOTE
     model.save_pretrained(target, safe_serialization=True)
     del model
@@ -283,7 +287,9 @@ def build_all(
     """Build the stand-ins of `names` and the dataset stand-in under `hf_home`; returns their folders."""
     hf_home = Path(hf_home).expanduser().resolve()
     texts = training_texts(max(TOKENIZER_TRAINING_TEXTS, dataset_texts))
-    built = {name: build_standin_model(hf_home, name, texts[:TOKENIZER_TRAINING_TEXTS], force) for name in names}
+    built = {
+        name: build_standin_model(hf_home, name, texts[:TOKENIZER_TRAINING_TEXTS], force) for name in names
+    }
     built[STANDIN_DATASET] = build_standin_dataset(hf_home, texts[:dataset_texts], force)
     return built
 

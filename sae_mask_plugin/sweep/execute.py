@@ -87,7 +87,8 @@ def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_
             preset=recipe.eval_preset,
             device=recipe.device,
             cache_dir=evals_dir / "cache",
-            **recipe.eval_options,
+            configs=recipe.eval_settings(),
+            llm_dtype=recipe.llm_dtype,
         )
     external = [name for name in recipe.evals if name in EXTERNAL_EVALS]
     if external:
