@@ -293,16 +293,14 @@ class Recipe:
     def eval_settings(self) -> dict[str, Any]:
         """The config of each eval run by `sae-mask eval`: the preset's, in the LLM dtype of training, with
         `eval_options` and `eval_configs` applied (`model_name` is set per SAE when the evals run)."""
+        return {name: self._eval_config(name) for name in self.evals if name not in EXTERNAL_EVALS}
+
+    def _eval_config(self, name: str) -> Any:
         from sae_mask_plugin.evals.runner import make_config
 
-        settings = {}
-        for name in self.evals:
-            if name in EXTERNAL_EVALS:
-                continue
-            config = make_config(name, self.model_name, self.eval_preset, **self.eval_options)
-            dtype = {"llm_dtype": self.llm_dtype} if hasattr(config, "llm_dtype") else {}
-            settings[name] = replace(config, **{**dtype, **self.eval_configs.get(name, {})})
-        return settings
+        config = make_config(name, self.model_name, self.eval_preset, **self.eval_options)
+        dtype = {"llm_dtype": self.llm_dtype} if hasattr(config, "llm_dtype") else {}
+        return replace(config, **{**dtype, **self.eval_configs.get(name, {})})
 
     def _check_evals(self) -> None:
         from sae_mask_plugin.embedded.probing_data import OOD_TASKS, list_probing_datasets
@@ -310,7 +308,7 @@ class Recipe:
         from sae_mask_plugin.evals.runner import EVAL_SPECS
 
         check_names("evals", self.evals, (*EVAL_NAMES, *EXTERNAL_EVALS))
-        check_names("eval_configs", self.eval_configs, [name for name in self.evals if name in EVAL_NAMES])
+        check_names("eval_configs", self.eval_configs, EVAL_NAMES)
         for name, settings in self.eval_configs.items():
             if not isinstance(settings, Mapping):
                 raise RecipeError(f"eval_configs.{name} must be a mapping of config field -> value")
@@ -324,7 +322,8 @@ class Recipe:
             list_probing_datasets(),
         )
         try:
-            self.eval_settings()
+            for name in {*self.evals, *self.eval_configs} - set(EXTERNAL_EVALS):
+                self._eval_config(name)
         except (TypeError, ValueError) as error:
             raise RecipeError(f"eval_configs: {error}") from error
 
