@@ -166,6 +166,18 @@ def run(recipe_name: str, out: Path, overrides: dict[str, Any]) -> dict[str, Any
     }
 
 
+def label_outputs(out: Path, note: str) -> None:
+    """Say in the run's own outputs that it ran on stand-ins: `STANDIN.txt`, a banner atop `report/report.md`
+    and a `standin` entry in `report/results.json`."""
+    (out / "STANDIN.txt").write_text(note + "\n")
+    report = out / "report" / "report.md"
+    if report.is_file() and not report.read_text().startswith("> STAND-IN"):
+        report.write_text(f"> {note}\n\n{report.read_text()}")
+    results = out / "report" / "results.json"
+    if results.is_file():
+        results.write_text(json.dumps({"standin": note, **json.loads(results.read_text())}, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", choices=sorted(RECIPE_MODELS))
@@ -178,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_home = Path(args.hf_home).expanduser().resolve()
     os.environ.update(offline_environment(hf_home))  # before any Hugging Face library is imported
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from build_hub_standins import build_all
+    from build_hub_standins import STANDIN_NOTE, build_all
 
     from sae_mask_plugin.sweep.cli import parse_override
 
@@ -186,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {**SMALL_OVERRIDES, **dict(parse_override(text) for text in args.extra)}
     out = Path(args.out)
     summary = run(args.recipe, out, overrides)
-    out.mkdir(parents=True, exist_ok=True)
+    model = RECIPE_MODELS[args.recipe]
+    label_outputs(out, f"{STANDIN_NOTE}; its numbers describe the pipeline, not the real {model}")
     (out / "standin_measurements.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
