@@ -12,6 +12,7 @@ Output layout of `out_dir`:
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,9 @@ def train_group(recipe: Recipe, group: Group, out_dir: str | Path) -> list[Path]
             else None
         )
         MaskedMultiSAETrainingRunner(cfg, override_dataset=dataset, init_b_dec=recipe.init_b_dec).run()
+        # The runner's LLM sits in reference cycles: free it before the evals load theirs (two Gemma-2-2B
+        # copies do not fit where one does).
+        gc.collect()
         for run in pending:
             target = sae_dir(out, run)
             shutil.copy2(staging / RUNNER_CFG_FILENAME, staging / run.name / RUNNER_CFG_FILENAME)

@@ -20,9 +20,11 @@ SAE_RETAINED_COPIES = 2
 `MultiSAETrainer` holds each SAE's `TrainStepOutput` (`hidden_pre`, `feature_acts`) for the whole step."""
 SAE_STEP_COPIES = 2
 """Further latent-sized tensors per token while one SAE steps (the gradients of those two); SAEs step one by one."""
-LLM_LOAD_COPIES_ON_CPU = 2
+LLM_LOAD_COPIES_ON_CPU = 2.5
 """LLM weight copies in memory while TransformerLens loads a model onto the CPU: it builds its own model from the
-Hugging Face model's weights, so both exist at once (on a GPU the Hugging Face copy stays in host memory)."""
+Hugging Face model's weights, so both exist at once, plus conversion copies (Gemma: a rescaled embedding and an
+untied unembedding). Measured peaks above the process before the job: 2.0x the weights for the Pythia-160M
+stand-in, 2.9x for the Gemma-2-2B stand-in (README). On a GPU the Hugging Face copy stays in host memory."""
 GIB = 2**30
 
 
