@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from sae_lens import SAE
 
@@ -72,8 +73,6 @@ def test_standin_configs_match_transformer_lens_and_the_recipes():
         recipe = load_recipe(recipe_name)
         assert recipe.model_params == standin.parameters
         assert recipe.d_in == standin.config["hidden_size"]
-    import torch
-
     with torch.device("meta"):
         gemma_model = AutoModelForCausalLM.from_config(gemma)
     assert sum(p.numel() for p in gemma_model.parameters()) == standins.GEMMA_2_2B.parameters
