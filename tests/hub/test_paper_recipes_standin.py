@@ -100,6 +100,7 @@ def _run(code: str, home: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_pythia_standin_loads_by_its_recipe_name_offline(standin_home: Path):
     snapshot = standins.snapshot_dir(standin_home, "EleutherAI/pythia-160m-deduped")
     assert json.loads((snapshot / "config.json").read_text())["standin"].startswith("STAND-IN")
@@ -121,6 +122,7 @@ def test_pythia_standin_loads_by_its_recipe_name_offline(standin_home: Path):
     assert prepend_bos is False and bos == 0 and tokens == encoded and bos not in tokens
 
 
+@pytest.mark.slow
 def test_missing_hub_model_still_fails_at_once_offline(standin_home: Path):
     out = _run(
         "from sae_mask_plugin.embedded.model import load_model, ModelUnavailableError\n"
@@ -134,6 +136,7 @@ def _sweep_args(overrides: dict) -> list[str]:
     return [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
 
 
+@pytest.mark.slow
 def test_paper_pythia160m_sweep_runs_end_to_end_on_cpu(standin_home: Path, tmp_path: Path):
     """Training (baseline + masked), core / absorption / sparse probing / OOD, SCR/TPP status and the report,
     through the recipe's real model and dataset names."""
