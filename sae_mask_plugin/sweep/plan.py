@@ -24,7 +24,8 @@ LLM_LOAD_COPIES_ON_CPU = 2.5
 """LLM weight copies in memory while TransformerLens loads a model onto the CPU: it builds its own model from the
 Hugging Face model's weights, so both exist at once, plus conversion copies (Gemma: a rescaled embedding and an
 untied unembedding). Measured peaks above the process before the job: 2.0x the weights for the Pythia-160M
-stand-in, 2.9x for the Gemma-2-2B stand-in (README). On a GPU the Hugging Face copy stays in host memory."""
+stand-in, 2.9x and 3.3x in two runs of the Gemma-2-2B stand-in (README). On a GPU the Hugging Face copy stays in
+host memory."""
 GIB = 2**30
 
 
