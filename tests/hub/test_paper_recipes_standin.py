@@ -118,8 +118,9 @@ def test_pythia_standin_loads_by_its_recipe_name_offline(standin_home: Path):
     )
     assert not reachable
     assert (d_model, n_layers, d_vocab, rotary_dim) == (768, 12, 50304, 16)  # rotary_pct 0.25 of d_head 64
-    # Pythia: TransformerLens prepends no BOS and the tokenizer adds none; `<|endoftext|>` is id 0.
-    assert prepend_bos is False and bos == 0 and tokens == encoded and bos not in tokens
+    # Pythia: TransformerLens prepends no BOS (its tokenizer, loaded with add_bos_token, adds `<|endoftext|>`, id 0,
+    # and TransformerLens strips it as it does for the real Pythia).
+    assert prepend_bos is False and bos == 0 and bos not in tokens and encoded == [bos, *tokens]
 
 
 @pytest.mark.slow
