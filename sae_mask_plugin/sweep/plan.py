@@ -20,12 +20,12 @@ SAE_RETAINED_COPIES = 2
 `MultiSAETrainer` holds each SAE's `TrainStepOutput` (`hidden_pre`, `feature_acts`) for the whole step."""
 SAE_STEP_COPIES = 2
 """Further latent-sized tensors per token while one SAE steps (the gradients of those two); SAEs step one by one."""
-LLM_LOAD_COPIES_ON_CPU = 2.5
+LLM_LOAD_COPIES_ON_CPU = 2.35
 """LLM weight copies in memory while TransformerLens loads a model onto the CPU: it builds its own model from the
 Hugging Face model's weights, so both exist at once, plus conversion copies (Gemma: a rescaled embedding and an
-untied unembedding). Measured peaks above the process before the job: 2.0x the weights for the Pythia-160M
-stand-in, 2.9x and 3.3x in two runs of the Gemma-2-2B stand-in (README). On a GPU the Hugging Face copy stays in
-host memory."""
+untied unembedding). Measured peaks above the process before the job: 1.9-2.0x the weights for the Pythia-160M
+stand-in, 2.9-3.3x for the Gemma-2-2B stand-in (README); 2.35 keeps the estimate within 30 % of both. On a GPU
+the Hugging Face copy stays in host memory."""
 GIB = 2**30
 
 
