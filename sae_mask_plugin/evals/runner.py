@@ -164,6 +164,7 @@ def evaluate_saes(
     sparse_probing_datasets: Sequence[str] | None = None,
     cache_dir: str | Path | None = None,
     configs: dict[str, Any] | None = None,
+    llm_dtype: str = "float32",
 ) -> dict[str, dict[str, Any]]:
     """Run `evals` on every SAE folder; returns (and writes to `<out_dir>/evaluation_summary.json`) a summary
     `{sae name: {"path", "model_name", "hook_name", "evals": {eval: {"status", "result_path", "seconds",
@@ -173,7 +174,7 @@ def evaluate_saes(
     name, and only if some SAE/eval pair still has to run; LLM activations are cached under `cache_dir`
     (default `<out_dir>/cache`) and shared by all SAEs. A failing SAE or eval is recorded and the rest goes on.
     `configs` maps eval names to explicit config objects used instead of the preset's (their `model_name` is
-    replaced by each SAE's model).
+    replaced by each SAE's model). `llm_dtype` is the dtype the LLM is loaded in (as in training).
     """
     sources, eval_configs = validate_inputs(
         sae_paths, evals, model_name, preset, ood_tasks, sparse_probing_datasets, configs
@@ -189,7 +190,7 @@ def evaluate_saes(
         }
         for source in sources
     }
-    models = {name: LazyModel(name, "float32", device) for name in {source.model_name for source in sources}}
+    models = {name: LazyModel(name, llm_dtype, device) for name in {source.model_name for source in sources}}
     with tqdm(total=len(sources) * len(eval_configs), desc="SAE evals") as progress:
         for source in sources:
             sae = None

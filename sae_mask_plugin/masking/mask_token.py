@@ -179,7 +179,8 @@ def _group_by_embedding(model: HookedRootModule, token_ids: list[int]) -> dict[i
         return {token_id: [token_id] for token_id in token_ids}
     groups: dict[bytes, list[int]] = {}
     for token_id in token_ids:
-        groups.setdefault(embedding[token_id].detach().cpu().numpy().tobytes(), []).append(token_id)
+        # float() is exact for bfloat16, which numpy cannot hold.
+        groups.setdefault(embedding[token_id].detach().float().cpu().numpy().tobytes(), []).append(token_id)
     return {members[0]: members for members in groups.values()}
 
 

@@ -13,6 +13,7 @@ Output layout of `out_dir`:
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -75,6 +76,9 @@ def train_group(recipe: Recipe, group: Group, out_dir: str | Path) -> list[Path]
             else None
         )
         MaskedMultiSAETrainingRunner(cfg, override_dataset=dataset, init_b_dec=recipe.init_b_dec).run()
+        # The runner's LLM sits in reference cycles: free it before the evals load theirs (two Gemma-2-2B
+        # copies do not fit where one does).
+        gc.collect()
         for run in pending:
             target = sae_dir(out, run)
             shutil.copy2(staging / RUNNER_CFG_FILENAME, staging / run.name / RUNNER_CFG_FILENAME)
@@ -128,7 +132,8 @@ def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_
             preset=recipe.eval_preset,
             device=recipe.device,
             cache_dir=evals_dir / "cache",
-            **recipe.eval_options,
+            configs=recipe.eval_settings(),
+            llm_dtype=recipe.llm_dtype,
         )
     external = [name for name in recipe.evals if name in EXTERNAL_EVALS]
     if external:

@@ -16,8 +16,17 @@ from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 SAE_STATE_COPIES = 4
 """Weights, gradients and Adam's two moments, per SAE parameter."""
-SAE_ACTIVATION_COPIES = 4
-"""Latent-sized tensors per training token alive at once (pre-activations, activations, their gradients)."""
+SAE_RETAINED_COPIES = 2
+"""Latent-sized tensors per training token that every SAE of a job keeps until all its SAEs have stepped: SAELens's
+`MultiSAETrainer` holds each SAE's `TrainStepOutput` (`hidden_pre`, `feature_acts`) for the whole step."""
+SAE_STEP_COPIES = 2
+"""Further latent-sized tensors per token while one SAE steps (the gradients of those two); SAEs step one by one."""
+LLM_LOAD_COPIES_ON_CPU = 2.35
+"""LLM weight copies in memory while TransformerLens loads a model onto the CPU: it builds its own model from the
+Hugging Face model's weights, so both exist at once, plus conversion copies (Gemma: a rescaled embedding and an
+untied unembedding). Measured peaks above the process before the job: 1.9-2.0x the weights for the Pythia-160M
+stand-in, 2.9-3.3x for the Gemma-2-2B stand-in (README); 2.35 keeps the estimate within 30 % of both. On a GPU
+the Hugging Face copy stays in host memory."""
 GIB = 2**30
 
 
@@ -59,19 +68,23 @@ class Shard:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Rough peak memory of one job, in GiB, on the training device."""
+    """Rough peak memory of one job, in GiB, on the training device (above what the process held before the job).
+
+    `llm_load` is the extra LLM copy held while TransformerLens loads the model onto the CPU (0 on a GPU)."""
 
     llm: float | None
     buffer: float
     saes: float
+    llm_load: float = 0.0
 
     @property
     def total(self) -> float:
-        return (self.llm or 0.0) + self.buffer + self.saes
+        return (self.llm or 0.0) + self.llm_load + self.buffer + self.saes
 
     def describe(self) -> str:
         llm = "LLM not counted (set model_params)" if self.llm is None else f"LLM {self.llm:.2f}"
-        return f"~{self.total:.2f} GiB ({llm} + buffer {self.buffer:.2f} + SAEs {self.saes:.2f})"
+        load = f" + LLM load copy {self.llm_load:.2f}" if self.llm_load else ""
+        return f"~{self.total:.2f} GiB ({llm}{load} + buffer {self.buffer:.2f} + SAEs {self.saes:.2f})"
 
 
 @dataclass(frozen=True)
@@ -119,22 +132,31 @@ class Group:
             raise RecipeError(f"runner settings of group {self.name}: {error}") from error
 
     def memory(self, recipe: Recipe) -> MemoryEstimate:
-        """Rough peak memory: LLM weights + mixing buffer (SAELens keeps `n_batches_in_buffer * context_size`
-        rows, plus one LLM batch) + SAE training state and latent activations."""
+        """Rough peak memory: LLM weights (twice while loading onto a CPU) + mixing buffer (SAELens keeps
+        `n_batches_in_buffer * context_size` rows, plus one LLM batch) + SAE training state + latent-sized
+        tensors (kept for every SAE of the step, plus gradients for the SAE stepping; bfloat16 under autocast).
+        Checked against CPU runs of the paper recipes on stand-in checkpoints (README); unmeasured on GPUs."""
         cfg = self.runner_config(recipe)
         act_bytes = DTYPE_BYTES.get(cfg.dtype, 4)
-        llm_dtype = str((cfg.model_from_pretrained_kwargs or {}).get("dtype", "float32"))
-        llm = None if recipe.model_params is None else recipe.model_params * DTYPE_BYTES.get(llm_dtype, 4)
+        llm = (
+            None
+            if recipe.model_params is None
+            else recipe.model_params * DTYPE_BYTES.get(recipe.llm_dtype, 4)
+        )
+        on_cpu = str(cfg.llm_device or cfg.device).startswith("cpu")
+        llm_load = (LLM_LOAD_COPIES_ON_CPU - 1) * llm if llm is not None and on_cpu else 0.0
         buffer_rows = (cfg.n_batches_in_buffer + cfg.store_batch_size_prompts) * cfg.context_size
         buffer = buffer_rows * recipe.d_in * act_bytes
-        saes = sum(
+        latent_bytes = DTYPE_BYTES["bfloat16"] if cfg.autocast else act_bytes
+        per_token = [cfg.train_batch_size_tokens * run.sae.d_sae * latent_bytes for run in self.runs]
+        state = sum(
             (2 * run.sae.d_in * run.sae.d_sae + run.sae.d_sae + run.sae.d_in)
             * SAE_STATE_COPIES
             * DTYPE_BYTES.get(run.sae.dtype, 4)
-            + cfg.train_batch_size_tokens * run.sae.d_sae * SAE_ACTIVATION_COPIES * 4
             for run in self.runs
         )
-        return MemoryEstimate(None if llm is None else llm / GIB, buffer / GIB, saes / GIB)
+        saes = state + SAE_RETAINED_COPIES * sum(per_token) + SAE_STEP_COPIES * max(per_token)
+        return MemoryEstimate(None if llm is None else llm / GIB, buffer / GIB, saes / GIB, llm_load / GIB)
 
 
 def plan(recipe: Recipe) -> list[Group]:

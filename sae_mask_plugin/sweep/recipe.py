@@ -14,7 +14,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -210,6 +210,8 @@ class Recipe:
         eval_preset: `cpu` (small, documented CPU sizes) or `full` (SAEBench / sae-probes defaults).
         eval_options: Task lists passed to `evaluate_saes`: `ood_tasks`, `sparse_probing_datasets` (None: the
             preset's own lists).
+        eval_configs: Fields of each eval's config set over the preset's, by eval name, e.g.
+            `{absorption: {words_per_letter: 4}, core: {n_eval_reconstruction_batches: 1}}`.
         report: Build the comparison report (`sae-mask compare`) once every run of the grid is done.
         slurm: Resources of each SLURM array task.
     """
@@ -234,6 +236,7 @@ class Recipe:
     evals: list[str] = field(default_factory=list)
     eval_preset: EvalPreset = "cpu"
     eval_options: dict[str, list[str]] = field(default_factory=dict)
+    eval_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: bool = False
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     runs: list[Run] = field(init=False, repr=False)
@@ -283,17 +286,47 @@ class Recipe:
         """Device of the SAEs (`runner.device`)."""
         return str(self.runner.get("device", "cpu"))
 
+    @property
+    def llm_dtype(self) -> str:
+        """Dtype the LLM is loaded in, for training and evals (`runner.model_from_pretrained_kwargs.dtype`)."""
+        return str((self.runner.get("model_from_pretrained_kwargs") or {}).get("dtype", "float32"))
+
+    def eval_settings(self) -> dict[str, Any]:
+        """The config of each eval run by `sae-mask eval`: the preset's, in the LLM dtype of training, with
+        `eval_options` and `eval_configs` applied (`model_name` is set per SAE when the evals run)."""
+        return {name: self._eval_config(name) for name in self.evals if name not in EXTERNAL_EVALS}
+
+    def _eval_config(self, name: str) -> Any:
+        from sae_mask_plugin.evals.runner import make_config
+
+        config = make_config(name, self.model_name, self.eval_preset, **self.eval_options)
+        dtype = {"llm_dtype": self.llm_dtype} if hasattr(config, "llm_dtype") else {}
+        return replace(config, **{**dtype, **self.eval_configs.get(name, {})})
+
     def _check_evals(self) -> None:
         from sae_mask_plugin.embedded.probing_data import OOD_TASKS, list_probing_datasets
         from sae_mask_plugin.evals import EVAL_NAMES
+        from sae_mask_plugin.evals.runner import EVAL_SPECS
 
         check_names("evals", self.evals, (*EVAL_NAMES, *EXTERNAL_EVALS))
+        check_names("eval_configs", self.eval_configs, EVAL_NAMES)
+        for name, settings in self.eval_configs.items():
+            if not isinstance(settings, Mapping):
+                raise RecipeError(f"eval_configs.{name} must be a mapping of config field -> value")
+            check_names(
+                f"eval_configs.{name}", settings, {f.name for f in fields(EVAL_SPECS[name].config_class)}
+            )
         check_names("eval_options.ood_tasks", self.eval_options.get("ood_tasks", ()), OOD_TASKS)
         check_names(
             "eval_options.sparse_probing_datasets",
             self.eval_options.get("sparse_probing_datasets", ()),
             list_probing_datasets(),
         )
+        try:
+            for name in {*self.evals, *self.eval_configs} - set(EXTERNAL_EVALS):
+                self._eval_config(name)
+        except (TypeError, ValueError) as error:
+            raise RecipeError(f"eval_configs: {error}") from error
 
     def _check_block(self, index: int, block: Any) -> dict[str, list[Any]]:
         where = f"grid block {index}"
