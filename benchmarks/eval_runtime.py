@@ -31,10 +31,15 @@ def _headline(out: Path, eval_name: str, sae_name: str) -> str:
     if eval_name == "sparse_probing":
         return f"dense {metrics['llm']['llm_test_accuracy']:.3f}, top-1 {metrics['sae']['sae_top_1_test_accuracy']:.3f}"
     if eval_name == "ood":
-        oracle, sae = metrics["oracle"], metrics["sae"]
+        sae, every = metrics["sae"], metrics["all_tasks"]
+        if sae["sae_ood_accuracy"] is None:
+            headline = "no task with OOD signal"
+        else:
+            headline = f"signal tasks: SAE k={sae['k']} ID/OOD {sae['sae_id_accuracy']:.3f}/{sae['sae_ood_accuracy']:.3f}"
         return (
-            f"oracle ID/OOD {oracle['oracle_id_accuracy']:.3f}/{oracle['oracle_ood_accuracy']:.3f}, "
-            f"SAE k={sae['k']} ID/OOD {sae['sae_id_accuracy']:.3f}/{sae['sae_ood_accuracy']:.3f}"
+            f"{headline}; all tasks: oracle ID/OOD {every['oracle_id_accuracy_all_tasks']:.3f}/"
+            f"{every['oracle_ood_accuracy_all_tasks']:.3f}, SAE ID/OOD {every['sae_id_accuracy_all_tasks']:.3f}/"
+            f"{every['sae_ood_accuracy_all_tasks']:.3f}"
         )
     return (
         f"L0 {metrics['sparsity']['l0']:.1f}, EV {metrics['reconstruction_quality']['explained_variance']:.3f}, "

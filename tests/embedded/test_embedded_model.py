@@ -51,7 +51,8 @@ def test_partial_cache_is_rebuilt_not_loaded(tmp_path, monkeypatch):
 
     assert embedded.is_embedded_model_built()
     assert json.loads((model_dir / "config.json").read_text())["hidden_size"] == 576
-    assert [p.name for p in tmp_path.iterdir()] == [model_dir.name]  # no staging folder left behind
+    # no staging folder left behind (the build lock's file may stay: it holds no data)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [model_dir.name]
 
 
 def test_missing_gguf_wheel_says_how_to_install(monkeypatch):

@@ -62,7 +62,10 @@ def test_compare_pairs_a_plain_saelens_baseline_with_a_masked_run(tmp_path, embe
     ).run()
     for run in ("plain", "masked"):
         evaluate_saes(
-            [tmp_path / run / "sae"], ["ood"], out_dir=tmp_path / run / "evals", ood_tasks=["87_glue_cola"]
+            [tmp_path / run / "sae"],
+            ["ood"],
+            out_dir=tmp_path / run / "evals",
+            ood_tasks=["6_hist_fig_isamerican"],
         )
 
     out = tmp_path / "report"

@@ -21,7 +21,7 @@ TINY_DEMO = {
     "runner.n_batches_in_buffer": 8,
     "runner.train_batch_size_tokens": 512,
     "evals": ["core", "ood"],
-    "eval_options": {"ood_tasks": ["87_glue_cola"]},
+    "eval_options": {"ood_tasks": ["6_hist_fig_isamerican"]},
 }
 
 
