@@ -16,21 +16,11 @@ from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
 from sae_mask_plugin.report.gates import gate_warnings
 from sae_mask_plugin.report.matching import Unmatched, compare_pairs, matched_l0_pairs, same_k_pairs
-from sae_mask_plugin.report.records import METRICS, METRICS_BY_KEY, RunRecord, better_label
+from sae_mask_plugin.report.records import KEY_METRICS, METRICS, METRICS_BY_KEY, RunRecord, better_label
 from sae_mask_plugin.report.stats import PairedComparison
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"
-HEADLINE_METRICS = (
-    "mean_absorption_fraction_score",
-    "mean_full_absorption_score",
-    "sae_top_1_test_accuracy",
-    "sae_top_5_test_accuracy",
-    "sae_ood_accuracy",
-    "sae_ood_gap",
-    "explained_variance",
-    "ce_loss_score",
-)
 
 Comparisons = dict[str, list[PairedComparison]]
 
@@ -64,7 +54,7 @@ class ReportData:
         for cell in dict.fromkeys([*self.matched, *self.same_k]):
             matched = {c.metric: c for c in self.matched.get(cell, [])}
             same_k = {c.metric: c for c in self.same_k.get(cell, [])}
-            for key in HEADLINE_METRICS:
+            for key in KEY_METRICS:
                 chosen, fallback = matched.get(key), same_k.get(key)
                 n_matched = 0 if chosen is None else chosen.difference.n
                 if chosen is not None and (

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 from sae_mask_plugin.files import atomic_file  # noqa: E402
-from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord, better_label  # noqa: E402
+from sae_mask_plugin.report.records import KEY_METRICS, METRICS_BY_KEY, RunRecord, better_label  # noqa: E402
 from sae_mask_plugin.report.stats import PairedComparison, Summary  # noqa: E402
 
 
@@ -28,16 +28,6 @@ def _save_atomic(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
-FRONTIER_METRICS = (
-    "mean_absorption_fraction_score",
-    "mean_full_absorption_score",
-    "sae_top_1_test_accuracy",
-    "sae_top_5_test_accuracy",
-    "sae_ood_accuracy",
-    "sae_ood_gap",
-    "explained_variance",
-    "ce_loss_score",
-)
 OOD_PANELS = (
     ("sae_id_accuracy", "oracle_id_accuracy", "ID accuracy"),
     ("sae_ood_accuracy", "oracle_ood_accuracy", "OOD accuracy"),
@@ -70,7 +60,7 @@ def plot_frontiers(records: list[RunRecord], path: Path) -> Path | None:
     """Each metric against L0 (log axis), baseline vs masked: one faint line per seed through its k values, the
     mean over seeds (mean L0, mean metric at each k) bold."""
     with_l0 = [r for r in records if "l0" in r.metrics and r.metrics["l0"] > 0]
-    metrics = [key for key in FRONTIER_METRICS if any(key in r.metrics for r in with_l0)]
+    metrics = [key for key in KEY_METRICS if any(key in r.metrics for r in with_l0)]
     if not metrics:
         return None
     max_p = max(r.mask_p for r in with_l0)

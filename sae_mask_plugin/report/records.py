@@ -50,6 +50,17 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("tpp_threshold_20_total_metric", "TPP (top-20 latents)", True),
 )
 METRICS_BY_KEY = {spec.key: spec for spec in METRICS}
+KEY_METRICS: tuple[str, ...] = (
+    "mean_absorption_fraction_score",
+    "mean_full_absorption_score",
+    "sae_top_1_test_accuracy",
+    "sae_top_5_test_accuracy",
+    "sae_ood_accuracy",
+    "sae_ood_gap",
+    "explained_variance",
+    "ce_loss_score",
+)
+"""The metrics of the report's headline and its metrics-vs-L0 plot."""
 REFERENCE_METRICS = frozenset(spec.key for spec in METRICS if spec.higher_is_better is None)
 """Metrics that describe the setting rather than the SAE's quality (L0, letters, dense probes): shown, not tested."""
 
