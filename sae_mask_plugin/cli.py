@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from sae_mask_plugin.errors import DEBUG_ENV_VAR
+from sae_mask_plugin.errors import DEBUG_ENV_VAR, TrainingInterrupted, debug_enabled
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "info": ("sae_mask_plugin.info", "versions, the embedded model cache and whether it is built"),
@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sae-mask {command}: interrupted", file=sys.stderr)
         return 130
+    except TrainingInterrupted as interrupted:
+        if debug_enabled():
+            raise
+        print(f"sae-mask {command}: {interrupted}", file=sys.stderr)
+        return 128 + interrupted.signum
 
 
 if __name__ == "__main__":

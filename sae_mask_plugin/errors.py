@@ -12,6 +12,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 DEBUG_ENV_VAR = "SAE_MASK_DEBUG"
 USER_ERROR_STATUS = 2
@@ -19,6 +20,16 @@ USER_ERROR_STATUS = 2
 
 class SaeMaskUserError(Exception):
     """An expected failure caused by the input or the environment, reported without a traceback."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal; `checkpoint` is the complete checkpoint written (None when nothing was).
+    A `sae-mask` command prints its message (which names the checkpoint) and exits with 128 + the signal number."""
+
+    def __init__(self, message: str, signum: int, checkpoint: Path | None = None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint
 
 
 def debug_enabled() -> bool:

@@ -167,3 +167,20 @@ def test_light_copies_of_choices_agree_with_their_modules():
 
     assert tuple(eval_cli.EVAL_NAMES) == runner.EVAL_NAMES and tuple(eval_cli.PRESETS) == runner.PRESETS
     assert tuple(sweep_cli.LAUNCHERS) == execute.LAUNCHERS
+
+
+def test_an_interrupted_training_prints_its_checkpoint_and_exits_with_the_signal_status(monkeypatch, capsys):
+    import signal
+
+    from sae_mask_plugin import cli
+    from sae_mask_plugin.errors import TrainingInterrupted
+
+    def interrupted(argv):
+        raise TrainingInterrupted("stopped by SIGTERM; complete checkpoint: /ckpt/123", signal.SIGTERM, None)
+
+    monkeypatch.setattr("sae_mask_plugin.info.main", interrupted)
+    assert cli.main(["info"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert (
+        "sae-mask info: stopped by SIGTERM; complete checkpoint: /ckpt/123" in err and "Traceback" not in err
+    )

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from sae_mask_plugin.errors import TrainingInterrupted
 from sae_mask_plugin.files import publish, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -47,15 +48,6 @@ def stop_signals() -> tuple[signal.Signals, ...]:
         return (signal.SIGINT, signal.SIGTERM, preemption_signal())
     except KeyError:  # a platform without SIGUSR2 (Windows)
         return (signal.SIGINT, signal.SIGTERM)
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal; `checkpoint` is the complete checkpoint written (None when nothing was)."""
-
-    def __init__(self, message: str, signum: int, checkpoint: Path | None = None) -> None:
-        super().__init__(message)
-        self.signum = signum
-        self.checkpoint = checkpoint
 
 
 class StopRequest:
