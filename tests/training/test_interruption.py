@@ -154,6 +154,7 @@ def test_multi_sae_runner_resumes_an_interrupted_k_sweep_exactly(tmp_path, tiny_
         )
         return MaskedMultiSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=token_rows)
 
+    handler_before = signal.getsignal(signal.SIGTERM)  # whatever an earlier run in this process left
     with recorded_inputs(tiny_model) as expected_inputs:
         runner("a").run()
     with recorded_inputs(tiny_model) as inputs:
@@ -167,8 +168,8 @@ def test_multi_sae_runner_resumes_an_interrupted_k_sweep_exactly(tmp_path, tiny_
             handle.remove()
         assert stopped.value.signum == signal.SIGTERM and stopped.value.checkpoint is not None
         assert (
-            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-        )  # the handlers in place before the run are back
+            signal.getsignal(signal.SIGTERM) is handler_before
+        )  # the handler in place before the run is back
         assert not (tmp_path / "b" / "multi").exists()
         runner("c", resume=stopped.value.checkpoint).run()
     assert len(inputs) == len(expected_inputs)
