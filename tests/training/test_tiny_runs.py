@@ -10,6 +10,7 @@ from sae_lens import SAE
 from training_helpers import REPO_NAME_ID, recorded_inputs, tiny_runner_settings, tiny_sae
 
 from sae_mask_plugin import (
+    MaskedLanguageModelSAERunnerConfig,
     MaskedLanguageModelSAETrainingRunner,
     MaskingConfig,
     make_runner_config,
@@ -142,3 +143,30 @@ def test_first_batch_norm_check_stops_and_names_better_tokens(tmp_path, tiny_mod
         "threshold masking.max_norm_ratio = 2.0" in message and "Better mask tokens on this batch:" in message
     )
     assert not (tmp_path / "sae").exists()
+
+
+def test_a_p0_masked_run_trains_the_same_weights_as_stock_saelens(tmp_path, tiny_model, texts):
+    """The drop-in promise: with masking off (and calibration off, its default) the masked runner trains exactly
+    what SAELens's own runner trains from the same seed, data and settings."""
+    from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig
+    from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAEConfig
+
+    settings = tiny_runner_settings(tmp_path / "stock")
+    stock_cfg = LanguageModelSAERunnerConfig(
+        sae=BatchTopKTrainingSAEConfig(**tiny_sae("batchtopk")),
+        logger=LoggingConfig(log_to_wandb=False),
+        **settings,
+    )
+    torch.manual_seed(stock_cfg.seed)  # SAELens draws the SAE's initial weights from the global generator
+    LanguageModelSAETrainingRunner(stock_cfg, override_model=tiny_model, override_dataset=texts).run()
+    masked_cfg = MaskedLanguageModelSAERunnerConfig(
+        sae=BatchTopKTrainingSAEConfig(**tiny_sae("batchtopk")),
+        logger=LoggingConfig(log_to_wandb=False),
+        masking=MaskingConfig(p=0.0),
+        **tiny_runner_settings(tmp_path / "masked"),
+    )
+    MaskedLanguageModelSAETrainingRunner(masked_cfg, override_model=tiny_model, override_dataset=texts).run()
+    stock = SAE.load_from_disk(str(tmp_path / "stock" / "sae")).state_dict()
+    masked = SAE.load_from_disk(str(tmp_path / "masked" / "sae")).state_dict()
+    assert stock.keys() == masked.keys()
+    assert all(torch.equal(stock[key], masked[key]) for key in stock)
