@@ -24,13 +24,17 @@ def not_calibratable_reason(architecture: str) -> str | None:
     return f"{architecture}: its L0 is set by its own training objective, with no global threshold"
 
 
-def check_calibration_settings(architecture: str, calibration_tokens: int) -> None:
-    """Raise `CalibrationError` unless an SAE of `architecture` can be calibrated on `calibration_tokens` tokens."""
+def check_calibratable(architecture: str) -> None:
+    """Raise `CalibrationError` unless an SAE of `architecture` has a global threshold to calibrate."""
     reason = not_calibratable_reason(architecture)
     if reason is not None:
         raise CalibrationError(
             f"threshold calibration sets the one global threshold of {' / '.join(CALIBRATABLE_ARCHITECTURES)} "
             f"SAEs; {reason}"
         )
+
+
+def check_calibration_tokens(calibration_tokens: int) -> None:
+    """Raise `CalibrationError` unless `calibration_tokens` is a usable token count."""
     if calibration_tokens < 1:
         raise CalibrationError(f"calibration_tokens must be >= 1, got {calibration_tokens}")

@@ -31,11 +31,12 @@ from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
     DEFAULT_CONTEXT_SIZE,
     CalibrationError,
-    check_calibration_settings,
+    check_calibratable,
 )
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
 from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.files import staged_directory
+from sae_mask_plugin.training.metadata import saved_training_architecture, saved_training_k
 
 ENCODE_BATCH_TOKENS = 4_096
 
@@ -55,19 +56,6 @@ class ThresholdCalibration:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def training_architecture(cfg: dict[str, Any]) -> str:
-    """The architecture an SAE was trained as, from its saved `cfg.json` (SAELens saves BatchTopK as JumpReLU)."""
-    metadata = cfg.get("metadata") or {}
-    return str(metadata.get("training_architecture") or cfg.get("architecture", "unknown"))
-
-
-def training_k(cfg: dict[str, Any]) -> int | None:
-    """The training k of a saved (Batch)TopK-family SAE, or None."""
-    details = (cfg.get("metadata") or {}).get("training_architecture_details") or {}
-    k = cfg.get("k", details.get("k"))
-    return None if k is None else int(k)
 
 
 @torch.no_grad()
@@ -163,8 +151,8 @@ def read_saved_cfg(sae_dir: str | Path) -> dict[str, Any]:
 def check_saved_sae(sae_dir: str | Path, target_l0: float | None) -> tuple[dict[str, Any], float]:
     """Check that the SAE in `sae_dir` can be calibrated; return its `cfg.json` and the target L0 (default: k)."""
     cfg = read_saved_cfg(sae_dir)
-    check_calibration_settings(training_architecture(cfg), DEFAULT_CALIBRATION_TOKENS)
-    target = target_l0 if target_l0 is not None else training_k(cfg)
+    check_calibratable(saved_training_architecture(cfg))
+    target = target_l0 if target_l0 is not None else saved_training_k(cfg)
     if target is None:
         raise CalibrationError(f"{str(sae_dir)!r} records no training k: give the target L0")
     if not 0 < target <= int(cfg["d_sae"]):

@@ -14,7 +14,11 @@ from typing import Any
 from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
 
 from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY
-from sae_mask_plugin.training.metadata import read_masking_record
+from sae_mask_plugin.training.metadata import (
+    read_masking_record,
+    saved_training_architecture,
+    saved_training_k,
+)
 
 
 @dataclass(frozen=True)
@@ -102,29 +106,21 @@ class RunRecord:
         return self.mask_p == 0
 
     @property
-    def pairing_key(self) -> tuple[Any, ...]:
-        """Everything but the masking: runs with equal keys saw the same data in the same order."""
+    def curve_key(self) -> tuple[Any, ...]:
+        """Everything but the masking and k: the runs of one seed whose L0 curve a masked run is matched on."""
         return (
             self.model_name,
             self.hook_name,
             self.architecture,
             self.d_sae,
-            self.k,
             self.training_tokens,
             self.seed,
         )
 
     @property
-    def curve_key(self) -> tuple[Any, ...]:
-        """The pairing key without k: the runs of one seed whose L0 curve a masked run is matched on."""
-        return (
-            self.model_name,
-            self.hook_name,
-            self.architecture,
-            self.d_sae,
-            self.training_tokens,
-            self.seed,
-        )
+    def pairing_key(self) -> tuple[Any, ...]:
+        """Everything but the masking: runs with equal keys saw the same data in the same order."""
+        return (*self.curve_key, self.k)
 
     @property
     def shape(self) -> str:
@@ -157,9 +153,9 @@ def read_sae_record(
         model_name=str(metadata.get("model_name") or runner.get("model_name") or "unknown"),
         hook_name=str(metadata.get("hook_name") or runner.get("hook_name") or "unknown"),
         # SAELens saves (Batch)TopK-family SAEs as JumpReLU for inference; the metadata keeps what was trained.
-        architecture=str(metadata.get("training_architecture") or cfg.get("architecture", "unknown")),
+        architecture=saved_training_architecture(cfg),
         d_sae=int(cfg["d_sae"]),
-        k=cfg.get("k", (metadata.get("training_architecture_details") or {}).get("k")),
+        k=saved_training_k(cfg),
         seed=runner.get("seed"),
         training_tokens=runner.get("training_tokens"),
         mask_p=mask_p,

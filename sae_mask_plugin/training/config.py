@@ -12,7 +12,8 @@ from sae_lens.saes.sae import T_TRAINING_SAE_CONFIG
 
 from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
-    check_calibration_settings,
+    check_calibratable,
+    check_calibration_tokens,
     not_calibratable_reason,
 )
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
@@ -49,7 +50,8 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
         self.masking = _as_masking(self.masking)
         super().__post_init__()
         if self.calibrate_threshold:
-            check_calibration_settings(self.sae.architecture(), self.calibration_tokens)
+            check_calibratable(self.sae.architecture())
+            check_calibration_tokens(self.calibration_tokens)
         if self.masking.is_active and self.use_cached_activations:
             raise MaskingConfigError(
                 "use_cached_activations=True with masking.p > 0: cached activations hold one frozen draw of the mask. "
@@ -79,10 +81,9 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
         super().__post_init__()
         if self.calibrate_threshold:
             architectures = sorted({sae.architecture() for sae in self.saes.values()})
-            calibratable = [a for a in architectures if not_calibratable_reason(a) is None]
-            check_calibration_settings(
-                calibratable[0] if calibratable else architectures[0], self.calibration_tokens
-            )
+            if all(not_calibratable_reason(architecture) for architecture in architectures):
+                check_calibratable(architectures[0])  # none of the SAEs can be calibrated: say why
+            check_calibration_tokens(self.calibration_tokens)
 
 
 @dataclass

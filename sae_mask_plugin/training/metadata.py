@@ -35,6 +35,19 @@ def masking_record(
     return record
 
 
+def saved_training_architecture(cfg: dict[str, Any]) -> str:
+    """The architecture an SAE was trained as, from its saved `cfg.json` (SAELens saves BatchTopK as JumpReLU)."""
+    metadata = cfg.get("metadata") or {}
+    return str(metadata.get("training_architecture") or cfg.get("architecture", "unknown"))
+
+
+def saved_training_k(cfg: dict[str, Any]) -> int | None:
+    """The training k of a saved (Batch)TopK-family SAE from its `cfg.json`, or None."""
+    details = (cfg.get("metadata") or {}).get("training_architecture_details") or {}
+    k = cfg.get("k", details.get("k"))
+    return None if k is None else int(k)
+
+
 def write_masking_metadata(sae: SAE[Any] | TrainingSAE[Any], record: dict[str, Any] | None) -> None:
     """Store `record` in the SAE's metadata (None: a baseline, nothing is written)."""
     if record is not None:

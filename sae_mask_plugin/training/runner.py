@@ -288,11 +288,14 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
     def _save_final_outputs(self, saes: dict[str, TrainingSAE[Any]], trainer: MultiSAETrainer) -> None:
         """SAELens's saving into a staging folder, moved into `output_path` only once every SAE is written."""
         self._write_masking_metadata(saes)
-        if self.cfg.calibrate_threshold:
-            for sae in saes.values():
-                reason = not_calibratable_reason(sae.cfg.architecture())
-                if reason is not None:
-                    sae.cfg.metadata[CALIBRATION_METADATA_KEY] = {"not_calibrated": reason}
+        not_calibrated = (
+            {name: not_calibratable_reason(sae.cfg.architecture()) for name, sae in saes.items()}
+            if self.cfg.calibrate_threshold
+            else {}
+        )
+        for name, reason in not_calibrated.items():
+            if reason is not None:
+                saes[name].cfg.metadata[CALIBRATION_METADATA_KEY] = {"not_calibrated": reason}
         output_path = self.cfg.output_path
         assert output_path is not None  # SAELens calls this only when an output path is set
         with staged_directory(output_path) as staging:
@@ -305,8 +308,8 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
             write_json_atomic(staging / RUNNER_CFG_FILENAME, self.cfg.to_dict())
             if self.cfg.calibrate_threshold:
                 by_hook: dict[str, list[Path]] = defaultdict(list)
-                for name, sae in saes.items():
-                    if not_calibratable_reason(sae.cfg.architecture()) is None:
+                for name, reason in not_calibrated.items():
+                    if reason is None:
                         by_hook[self.cfg.hook_names_per_sae[name]].append(staging / name)
                 calibrate_saved_saes_at_hooks(
                     dict(by_hook),

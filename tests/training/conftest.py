@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datasets
 import pytest
-import torch
-from training_helpers import TINY_D_MODEL
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from training_helpers import build_tiny_model
+from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
@@ -24,19 +23,7 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer) -> HookedTransformer:
     """A 2-layer, 32-wide transformer over SmolLM2's vocabulary (random weights)."""
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=TINY_D_MODEL,
-        n_heads=2,
-        d_head=16,
-        d_mlp=64,
-        n_ctx=64,
-        d_vocab=len(tokenizer),
-        act_fn="gelu",
-        normalization_type="LN",
-    )
-    return HookedTransformer(cfg, tokenizer=tokenizer)
+    return build_tiny_model(tokenizer)
 
 
 @pytest.fixture(scope="session")

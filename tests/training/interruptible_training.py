@@ -20,8 +20,8 @@ import datasets
 import torch
 from sae_lens.saes.sae import TrainingSAE
 from sae_lens.training.sae_trainer import SAETrainer
-from training_helpers import REPO_NAME_ID, TINY_D_MODEL, tiny_runner_settings, tiny_sae
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from training_helpers import REPO_NAME_ID, build_tiny_model, tiny_runner_settings, tiny_sae
+from transformer_lens import HookedTransformer
 
 from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config
 from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
@@ -33,19 +33,7 @@ PAUSE_SECONDS = 30.0
 def tiny_model() -> HookedTransformer:
     """The tiny model of the training tests' conftest (same seed, same weights)."""
     tokenizer = load_tokenizer(EMBEDDED_MODEL_NAME)
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=TINY_D_MODEL,
-        n_heads=2,
-        d_head=16,
-        d_mlp=64,
-        n_ctx=64,
-        d_vocab=len(tokenizer),
-        act_fn="gelu",
-        normalization_type="LN",
-    )
-    return HookedTransformer(cfg, tokenizer=tokenizer)
+    return build_tiny_model(tokenizer)
 
 
 def token_rows() -> datasets.Dataset:
