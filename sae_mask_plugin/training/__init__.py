@@ -1,18 +1,35 @@
-"""Masked SAE training as thin SAELens subclasses: configs, the masked activations store, runners, metadata."""
+"""Masked SAE training as thin SAELens subclasses: configs, the masked activations store, runners, metadata.
+
+Names load on first use (PEP 562), so a light module of this package (`training.metadata`, read by calibration
+and the report) imports without the runners, and the runners' own imports cannot loop back through here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from sae_mask_plugin.embedded.model import register_with_transformer_lens
-from sae_mask_plugin.training.activations_store import MaskedActivationsStore, MaskTokenNormError
-from sae_mask_plugin.training.cache import MaskedCacheActivationsRunner
-from sae_mask_plugin.training.config import (
-    MaskedCacheActivationsRunnerConfig,
-    MaskedLanguageModelSAERunnerConfig,
-    MaskedMultiSAETrainingRunnerConfig,
-)
-from sae_mask_plugin.training.defaults import make_runner_config, train_sae
-from sae_mask_plugin.training.interruption import TrainingInterrupted, latest_complete_checkpoint
-from sae_mask_plugin.training.metadata import read_cache_masking, read_masking_metadata, read_masking_record
-from sae_mask_plugin.training.preflight import HookNotFoundError
-from sae_mask_plugin.training.runner import MaskedLanguageModelSAETrainingRunner, MaskedMultiSAETrainingRunner
+from sae_mask_plugin.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sae_mask_plugin.training.activations_store import MaskedActivationsStore, MaskTokenNormError
+    from sae_mask_plugin.training.cache import MaskedCacheActivationsRunner
+    from sae_mask_plugin.training.config import (
+        MaskedCacheActivationsRunnerConfig,
+        MaskedLanguageModelSAERunnerConfig,
+        MaskedMultiSAETrainingRunnerConfig,
+    )
+    from sae_mask_plugin.training.defaults import make_runner_config, train_sae
+    from sae_mask_plugin.training.interruption import TrainingInterrupted, latest_complete_checkpoint
+    from sae_mask_plugin.training.metadata import (
+        read_cache_masking,
+        read_masking_metadata,
+        read_masking_record,
+    )
+    from sae_mask_plugin.training.preflight import HookNotFoundError
+    from sae_mask_plugin.training.runner import (
+        MaskedLanguageModelSAETrainingRunner,
+        MaskedMultiSAETrainingRunner,
+    )
 
 # SAELens and SAEBench load models by name: the embedded one must resolve whenever this package is used.
 register_with_transformer_lens()
@@ -35,3 +52,28 @@ __all__ = [
     "read_masking_record",
     "train_sae",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(["MaskedActivationsStore", "MaskTokenNormError"], f"{__name__}.activations_store"),
+        "MaskedCacheActivationsRunner": f"{__name__}.cache",
+        **dict.fromkeys(
+            [
+                "MaskedCacheActivationsRunnerConfig",
+                "MaskedLanguageModelSAERunnerConfig",
+                "MaskedMultiSAETrainingRunnerConfig",
+            ],
+            f"{__name__}.config",
+        ),
+        **dict.fromkeys(["make_runner_config", "train_sae"], f"{__name__}.defaults"),
+        **dict.fromkeys(["TrainingInterrupted", "latest_complete_checkpoint"], f"{__name__}.interruption"),
+        **dict.fromkeys(
+            ["read_cache_masking", "read_masking_metadata", "read_masking_record"], f"{__name__}.metadata"
+        ),
+        "HookNotFoundError": f"{__name__}.preflight",
+        **dict.fromkeys(
+            ["MaskedLanguageModelSAETrainingRunner", "MaskedMultiSAETrainingRunner"], f"{__name__}.runner"
+        ),
+    },
+)
