@@ -1,7 +1,9 @@
 """Masked SAE training as thin SAELens subclasses: configs, the masked activations store, runners, metadata.
 
-Names load on first use (PEP 562), so a light module of this package (`training.metadata`, read by calibration
-and the report) imports without the runners, and the runners' own imports cannot loop back through here."""
+Names load on first use (PEP 562) and register the embedded model with TransformerLens, so a light module of this
+package (`training.cli`, `training.metadata`, `training.settings`) imports without torch or SAELens, and the
+runners' own imports cannot loop back through here. SAELens and SAEBench load models by name: `training.preflight`,
+which every runner imports, registers the embedded model too."""
 
 from __future__ import annotations
 
@@ -30,9 +32,6 @@ if TYPE_CHECKING:
         MaskedLanguageModelSAETrainingRunner,
         MaskedMultiSAETrainingRunner,
     )
-
-# SAELens and SAEBench load models by name: the embedded one must resolve whenever this package is used.
-register_with_transformer_lens()
 
 __all__ = [
     "HookNotFoundError",
@@ -76,4 +75,5 @@ __getattr__, __dir__ = lazy_exports(
             ["MaskedLanguageModelSAETrainingRunner", "MaskedMultiSAETrainingRunner"], f"{__name__}.runner"
         ),
     },
+    on_load=register_with_transformer_lens,
 )

@@ -23,7 +23,8 @@ from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.embedded.model import DEFAULT_HOOK, EMBEDDED_MODEL_NAME
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
-from sae_mask_plugin.training.runner import BDecInit, MaskedLanguageModelSAETrainingRunner
+from sae_mask_plugin.training.runner import MaskedLanguageModelSAETrainingRunner
+from sae_mask_plugin.training.settings import BDecInit
 
 DEFAULT_ARCHITECTURE = "matryoshka_batchtopk"
 EMBEDDED_D_MODEL = 576

@@ -16,10 +16,15 @@ from transformer_lens import HookedRootModule, HookedTransformer
 from transformer_lens import loading_from_pretrained as loading
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from sae_mask_plugin.embedded.model import register_with_transformer_lens
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import default_mask_token, resolve_mask_token
+
+# The checks and the runners (which import this module) resolve model names through TransformerLens: the embedded
+# one must resolve.
+register_with_transformer_lens()
 
 
 class HookNotFoundError(SaeMaskUserError, ValueError):

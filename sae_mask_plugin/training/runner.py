@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
 import torch
 from sae_lens.config import HfDataset
@@ -45,9 +45,7 @@ from sae_mask_plugin.training.metadata import (
     write_masking_metadata,
 )
 from sae_mask_plugin.training.preflight import build_masker, preflight
-
-BDecInit = Literal["default", "mean"]
-B_DEC_INITS: tuple[str, ...] = get_args(BDecInit)
+from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
 
 PROGRESS_UPDATE_STEPS = 10
 """SAELens's trainers move their progress bar every 100 steps (204,800 tokens at 2,048 tokens a step), so a short
