@@ -1,157 +1,125 @@
-"""`sae-mask train`: SAELens's training command line (`python -m sae_lens.llm_sae_training_runner`) over the
-masked runner config, so every SAELens flag and every masking flag exist with no hand-written list.
+"""`sae-mask train`: SAELens's training command line over the masked runner config (every SAELens flag and every
+masking flag; see `training.flags`).
 
-Built like SAELens's `_parse_cfg_args`: a simple_parsing dataclass over the runner config whose `--architecture`
-subgroups come from SAELens's training registry; defaults are changed to train a useful SAE in a short CPU run on
-the embedded model and corpus (see `sae_mask_plugin.training.defaults`).
+The arguments are checked, and `--help` printed, from `flags.json`, a snapshot of that parser's flags, so bad
+input and `--help` answer before SAELens or torch load; SAELens's own parser then builds the config. When the
+installed SAELens or simple_parsing is not the one the snapshot was taken with, SAELens's parser does it all.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
+import json
 import sys
-from argparse import ArgumentError, Namespace
-from collections.abc import Sequence
-from dataclasses import dataclass, field, make_dataclass
+from argparse import SUPPRESS, ArgumentError
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sae_lens.config import LoggingConfig
-from sae_lens.saes.sae import TrainingSAEConfig
-from simple_parsing import ArgumentParser, subgroups
-from simple_parsing.docstring import get_attribute_docstring
+from simple_parsing import SimpleHelpFormatter
+from simple_parsing.helpers.custom_actions import BooleanOptionalAction
+from simple_parsing.utils import str2bool
 
 from sae_mask_plugin.embedded.model import check_model_available
 from sae_mask_plugin.errors import reports_user_errors
-from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
-from sae_mask_plugin.training.defaults import (
-    DEFAULT_ARCHITECTURE,
-    RUNNER_DEFAULTS,
-    complete_sae_config,
-    sae_subgroups,
-    train_sae,
+from sae_mask_plugin.masking.config import MaskingConfig, parse_mask_token
+
+if TYPE_CHECKING:
+    from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
+    from sae_mask_plugin.training.flags import TrainOptions
+
+PROG = "sae-mask train"
+DESCRIPTION = (
+    "Train an SAE with SAELens, masked or not. Every SAELens training flag is accepted; --p 0 trains the baseline. "
+    "Defaults: the embedded model and corpus, settings for a short CPU run."
 )
-from sae_mask_plugin.training.runner import BDecInit
+FLAGS_FILE = Path(__file__).with_name("flags.json")
+SNAPSHOT_PACKAGES = ("sae-lens", "simple-parsing")
+ARCHITECTURE_DEST = "cfg.sae"
+MASKING_DEST_PREFIX = "cfg.masking."
+"""Where the parser puts the SAE config (chosen by `--architecture`) and the masking settings."""
 
-SAELENS_FIELD_HELP: dict[str, str] = {
-    "log_to_wandb": "Log metrics and the final SAE to Weights & Biases; SAELens runs its in-training evals "
-    "(CE loss recovered, on clean text) only when this is on.",
-    "log_activations_store_to_wandb": "Also upload the activations store's state to W&B at checkpoints.",
-    "log_optimizer_state_to_wandb": "Also upload the optimizer state to W&B at checkpoints.",
-    "log_weights_to_wandb": "Upload the SAE weights as a W&B artifact.",
-    "wandb_project": "W&B project name.",
-    "wandb_id": "W&B run id (also names the checkpoint sub-folder).",
-    "run_name": "W&B run name; None derives one from architecture, width, lr and tokens.",
-    "wandb_entity": "W&B entity (user or team).",
-    "wandb_log_frequency": "Log training metrics every this many steps.",
-    "eval_every_n_wandb_logs": "Run SAELens's in-training evals every this many W&B logs.",
-    "d_in": "Input size of the SAE: the hook's activation size (576 for the embedded model's residual stream).",
-    "d_sae": "Number of SAE latents.",
-    "dtype": "Data type of the SAE parameters.",
-    "device": "Device of the SAE parameters.",
-    "apply_b_dec_to_input": "Subtract the decoder bias from the input before encoding.",
-    "normalize_activations": "How activations are normalised for the SAE (none, expected_average_only_in, "
-    "layer_norm, covariance_whitening).",
-    "reshape_activations": "Reshape hook activations for the SAE (hook_z: concatenate attention heads).",
-    "metadata": "SAE metadata; filled in by the runner (masking settings included).",
-    "matryoshka_widths": "The widths of the matryoshka levels; empty: d_sae/16, d_sae/4, d_sae.",
+VALUE_TYPES: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "str2bool": str2bool,
+    "parse_mask_token": parse_mask_token,
 }
-"""Help for SAELens config fields that SAELens leaves undocumented, so that `--help` documents every flag."""
+"""The snapshot's value parsers that load nothing heavy, by name; values of the other flags (SAELens's own parsers)
+are checked by SAELens's parser."""
 
 
-@dataclass
-class TrainOptions:
-    """Options of `sae-mask train` that are not part of the runner config.
-
-    Args:
-        init_b_dec (str): `mean` sets the SAE's decoder bias to the mean of the first training batch (short
-            runs converge much faster; needs normalize_activations=none); `default` keeps the architecture's
-            initialisation.
-    """
-
-    init_b_dec: BDecInit = "mean"
+def installed_versions() -> dict[str, str]:
+    """The installed versions of the packages the snapshot of the flags depends on."""
+    return {name: version(name) for name in SNAPSHOT_PACKAGES}
 
 
-class _DocstringHelpParser(ArgumentParser):
-    """Help strings from class docstrings only, never from source comments, as SAELens's CLI does (see
-    https://github.com/lebrice/SimpleParsing/issues/352); fields SAELens leaves undocumented get
-    `SAELENS_FIELD_HELP`."""
-
-    def _resolve_subgroups(
-        self, wrappers: list[Any], args: list[str], namespace: Namespace | None = None
-    ) -> tuple[list[Any], dict[str, str]]:
-        resolved_wrappers, chosen_subgroups = super()._resolve_subgroups(wrappers, args, namespace)
-        for root_wrapper in resolved_wrappers:
-            for dc_wrapper in [root_wrapper, *root_wrapper.descendants]:
-                for field_wrapper in dc_wrapper.fields:
-                    docstring = field_wrapper._docstring
-                    field_wrapper._docstring = dataclasses.replace(
-                        docstring,
-                        comment_above="",
-                        comment_inline="",
-                        docstring_below="",
-                        desc_from_cls_docstring=docstring.desc_from_cls_docstring
-                        or SAELENS_FIELD_HELP.get(field_wrapper.name, ""),
-                    )
-        return resolved_wrappers, chosen_subgroups
+def load_flags() -> dict[str, Any] | None:
+    """The snapshot of the flags (`training.flags.describe_flags`); None when it was taken with other versions of
+    SAELens or simple_parsing than the installed ones."""
+    flags = json.loads(FLAGS_FILE.read_text())
+    return flags if flags["versions"] == installed_versions() else None
 
 
-def _cli_config_class() -> type[MaskedLanguageModelSAERunnerConfig[Any]]:
-    """The runner config with the short-run defaults and the architecture subgroups."""
-    base_fields = {f.name: f for f in dataclasses.fields(MaskedLanguageModelSAERunnerConfig)}
-    overridden = [
-        (
-            name,
-            base_fields[name].type,
-            field(default=value, metadata={**base_fields[name].metadata, "help": _help_of(name)}),
-        )
-        for name, value in RUNNER_DEFAULTS.items()
-    ]
-    return make_dataclass(
-        "MaskedTrainCommandLineConfig",
-        [
-            (
-                "sae",
-                TrainingSAEConfig,
-                subgroups(sae_subgroups(), default=DEFAULT_ARCHITECTURE, alias="--architecture"),
-            ),
-            *overridden,
-            (
-                "logger",
-                LoggingConfig,
-                field(
-                    default_factory=lambda: LoggingConfig(log_to_wandb=False),
-                    metadata={"help": _help_of("logger")},
-                ),
-            ),
-        ],
-        bases=(MaskedLanguageModelSAERunnerConfig,),
-        namespace={"__doc__": MaskedLanguageModelSAERunnerConfig.__doc__},
+def _add_flag(container: argparse._ActionsContainer, flag: dict[str, Any]) -> None:
+    """Add one flag of the snapshot; its help is complete (default included) and nothing defaults, so the
+    namespace holds only the flags given."""
+    container.add_argument(
+        *flag["options"],
+        action=BooleanOptionalAction if flag["boolean"] else "store",
+        dest=flag["dest"],
+        nargs=flag["nargs"],
+        choices=flag["choices"],
+        type=VALUE_TYPES.get(flag["type"]),
+        metavar=flag["metavar"],
+        help=flag["help"].replace("%", "%%"),
+        default=SUPPRESS,
     )
 
 
-def _help_of(name: str) -> str:
-    """The help of a runner field, from SAELens's docstring (for fields whose default this command changes)."""
-    return get_attribute_docstring(MaskedLanguageModelSAERunnerConfig, name).desc_from_cls_docstring
-
-
-def build_parser() -> ArgumentParser:
-    parser = _DocstringHelpParser(
-        prog="sae-mask train",
-        description="Train an SAE with SAELens, masked or not. Every SAELens training flag is accepted; "
-        "--p 0 trains the baseline. Defaults: the embedded model and corpus, settings for a short CPU run.",
-        exit_on_error=False,
+def flag_parser(argv: Sequence[str], flags: dict[str, Any]) -> argparse.ArgumentParser:
+    """`sae-mask train`'s parser rebuilt from the snapshot `flags`, with the SAE flags of the architecture that
+    `argv` chooses (as simple_parsing resolves `--architecture` first)."""
+    shared_flags = [flag for group in flags["groups"] for flag in group.get("flags", [])]
+    selector = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    _add_flag(selector, next(flag for flag in shared_flags if flag["dest"] == ARCHITECTURE_DEST))
+    chosen, _ = selector.parse_known_args(list(argv))
+    architecture = getattr(chosen, ARCHITECTURE_DEST, flags["default_architecture"])
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=DESCRIPTION, formatter_class=SimpleHelpFormatter, exit_on_error=False
     )
-    parser.add_arguments(_cli_config_class(), dest="cfg")
-    parser.add_arguments(TrainOptions, dest="options")
+    for group in flags["groups"]:
+        group = group["by_architecture"][architecture] if "by_architecture" in group else group
+        container = parser.add_argument_group(group["title"], group["description"])
+        for flag in group["flags"]:
+            _add_flag(container, flag)
     return parser
 
 
+def check_args(argv: Sequence[str], flags: dict[str, Any]) -> None:
+    """Check `sae-mask train` arguments without SAELens: flag names, value types and choices (by the snapshot
+    `flags`) and the masking settings; `--help` prints the help and exits."""
+    namespace = flag_parser(argv, flags).parse_args(list(argv))
+    MaskingConfig(
+        **{
+            dest.removeprefix(MASKING_DEST_PREFIX): value
+            for dest, value in vars(namespace).items()
+            if dest.startswith(MASKING_DEST_PREFIX)
+        }
+    )
+
+
 def parse_args(argv: Sequence[str]) -> tuple[MaskedLanguageModelSAERunnerConfig[Any], TrainOptions]:
-    """Parse `sae-mask train` arguments into a runner config (validated) and the extra options."""
-    namespace = build_parser().parse_args(list(argv))
-    complete_sae_config(namespace.cfg.sae)
-    return namespace.cfg, namespace.options
+    """Parse `sae-mask train` arguments into a runner config (validated) and the extra options: checked against
+    the snapshot first (`check_args`), then parsed by SAELens's parser (`training.flags.parse_config`)."""
+    flags = load_flags()
+    if flags is not None:
+        check_args(argv, flags)
+    from sae_mask_plugin.training.flags import parse_config
+
+    return parse_config(argv)
 
 
 def describe_start(cfg: MaskedLanguageModelSAERunnerConfig[Any]) -> str:
@@ -191,6 +159,8 @@ def main(argv: list[str]) -> int:
     if cfg.model_class_name == "HookedTransformer":
         check_model_available(cfg.model_name)
     print(describe_start(cfg), flush=True)
+    from sae_mask_plugin.training.defaults import train_sae
+
     train_sae(cfg, init_b_dec=options.init_b_dec)
     if cfg.output_path is not None:
         print(f"saved the SAE to {cfg.output_path}")

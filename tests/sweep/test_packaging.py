@@ -1,4 +1,5 @@
-"""The wheel ships the recipes, so `sae-mask sweep NAME` and `sae-mask demo` work from a plain `pip install`."""
+"""The wheel ships the recipes, so `sae-mask sweep NAME` and `sae-mask demo` work from a plain `pip install`, and
+the snapshot of SAELens's flags that `sae-mask train` answers `--help` and bad input from."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sae_mask_plugin.sweep import RECIPES_DIR
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_wheel_contains_every_recipe(tmp_path: Path) -> None:
+def test_wheel_contains_every_recipe_and_the_train_flags(tmp_path: Path) -> None:
     source = tmp_path / "source"  # pip builds inside the source tree: build a copy, keep the checkout clean
     for name in ("sae_mask_plugin", "recipes"):
         shutil.copytree(
@@ -27,12 +28,12 @@ def test_wheel_contains_every_recipe(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     (wheel,) = tmp_path.glob("sae_mask_plugin-*.whl")
-    shipped = {
-        name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("sae_mask_plugin/recipes/")
-    }
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {name for name in names if name.startswith("sae_mask_plugin/recipes/")}
     expected = {f"sae_mask_plugin/recipes/{path.name}" for path in (REPO_ROOT / "recipes").glob("*.yaml")}
     assert len(expected) >= 6
     assert shipped == expected
+    assert "sae_mask_plugin/training/flags.json" in names
 
 
 def test_recipes_dir_is_the_top_level_folder() -> None:
