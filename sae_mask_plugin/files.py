@@ -1,4 +1,5 @@
-"""Atomic writes shared by the training runners, the evals, the report and the caches.
+"""Atomic writes shared by the training runners, the evals, the report and the caches, and the names of a saved
+SAE's files.
 
 Readers never see half a file, a failure leaves nothing behind, and what is published gets the permissions a plain
 `open`/`mkdir` would give under the user's umask (temporary files and folders are created private, 0600/0700).
@@ -14,6 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+SAE_CFG_FILENAME = "cfg.json"
+SAE_WEIGHTS_FILENAME = "sae_weights.safetensors"
+RUNNER_CFG_FILENAME = "runner_cfg.json"
+"""SAELens's names of a saved SAE's files (`sae_lens.constants`), here so that reading and checking SAE folders
+imports no SAELens (a test checks they agree)."""
 
 
 def _umask() -> int:

@@ -13,14 +13,8 @@ from typing import TYPE_CHECKING
 from sae_mask_plugin.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from sae_mask_plugin.evals.common import EvalInputError
-    from sae_mask_plugin.evals.runner import (
-        EVAL_NAMES,
-        SUMMARY_FILENAME,
-        evaluate_saes,
-        make_config,
-        validate_inputs,
-    )
+    from sae_mask_plugin.evals.common import SUMMARY_FILENAME, EvalInputError
+    from sae_mask_plugin.evals.runner import EVAL_NAMES, evaluate_saes, make_config, validate_inputs
 
 __all__ = [
     "EVAL_NAMES",
@@ -34,10 +28,9 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "EvalInputError": f"{__name__}.common",
+        **dict.fromkeys(["EvalInputError", "SUMMARY_FILENAME"], f"{__name__}.common"),
         **dict.fromkeys(
-            ["EVAL_NAMES", "SUMMARY_FILENAME", "evaluate_saes", "make_config", "validate_inputs"],
-            f"{__name__}.runner",
+            ["EVAL_NAMES", "evaluate_saes", "make_config", "validate_inputs"], f"{__name__}.runner"
         ),
     },
 )

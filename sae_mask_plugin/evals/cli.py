@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run `sae-mask eval`; 0 when every SAE/eval pair is done or skipped, 1 when one failed, 2 on bad input."""
     args = build_parser().parse_args(argv)
-    from sae_mask_plugin.evals.runner import SUMMARY_FILENAME, evaluate_saes
+    from sae_mask_plugin.evals.common import SUMMARY_FILENAME, read_sae_sources
+
+    read_sae_sources(args.sae, args.model)  # missing or foreign SAE folders answer before SAEBench loads
+    from sae_mask_plugin.evals.runner import evaluate_saes
 
     summary = evaluate_saes(
         args.sae,

@@ -1,6 +1,7 @@
 """Shared plumbing of the evals: reading and checking SAE folders, result paths, atomic writes, cache keys.
 
-Everything here answers before any model is loaded, so bad input fails fast with one clear message.
+Everything here answers before any model is loaded, so bad input fails fast with one clear message; torch, SAELens
+and SAEBench load only in the functions that use an SAE, so SAE folders are checked before they load.
 """
 
 from __future__ import annotations
@@ -8,20 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
-from sae_lens import SAE
-from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from tqdm.auto import tqdm
 
 from sae_mask_plugin.errors import SaeMaskUserError
-from sae_mask_plugin.files import write_text_atomic
+from sae_mask_plugin.files import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, write_text_atomic
+
+if TYPE_CHECKING:
+    import torch
+    from sae_lens import SAE
+
+SUMMARY_FILENAME = "evaluation_summary.json"
+"""The index of an eval output folder (`evals.runner.evaluate_saes`), which the report reads."""
 
 # TransformerLens hook suffixes whose width is the residual stream (d_model), and the MLP hidden width.
 _D_MODEL_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
@@ -92,12 +96,27 @@ def read_sae_source(path: str | Path, model_name: str | None = None, name: str |
     return source
 
 
+def read_sae_sources(sae_paths: Sequence[str | Path], model_name: str | None = None) -> list[SaeSource]:
+    """Checked SAE sources with unique names (a folder name used twice gets its parent folder's name in front)."""
+    if not sae_paths:
+        raise EvalInputError("no SAE given")
+    sources = [read_sae_source(path, model_name) for path in sae_paths]
+    names = [source.name for source in sources]
+    return [
+        read_sae_source(source.path, model_name, f"{source.path.parent.name}_{source.name}")
+        if names.count(source.name) > 1
+        else source
+        for source in sources
+    ]
+
+
 def model_dimensions(model_name: str) -> dict[str, int]:
     """`n_layers`, `d_model` and `d_mlp` of a TransformerLens model, read from its config (no weights)."""
     from transformer_lens.loading_from_pretrained import get_pretrained_model_config
 
-    from sae_mask_plugin.embedded.model import ModelUnavailableError
+    from sae_mask_plugin.embedded.model import ModelUnavailableError, register_with_transformer_lens
 
+    register_with_transformer_lens()  # the embedded default resolves by name
     try:
         cfg = get_pretrained_model_config(model_name)
     except (OSError, ValueError) as error:
@@ -135,17 +154,21 @@ def check_sae_fits_model(source: SaeSource, dims: dict[str, int]) -> None:
 
 def load_sae(source: SaeSource, device: str) -> SAE:
     """Load the SAE of `source` on `device`, in float32."""
+    from sae_lens import SAE
+
     return SAE.load_from_disk(str(source.path), device=device, dtype="float32")
 
 
-@torch.no_grad()
 def encode(sae: SAE, activations: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """SAE latents of `activations` [n, d_in] -> [n, d_sae], float32 on the CPU, in batches."""
-    chunks = [
-        sae.encode(activations[start : start + batch_size].to(sae.device, sae.dtype)).float().cpu()
-        for start in range(0, activations.shape[0], batch_size)
-    ]
-    return torch.cat(chunks) if chunks else torch.zeros(0, sae.cfg.d_sae)
+    import torch
+
+    with torch.no_grad():
+        chunks = [
+            sae.encode(activations[start : start + batch_size].to(sae.device, sae.dtype)).float().cpu()
+            for start in range(0, activations.shape[0], batch_size)
+        ]
+        return torch.cat(chunks) if chunks else torch.zeros(0, sae.cfg.d_sae)
 
 
 def sae_fingerprint(sae: SAE) -> str:
@@ -159,6 +182,8 @@ def sae_fingerprint(sae: SAE) -> str:
 
 def saebench_output_fields(sae_name: str, sae: SAE) -> dict[str, Any]:
     """The run and provenance fields every SAEBench eval output carries, for a custom SAE named `sae_name`."""
+    from sae_bench.sae_bench_utils import get_eval_uuid, get_sae_bench_version, get_sae_lens_version
+
     return {
         "eval_id": get_eval_uuid(),
         "datetime_epoch_millis": int(datetime.now().timestamp() * 1000),

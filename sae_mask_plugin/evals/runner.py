@@ -22,6 +22,7 @@ from sae_mask_plugin.evals.absorption import eval_config as absorption_config
 from sae_mask_plugin.evals.absorption import main as absorption_main
 from sae_mask_plugin.evals.absorption.main import check_absorption_hook
 from sae_mask_plugin.evals.common import (
+    SUMMARY_FILENAME,
     EvalInputError,
     LazyModel,
     SaeSource,
@@ -29,7 +30,7 @@ from sae_mask_plugin.evals.common import (
     is_complete_result,
     load_sae,
     model_dimensions,
-    read_sae_source,
+    read_sae_sources,
 )
 from sae_mask_plugin.evals.core import eval_config as core_config
 from sae_mask_plugin.evals.core import main as core_main
@@ -40,7 +41,6 @@ from sae_mask_plugin.evals.sparse_probing import main as sparse_main
 from sae_mask_plugin.files import write_json_atomic
 
 PRESETS = ("cpu", "full")
-SUMMARY_FILENAME = "evaluation_summary.json"
 
 
 @dataclass(frozen=True)
@@ -108,20 +108,6 @@ def _check_config_names(configs: dict[str, Any]) -> None:
         unknown = sorted(set(configs["sparse_probing"].dataset_names) - set(list_probing_datasets()))
         if unknown:
             raise EvalInputError(f"unknown sparse-probing dataset(s) {unknown}; see sae-probes' cleaned_data")
-
-
-def read_sae_sources(sae_paths: Sequence[str | Path], model_name: str | None = None) -> list[SaeSource]:
-    """Checked SAE sources with unique names (a folder name used twice gets its parent folder's name in front)."""
-    if not sae_paths:
-        raise EvalInputError("no SAE given")
-    sources = [read_sae_source(path, model_name) for path in sae_paths]
-    names = [source.name for source in sources]
-    return [
-        read_sae_source(source.path, model_name, f"{source.path.parent.name}_{source.name}")
-        if names.count(source.name) > 1
-        else source
-        for source in sources
-    ]
 
 
 def validate_inputs(

@@ -23,10 +23,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--out", required=True, help="folder for report.md, results.json and plots")
     args = parser.parse_args(argv)
-    from sae_mask_plugin.report.build import build_report
     from sae_mask_plugin.report.collect import collect_runs
 
+    # Missing or foreign folders answer before the report's plotting loads.
     records = collect_runs(args.run_dirs)
+    from sae_mask_plugin.report.build import build_report
+
     files = build_report(records, args.out)
     print(f"{len(records)} SAEs compared; report: {files.report}")
     return 0

@@ -13,10 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
-
 from sae_mask_plugin.errors import SaeMaskUserError
-from sae_mask_plugin.evals.runner import SUMMARY_FILENAME
+from sae_mask_plugin.evals.common import SUMMARY_FILENAME
+from sae_mask_plugin.files import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from sae_mask_plugin.report.records import RunRecord, read_sae_record
 
 

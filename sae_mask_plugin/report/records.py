@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
-
 from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY
+from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
 from sae_mask_plugin.training.metadata import (
     read_masking_record,
     saved_training_architecture,

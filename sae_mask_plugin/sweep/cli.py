@@ -74,13 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask sweep`."""
     args = build_parser().parse_args(argv)
+    from sae_mask_plugin.sweep.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, dict(args.overrides))  # a bad name or file answers before SAELens loads
     from sae_mask_plugin.embedded.model import check_model_available
     from sae_mask_plugin.sweep.execute import is_finished, run_shard, sae_dir, submit_shards
     from sae_mask_plugin.sweep.plan import Shard, ShardSpecError, format_plan, plan
-    from sae_mask_plugin.sweep.recipe import load_recipe
 
     try:
-        recipe = load_recipe(args.recipe, dict(args.overrides))
         shard = Shard.parse(args.shard) if args.shard else None
         if shard is not None and args.launcher == "submitit":
             raise ShardSpecError("--shard picks one machine's share; with --launcher submitit use --shards N")

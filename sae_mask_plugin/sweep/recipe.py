@@ -16,16 +16,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
-from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY, get_sae_training_class
-from sae_lens.saes.sae import TrainingSAEConfig
 
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig
-from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
-from sae_mask_plugin.training.runner import B_DEC_INITS, BDecInit
+from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
+
+if TYPE_CHECKING:
+    from sae_lens.saes.sae import TrainingSAEConfig
 
 EMBEDDED_DATASET = "embedded"
 """`dataset: embedded` trains on the plugin's offline corpus (`load_embedded_corpus`, shuffled by the run seed)."""
@@ -76,16 +76,27 @@ class RecipeError(SaeMaskUserError, ValueError):
 
 def training_architectures() -> list[str]:
     """Architectures SAELens can train (its training registry, including any registered by plugins)."""
+    from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY
+
     return sorted(SAE_TRAINING_CLASS_REGISTRY)
+
+
+def training_config_class(architecture: str) -> type[TrainingSAEConfig]:
+    """SAELens's training config class of `architecture`."""
+    from sae_lens.registry import get_sae_training_class
+
+    return get_sae_training_class(architecture)[1]
 
 
 def sae_fields(architecture: str) -> set[str]:
     """The fields a recipe may set for `architecture` (its SAELens training config, minus those the sweep sets)."""
-    return {f.name for f in fields(get_sae_training_class(architecture)[1])} - SAE_FIELDS_SET_BY_SWEEP
+    return {f.name for f in fields(training_config_class(architecture))} - SAE_FIELDS_SET_BY_SWEEP
 
 
 def runner_fields() -> set[str]:
     """SAELens multi-SAE runner fields a recipe may set under `runner:`."""
+    from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
+
     return {
         f.name for f in fields(MaskedMultiSAETrainingRunnerConfig) if not f.name.startswith("_")
     } - RUNNER_FIELDS_SET_BY_SWEEP
@@ -263,9 +274,10 @@ class Recipe:
         fractions = self.matryoshka_fractions
         if any(not 0 < a < b <= 1 for a, b in zip(fractions, [*fractions[1:], 1.0], strict=True)):
             raise RecipeError(f"matryoshka_fractions must increase strictly within (0, 1), got {fractions}")
-        check_names("runner", self.runner, runner_fields())
         check_names("masking", self.masking, MASKING_FIELDS)
         check_names("eval_options", self.eval_options, EVAL_OPTIONS)
+        # The checks below read SAELens's configs and registry, and SAEBench's eval configs.
+        check_names("runner", self.runner, runner_fields())
         self._check_evals()
         self.grid = [self._check_block(index, block) for index, block in enumerate(self.grid)]
         architectures = {arch for block in self.grid for arch in block["architecture"]}
@@ -377,7 +389,7 @@ class Recipe:
                     int(f * settings["d_sae"]) for f in self.matryoshka_fractions
                 ]
                 settings["matryoshka_widths"].append(settings["d_sae"])
-            sae = get_sae_training_class(arch)[1](d_in=self.d_in, device=self.device, **settings)
+            sae = training_config_class(arch)(d_in=self.d_in, device=self.device, **settings)
         except (TypeError, ValueError) as error:
             raise RecipeError(f"{where}: {error}") from error
         masking_tag = f"p{format_value(masking.p)}"

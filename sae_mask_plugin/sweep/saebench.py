@@ -13,6 +13,7 @@ from pathlib import Path
 from sae_lens import SAE
 
 from sae_mask_plugin.embedded.model import hub_reachable
+from sae_mask_plugin.evals.common import SUMMARY_FILENAME
 from sae_mask_plugin.files import write_json_atomic
 
 STATUS_FILENAME = "scr_tpp_status.json"
@@ -40,8 +41,6 @@ def run_scr_and_tpp(
         from sae_bench.evals.scr_and_tpp.main import run_eval
         from sae_bench.sae_bench_utils.activation_collection import LLM_NAME_TO_BATCH_SIZE, LLM_NAME_TO_DTYPE
         from sae_bench.sae_bench_utils.general_utils import get_results_filepath
-
-        from sae_mask_plugin.evals.runner import SUMMARY_FILENAME
 
         selected = [(Path(path).name, SAE.load_from_disk(str(path), device=device)) for path in sae_paths]
         status = {}

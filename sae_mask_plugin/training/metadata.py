@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sae_lens.constants import SAE_CFG_FILENAME
-from sae_lens.saes.sae import SAE, TrainingSAE
-
+from sae_mask_plugin.files import SAE_CFG_FILENAME
 from sae_mask_plugin.masking.config import MaskingConfig
-from sae_mask_plugin.masking.core import TokenMasker
+
+if TYPE_CHECKING:  # reading saved folders needs no torch or SAELens (the report's and calibration's checks)
+    from sae_lens.saes.sae import SAE, TrainingSAE
+
+    from sae_mask_plugin.masking.core import TokenMasker
 
 MASKING_METADATA_KEY = "masking"
 CACHE_MASKING_FILENAME = "masking.json"
