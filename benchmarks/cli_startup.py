@@ -1,7 +1,7 @@
 """How fast `sae-mask` answers: `--help`, a subcommand's `--help` and bad input, each a fresh process, next to
-`python -c "import sae_lens"` and `import torch` measured in the same run. Target: `sae-mask --help` and argument
-errors <= 1 s on an idle 2-core machine (they import no torch); commands that must validate against SAELens or a
-model (`train`, recipes, model names) cost about one `import sae_lens`.
+`python -c "import sae_lens"` and `import torch` measured in the same run. Target: `sae-mask --help`, every `--help`
+and bad input <= 1 s on an idle 2-core machine (they import no torch, SAELens or SAEBench); checks that need SAELens
+or a model (a recipe's fields and architectures, model and hook names) cost about one `import sae_lens`.
 
     python benchmarks/cli_startup.py [--repeats 3]
 """
@@ -33,6 +33,14 @@ def commands(scratch: str) -> dict[str, list[str]]:
         "sae-mask train --help": [*SAE_MASK, "train", "--help"],
         "sae-mask train --p 2 (bad flag value)": [*SAE_MASK, "train", "--p", "2"],
         "sae-mask compare MISSING (missing folder)": [*SAE_MASK, "compare", missing, "--out", missing],
+        "sae-mask eval --sae MISSING (missing folder)": [
+            *SAE_MASK,
+            "eval",
+            "--sae",
+            missing,
+            "--out",
+            missing,
+        ],
         "sae-mask sweep no_such_recipe": [*SAE_MASK, "sweep", "no_such_recipe", "--dry-run"],
     }
 

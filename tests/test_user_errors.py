@@ -1,5 +1,5 @@
 """Every expected failure of `sae-mask` ends as one line on stderr and exit status 2, never a traceback; `--debug`
-shows the traceback; `--help` and argument errors import no torch."""
+shows the traceback (that `--help` and bad input import nothing heavy: `test_cli_startup.py`)."""
 
 from __future__ import annotations
 
@@ -123,26 +123,6 @@ def test_the_console_prints_no_traceback_unless_debug(tmp_path):
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "RunFolderError" in debug.stderr
 
 
-def test_help_and_argument_errors_import_no_torch():
-    light = sorted(set(cli.SUBCOMMANDS) - {"train"})  # train's flags are SAELens's config: it needs SAELens
-    script = (
-        "import sys, contextlib, io\n"
-        "import sae_mask_plugin\n"
-        "from sae_mask_plugin import cli\n"
-        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
-        f"    for argv in [['--help'], *[[c, '--help'] for c in {light!r}], ['mask-tokens', '--p', '2']]:\n"
-        "        try:\n"
-        "            cli.main(argv)\n"
-        "        except SystemExit:\n"
-        "            pass\n"
-        "heavy = sorted({'torch', 'sae_lens', 'transformer_lens', 'sae_bench'} & set(sys.modules))\n"
-        "print(','.join(heavy))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
-
-
 def test_public_names_load_on_use_and_register_the_embedded_model():
     script = (
         "import sys\n"
@@ -160,6 +140,9 @@ def test_public_names_load_on_use_and_register_the_embedded_model():
 
 
 def test_light_copies_of_choices_agree_with_their_modules():
+    from sae_lens import constants
+
+    from sae_mask_plugin import files
     from sae_mask_plugin.evals import cli as eval_cli
     from sae_mask_plugin.evals import runner
     from sae_mask_plugin.sweep import cli as sweep_cli
@@ -167,6 +150,8 @@ def test_light_copies_of_choices_agree_with_their_modules():
 
     assert tuple(eval_cli.EVAL_NAMES) == runner.EVAL_NAMES and tuple(eval_cli.PRESETS) == runner.PRESETS
     assert tuple(sweep_cli.LAUNCHERS) == execute.LAUNCHERS
+    for name in ("SAE_CFG_FILENAME", "SAE_WEIGHTS_FILENAME", "RUNNER_CFG_FILENAME"):
+        assert getattr(files, name) == getattr(constants, name)
 
 
 def test_an_interrupted_training_prints_its_checkpoint_and_exits_with_the_signal_status(monkeypatch, capsys):

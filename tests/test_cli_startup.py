@@ -1,0 +1,106 @@
+"""`sae-mask --help`, every command's `--help` and bad input answer before torch, SAELens, SAEBench or
+TransformerLens load: each command runs in a fresh interpreter, which then names the heavy packages it imported.
+(How fast that is: `benchmarks/cli_startup.py`.) `sae-mask train` reads its flags from a snapshot of SAELens's;
+the snapshot must be the one the installed SAELens gives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sae_mask_plugin import cli
+
+HEAVY_PACKAGES = ("torch", "sae_lens", "sae_bench", "transformer_lens")
+
+RUN_COMMAND = f"""
+import contextlib, io, json, sys
+from sae_mask_plugin.cli import main
+out, err = io.StringIO(), io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+        status = main(sys.argv[1:])
+    except SystemExit as exit_:
+        status = exit_.code
+heavy = sorted(name for name in {HEAVY_PACKAGES!r} if name in sys.modules)
+print(json.dumps({{"status": status, "out": out.getvalue(), "err": err.getvalue(), "heavy": heavy}}))
+"""
+
+
+def run_fresh(argv: list[str]) -> dict:
+    """Run `sae-mask argv` in a fresh interpreter: its exit status, stdout, stderr and the heavy packages loaded."""
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_COMMAND, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("argv", [["--help"], *[[command, "--help"] for command in sorted(cli.SUBCOMMANDS)]])
+def test_help_loads_nothing_heavy(argv):
+    ran = run_fresh(argv)
+    assert (ran["status"], ran["heavy"]) == (0, []), ran["err"]
+    assert "usage" in ran["out"].lower()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--p", "2"], "masking.p must be a probability in [0, 1), got 2.0"),
+        (["train", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+        (["train", "--architecture", "masked_topk"], "invalid choice: 'masked_topk'"),
+        (["train", "--architecture", "standard", "--k", "4"], "unrecognized arguments: --k 4"),
+        (["mask-tokens", "--p", "2"], "need 0 < --p < 1"),
+        (["compare", "{tmp}/missing", "--out", "{tmp}/report"], "not a folder"),
+        (["compare", "{tmp}", "--out", "{tmp}/report"], "no saved SAE"),
+        (["sweep", "no_such_recipe", "--dry-run"], "shipped recipes: "),
+        (["sweep", "cpu_demo_quick", "--set", "bad"], "expected KEY=VALUE"),
+        (["sweep", "cpu_demo_quick", "--dry-run", "--set", "training_tokens=-5"], "training_tokens must be"),
+        (["eval", "--sae", "{tmp}/missing", "--out", "{tmp}/evals"], "does not exist"),
+    ],
+)
+def test_bad_input_answers_before_anything_heavy_loads(argv, message, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an SAE")
+    ran = run_fresh([arg.replace("{tmp}", str(tmp_path)) for arg in argv])
+    assert (ran["status"], ran["heavy"]) == (2, []), ran["err"]
+    assert message in ran["err"] and "Traceback" not in ran["err"]
+
+
+def test_train_help_documents_the_architecture_chosen():
+    ran = run_fresh(["train", "--architecture", "jumprelu", "--help"])
+    assert (ran["status"], ran["heavy"]) == (0, [])
+    assert "JumpReLUTrainingSAEConfig ['cfg.sae']" in ran["out"] and "--l0_coefficient" in ran["out"]
+
+
+def test_the_flag_snapshot_is_the_installed_saelens_one():
+    from sae_mask_plugin.training.cli import FLAGS_FILE, load_flags
+    from sae_mask_plugin.training.flags import describe_flags
+
+    assert json.loads(FLAGS_FILE.read_text()) == describe_flags(), (
+        f"{FLAGS_FILE.name} is out of date; regenerate it with: python -m sae_mask_plugin.training.flags"
+    )
+    assert load_flags() is not None
+
+
+def test_the_snapshot_parser_has_every_flag_and_help_of_saelens_parser():
+    from sae_mask_plugin.training.cli import flag_parser, load_flags
+    from sae_mask_plugin.training.defaults import sae_subgroups
+    from sae_mask_plugin.training.flags import build_parser
+
+    flags = load_flags()
+    for architecture in sae_subgroups():
+        argv = ["--architecture", architecture]
+        saelens_parser = build_parser()
+        saelens_parser._preprocessing(argv)
+        assert flag_parser(argv, flags).format_help() == saelens_parser.format_help(), architecture
+
+
+def test_with_another_saelens_than_the_snapshot_saelens_parses_it_all(monkeypatch, capsys):
+    from sae_mask_plugin.training import cli as train_cli
+
+    monkeypatch.setattr(train_cli, "installed_versions", lambda: {"sae-lens": "0.0", "simple-parsing": "0.0"})
+    assert train_cli.load_flags() is None
+    assert train_cli.main(["--p", "2"]) == 2
+    assert "masking.p must be a probability in [0, 1), got 2.0" in capsys.readouterr().err
