@@ -61,16 +61,20 @@ def main(argv: list[str]) -> int:
     )
     from sae_mask_plugin.embedded.model import load_model
 
-    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    # SAEs share clean activations when they share model, hook and the window positions they trained on
+    groups: dict[tuple[str, str, tuple[int | None, ...]], list[Path]] = defaultdict(list)
     for path in args.sae:
         cfg, _ = check_saved_sae(path, args.l0)
         metadata = cfg.get("metadata") or {}
-        groups[(args.model or metadata.get("model_name"), metadata.get("hook_name"))].append(Path(path))
-    for (model_name, hook_name), sae_dirs in groups.items():
+        seqpos_slice = tuple(metadata.get("seqpos_slice") or (None,))
+        groups[(args.model or metadata.get("model_name"), metadata.get("hook_name"), seqpos_slice)].append(
+            Path(path)
+        )
+    for (model_name, hook_name, seqpos_slice), sae_dirs in groups.items():
         model = load_model(model_name, device=args.device)
-        activations = calibration_activations(model, hook_name, args.tokens, args.context_size)
+        activations = calibration_activations(model, hook_name, args.tokens, args.context_size, seqpos_slice)
         for sae_dir in sae_dirs:
-            result = calibrate_saved_sae(sae_dir, activations, args.l0, args.context_size)
+            result = calibrate_saved_sae(sae_dir, activations, args.l0, args.context_size, seqpos_slice)
             print(
                 f"{sae_dir}: threshold {result.learned_threshold:.4g} -> {result.calibrated_threshold:.4g}, "
                 f"clean L0 {result.clean_l0_learned:.1f} -> {result.clean_l0_calibrated:.1f} "

@@ -16,6 +16,7 @@ metadata (`threshold_calibration`); stock `SAE.load_from_disk` loads the result.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class ThresholdCalibration:
     clean_l0_calibrated: float
     calibration_text: str = CALIBRATION_TEXT
     context_size: int = DEFAULT_CONTEXT_SIZE
+    seqpos_slice: tuple[int | None, ...] = (None,)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,22 +99,29 @@ def calibration_activations(
     hook_name: str,
     n_tokens: int = DEFAULT_CALIBRATION_TOKENS,
     context_size: int = DEFAULT_CONTEXT_SIZE,
+    seqpos_slice: Sequence[int | None] = (None,),
     show_progress: bool = True,
 ) -> torch.Tensor:
-    """Clean activations [n_tokens, d_in] of `hook_name` on the calibration split (special tokens left out)."""
+    """Clean activations [n_tokens, d_in] of `hook_name` on the calibration split (special tokens left out; window
+    positions kept as the SAE's training run kept them, `seqpos_slice`)."""
     return clean_token_activations(
         model,
         hook_name,
         load_calibration_texts(show_progress),
         n_tokens,
         context_size,
+        seqpos_slice,
         show_progress=show_progress,
     )
 
 
 @torch.no_grad()
 def calibrate_sae(
-    sae: SAE[Any], activations: torch.Tensor, target_l0: float, context_size: int = DEFAULT_CONTEXT_SIZE
+    sae: SAE[Any],
+    activations: torch.Tensor,
+    target_l0: float,
+    context_size: int = DEFAULT_CONTEXT_SIZE,
+    seqpos_slice: Sequence[int | None] = (None,),
 ) -> ThresholdCalibration:
     """Set the global JumpReLU threshold of a BatchTopK-family `sae` (in place) so that its mean L0 on the clean
     `activations` [n, d_in] is `target_l0`; record what was done in `sae.cfg.metadata`.
@@ -135,6 +144,7 @@ def calibrate_sae(
         clean_l0_learned=clean_l0_learned,
         clean_l0_calibrated=mean_l0(sae, activations),
         context_size=context_size,
+        seqpos_slice=tuple(seqpos_slice),
     )
     sae.cfg.metadata[CALIBRATION_METADATA_KEY] = result.to_dict()
     return result
@@ -165,12 +175,14 @@ def calibrate_saved_sae(
     activations: torch.Tensor,
     target_l0: float | None = None,
     context_size: int = DEFAULT_CONTEXT_SIZE,
+    seqpos_slice: Sequence[int | None] = (None,),
 ) -> ThresholdCalibration:
     """Calibrate the SAE saved in `sae_dir` in place (its weights and `cfg.json` are replaced atomically; other
-    files are kept) on clean `activations` [n, d_in] at its hook; `target_l0` defaults to the training k."""
+    files are kept) on clean `activations` [n, d_in] at its hook; `target_l0` defaults to the training k.
+    `context_size` and `seqpos_slice` describe the windows `activations` come from (kept in the metadata)."""
     _, target = check_saved_sae(sae_dir, target_l0)
     sae = SAE.load_from_disk(str(sae_dir), device="cpu")
-    result = calibrate_sae(sae, activations, target, context_size)
+    result = calibrate_sae(sae, activations, target, context_size, seqpos_slice)
     with staged_directory(sae_dir) as staging:
         sae.save_model(str(staging))
     return result
@@ -181,13 +193,16 @@ def calibrate_saved_saes_at_hooks(
     model: HookedTransformer,
     n_tokens: int = DEFAULT_CALIBRATION_TOKENS,
     context_size: int = DEFAULT_CONTEXT_SIZE,
+    seqpos_slice: Sequence[int | None] = (None,),
 ) -> dict[Path, ThresholdCalibration]:
     """Calibrate saved SAE folders, grouped by hook: one clean-activation pass per hook serves all its SAEs."""
     results: dict[Path, ThresholdCalibration] = {}
     for hook_name, sae_dirs in sae_dirs_by_hook.items():
         for sae_dir in sae_dirs:
             check_saved_sae(sae_dir, None)
-        activations = calibration_activations(model, hook_name, n_tokens, context_size)
+        activations = calibration_activations(model, hook_name, n_tokens, context_size, seqpos_slice)
         for sae_dir in sae_dirs:
-            results[sae_dir] = calibrate_saved_sae(sae_dir, activations, context_size=context_size)
+            results[sae_dir] = calibrate_saved_sae(
+                sae_dir, activations, context_size=context_size, seqpos_slice=seqpos_slice
+            )
     return results

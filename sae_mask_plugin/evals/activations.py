@@ -69,11 +69,13 @@ def clean_token_activations(
     texts: Sequence[str],
     n_tokens: int,
     context_size: int,
+    seqpos_slice: Sequence[int | None] = (None,),
     batch_size: int = 8,
     show_progress: bool = True,
 ) -> torch.Tensor:
     """Activations [n_tokens, d_hook] (float32, CPU) of `hook_name` at the first `n_tokens` non-special token
-    positions of `texts` packed into `context_size` windows; raises when the texts hold too few tokens."""
+    positions of `texts` packed into `context_size` windows, keeping the window positions `seqpos_slice` keeps
+    (SAELens's training option, e.g. `(2, None)`); raises when the texts hold too few tokens."""
     per_window = context_size - 1  # a window has at least its leading BOS
     windows = packed_windows(model, texts, context_size, max_windows=2 * (n_tokens // per_window + 1))
     excluded = torch.tensor(sorted(special_token_ids(model)), dtype=torch.long)
@@ -89,6 +91,9 @@ def clean_token_activations(
                 tokens.to(model.cfg.device), names_filter=[hook_name], stop_at_layer=stop_at_layer
             )
             keep = ~torch.isin(tokens, excluded)
+            kept_positions = torch.zeros_like(keep)
+            kept_positions[:, slice(*seqpos_slice)] = True
+            keep &= kept_positions
             acts = cache[hook_name][keep.to(cache[hook_name].device)].float().cpu()[: n_tokens - collected]
             rows.append(acts)
             collected += len(acts)

@@ -184,6 +184,29 @@ def pending_group(group: Group, is_done: Callable[[Run], bool]) -> Group | None:
     return replace(group, runs=pending) if pending else None
 
 
+def estimated_seconds(recipe: Recipe, groups: Sequence[Group]) -> tuple[float, float]:
+    """(training, evals) wall seconds of `groups` on the machine of `recipe.throughput`: per group one LLM pass
+    (plus the calibration pass) and each SAE's steps; evals of the first SAE, then of each further one."""
+    speed = recipe.throughput
+    if speed is None:
+        raise ValueError(f"recipe {recipe.name} has no throughput to estimate from")
+    tokens = recipe.training_tokens
+    calibration = (
+        recipe.runner.get("calibration_tokens", DEFAULT_CALIBRATION_TOKENS)
+        if recipe.runner.get("calibrate_threshold")
+        else 0
+    )
+    training = sum(
+        (tokens + calibration) / speed.llm_tokens_per_s + len(group.runs) * tokens / speed.sae_tokens_per_s
+        for group in groups
+    )
+    n_saes = sum(len(group.runs) for group in groups)
+    evals = (
+        speed.eval_seconds_first + (n_saes - 1) * speed.eval_seconds_each if recipe.evals and n_saes else 0.0
+    )
+    return training, evals
+
+
 def format_plan(
     recipe: Recipe,
     groups: Sequence[Group],
@@ -223,4 +246,16 @@ def format_plan(
         lines.append(f"then evals: {', '.join(recipe.evals)} (preset {recipe.eval_preset})")
     if recipe.report:
         lines.append("then the comparison report once every run of the grid is done")
+    if recipe.throughput is not None:
+        todo = [
+            pending
+            for group in selected
+            if (pending := group if is_done is None else pending_group(group, is_done)) is not None
+        ]
+        training, evals = estimated_seconds(recipe, todo)
+        lines.append(
+            f"estimated time{' still to run' if is_done is not None else ''} on a {recipe.throughput.machine}: "
+            f"~{(training + evals) / 3600:.1f} h (training ~{training / 3600:.1f} h, evals ~{evals / 3600:.1f} h; "
+            "from the recipe's measured throughput)"
+        )
     return "\n".join(lines)

@@ -194,6 +194,36 @@ class SlurmSettings:
 
 
 @dataclass
+class Throughput:
+    """Speeds measured on one machine, from which the dry run estimates the recipe's wall time there.
+
+    Args:
+        machine: Where they were measured, e.g. `2-core CPU, float32`.
+        llm_tokens_per_s: LLM forward up to the hook (batch sizes of the recipe's runner).
+        sae_tokens_per_s: Training tokens per second of one SAE of the recipe's width (the SAEs of a job step
+            one after another, each at this speed).
+        eval_seconds_first: The recipe's evals of the first SAE (model load and cached LLM activations included).
+        eval_seconds_each: The recipe's evals of every further SAE.
+    """
+
+    machine: str
+    llm_tokens_per_s: float
+    sae_tokens_per_s: float
+    eval_seconds_first: float = 0.0
+    eval_seconds_each: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("llm_tokens_per_s", "sae_tokens_per_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise RecipeError(f"throughput.{name} must be a positive number, got {value!r}")
+        for name in ("eval_seconds_first", "eval_seconds_each"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise RecipeError(f"throughput.{name} must be a number >= 0, got {value!r}")
+
+
+@dataclass
 class Recipe:
     """A validated experiment: model, hook, data, runner settings and the grid of runs.
 
@@ -225,6 +255,8 @@ class Recipe:
             `{absorption: {words_per_letter: 4}, core: {n_eval_reconstruction_batches: 1}}`.
         report: Build the comparison report (`sae-mask compare`) once every run of the grid is done.
         slurm: Resources of each SLURM array task.
+        throughput: Speeds measured on a machine, for the dry run's estimate of the wall time there (None: no
+            estimate).
     """
 
     name: str
@@ -250,6 +282,7 @@ class Recipe:
     eval_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: bool = False
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    throughput: Throughput | None = None
     runs: list[Run] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -267,6 +300,8 @@ class Recipe:
             raise RecipeError("grid must have at least one block")
         if isinstance(self.slurm, Mapping):
             self.slurm = _build(SlurmSettings, self.slurm, "slurm")
+        if isinstance(self.throughput, Mapping):
+            self.throughput = _build(Throughput, self.throughput, "throughput")
         if self.init_b_dec not in B_DEC_INITS:
             raise RecipeError(f"init_b_dec must be one of {', '.join(B_DEC_INITS)}, got {self.init_b_dec!r}")
         if self.eval_preset not in get_args(EvalPreset):

@@ -212,6 +212,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
                     self.model,  # type: ignore[arg-type]
                     self.cfg.calibration_tokens,
                     self.cfg.context_size,
+                    self.cfg.seqpos_slice,
                 )
 
 
@@ -314,6 +315,7 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
                     self.model,  # type: ignore[arg-type]
                     self.cfg.calibration_tokens,
                     self.cfg.context_size,
+                    self.cfg.seqpos_slice,
                 )
 
 

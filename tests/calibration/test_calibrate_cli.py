@@ -15,11 +15,12 @@ from sae_mask_plugin.calibration.cli import main
 from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
 
 
-def saved_sae(path, config, hook_name="blocks.1.hook_resid_post"):
+def saved_sae(path, config, hook_name="blocks.1.hook_resid_post", seqpos_slice=(None,)):
     torch.manual_seed(0)
     sae = TrainingSAE.from_dict(config.to_dict())
     sae.cfg.metadata.model_name = EMBEDDED_MODEL_NAME
     sae.cfg.metadata.hook_name = hook_name
+    sae.cfg.metadata.seqpos_slice = seqpos_slice
     sae.save_inference_model(str(path))
     return path
 
@@ -42,10 +43,14 @@ def test_bad_input_is_refused_before_any_model_load(tmp_path, capsys, monkeypatc
 
 @pytest.mark.slow
 def test_calibrate_command_sets_l0_on_smollm2_in_place(tmp_path, capsys):
-    sae_dir = saved_sae(tmp_path / "bt", BatchTopKTrainingSAEConfig(d_in=576, d_sae=256, k=8))
+    """Calibration reads the window positions the SAE trained on (its `seqpos_slice`)."""
+    sae_dir = saved_sae(
+        tmp_path / "bt", BatchTopKTrainingSAEConfig(d_in=576, d_sae=256, k=8), seqpos_slice=(2, None)
+    )
     assert main(["--sae", str(sae_dir), "--tokens", "2048", "--context-size", "64"]) == 0
     record = json.loads((sae_dir / "cfg.json").read_text())["metadata"][CALIBRATION_METADATA_KEY]
     assert record["calibration_tokens"] == 2048 and record["context_size"] == 64
+    assert record["seqpos_slice"] == [2, None]
     assert record["clean_l0_calibrated"] == pytest.approx(8, abs=0.01)
     assert "clean L0" in capsys.readouterr().out
     assert not list(tmp_path.glob(".bt.partial-*"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sae_mask_plugin.sweep.plan import GIB, plan
+from sae_mask_plugin.sweep.plan import GIB, estimated_seconds, format_plan, pending_group, plan
 from sae_mask_plugin.sweep.recipe import RecipeError, load_recipe
 
 
@@ -61,3 +61,58 @@ def test_memory_counts_the_cpu_load_copy_and_sae_steps_one_by_one():
     no_autocast = load_recipe("paper_pythia160m", {"grid": grid, "runner.autocast": False})
     (group,) = plan(no_autocast)
     assert group.memory(no_autocast).saes == pytest.approx((state + 2 * latents) / GIB)
+
+
+THROUGHPUT = {
+    "machine": "test machine",
+    "llm_tokens_per_s": 1000.0,
+    "sae_tokens_per_s": 4000.0,
+    "eval_seconds_first": 300.0,
+    "eval_seconds_each": 60.0,
+}
+
+
+def test_dry_run_estimates_the_time_from_the_recipe_throughput():
+    grid = [
+        {"architecture": "matryoshka_batchtopk", "d_sae": 1024, "k": [16, 32], "p": [0.0, 0.3], "seed": 0}
+    ]
+    recipe = load_recipe(
+        "cpu_demo_quick",
+        {
+            "grid": grid,
+            "training_tokens": 100_000,
+            "runner.calibration_tokens": 20_000,
+            "throughput": THROUGHPUT,
+        },
+    )
+    groups = plan(recipe)
+    training, evals = estimated_seconds(recipe, groups)
+    # two groups: (100k + 20k calibration) / 1000 LLM + 2 SAEs x 100k / 4000; evals 300 + 3 x 60
+    assert training == pytest.approx(2 * (120 + 50))
+    assert evals == pytest.approx(300 + 3 * 60)
+    text = format_plan(recipe, groups)
+    assert "estimated time on a test machine: ~0.2 h (training ~0.1 h, evals ~0.1 h" in text
+    first = groups[0].runs[0].name
+    remaining = format_plan(recipe, groups, is_done=lambda run: run.name == first)
+    assert "estimated time still to run" in remaining
+    assert estimated_seconds(
+        recipe, [pending_group(groups[0], lambda run: run.name == first), groups[1]]
+    ) == (
+        pytest.approx(2 * 120 + 3 * 25),
+        pytest.approx(300 + 2 * 60),
+    )
+    assert "estimated time" not in format_plan(load_recipe("cpu_demo_quick", {"grid": grid}), groups)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"llm_tokens_per_s": 0}, "llm_tokens_per_s must be a positive number"),
+        ({"sae_tokens_per_s": "fast"}, "sae_tokens_per_s must be a positive number"),
+        ({"eval_seconds_each": -1}, "eval_seconds_each must be a number >= 0"),
+        ({"tokens_per_s": 3}, "did you mean"),
+    ],
+)
+def test_bad_throughput_fails_at_load(change, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe("cpu_demo_quick", {"throughput": {**THROUGHPUT, **change}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from sae_lens import SAE, LoggingConfig
 from sae_lens.saes.matryoshka_batchtopk_sae import MatryoshkaBatchTopKTrainingSAEConfig
 from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
@@ -20,7 +21,7 @@ from sae_mask_plugin import (
 from sae_mask_plugin.calibration import CALIBRATION_METADATA_KEY, CalibrationError
 from sae_mask_plugin.calibration.threshold import mean_l0
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
-from sae_mask_plugin.evals.activations import clean_token_activations
+from sae_mask_plugin.evals.activations import clean_token_activations, packed_windows, special_token_ids
 
 CALIBRATION_TOKENS = 8_192
 K = 4
@@ -34,6 +35,23 @@ def held_out_activations(tiny_model):
     return clean_token_activations(
         tiny_model, TINY_HOOK, texts[len(texts) // 2 :], 4_096, 32, show_progress=False
     )
+
+
+def test_clean_activations_keep_the_window_positions_training_keeps(tiny_model):
+    """With `seqpos_slice=(2, None)` (the embedded default's), BOS and the first text token of every window are
+    left out, as SAELens leaves them out of training."""
+    texts = load_calibration_texts(show_progress=False)[:200]
+    windows = packed_windows(tiny_model, texts, 32, max_windows=4)
+    _, cache = tiny_model.run_with_cache(windows, names_filter=[TINY_HOOK])
+    keep = ~torch.isin(windows, torch.tensor(sorted(special_token_ids(tiny_model))))
+    keep[:, :2] = False
+    expected = cache[TINY_HOOK][keep]
+    kept = clean_token_activations(
+        tiny_model, TINY_HOOK, texts, len(expected), 32, seqpos_slice=(2, None), show_progress=False
+    )
+    torch.testing.assert_close(kept, expected)
+    everything = clean_token_activations(tiny_model, TINY_HOOK, texts, len(expected), 32, show_progress=False)
+    assert not torch.equal(everything, kept)
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5])
@@ -53,6 +71,7 @@ def test_single_runner_calibrates_baseline_and_masked_to_k(
     sae = SAE.load_from_disk(str(tmp_path / "sae"))
     record = sae.cfg.metadata[CALIBRATION_METADATA_KEY]
     assert record["calibration_tokens"] == CALIBRATION_TOKENS and record["target_l0"] == K
+    assert record["seqpos_slice"] == [2, None]  # the positions the run trained on
     assert record["clean_l0_calibrated"] == pytest.approx(K, abs=0.01)
     assert abs(record["clean_l0_learned"] - K) > 0.5  # 2 k tokens of training leave the learned threshold off
     # A random 2-layer model's activations vary much from text to text, so unseen text lands near k only roughly

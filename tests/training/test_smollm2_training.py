@@ -14,7 +14,6 @@ from training_helpers import REPO_NAME_ID, recorded_inputs
 
 from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config, train_sae
 from sae_mask_plugin.calibration import calibrate_saved_sae, calibration_activations
-from sae_mask_plugin.calibration.threshold import mean_l0
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
 from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.masking.mask_token import choose_mask_token, measure_mask_tokens, sample_token_batch
@@ -133,52 +132,46 @@ def test_mask_tokens_are_measured_and_an_attention_sink_token_stops_training(
     assert not (tmp_path / "sae").exists()
 
 
-def held_out_fvu_and_l0(sae: SAE, model, tokens: torch.Tensor, hook: str) -> tuple[float, float]:
-    """FVU and mean L0 of `sae` on clean `tokens` [batch, seq] at `hook`, special-token positions excluded."""
+def fvu_and_l0(sae: SAE, activations: torch.Tensor) -> tuple[float, float]:
+    """FVU and mean L0 of `sae` on `activations` [n, d_in]."""
     with torch.no_grad():
-        _, cache = model.run_with_cache(tokens, names_filter=[hook], stop_at_layer=13)
-        keep = ~torch.isin(tokens, torch.tensor(get_special_token_ids(model.tokenizer)))
-        acts = cache[hook][keep]
-        features = sae.encode(acts)
+        features = sae.encode(activations)
         reconstruction = sae.decode(features)
-    fvu = float((acts - reconstruction).pow(2).sum() / (acts - acts.mean(0)).pow(2).sum())
-    return fvu, float((features > 0).float().sum(-1).mean())
+    fvu = (activations - reconstruction).pow(2).sum() / (activations - activations.mean(0)).pow(2).sum()
+    return float(fvu), float((features > 0).float().sum(-1).mean())
 
 
 def test_acceptance_masked_sae_stays_alive_and_close_to_baseline(tmp_path, embedded_model, corpus):
     """Default settings (Matryoshka BatchTopK 4096, k 32, layer 12, 200k tokens) and p = 0.3 with the mask token
-    chosen by measurement, on the embedded default: on clean held-out text the masked SAE keeps L0 >= 0.5 k and
-    FVU <= the baseline's + 0.15; after clean-text threshold calibration both SAEs fire about k latents per
-    token on clean text the calibration never read (exactly k on the 32,768 calibration tokens). The target is
-    +-3 %; one run measured 5.9 % (baseline L0 33.9 at k 32 on 16,384 unseen tokens), so the check allows 8 %. (Measured in two runs: FVU 0.076 vs 0.097 and 0.053 vs 0.052, L0 32-33 vs 46. At 64k tokens the gap was 0.19:
-    the masked SAE converges more slowly, so the check uses the default budget.)"""
-    held_out = corpus.select(range(len(corpus) - 600, len(corpus)))
-    tokens = sample_token_batch(embedded_model, held_out, n_sequences=24, context_size=128)
+    chosen by measurement, on the embedded default. On clean text no training run read (the calibration split's
+    second half; calibration reads its first 32,768 tokens): the masked SAE keeps L0 >= 0.5 k and FVU <= the
+    baseline's + 0.15; after clean-text threshold calibration both SAEs fire k latents per token, within 3 %."""
+    defaults = make_runner_config()
+    hook, positions = defaults.hook_name, defaults.seqpos_slice
+    texts = load_calibration_texts(show_progress=False)
+    unseen = clean_token_activations(embedded_model, hook, texts[len(texts) // 2 :], 32_768, 128, positions)
     results = {}
     for name, masking in {"baseline": None, "masked": MaskingConfig(p=0.3)}.items():
         cfg = make_runner_config(masking=masking, output_path=str(tmp_path / name))
         train_sae(cfg, override_model=embedded_model, override_dataset=corpus)
-        sae = SAE.load_from_disk(str(tmp_path / name))
-        results[name] = held_out_fvu_and_l0(sae, embedded_model, tokens, cfg.hook_name)
-    k = make_runner_config().sae.k
+        results[name] = fvu_and_l0(SAE.load_from_disk(str(tmp_path / name)), unseen)
+    k = defaults.sae.k
     (base_fvu, base_l0), (masked_fvu, masked_l0) = results["baseline"], results["masked"]
     print(
-        f"held-out FVU / L0: baseline {base_fvu:.3f} / {base_l0:.1f}, masked {masked_fvu:.3f} / {masked_l0:.1f}"
+        f"unseen FVU / L0: baseline {base_fvu:.3f} / {base_l0:.1f}, masked {masked_fvu:.3f} / {masked_l0:.1f}"
     )
     record = read_masking_record(tmp_path / "masked")
     assert record is not None and record["first_batch_norm_ratio"] <= 2.0
     assert masked_l0 >= 0.5 * k
     assert masked_fvu <= base_fvu + 0.15
-    assert base_fvu < 0.9  # the baseline itself learned something
+    assert base_fvu < 0.5  # the baseline itself learned something
 
-    calibration = calibration_activations(embedded_model, cfg.hook_name, show_progress=False)
-    texts = load_calibration_texts(show_progress=False)
-    unseen = clean_token_activations(embedded_model, cfg.hook_name, texts[len(texts) // 2 :], 16_384, 128)
+    calibration = calibration_activations(embedded_model, hook, seqpos_slice=positions, show_progress=False)
     for name in results:
-        calibrate_saved_sae(tmp_path / name, calibration)
-        calibrated_l0 = mean_l0(SAE.load_from_disk(str(tmp_path / name)), unseen)
+        calibrate_saved_sae(tmp_path / name, calibration, seqpos_slice=positions)
+        _, calibrated_l0 = fvu_and_l0(SAE.load_from_disk(str(tmp_path / name)), unseen)
         print(f"{name}: L0 on unseen clean text after calibration {calibrated_l0:.2f} (k = {k})")
-        assert calibrated_l0 == pytest.approx(k, rel=0.08)
+        assert calibrated_l0 == pytest.approx(k, rel=0.03)
 
 
 def test_train_command_trains_and_saves(tmp_path):
