@@ -65,7 +65,12 @@ def main() -> None:
         masking=MaskingConfig(p=0.3, mask_token=REPO_NAME_ID),
         sae=tiny_sae("topk"),
         **tiny_runner_settings(
-            out, is_dataset_tokenized=True, train_batch_size_tokens=64, resume_from_checkpoint=args.resume
+            out,
+            is_dataset_tokenized=True,
+            train_batch_size_tokens=64,
+            resume_from_checkpoint=args.resume,
+            # every position, so that the first interruption leaves restored mixing-buffer rows to serve
+            seqpos_slice=(None,),
         ),
     )
     runner = MaskedLanguageModelSAETrainingRunner(cfg, override_model=model, override_dataset=token_rows())
