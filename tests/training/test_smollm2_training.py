@@ -26,7 +26,7 @@ SHORT_RUN = {
     "hook_name": "blocks.6.hook_resid_post",
     "context_size": 64,
     "store_batch_size_prompts": 8,
-    "n_batches_in_buffer": 16,
+    "n_batches_in_buffer": 20,  # SAELens mixes n_batches_in_buffer x 62 positions: at least one batch
     "train_batch_size_tokens": 1024,
     "training_tokens": 20 * 1024,
 }
