@@ -142,13 +142,15 @@ def clean_text_metrics(folders: list[Path], hook: str) -> dict[str, dict[str, fl
     return metrics
 
 
-def curve_points(out: Path, arms: dict[float, dict[int, Path]]) -> list[dict[str, Any]]:
-    """One row per (p, training tokens) with the curve metrics from the eval results."""
+def curve_points(
+    out: Path, arms: dict[float, dict[int, Path]], clean: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
+    """One row per (p, training tokens) with the curve metrics from the eval results and on clean text."""
     summary = json.loads((out / "evals" / "evaluation_summary.json").read_text())
     rows = []
     for p, folders in arms.items():
         for n_tokens, folder in folders.items():
-            metrics: dict[str, float] = {}
+            metrics = dict(clean[folder.name])
             for record in summary[folder.name]["evals"].values():
                 metrics.update(flatten_metrics(json.loads(Path(record["result_path"]).read_text())))
             rows.append(
