@@ -32,7 +32,13 @@ from sae_mask_plugin import (
 )
 from sae_mask_plugin.calibration import calibration_activations
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.training.defaults import DEFAULT_HOOK, RUNNER_DEFAULTS, SAE_DEFAULTS, matryoshka_widths
+from sae_mask_plugin.training.defaults import (
+    DEFAULT_HOOK,
+    RUNNER_DEFAULTS,
+    SAE_DEFAULTS,
+    SHORT_RUN_STREAM_SETTINGS,
+    matryoshka_widths,
+)
 
 KS = (16, 32, 64)
 
@@ -53,20 +59,10 @@ def multi_config(args: argparse.Namespace, out: Path, masking: MaskingConfig, **
         masking=masking,
         model_name=RUNNER_DEFAULTS["model_name"],
         training_tokens=args.training_tokens,
-        exclude_special_tokens=True,
         logger=LoggingConfig(log_to_wandb=False),
         output_path=str(out / "saes"),
         checkpoint_path=str(out / "checkpoints"),
-        **{
-            key: RUNNER_DEFAULTS[key]
-            for key in (
-                "context_size",
-                "store_batch_size_prompts",
-                "n_batches_in_buffer",
-                "train_batch_size_tokens",
-                "lr",
-            )
-        },
+        **{key: RUNNER_DEFAULTS[key] for key in SHORT_RUN_STREAM_SETTINGS},
         **cache,
     )
 

@@ -25,7 +25,12 @@ from sae_mask_plugin import (
     make_runner_config,
 )
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.training.defaults import DEFAULT_HOOK, RUNNER_DEFAULTS, SAE_DEFAULTS
+from sae_mask_plugin.training.defaults import (
+    DEFAULT_HOOK,
+    RUNNER_DEFAULTS,
+    SAE_DEFAULTS,
+    SHORT_RUN_STREAM_SETTINGS,
+)
 
 KS = (16, 32, 64, 128)
 
@@ -41,16 +46,7 @@ def main() -> None:
 
     model, corpus = load_embedded_model(), load_embedded_corpus(seed=0)
     masking = MaskingConfig(p=args.p, mask_token="<repo_name>")
-    shared = {
-        key: RUNNER_DEFAULTS[key]
-        for key in (
-            "context_size",
-            "store_batch_size_prompts",
-            "n_batches_in_buffer",
-            "train_batch_size_tokens",
-            "lr",
-        )
-    }
+    shared = {key: RUNNER_DEFAULTS[key] for key in SHORT_RUN_STREAM_SETTINGS}
     with tempfile.TemporaryDirectory() as out:
         single = make_runner_config(
             "batchtopk",
@@ -75,7 +71,6 @@ def main() -> None:
             masking=masking,
             model_name=RUNNER_DEFAULTS["model_name"],
             training_tokens=args.training_tokens,
-            exclude_special_tokens=True,
             logger=LoggingConfig(log_to_wandb=False),
             output_path=str(Path(out) / "multi"),
             checkpoint_path=str(Path(out) / "checkpoints"),

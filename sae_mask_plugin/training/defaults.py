@@ -50,6 +50,16 @@ RUNNER_DEFAULTS: dict[str, Any] = {
     "checkpoint_path": "checkpoints",
 }
 """Runner fields whose SAELens defaults are changed for short CPU runs (`logger.log_to_wandb` is False too)."""
+SHORT_RUN_STREAM_SETTINGS = (
+    "context_size",
+    "store_batch_size_prompts",
+    "n_batches_in_buffer",
+    "train_batch_size_tokens",
+    "lr",
+    "exclude_special_tokens",
+    "seqpos_slice",
+)
+"""The `RUNNER_DEFAULTS` that shape the training stream and steps, shared by single and multi-SAE runner configs."""
 
 SAE_DEFAULTS: dict[str, Any] = {
     "d_in": EMBEDDED_D_MODEL,
