@@ -4,7 +4,8 @@ side in one run:
 - `one pass`: the masked multi-SAE runner reads `--training-tokens` fresh tokens through the LLM (every SAE step
   sees new text and a new mask draw);
 - `cache x E`: a masked activation cache of `--training-tokens / E` tokens is built once (one LLM pass, one mask
-  draw), and the multi-SAE runner trains over it for E epochs (`use_cached_activations`).
+  draw), and each SAE trains over it for E epochs (`use_cached_activations`; SAELens's multi-SAE runner reads no
+  caches, so one single-SAE run per k).
 
 Printed: wall time of each (cache build and training apart), the ratio, and each k = 32 SAE's FVU on clean
 calibration-split text, so the cost of re-using one mask draw and one set of texts is seen next to the saving.
@@ -25,10 +26,12 @@ from sae_lens import SAE, LoggingConfig, MatryoshkaBatchTopKTrainingSAEConfig
 from sae_mask_plugin import (
     MaskedCacheActivationsRunner,
     MaskedCacheActivationsRunnerConfig,
+    MaskedLanguageModelSAETrainingRunner,
     MaskedMultiSAETrainingRunner,
     MaskedMultiSAETrainingRunnerConfig,
     MaskingConfig,
     load_embedded_model,
+    make_runner_config,
 )
 from sae_mask_plugin.calibration import calibration_activations
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
@@ -43,7 +46,10 @@ from sae_mask_plugin.training.defaults import (
 KS = (16, 32, 64)
 
 
-def multi_config(args: argparse.Namespace, out: Path, masking: MaskingConfig, **cache: object):
+def multi_config(
+    args: argparse.Namespace, out: Path, masking: MaskingConfig
+) -> MaskedMultiSAETrainingRunnerConfig:
+    """The one-pass k sweep: every SAE of `KS` from one masked LLM pass."""
     return MaskedMultiSAETrainingRunnerConfig(
         saes={
             f"k{k}": MatryoshkaBatchTopKTrainingSAEConfig(
@@ -63,7 +69,6 @@ def multi_config(args: argparse.Namespace, out: Path, masking: MaskingConfig, **
         output_path=str(out / "saes"),
         checkpoint_path=str(out / "checkpoints"),
         **{key: RUNNER_DEFAULTS[key] for key in SHORT_RUN_STREAM_SETTINGS},
-        **cache,
     )
 
 
@@ -109,6 +114,7 @@ def main() -> None:
             training_tokens=cache_tokens,
             context_size=RUNNER_DEFAULTS["context_size"],
             new_cached_activations_path=str(cached / "cache"),
+            seqpos_slice=RUNNER_DEFAULTS["seqpos_slice"],
             shuffle=True,
             seed=0,
             device="cpu",
@@ -119,15 +125,18 @@ def main() -> None:
         runner.run()
         cache_seconds = time.perf_counter() - start - load_seconds
 
+        # SAELens's multi-SAE runner does not read caches: one single-SAE run per k over the cache
         start = time.perf_counter()
-        cfg = multi_config(
-            args,
-            cached,
-            MaskingConfig(p=0.0),
-            use_cached_activations=True,
-            cached_activations_path=str(cached / "cache"),
-        )
-        MaskedMultiSAETrainingRunner(cfg, override_model=model, init_b_dec="mean").run()
+        for k in KS:
+            cfg = make_runner_config(
+                sae={"d_sae": args.d_sae, "k": k},
+                training_tokens=args.training_tokens,
+                use_cached_activations=True,
+                cached_activations_path=str(cached / "cache"),
+                output_path=str(cached / "saes" / f"k{k}"),
+                checkpoint_path=str(cached / "checkpoints"),
+            )
+            MaskedLanguageModelSAETrainingRunner(cfg, override_model=model, init_b_dec="mean").run()
         train_seconds = time.perf_counter() - start
 
         fvu_one_pass = clean_fvu(one_pass / "saes" / "k32", clean)
