@@ -18,7 +18,7 @@ TINY_DEMO = {
     "runner.calibration_tokens": 4096,
     "runner.context_size": 64,
     "runner.store_batch_size_prompts": 8,
-    "runner.n_batches_in_buffer": 8,
+    "runner.n_batches_in_buffer": 10,  # SAELens mixes n_batches_in_buffer x 62 positions: at least one batch
     "runner.train_batch_size_tokens": 512,
     "evals": ["core", "ood"],
     "eval_options": {"ood_tasks": ["6_hist_fig_isamerican"]},
