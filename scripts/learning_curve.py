@@ -26,9 +26,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from sae_lens import SAE, TrainingSAE  # noqa: E402
 from sae_lens.constants import SAE_CFG_FILENAME  # noqa: E402
+from transformer_lens import HookedTransformer  # noqa: E402
 
 from sae_mask_plugin import MaskingConfig, load_embedded_model, make_runner_config, train_sae  # noqa: E402
-from sae_mask_plugin.calibration import calibrate_saved_sae, calibration_activations  # noqa: E402
+from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks  # noqa: E402
 from sae_mask_plugin.embedded.corpus import load_calibration_texts  # noqa: E402
 from sae_mask_plugin.evals.activations import clean_token_activations  # noqa: E402
 from sae_mask_plugin.evals.runner import evaluate_saes  # noqa: E402
@@ -106,7 +107,7 @@ def inference_checkpoints(out: Path, p: float, final: Path, tokens: int) -> dict
     return dict(sorted(folders.items()))
 
 
-def calibrate(folders: list[Path], hook: str) -> None:
+def calibrate(folders: list[Path], hook: str, model: HookedTransformer) -> None:
     """Calibrate every folder not yet calibrated (one clean-activation pass for all, on the window positions
     training kept)."""
     pending = [
@@ -115,18 +116,18 @@ def calibrate(folders: list[Path], hook: str) -> None:
         if "threshold_calibration" not in json.loads((folder / SAE_CFG_FILENAME).read_text())["metadata"]
     ]
     if pending:
-        activations = calibration_activations(load_embedded_model(), hook, seqpos_slice=SEQPOS_SLICE)
-        for folder in pending:
-            calibrate_saved_sae(folder, activations, seqpos_slice=SEQPOS_SLICE)
+        calibrate_saved_saes_at_hooks({hook: pending}, model, seqpos_slice=SEQPOS_SLICE)
 
 
-def clean_text_metrics(folders: list[Path], hook: str) -> dict[str, dict[str, float]]:
+def clean_text_metrics(
+    folders: list[Path], hook: str, model: HookedTransformer
+) -> dict[str, dict[str, float]]:
     """FVU and L0 of each SAE on 32,768 tokens of clean text no run or calibration read (the calibration split's
     second half), on the window positions training kept: a reconstruction measure that the massive activations
     of a window's first text token cannot dominate, unlike the core eval's explained variance."""
     texts = load_calibration_texts(show_progress=False)
     unseen = clean_token_activations(
-        load_embedded_model(), hook, texts[len(texts) // 2 :], 32_768, 128, SEQPOS_SLICE, show_progress=False
+        model, hook, texts[len(texts) // 2 :], 32_768, 128, SEQPOS_SLICE, show_progress=False
     )
     total = (unseen - unseen.mean(0)).pow(2).sum()
     metrics = {}
@@ -199,9 +200,10 @@ def main() -> None:
     started = time.perf_counter()
     arms = {p: inference_checkpoints(args.out, p, train_arm(args.out, p, args), args.tokens) for p in args.p}
     folders = [folder for arm in arms.values() for folder in arm.values()]
-    calibrate(folders, args.hook)
+    model = load_embedded_model()
+    calibrate(folders, args.hook, model)
     evaluate_saes(folders, evals=["core", "absorption"], out_dir=args.out / "evals")
-    rows = curve_points(args.out, arms, clean_text_metrics(folders, args.hook))
+    rows = curve_points(args.out, arms, clean_text_metrics(folders, args.hook, model))
     targets = {"clean_fvu": 0.15, "explained_variance": 0.85, "frac_alive": 0.85}
     write_json_atomic(
         args.out / "learning_curve.json",
