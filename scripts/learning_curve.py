@@ -123,8 +123,8 @@ def clean_text_metrics(
     folders: list[Path], hook: str, model: HookedTransformer
 ) -> dict[str, dict[str, float]]:
     """FVU and L0 of each SAE on 32,768 tokens of clean text no run or calibration read (the calibration split's
-    second half), on the window positions training kept: a reconstruction measure that the massive activations
-    of a window's first text token cannot dominate, unlike the core eval's explained variance."""
+    second half), on the window positions training kept: reconstruction on the text calibration comes from,
+    beside the core eval's explained variance on the held-out evaluation texts."""
     texts = load_calibration_texts(show_progress=False)
     unseen = clean_token_activations(
         model, hook, texts[len(texts) // 2 :], 32_768, 128, SEQPOS_SLICE, show_progress=False

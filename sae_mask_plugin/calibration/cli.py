@@ -60,13 +60,14 @@ def main(argv: list[str]) -> int:
         check_saved_sae,
     )
     from sae_mask_plugin.embedded.model import load_model
+    from sae_mask_plugin.training.metadata import trained_positions
 
     # SAEs share clean activations when they share model, hook and the window positions they trained on
     groups: dict[tuple[str, str, tuple[int | None, ...]], list[Path]] = defaultdict(list)
     for path in args.sae:
         cfg, _ = check_saved_sae(path, args.l0)
         metadata = cfg.get("metadata") or {}
-        seqpos_slice = tuple(metadata.get("seqpos_slice") or (None,))
+        seqpos_slice = trained_positions(metadata)
         groups[(args.model or metadata.get("model_name"), metadata.get("hook_name"), seqpos_slice)].append(
             Path(path)
         )

@@ -54,6 +54,36 @@ def packed_windows(
     return torch.stack(windows)
 
 
+def outside_positions(tokens: torch.Tensor, seqpos_slice: Sequence[int | None]) -> torch.Tensor:
+    """Boolean mask [batch, context] of the window positions of `tokens` [batch, context] that `seqpos_slice`
+    (SAELens's training option, e.g. `(2, None)`) leaves out."""
+    outside = torch.ones_like(tokens, dtype=torch.bool)
+    outside[:, slice(*seqpos_slice)] = False
+    return outside
+
+
+class UntrainedPositions:
+    """An entry of SAEBench's `ignore_tokens` set that ignores window positions instead of a token id.
+
+    SAEBench's core eval leaves out the positions where `batch_tokens == token` for each ignored token; this
+    entry answers that comparison with the positions outside `seqpos_slice`, so the core eval scores an SAE on the
+    window positions it was trained on (the first text token of a window carries massive activations)."""
+
+    def __init__(self, seqpos_slice: Sequence[int | None]):
+        self.seqpos_slice = tuple(seqpos_slice)
+
+    def __eq__(self, other: object) -> torch.Tensor | bool:  # type: ignore[override]
+        if isinstance(other, torch.Tensor):
+            return outside_positions(other, self.seqpos_slice)
+        return isinstance(other, UntrainedPositions) and other.seqpos_slice == self.seqpos_slice
+
+    def __hash__(self) -> int:
+        return hash((UntrainedPositions, self.seqpos_slice))
+
+    def __repr__(self) -> str:
+        return f"UntrainedPositions(seqpos_slice={self.seqpos_slice})"
+
+
 def special_token_ids(model: HookedTransformer) -> set[int]:
     """BOS, EOS and PAD ids of the model's tokenizer: positions evals and calibration leave out (attention sinks)."""
     tokenizer = model.tokenizer
@@ -90,10 +120,7 @@ def clean_token_activations(
             _, cache = model.run_with_cache(
                 tokens.to(model.cfg.device), names_filter=[hook_name], stop_at_layer=stop_at_layer
             )
-            keep = ~torch.isin(tokens, excluded)
-            kept_positions = torch.zeros_like(keep)
-            kept_positions[:, slice(*seqpos_slice)] = True
-            keep &= kept_positions
+            keep = ~torch.isin(tokens, excluded) & ~outside_positions(tokens, seqpos_slice)
             acts = cache[hook_name][keep.to(cache[hook_name].device)].float().cpu()[: n_tokens - collected]
             rows.append(acts)
             collected += len(acts)

@@ -50,6 +50,12 @@ def saved_training_k(cfg: dict[str, Any]) -> int | None:
     return None if k is None else int(k)
 
 
+def trained_positions(metadata: Any) -> tuple[int | None, ...]:
+    """The window positions a run trained on, as a slice's arguments: SAELens's `seqpos_slice` from an SAE's
+    metadata (a `SAEMetadata` or the `metadata` mapping of its `cfg.json`); `(None,)` (every position) when unset."""
+    return tuple(metadata.get("seqpos_slice") or (None,))
+
+
 def write_masking_metadata(sae: SAE[Any] | TrainingSAE[Any], record: dict[str, Any] | None) -> None:
     """Store `record` in the SAE's metadata (None: a baseline, nothing is written)."""
     if record is not None:

@@ -6,6 +6,7 @@ computes itself with plain TransformerLens, and every JSON is validated against 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -23,7 +24,7 @@ from sae_mask_plugin.evals import SUMMARY_FILENAME, evaluate_saes
 from sae_mask_plugin.evals.absorption.eval_config import AbsorptionEvalConfig
 from sae_mask_plugin.evals.absorption.eval_output import AbsorptionEvalOutput
 from sae_mask_plugin.evals.absorption.main import run_eval as run_absorption
-from sae_mask_plugin.evals.activations import ActivationCache
+from sae_mask_plugin.evals.activations import ActivationCache, UntrainedPositions
 from sae_mask_plugin.evals.cli import main as cli_main
 from sae_mask_plugin.evals.common import LazyModel
 from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
@@ -242,29 +243,52 @@ def test_absorption(embedded_model, reference_sae, eval_cache, tmp_path):
     assert data["eval_result_details"] == []
 
 
-def test_core(embedded_model, reference_sae, tmp_path):
+@pytest.mark.parametrize(
+    ("seqpos_slice", "exclude_untrained_positions", "first_scored_position"),
+    [(None, True, 0), ((2, None), True, 2), ((2, None), False, 0)],
+    ids=["all-positions", "trained-positions", "positions-not-excluded"],
+)
+def test_core(
+    embedded_model, reference_sae, tmp_path, seqpos_slice, exclude_untrained_positions, first_scored_position
+):
+    sae = copy.deepcopy(reference_sae)
+    if seqpos_slice is not None:
+        sae.cfg.metadata["seqpos_slice"] = seqpos_slice  # as SAELens records a run's `seqpos_slice`
     config = CoreEvalConfig(
         model_name=MODEL,
         batch_size_prompts=4,
         context_size=64,
         n_eval_reconstruction_batches=1,
         n_eval_sparsity_variance_batches=2,
+        exclude_untrained_positions=exclude_untrained_positions,
     )
-    run_core(config, [("ref", reference_sae)], "cpu", str(tmp_path), model=embedded_model)
+    run_core(config, [("ref", sae)], "cpu", str(tmp_path), model=embedded_model)
     output = TypeAdapter(CoreEvalOutput).validate_python(_result(tmp_path))
     metrics = output.eval_result_metrics
-    # L0 recomputed here on the same held-out windows, special tokens excluded
+    # L0 recomputed here on the same held-out windows: special tokens and the positions before
+    # `first_scored_position` excluded (SAEBench's variance metrics use the same mask)
     tokens = HeldOutTokens(embedded_model, config).tokens
     with torch.no_grad():
         _, cache = embedded_model.run_with_cache(tokens, names_filter=[HOOK], stop_at_layer=13)
         keep = ~torch.isin(tokens, torch.tensor([0, 1, 2]))
-        latents = reference_sae.encode(cache[HOOK][keep])
+        keep[:, :first_scored_position] = False
+        latents = sae.encode(cache[HOOK][keep])
     assert metrics.sparsity.l0 == pytest.approx((latents != 0).sum(-1).float().mean().item(), rel=1e-4)
     assert metrics.reconstruction_quality.explained_variance < 1.0
     performance = metrics.model_performance_preservation
     assert performance.ce_loss_without_sae < performance.ce_loss_with_ablation
     assert output.eval_config.dataset.startswith("sae-probes held-out texts")
-    assert len(output.eval_result_details) == reference_sae.cfg.d_sae
+    assert len(output.eval_result_details) == sae.cfg.d_sae
+
+
+def test_untrained_positions_answer_saebench_token_comparison():
+    """SAEBench builds its core-eval mask as `torch.stack([batch_tokens == token for token in ignore_tokens])`."""
+    batch_tokens = torch.tensor([[1, 5, 6, 1, 7], [1, 8, 9, 2, 4]])
+    ignore_tokens = {1, 2, UntrainedPositions((2, None))}
+    ignored = torch.stack([batch_tokens == token for token in ignore_tokens], dim=0).any(0)
+    assert ignored.tolist() == [[True, True, False, True, False], [True, True, False, True, False]]
+    assert UntrainedPositions((2, None)) in {UntrainedPositions((2, None))}
+    assert UntrainedPositions((2, None)) != UntrainedPositions((1, None))
 
 
 def test_evaluate_saes_resumes_and_isolates_failures(reference_sae_path, eval_cache, tmp_path, monkeypatch):

@@ -51,6 +51,15 @@ class CoreEvalConfig(SaeBenchCoreEvalConfig):
         "attention-sink outliers the SAEs are not trained on)",
     )
 
+    exclude_untrained_positions: bool = Field(
+        default=True,
+        title="Exclude Untrained Positions",
+        description="Score each SAE only on the window positions it was trained on (SAELens's `seqpos_slice` in "
+        "its metadata), like the special tokens: on SmolLM2 a window's first text token carries massive "
+        "activations that an SAE trained with `seqpos_slice=(2, None)` never saw and that would dominate MSE and "
+        "explained variance",
+    )
+
 
 def cpu_preset(model_name: str) -> CoreEvalConfig:
     """The CPU preset: 2 x 8 windows of 128 tokens for CE loss / KL (three full forwards each), 4 x 8 windows

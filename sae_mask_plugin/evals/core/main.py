@@ -31,10 +31,11 @@ from sae_lens import SAE
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import held_out_texts
-from sae_mask_plugin.evals.activations import packed_windows, special_token_ids
+from sae_mask_plugin.evals.activations import UntrainedPositions, packed_windows, special_token_ids
 from sae_mask_plugin.evals.common import LazyModel, run_each_sae, saebench_output_fields
 from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
 from sae_mask_plugin.evals.core.eval_output import CoreEvalOutput
+from sae_mask_plugin.training.metadata import trained_positions
 
 
 class HeldOutTokens:
@@ -63,16 +64,26 @@ class HeldOutTokens:
         self._next = 0
 
 
+def ignored_tokens(
+    model: HookedTransformer, sae: SAE, config: CoreEvalConfig
+) -> set[int | UntrainedPositions]:
+    """What the core eval leaves out: the special tokens, and (`exclude_untrained_positions`) the window positions
+    outside the SAE's training `seqpos_slice`."""
+    ignored: set[int | UntrainedPositions] = set(special_token_ids(model))
+    seqpos_slice = trained_positions(sae.cfg.metadata)
+    if config.exclude_untrained_positions and seqpos_slice != (None,):
+        ignored.add(UntrainedPositions(seqpos_slice))
+    return ignored
+
+
 def evaluate_sae(model: HookedTransformer, sae: SAE, sae_name: str, config: CoreEvalConfig) -> CoreEvalOutput:
     """SAEBench's core metrics of one SAE on held-out text."""
-    tokenizer = model.tokenizer
-    assert tokenizer is not None
     metrics, feature_metrics = run_evals(
         sae=sae,
         activation_store=HeldOutTokens(model, config),  # type: ignore[arg-type]
         model=model,
         eval_config=config,
-        ignore_tokens=special_token_ids(model),
+        ignore_tokens=ignored_tokens(model, sae, config),  # type: ignore[arg-type]
     )
     metrics["misc_metrics"] = calculate_misc_metrics(feature_metrics)
     metrics = replace_nans_with_negative_one(metrics)
