@@ -33,7 +33,7 @@ from sae_mask_plugin import (
     load_embedded_model,
     make_runner_config,
 )
-from sae_mask_plugin.calibration import calibration_activations
+from sae_mask_plugin.calibration import calibration_activations, fvu_and_l0
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.training.defaults import (
     DEFAULT_HOOK,
@@ -74,10 +74,8 @@ def multi_config(
 
 def clean_fvu(sae_dir: Path, activations: torch.Tensor) -> float:
     """FVU of the saved SAE on clean activations [n, d_in]."""
-    sae = SAE.load_from_disk(str(sae_dir), device="cpu")
-    with torch.no_grad():
-        error = (activations - sae.decode(sae.encode(activations))).pow(2).sum()
-    return float(error / (activations - activations.mean(0)).pow(2).sum())
+    fvu, _ = fvu_and_l0(SAE.load_from_disk(str(sae_dir), device="cpu"), activations)
+    return fvu
 
 
 def main() -> None:

@@ -23,13 +23,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 from sae_lens import SAE, TrainingSAE  # noqa: E402
 from sae_lens.constants import SAE_CFG_FILENAME  # noqa: E402
 from transformer_lens import HookedTransformer  # noqa: E402
 
 from sae_mask_plugin import MaskingConfig, load_embedded_model, make_runner_config, train_sae  # noqa: E402
-from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks  # noqa: E402
+from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks, fvu_and_l0  # noqa: E402
 from sae_mask_plugin.embedded.corpus import load_calibration_texts  # noqa: E402
 from sae_mask_plugin.evals.activations import clean_token_activations  # noqa: E402
 from sae_mask_plugin.evals.runner import evaluate_saes  # noqa: E402
@@ -129,17 +128,10 @@ def clean_text_metrics(
     unseen = clean_token_activations(
         model, hook, texts[len(texts) // 2 :], 32_768, 128, SEQPOS_SLICE, show_progress=False
     )
-    total = (unseen - unseen.mean(0)).pow(2).sum()
     metrics = {}
-    with torch.no_grad():
-        for folder in folders:
-            sae = SAE.load_from_disk(str(folder), device="cpu")
-            features = sae.encode(unseen)
-            fvu = (unseen - sae.decode(features)).pow(2).sum() / total
-            metrics[folder.name] = {
-                "clean_fvu": float(fvu),
-                "clean_l0": float((features > 0).float().sum(-1).mean()),
-            }
+    for folder in folders:
+        fvu, l0 = fvu_and_l0(SAE.load_from_disk(str(folder), device="cpu"), unseen)
+        metrics[folder.name] = {"clean_fvu": fvu, "clean_l0": l0}
     return metrics
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         calibrate_sae,
         calibrate_saved_sae,
         calibration_activations,
+        fvu_and_l0,
         threshold_for_l0,
     )
 
@@ -34,6 +35,7 @@ _THRESHOLD = [
     "calibrate_sae",
     "calibrate_saved_sae",
     "calibration_activations",
+    "fvu_and_l0",
     "threshold_for_l0",
 ]
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "calibrate_sae",
     "calibrate_saved_sae",
     "calibration_activations",
+    "fvu_and_l0",
     "threshold_for_l0",
 ]
 

@@ -78,6 +78,18 @@ def mean_l0(sae: SAE[Any], activations: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+def fvu_and_l0(sae: SAE[Any], activations: torch.Tensor) -> tuple[float, float]:
+    """Fraction of variance unexplained and mean L0 of `sae` on `activations` [n, d_in] (float32 sums)."""
+    squared_error, active = 0.0, 0
+    for batch in activations.split(ENCODE_BATCH_TOKENS):
+        features = sae.encode(batch.to(sae.device, sae.dtype))
+        squared_error += float((batch - sae.decode(features).float().cpu()).pow(2).sum())
+        active += int((features != 0).sum())
+    total_variance = float((activations - activations.mean(0)).pow(2).sum())
+    return squared_error / total_variance, active / len(activations)
+
+
+@torch.no_grad()
 def threshold_for_l0(sae: SAE[Any], activations: torch.Tensor, target_l0: float) -> float:
     """The global threshold at which `sae` fires `target_l0` latents per token on average over `activations`
     [n, d_in]: midway between the (target·n)-th and (target·n + 1)-th largest pre-activation (never below 0,

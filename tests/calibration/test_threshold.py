@@ -21,7 +21,7 @@ from sae_mask_plugin.calibration import (
     calibrate_saved_sae,
     threshold_for_l0,
 )
-from sae_mask_plugin.calibration.threshold import mean_l0
+from sae_mask_plugin.calibration.threshold import ENCODE_BATCH_TOKENS, fvu_and_l0, mean_l0
 
 D_IN, D_SAE, K = 16, 64, 4
 
@@ -86,6 +86,23 @@ def test_threshold_matches_a_sort_of_all_pre_activations(sae_dir):
     pre = (sae.process_sae_in(x) @ sae.W_enc + sae.b_enc).flatten().sort(descending=True).values
     n = 3 * 300
     assert threshold_for_l0(sae, x, 3) == pytest.approx(float(pre[n - 1] + pre[n]) / 2, abs=1e-6)
+
+
+def test_fvu_and_l0_by_hand(sae_dir):
+    """Over several encode batches: FVU is 1 - R² of the reconstruction; a zero decoder leaves Σx² / Σ(x - x̄)²."""
+    sae = SAE.load_from_disk(str(sae_dir))
+    x = activations(ENCODE_BATCH_TOKENS + 500, seed=7) + 0.5
+    with torch.no_grad():
+        features = sae.encode(x)
+        reconstruction = sae.decode(features)
+    centred = (x - x.mean(0)).pow(2).sum()
+    fvu, l0 = fvu_and_l0(sae, x)
+    assert fvu == pytest.approx(float((x - reconstruction).pow(2).sum() / centred), rel=1e-5)
+    assert l0 == pytest.approx(float((features != 0).sum(-1).float().mean()), rel=1e-6)
+    with torch.no_grad():
+        sae.W_dec.zero_()
+        sae.b_dec.zero_()
+    assert fvu_and_l0(sae, x)[0] == pytest.approx(float(x.pow(2).sum() / centred), rel=1e-5)
 
 
 def test_stock_saelens_loads_a_calibrated_sae_without_the_plugin(sae_dir):

@@ -13,7 +13,7 @@ from sae_lens.util import get_special_token_ids
 from training_helpers import REPO_NAME_ID, recorded_inputs
 
 from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config, train_sae
-from sae_mask_plugin.calibration import calibrate_saved_sae, calibration_activations
+from sae_mask_plugin.calibration import calibrate_saved_sae, calibration_activations, fvu_and_l0
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
 from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.masking.mask_token import choose_mask_token, measure_mask_tokens, sample_token_batch
@@ -130,15 +130,6 @@ def test_mask_tokens_are_measured_and_an_attention_sink_token_stops_training(
     assert "mask token id 0" in message and "Better mask tokens on this batch: " in message
     assert chosen.token in message.split("Better mask tokens on this batch: ")[1]
     assert not (tmp_path / "sae").exists()
-
-
-def fvu_and_l0(sae: SAE, activations: torch.Tensor) -> tuple[float, float]:
-    """FVU and mean L0 of `sae` on `activations` [n, d_in]."""
-    with torch.no_grad():
-        features = sae.encode(activations)
-        reconstruction = sae.decode(features)
-    fvu = (activations - reconstruction).pow(2).sum() / (activations - activations.mean(0)).pow(2).sum()
-    return float(fvu), float((features > 0).float().sum(-1).mean())
 
 
 def test_acceptance_masked_sae_stays_alive_and_close_to_baseline(tmp_path, embedded_model, corpus):
