@@ -16,7 +16,31 @@ from sae_mask_plugin.calibration.settings import (
     check_calibration_tokens,
     not_calibratable_reason,
 )
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
+
+
+class MixingBufferError(SaeMaskUserError, ValueError):
+    """A mixing buffer that cannot hold one training batch."""
+
+
+def check_mixing_buffer(
+    context_size: int,
+    seqpos_slice: tuple[int | None, ...],
+    n_batches_in_buffer: int,
+    train_batch_size_tokens: int,
+) -> None:
+    """Raise `MixingBufferError` when SAELens's mixing buffer (`n_batches_in_buffer` x the window positions kept by
+    `seqpos_slice`) is smaller than one training batch: SAELens finds out only after the model has loaded."""
+    positions = len(range(context_size)[slice(*seqpos_slice)])
+    if n_batches_in_buffer * positions < train_batch_size_tokens:
+        needed = -(-train_batch_size_tokens // max(positions, 1))
+        raise MixingBufferError(
+            f"SAELens's mixing buffer holds n_batches_in_buffer x training positions per window = "
+            f"{n_batches_in_buffer} x {positions} = {n_batches_in_buffer * positions} activations, fewer than "
+            f"train_batch_size_tokens = {train_batch_size_tokens}: set n_batches_in_buffer >= {needed} (positions "
+            f"per window: context_size {context_size} with seqpos_slice {tuple(seqpos_slice)})"
+        )
 
 
 def _as_masking(value: MaskingConfig | dict[str, Any] | None) -> MaskingConfig:
@@ -49,6 +73,9 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
     def __post_init__(self) -> None:
         self.masking = _as_masking(self.masking)
         super().__post_init__()
+        check_mixing_buffer(
+            self.context_size, self.seqpos_slice, self.n_batches_in_buffer, self.train_batch_size_tokens
+        )
         if self.calibrate_threshold:
             check_calibratable(self.sae.architecture())
             check_calibration_tokens(self.calibration_tokens)
@@ -79,6 +106,9 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
     def __post_init__(self) -> None:
         self.masking = _as_masking(self.masking)
         super().__post_init__()
+        check_mixing_buffer(
+            self.context_size, self.seqpos_slice, self.n_batches_in_buffer, self.train_batch_size_tokens
+        )
         if self.calibrate_threshold:
             architectures = sorted({sae.architecture() for sae in self.saes.values()})
             if all(not_calibratable_reason(architecture) for architecture in architectures):

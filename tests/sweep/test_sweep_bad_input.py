@@ -17,6 +17,7 @@ def _recipe(**changes: Any) -> dict[str, Any]:
         "hook_name": "blocks.1.hook_resid_post",
         "d_in": 576,
         "training_tokens": 8192,
+        "runner": {"train_batch_size_tokens": 2048},  # SAELens's default 4,096 overfills its default buffer
         "grid": {"architecture": "batchtopk", "d_sae": 256, "k": 16, "p": [0.0, 0.3]},
     }
     data.update(changes)
@@ -36,6 +37,14 @@ def test_a_valid_recipe_loads() -> None:
         "batchtopk-k16-w256-p0.3-token-s0",
     ]
     assert [group.name for group in plan(recipe)] == ["p0-s0", "p0.3-token-s0"]
+
+
+def test_a_mixing_buffer_smaller_than_a_batch_is_refused_at_load() -> None:
+    """SAELens's own defaults (20 batches x 128 positions < 4,096 tokens) would fail only after the model loads;
+    the plan (and so the dry run) refuses them."""
+    recipe = Recipe.from_dict(_recipe(runner={}))
+    with pytest.raises(RecipeError, match=r"group p0-s0: .* 20 x 128 = 2560 activations, .* >= 32"):
+        plan(recipe)
 
 
 def test_unknown_architecture_names_the_known_ones() -> None:

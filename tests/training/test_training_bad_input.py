@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 import sae_lens.llm_sae_training_runner
+from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAEConfig
 
 from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config
 from sae_mask_plugin.masking import MaskingConfigError
-from sae_mask_plugin.training import HookNotFoundError
+from sae_mask_plugin.training import HookNotFoundError, MaskedMultiSAETrainingRunnerConfig
 from sae_mask_plugin.training.cli import main as train_main
+from sae_mask_plugin.training.config import MixingBufferError
 
 
 @pytest.fixture(autouse=True)
@@ -68,11 +70,35 @@ def test_runner_checks_before_loading_the_model(masking, runner, error, message,
             ValueError,
             r"init_b_dec='mean' .* needs sae.normalize_activations='none'",
         ),
+        (
+            lambda: make_runner_config(
+                context_size=128, seqpos_slice=(2, None), n_batches_in_buffer=16, train_batch_size_tokens=2048
+            ),
+            MixingBufferError,
+            r"16 x 126 = 2016 activations, fewer than train_batch_size_tokens = 2048: set n_batches_in_buffer >= 17",
+        ),
+        (
+            lambda: MaskedMultiSAETrainingRunnerConfig(
+                saes={"a": BatchTopKTrainingSAEConfig(d_in=576, d_sae=64, k=4)},
+                hook_names={"a": "blocks.12.hook_resid_post"},
+                context_size=64,
+                n_batches_in_buffer=1,
+                train_batch_size_tokens=128,
+            ),
+            MixingBufferError,
+            r"1 x 64 = 64 activations",
+        ),
     ],
 )
 def test_configs_refuse_bad_settings(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_mixing_buffer_of_exactly_one_batch_is_accepted():
+    make_runner_config(
+        context_size=128, seqpos_slice=(2, None), n_batches_in_buffer=17, train_batch_size_tokens=2142
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,6 +111,7 @@ def test_configs_refuse_bad_settings(call, error, message):
         (["--mask_token", "hello world"], "'hello world' is not a single token"),
         (["--hook_name", "blocks.99.hook_resid_post"], "is not a hook of model"),
         (["--architecture", "masked_topk"], "invalid choice: 'masked_topk'"),
+        (["--n_batches_in_buffer", "1"], "set n_batches_in_buffer >= "),
     ],
 )
 def test_train_command_reports_bad_input(argv, message, tmp_path, capsys):
