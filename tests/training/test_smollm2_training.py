@@ -137,9 +137,10 @@ def test_acceptance_masked_sae_stays_alive_and_close_to_baseline(tmp_path, embed
     chosen by measurement, on the embedded default. On clean text no training run read (the calibration split's
     second half; calibration reads its first 32,768 tokens): the masked SAE keeps L0 >= 0.5 k and FVU <= the
     baseline's + 0.15; after clean-text threshold calibration both SAEs fire about k latents per token there.
-    The target is +-3 %; measured: baseline 33.01 at k 32 (+3.1 %), and 32.85-33.05 for three learning-curve SAEs
-    (docs/smollm2_study): a systematic shift between the calibration tokens and this text, the same for every
-    SAE, so the check allows 5 %."""
+    The target was +-3 %; measured: baseline 33.01 at k 32 (+3.1 %), and 32.85-33.05 for three learning-curve SAEs;
+    calibrated on other draws of the calibration split the same SAEs land between -1.2 % and +6.8 % here, the same
+    for every SAE (scripts/calibration_accuracy.py, docs/smollm2_study): the text draw's own spread, so the check
+    allows 5 %."""
     defaults = make_runner_config()
     hook, positions = defaults.hook_name, defaults.seqpos_slice
     texts = load_calibration_texts(show_progress=False)
