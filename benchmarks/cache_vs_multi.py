@@ -44,6 +44,7 @@ from sae_mask_plugin.training.defaults import (
 )
 
 KS = (16, 32, 64)
+LLM_BATCH_TOKENS = RUNNER_DEFAULTS["store_batch_size_prompts"] * RUNNER_DEFAULTS["context_size"]
 
 
 def multi_config(
@@ -113,11 +114,15 @@ def main() -> None:
             context_size=RUNNER_DEFAULTS["context_size"],
             new_cached_activations_path=str(cached / "cache"),
             seqpos_slice=RUNNER_DEFAULTS["seqpos_slice"],
+            # SAELens caches whole buffers of `buffer_size_gb` (default 2 GB, ~870k tokens here): one buffer of
+            # the cache's tokens, rounded up to whole LLM batches
+            buffer_size_gb=(cache_tokens + LLM_BATCH_TOKENS) * SAE_DEFAULTS["d_in"] * 4 / 1e9,
             shuffle=True,
             seed=0,
             device="cpu",
             masking=masking,
         )
+        cache_tokens = cache_cfg.n_tokens_in_buffer * cache_cfg.n_buffers
         runner = MaskedCacheActivationsRunner(cache_cfg, override_dataset=load_embedded_corpus(seed=0))
         load_seconds = time.perf_counter() - start  # the cache runner loads its own LLM copy
         runner.run()
@@ -145,7 +150,7 @@ def main() -> None:
     print(f"{'way':<44} {'seconds':>8} {'k32 clean FVU':>14}")
     print(f"{'one pass (fresh tokens)':<44} {one_pass_seconds:>8.1f} {fvu_one_pass:>14.3f}")
     print(
-        f"{f'cache {cache_tokens:,} tokens x {args.epochs} epochs':<44} {cached_seconds:>8.1f} {fvu_cached:>14.3f}"
+        f"{f'cache {cache_tokens:,} tokens x {args.training_tokens / cache_tokens:.2f} epochs':<44} {cached_seconds:>8.1f} {fvu_cached:>14.3f}"
         f"   (build {cache_seconds:.1f} s + train {train_seconds:.1f} s; LLM load {load_seconds:.1f} s not counted)"
     )
     print(f"cache / one pass = {cached_seconds / one_pass_seconds:.2f}x")
