@@ -1,0 +1,59 @@
+"""Which paired comparisons of a report are decided, and how many paired seeds the others would take.
+
+    python scripts/seeds_needed.py REPORT_DIR/results.json
+
+For each matched-L0 comparison: the paired 95 % t-interval's half-width against the decision threshold (0.05
+for absorption scores, 0.02 for accuracies and explained variance); where it is wider, the number of seeds n at
+which t(0.975, n - 1) · sd / √n falls to the threshold, sd being the paired differences' SD implied by the
+interval. An estimate: the SD of a few seeds is itself uncertain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from scipy import stats
+
+DECISION_HALF_WIDTHS = {
+    "mean_absorption_fraction_score": 0.05,
+    "mean_full_absorption_score": 0.05,
+    "sae_top_1_test_accuracy": 0.02,
+    "sae_top_5_test_accuracy": 0.02,
+    "sae_ood_accuracy": 0.02,
+    "sae_ood_gap": 0.02,
+    "explained_variance": 0.02,
+}
+
+
+def seeds_needed(sd: float, half_width: float) -> int:
+    """Smallest n >= 2 whose paired t-interval half-width is at most `half_width`."""
+    n = 2
+    while stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) > half_width:
+        n += 1
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    results = json.loads(parser.parse_args().results.read_text())
+    for cell, rows in results["matched_l0_comparisons"].items():
+        for row in rows:
+            threshold = DECISION_HALF_WIDTHS.get(row["metric"])
+            difference = row["difference"]
+            if threshold is None or difference["n"] < 2:
+                continue
+            half = (difference["high"] - difference["low"]) / 2
+            sd = half * math.sqrt(difference["n"]) / stats.t.ppf(0.975, difference["n"] - 1)
+            status = "decided" if half <= threshold else f"~{seeds_needed(sd, threshold)} seeds"
+            print(
+                f"{cell:<48} {row['metric']:<32} {difference['mean']:+.4f} "
+                f"[{difference['low']:+.4f}, {difference['high']:+.4f}]  half-width {half:.4f}: {status}"
+            )
+
+
+if __name__ == "__main__":
+    main()
