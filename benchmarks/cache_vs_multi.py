@@ -129,6 +129,7 @@ def main() -> None:
         cache_seconds = time.perf_counter() - start - load_seconds
 
         # SAELens's multi-SAE runner does not read caches: one single-SAE run per k over the cache
+        corpus = load_embedded_corpus(seed=0)
         start = time.perf_counter()
         for k in KS:
             cfg = make_runner_config(
@@ -139,7 +140,10 @@ def main() -> None:
                 output_path=str(cached / "saes" / f"k{k}"),
                 checkpoint_path=str(cached / "checkpoints"),
             )
-            MaskedLanguageModelSAETrainingRunner(cfg, override_model=model, init_b_dec="mean").run()
+            # SAELens asks for a dataset even when it reads a cache
+            MaskedLanguageModelSAETrainingRunner(
+                cfg, override_dataset=corpus, override_model=model, init_b_dec="mean"
+            ).run()
         train_seconds = time.perf_counter() - start
 
         fvu_one_pass = clean_fvu(one_pass / "saes" / "k32", clean)
