@@ -137,6 +137,11 @@ def main() -> None:
                 training_tokens=args.training_tokens,
                 use_cached_activations=True,
                 cached_activations_path=str(cached / "cache"),
+                # the cache holds the kept positions only
+                context_size=len(
+                    range(RUNNER_DEFAULTS["context_size"])[slice(*RUNNER_DEFAULTS["seqpos_slice"])]
+                ),
+                seqpos_slice=(None,),
                 output_path=str(cached / "saes" / f"k{k}"),
                 checkpoint_path=str(cached / "checkpoints"),
             )
