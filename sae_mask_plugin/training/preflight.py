@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 from sae_lens.util import get_special_token_ids
 from transformer_lens import HookedRootModule, HookedTransformer
@@ -64,6 +66,29 @@ def check_hooks(hook_names: Iterable[str], available: set[str] | None, model_nam
             close = difflib.get_close_matches(hook, sorted(available), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise HookNotFoundError(f"hook {hook!r} is not a hook of model {model_name!r}{hint}")
+
+
+class CachedActivationsShapeError(SaeMaskUserError, ValueError):
+    """An activation cache whose windows do not have the run's `context_size` positions."""
+
+
+def check_cached_window_length(cached_activations_path: str, hook_name: str, context_size: int) -> None:
+    """Raise `CachedActivationsShapeError` when the cache at `cached_activations_path` holds windows of another length
+    than `context_size` (SAELens refuses it only after the model loads). A cache built with a `seqpos_slice` holds
+    the kept positions only, so a run training on it needs `context_size` = those positions and no slice of its
+    own. A missing cache or hook is left to SAELens's own message."""
+    if not Path(cached_activations_path).exists():
+        return
+    features = datasets.load_from_disk(cached_activations_path).features
+    if hook_name not in features:
+        return
+    cached_positions = features[hook_name].shape[0]
+    if cached_positions != context_size:
+        raise CachedActivationsShapeError(
+            f"the activation cache {cached_activations_path} holds windows of {cached_positions} positions but the "
+            f"run has context_size={context_size}: set context_size={cached_positions} (a cache built with a "
+            "seqpos_slice holds only the kept positions; train on it with seqpos_slice=(None,))"
+        )
 
 
 def preflight(

@@ -44,7 +44,7 @@ from sae_mask_plugin.training.metadata import (
     read_cache_masking,
     write_masking_metadata,
 )
-from sae_mask_plugin.training.preflight import build_masker, preflight
+from sae_mask_plugin.training.preflight import build_masker, check_cached_window_length, preflight
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
 
 PROGRESS_UPDATE_STEPS = 10
@@ -143,6 +143,8 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
             hook_names=[cfg.hook_name],
             override_model=override_model,
         )
+        if cfg.use_cached_activations and cfg.cached_activations_path is not None:
+            check_cached_window_length(cfg.cached_activations_path, cfg.hook_name, cfg.context_size)
         self.init_b_dec = init_b_dec
         if override_sae is None and cfg.from_pretrained_path is None:
             torch.manual_seed(cfg.seed)

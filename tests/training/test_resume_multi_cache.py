@@ -27,6 +27,7 @@ from sae_mask_plugin import (
 )
 from sae_mask_plugin.masking import MaskingConfigError
 from sae_mask_plugin.training import read_cache_masking, read_masking_record
+from sae_mask_plugin.training.preflight import CachedActivationsShapeError
 from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS
 
 MASKING = MaskingConfig(p=0.3, mask_token=REPO_NAME_ID)
@@ -214,3 +215,34 @@ def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(
     assert isinstance(trained, MaskedLanguageModelSAERunnerConfig)
     MaskedLanguageModelSAETrainingRunner(trained, override_model=tiny_model, override_dataset=texts).run()
     assert read_masking_record(tmp_path / "sae") == record
+
+
+def test_a_cache_of_sliced_windows_needs_its_own_window_length(tmp_path, tiny_model, texts, monkeypatch):
+    """A cache built with `seqpos_slice=(2, None)` holds 30-position windows of a 32-token context: a run with
+    context 32 is refused before any training, one with context 30 and no slice trains on it."""
+    monkeypatch.setattr(sae_lens.cache_activations_runner, "load_model", lambda **_: tiny_model)
+    cache = tmp_path / "cache"
+    cfg = MaskedCacheActivationsRunnerConfig(
+        dataset_path="",
+        model_name="tiny",
+        model_batch_size=4,
+        hook_name=TINY_HOOK,
+        d_in=32,
+        training_tokens=30 * 64,
+        context_size=32,
+        seqpos_slice=(2, None),
+        new_cached_activations_path=str(cache),
+        buffer_size_gb=30 * 64 * 32 * 4 / 1e9,
+        shuffle=False,
+        device="cpu",
+    )
+    MaskedCacheActivationsRunner(cfg, override_dataset=texts).run()
+    settings = tiny_runner_settings(tmp_path, use_cached_activations=True, cached_activations_path=str(cache))
+    wrong = make_runner_config("topk", sae=tiny_sae("topk"), **{**settings, "seqpos_slice": (None,)})
+    with pytest.raises(CachedActivationsShapeError, match=r"windows of 30 positions .* set context_size=30"):
+        MaskedLanguageModelSAETrainingRunner(wrong, override_model=tiny_model, override_dataset=texts)
+    right = make_runner_config(
+        "topk", sae=tiny_sae("topk"), **{**settings, "context_size": 30, "seqpos_slice": (None,)}
+    )
+    MaskedLanguageModelSAETrainingRunner(right, override_model=tiny_model, override_dataset=texts).run()
+    assert (tmp_path / "sae" / "cfg.json").is_file()
