@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import datasets
 import pytest
@@ -177,25 +179,28 @@ def test_multi_sae_runner_failing_save_leaves_no_partial_output(tmp_path, tiny_m
     assert not [path for path in tmp_path.iterdir() if ".partial-" in path.name]
 
 
-def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(
-    tmp_path, tiny_model, texts, monkeypatch
-):
-    monkeypatch.setattr(sae_lens.cache_activations_runner, "load_model", lambda **_: tiny_model)
-    cache = tmp_path / "cache"
-    cfg = MaskedCacheActivationsRunnerConfig(
+def tiny_cache_config(cache: Path, **settings: Any) -> MaskedCacheActivationsRunnerConfig:
+    """A cache of the tiny model's hook activations in 32-token windows, written to `cache`."""
+    return MaskedCacheActivationsRunnerConfig(
         dataset_path="",
         model_name="tiny",
         model_batch_size=4,
         hook_name=TINY_HOOK,
         d_in=32,
-        training_tokens=4096,
         context_size=32,
         new_cached_activations_path=str(cache),
-        buffer_size_gb=1024 * 32 * 4 / 1e9,
         shuffle=False,
         device="cpu",
-        masking=MASKING,
+        **settings,
     )
+
+
+def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(
+    tmp_path, tiny_model, texts, monkeypatch
+):
+    monkeypatch.setattr(sae_lens.cache_activations_runner, "load_model", lambda **_: tiny_model)
+    cache = tmp_path / "cache"
+    cfg = tiny_cache_config(cache, training_tokens=4096, buffer_size_gb=1024 * 32 * 4 / 1e9, masking=MASKING)
     with recorded_inputs(tiny_model) as fed:
         dataset = MaskedCacheActivationsRunner(cfg, override_dataset=texts).run()
     assert all(bool((batch == REPO_NAME_ID).any()) for batch in fed)
@@ -222,19 +227,8 @@ def test_a_cache_of_sliced_windows_needs_its_own_window_length(tmp_path, tiny_mo
     context 32 is refused before any training, one with context 30 and no slice trains on it."""
     monkeypatch.setattr(sae_lens.cache_activations_runner, "load_model", lambda **_: tiny_model)
     cache = tmp_path / "cache"
-    cfg = MaskedCacheActivationsRunnerConfig(
-        dataset_path="",
-        model_name="tiny",
-        model_batch_size=4,
-        hook_name=TINY_HOOK,
-        d_in=32,
-        training_tokens=30 * 64,
-        context_size=32,
-        seqpos_slice=(2, None),
-        new_cached_activations_path=str(cache),
-        buffer_size_gb=30 * 64 * 32 * 4 / 1e9,
-        shuffle=False,
-        device="cpu",
+    cfg = tiny_cache_config(
+        cache, training_tokens=30 * 64, buffer_size_gb=30 * 64 * 32 * 4 / 1e9, seqpos_slice=(2, None)
     )
     MaskedCacheActivationsRunner(cfg, override_dataset=texts).run()
     settings = tiny_runner_settings(tmp_path, use_cached_activations=True, cached_activations_path=str(cache))
