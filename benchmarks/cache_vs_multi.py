@@ -138,9 +138,7 @@ def main() -> None:
                 use_cached_activations=True,
                 cached_activations_path=str(cached / "cache"),
                 # the cache holds the kept positions only
-                context_size=len(
-                    range(RUNNER_DEFAULTS["context_size"])[slice(*RUNNER_DEFAULTS["seqpos_slice"])]
-                ),
+                context_size=cache_cfg.sliced_context_size,
                 seqpos_slice=(None,),
                 output_path=str(cached / "saes" / f"k{k}"),
                 checkpoint_path=str(cached / "checkpoints"),

@@ -7,7 +7,7 @@ the calibration split's first half (calibration reads this half) and 32,768 toke
 nothing). The threshold is set on the first n tokens of the first half (n = 8,192 ... 65,536, as the runner
 option `calibration_tokens` would) and on the *last* 32,768 of the first half (a disjoint draw of the same size),
 and L0 is measured on the unseen tokens: the spread between draws shows how much of the error is sampling.
-Thresholds are computed on copies; the saved SAEs are not changed.
+Thresholds are set on the SAEs loaded in memory; the saved SAEs are not changed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from sae_lens import SAE
 
 from sae_mask_plugin import load_embedded_model
-from sae_mask_plugin.calibration.threshold import fvu_and_l0, threshold_for_l0
+from sae_mask_plugin.calibration.threshold import calibrate_sae, mean_l0
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
 from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.files import write_json_atomic
@@ -57,8 +57,8 @@ def main() -> None:
     for path, sae in saes.items():
         k = saved_training_k(json.loads((path / "cfg.json").read_text()))
         for draw, tokens in draws.items():
-            sae.threshold.data.fill_(threshold_for_l0(sae, tokens, k))
-            _, unseen_l0 = fvu_and_l0(sae, unseen)
+            calibrate_sae(sae, tokens, k)
+            unseen_l0 = mean_l0(sae, unseen)
             rows.append(
                 {
                     "sae": path.name,
