@@ -12,28 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
-from scipy import stats
-
-DECISION_HALF_WIDTHS = {
-    "mean_absorption_fraction_score": 0.05,
-    "mean_full_absorption_score": 0.05,
-    "sae_top_1_test_accuracy": 0.02,
-    "sae_top_5_test_accuracy": 0.02,
-    "sae_ood_accuracy": 0.02,
-    "sae_ood_gap": 0.02,
-    "explained_variance": 0.02,
-}
-
-
-def seeds_needed(sd: float, half_width: float) -> int:
-    """Smallest n >= 2 whose paired t-interval half-width is at most `half_width`."""
-    n = 2
-    while stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) > half_width:
-        n += 1
-    return n
+from sae_mask_plugin.report.statements import DECISION_HALF_WIDTHS, half_width, implied_sd, seeds_needed
+from sae_mask_plugin.report.stats import Summary
 
 
 def main() -> None:
@@ -43,15 +25,18 @@ def main() -> None:
     for cell, rows in results["matched_l0_comparisons"].items():
         for row in rows:
             threshold = DECISION_HALF_WIDTHS.get(row["metric"])
-            difference = row["difference"]
-            if threshold is None or difference["n"] < 2:
+            difference = Summary(**row["difference"])
+            if threshold is None or difference.n < 2:
                 continue
-            half = (difference["high"] - difference["low"]) / 2
-            sd = half * math.sqrt(difference["n"]) / stats.t.ppf(0.975, difference["n"] - 1)
-            status = "decided" if half <= threshold else f"~{seeds_needed(sd, threshold)} seeds"
+            half = half_width(difference)
+            status = (
+                "decided"
+                if half <= threshold
+                else f"~{seeds_needed(implied_sd(difference), threshold)} seeds"
+            )
             print(
-                f"{cell:<48} {row['metric']:<32} {difference['mean']:+.4f} "
-                f"[{difference['low']:+.4f}, {difference['high']:+.4f}]  half-width {half:.4f}: {status}"
+                f"{cell:<48} {row['metric']:<32} {difference.mean:+.4f} "
+                f"[{difference.low:+.4f}, {difference.high:+.4f}]  half-width {half:.4f}: {status}"
             )
 
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.evals.common import hook_layer, path_safe, settings_key
-from sae_mask_plugin.files import atomic_file, write_text_atomic
+from sae_mask_plugin.files import atomic_file, build_lock, write_text_atomic
 
 ACTIVATIONS_FORMAT_VERSION = 1
 
@@ -204,15 +204,18 @@ class ActivationCache:
         return folder / f"{path_safe(dataset)}-{key}.pt"
 
     def get(self, dataset: str, texts: Sequence[str]) -> torch.Tensor:
-        """Activations of `texts` [len(texts), d_hook]: from disk, else computed with the model and stored."""
+        """Activations of `texts` [len(texts), d_hook]: from disk, else computed with the model and stored.
+        Processes filling the same file take turns (`build_lock`): the first computes, the others load it."""
         path = self.path(dataset, texts)
-        if path.is_file():
-            try:
-                cached = torch.load(path, weights_only=True)
-                if cached.shape[0] == len(texts):
-                    return cached
-            except (RuntimeError, OSError, EOFError):
-                pass
+        cached = _load_activations(path, len(texts))
+        if cached is not None:
+            return cached
+        with build_lock(path):
+            cached = _load_activations(path, len(texts))
+            return cached if cached is not None else self._compute(path, dataset, texts)
+
+    def _compute(self, path: Path, dataset: str, texts: Sequence[str]) -> torch.Tensor:
+        """Activations of `texts` computed with the model and stored at `path` (with a JSON note beside it)."""
         if self.model is None:
             raise ValueError(
                 f"activations of {dataset!r} at {self.hook_name!r} are not cached and no model was given"
@@ -236,3 +239,14 @@ class ActivationCache:
             ),
         )
         return activations
+
+
+def _load_activations(path: Path, n_texts: int) -> torch.Tensor | None:
+    """The activations stored at `path` when the file is complete and holds `n_texts` rows, else None."""
+    if not path.is_file():
+        return None
+    try:
+        cached = torch.load(path, weights_only=True)
+    except (RuntimeError, OSError, EOFError):
+        return None
+    return cached if cached.shape[0] == n_texts else None

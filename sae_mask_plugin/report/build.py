@@ -1,13 +1,15 @@
 """Build the baseline-vs-masked report: `report.md`, `results.json` and PNG plots, from `RunRecord`s.
 
-The report opens with the gates (is the setting trustworthy?) and a headline of masked − baseline differences at
-matched L0 (`matching`), then both comparison views in full (matched L0 first, same k second), every run, the OOD
-tasks behind the OOD metrics, and the plots. Every difference has its paired 95% interval, a paired t-test and a
+The report opens with any notices (e.g. that it is partial), the gates (is the setting trustworthy?) and a
+headline: the verdicts of each view in words, then one compact table per view (rows: metrics with their
+direction; columns: comparison cells; single-pair cells apart). Then the setup, how to read it, the plots, and an
+appendix with both views in full (matched L0 first, same k second), every run and the OOD tasks. Every difference has its paired 95% interval, a paired t-test and a
 Benjamini-Hochberg q-value within its view; a verdict claims an effect only when the interval excludes zero.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,18 @@ from typing import Any
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
 from sae_mask_plugin.report.gates import gate_warnings
-from sae_mask_plugin.report.matching import Unmatched, compare_pairs, matched_l0_pairs, same_k_pairs
+from sae_mask_plugin.report.matching import Unmatched, compare_pairs, matched_l0_comparisons, same_k_pairs
 from sae_mask_plugin.report.records import KEY_METRICS, METRICS, METRICS_BY_KEY, RunRecord, better_label
-from sae_mask_plugin.report.stats import PairedComparison
+from sae_mask_plugin.report.statements import (
+    both_intervals,
+    count_tests,
+    metric_label,
+    reading,
+    shared_words,
+    short_cell_labels,
+    view_verdicts,
+)
+from sae_mask_plugin.report.stats import ALTERNATIVE_INTERPOLATION, PRIMARY_INTERPOLATION, PairedComparison
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"
@@ -47,24 +58,24 @@ class ReportData:
     ood_tasks: dict[str, Any] | None
 
     @property
+    def views(self) -> dict[str, Comparisons]:
+        """The comparison views by name, the fair one first."""
+        return {"matched L0": self.matched, "same k": self.same_k}
+
+    @property
     def headline(self) -> list[dict[str, Any]]:
-        """Headline rows: per cell and key metric, the matched-L0 comparison when it has an interval (>= 2 pairs)
-        or as many pairs as the same-k one; else the same-k comparison, saying how many pairs matched."""
-        rows = []
-        for cell in dict.fromkeys([*self.matched, *self.same_k]):
-            matched = {c.metric: c for c in self.matched.get(cell, [])}
-            same_k = {c.metric: c for c in self.same_k.get(cell, [])}
-            for key in KEY_METRICS:
-                chosen, fallback = matched.get(key), same_k.get(key)
-                n_matched = 0 if chosen is None else chosen.difference.n
-                if chosen is not None and (
-                    n_matched >= 2 or fallback is None or fallback.difference.n <= n_matched
-                ):
-                    rows.append({"cell": cell, "view": "matched L0", "comparison": chosen})
-                elif fallback is not None:
-                    view = f"same k ({n_matched} of {fallback.difference.n} pairs in L0 range)"
-                    rows.append({"cell": cell, "view": view, "comparison": fallback})
-        return rows
+        """Headline rows: per view, cell and key metric, the comparison (what the compact tables show)."""
+        return [
+            {"view": view, "cell": cell, "comparison": c}
+            for view, comparisons in self.views.items()
+            for cell, cell_comparisons in comparisons.items()
+            for c in cell_comparisons
+            if c.metric in HEADLINE_METRICS[view]
+        ]
+
+
+HEADLINE_METRICS = {"matched L0": KEY_METRICS, "same k": ("l0", *KEY_METRICS)}
+"""The rows of each view's compact headline table (same k also shows how far L0 differs)."""
 
 
 def paired_comparisons(records: list[RunRecord]) -> Comparisons:
@@ -105,11 +116,11 @@ def _ood_tasks(records: list[RunRecord]) -> dict[str, Any] | None:
 
 def collect_report_data(records: list[RunRecord]) -> ReportData:
     """Compute both comparison views, the gates and the settings of `records`."""
-    matched_pairs, unmatched = matched_l0_pairs(records)
+    matched, unmatched = matched_l0_comparisons(records)
     settings = _settings(records)
     return ReportData(
         records=records,
-        matched=compare_pairs(matched_pairs, include_reference=False),
+        matched=matched,
         same_k=paired_comparisons(records),
         unmatched=unmatched,
         settings=settings,
@@ -132,39 +143,101 @@ def _format_p(value: float | None) -> str:
 
 
 def _comparison_rows(cell_comparisons: list[PairedComparison], baseline_label: str) -> list[str]:
-    rows = [
-        f"| metric | {baseline_label} | masked | masked − baseline [95% CI] | paired p | q (FDR) | n pairs | verdict |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    """The long table of one cell: every metric with both arms, the difference (and under the alternative
+    interpolation, when there is one), p, q and the verdict."""
+    alternative = any(c.alternative is not None for c in cell_comparisons)
+    header = ["metric", baseline_label, "masked", "masked − baseline [95% CI]"]
+    if alternative:
+        header = [
+            *header[:3],
+            f"masked − baseline [95% CI], {PRIMARY_INTERPOLATION}",
+            ALTERNATIVE_INTERPOLATION,
+        ]
+    header += ["paired p", "q (FDR)", "n pairs", "verdict"]
+    rows = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     for c in cell_comparisons:
-        rows.append(
-            f"| {better_label(METRICS_BY_KEY[c.metric])} | {c.baseline.format(4)} | {c.masked.format(4)} | "
-            f"{c.difference.format(4)} | {_format_p(c.p_value)} | {_format_p(c.q_value)} | {c.difference.n} | "
-            f"{c.verdict} |"
-        )
+        values = [better_label(METRICS_BY_KEY[c.metric]), c.baseline.format(4), c.masked.format(4)]
+        values.append(c.difference.format(4))
+        if alternative:
+            values.append("—" if c.alternative is None else c.alternative.difference.format(4))
+        values += [_format_p(c.p_value), _format_p(c.q_value), str(c.difference.n), c.verdict]
+        rows.append(f"| {' | '.join(values)} |")
     return rows
+
+
+def _compact_table(
+    view: str, comparisons: Comparisons, cells: list[str], labels: dict[str, str]
+) -> list[str]:
+    """One row per headline metric (with its direction), one column per cell: the difference with its interval
+    (and the alternative interpolation's) and a word where the interval excludes zero."""
+    lines = [f"| metric | {' | '.join(labels[cell] for cell in cells)} |", f"|---|{'---|' * len(cells)}"]
+    for metric in HEADLINE_METRICS[view]:
+        entries = []
+        for cell in cells:
+            found = [c for c in comparisons[cell] if c.metric == metric]
+            if not found:
+                entries.append("—")
+                continue
+            word = reading(found[0])
+            entries.append(
+                both_intervals(found[0]).replace(" (", "<br>(", 1) + (f"<br>{word}" if word else "")
+            )
+        if any(entry != "—" for entry in entries):
+            lines.append(f"| {metric_label(metric)} | {' | '.join(entries)} |")
+    return lines
 
 
 def _headline_lines(data: ReportData) -> list[str]:
     lines = ["## Headline", ""]
-    rows = data.headline
-    if not rows:
+    if not data.same_k:
         return [*lines, "No masked run has a paired baseline (same model, hook, shape, tokens and seed).", ""]
     lines += [
-        "masked − baseline per comparison cell, at matched L0 where the cell has one (the baseline's metric "
-        "interpolated in log L0 at the masked SAE's L0, same seed), else at the same k:",
+        "masked − baseline. **Matched L0**: each masked SAE against its own seed's baseline interpolated to the "
+        f"same L0 ({PRIMARY_INTERPOLATION}; the {ALTERNATIVE_INTERPOLATION} interpolation in brackets). "
+        "**Same k**: against the baseline of the same k and seed. An effect is claimed only where the 95 % "
+        "interval excludes zero; q-values are Benjamini-Hochberg within each view.",
         "",
-        "| cell | view | metric | masked − baseline [95% CI] | n pairs | verdict |",
-        "|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        c = row["comparison"]
-        lines.append(
-            f"| {_table_text(row['cell'])} | {row['view']} | {better_label(METRICS_BY_KEY[c.metric])} | {c.difference.format(4)} "
-            f"| {c.difference.n} | {c.verdict} |"
-        )
-    lines += ["", _ood_sentence(data.ood_tasks), ""]
+    for view, comparisons in data.views.items():
+        labels = short_cell_labels(list(comparisons))
+        lines += view_verdicts(_title(view), comparisons, labels)
+    lines.append("")
+    for view, comparisons in data.views.items():
+        if not comparisons:
+            lines += [f"### {_title(view)}", "", _no_cells_sentence(view), ""]
+            continue
+        labels = short_cell_labels(list(comparisons))
+        common = shared_words(list(comparisons))
+        paired = [cell for cell, cs in comparisons.items() if any(c.difference.n >= 2 for c in cs)]
+        single = [cell for cell in comparisons if cell not in paired]
+        lines += [f"### {_title(view)}" + (f" ({common})" if common else ""), ""]
+        if paired:
+            n_pairs = sorted({c.difference.n for cell in paired for c in comparisons[cell]})
+            lines += [
+                f"Cells with {' / '.join(map(str, n_pairs))} paired seeds, mean [95 % interval]:",
+                "",
+                *_compact_table(view, comparisons, paired, labels),
+                "",
+            ]
+        if single:
+            lines += [
+                "Single pairs (one seed: no interval, no verdict):",
+                "",
+                *_compact_table(view, comparisons, single, labels),
+                "",
+            ]
+    lines += [_ood_sentence(data.ood_tasks), ""]
     return lines
+
+
+def _title(view: str) -> str:
+    return view[0].upper() + view[1:]
+
+
+def _no_cells_sentence(view: str) -> str:
+    if view == "matched L0":
+        return "No masked SAE could be matched in L0 (each needs its seed's baseline at ≥ 2 values of k)."
+    return "No masked run has a paired baseline (same model, hook, shape, tokens and seed)."
 
 
 def _ood_sentence(ood_tasks: dict[str, Any] | None) -> str:
@@ -190,11 +263,14 @@ def _how_to_read() -> list[str]:
         "evidence whatever their sign.",
         "- **Matched L0 is the fair view.** Masking changes how many latents an SAE fires at a given k; "
         "absorption and probing depend on L0 themselves. Each masked SAE is compared with its own seed's "
-        "baseline interpolated to the same L0 (linear in log L0 between baseline k values; never extrapolated: "
-        "masked SAEs outside the baseline's L0 range are listed, not compared). Same-k rows are a second view.",
+        f"baseline interpolated to the same L0 ({PRIMARY_INTERPOLATION} between baseline k values, and "
+        f"{ALTERNATIVE_INTERPOLATION} through the nearest three as a check; never extrapolated: masked SAEs "
+        "outside the baseline's L0 range are listed, not compared). L0 is the core eval's, on its held-out "
+        "texts. Same-k rows are a second view.",
         "- **Verdicts.** An effect is claimed only when the paired 95% interval of masked − baseline excludes "
-        "zero; q is the Benjamini-Hochberg q-value within the view, and a verdict with q ≥ 0.05 says so. Each "
-        "metric's label says which direction is better.",
+        "zero; q is the Benjamini-Hochberg q-value within the view, and a verdict with q ≥ 0.05 says so. Where "
+        "the two interpolations read a matched-L0 comparison differently, its verdict says it depends on the "
+        "interpolation. Each metric's label says which direction is better.",
         "- **Reference rows** (L0, letters evaluated, dense and oracle probes) describe the setting, not the SAE.",
         "",
     ]
@@ -223,8 +299,12 @@ def _ood_task_lines(ood_tasks: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def _markdown(data: ReportData, plot_files: list[Path]) -> str:
-    lines = ["# Masked regularization: baseline vs masked SAEs", ""]
+def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) -> str:
+    lines = [*(f"> {notice}\n>" for notice in notices)]
+    if notices:
+        lines[-1] = lines[-1].removesuffix("\n>")
+        lines.append("")
+    lines += ["# Masked regularization: baseline vs masked SAEs", ""]
     lines += [f"> ⚠ {warning}\n>" for warning in data.gates]
     if data.gates:
         lines.append("")
@@ -236,20 +316,18 @@ def _markdown(data: ReportData, plot_files: list[Path]) -> str:
     ]
     lines += [f"- **SAEs**: {len(data.records)} ({sum(r.is_baseline for r in data.records)} baseline)", ""]
     lines += _how_to_read()
-    n_matched = sum(c.q_value is not None for cell in data.matched.values() for c in cell)
-    n_same_k = sum(c.q_value is not None for cell in data.same_k.values() for c in cell)
+    lines += ["## Plots", ""]
+    lines += [f"![{path.stem}]({path.name})" for path in plot_files]
+    lines += ["", "## Appendix A: matched-L0 comparisons", ""]
+    n_matched = count_tests(data.matched)
     lines += [
-        "## Matched-L0 comparisons",
-        "",
-        f"{n_matched} paired tests (about {n_matched / 20:.1f} intervals would exclude zero by chance alone). "
-        "Baseline column: the paired baseline interpolated at the masked SAE's L0.",
+        f"{n_matched} paired tests, one Benjamini-Hochberg family (about {n_matched / 20:.1f} intervals would "
+        f"exclude zero by chance alone); the {ALTERNATIVE_INTERPOLATION} interpolation's tests are a family of "
+        "their own. Baseline column: the paired baseline interpolated at the masked SAE's L0.",
         "",
     ]
     if not data.matched:
-        lines += [
-            "No masked SAE could be matched in L0 (each needs its seed's baseline at ≥ 2 values of k).",
-            "",
-        ]
+        lines += [_no_cells_sentence("matched L0"), ""]
     for cell, cell_comparisons in data.matched.items():
         lines += [f"### {cell}", "", *_comparison_rows(cell_comparisons, "baseline at matched L0"), ""]
     if data.unmatched:
@@ -257,32 +335,30 @@ def _markdown(data: ReportData, plot_files: list[Path]) -> str:
         lines += [f"- {u.run} ({u.cell}): {u.reason}" for u in data.unmatched]
         lines.append("")
     lines += [
-        "## Same-k comparisons",
+        "## Appendix B: same-k comparisons",
         "",
-        f"{n_same_k} paired tests. Masked SAEs and baselines of the same k and seed; the L0 row shows how far "
-        "their sparsity differs.",
+        f"{count_tests(data.same_k)} paired tests, one Benjamini-Hochberg family. Masked SAEs and baselines of "
+        "the same k and seed; the L0 row shows how far their sparsity differs.",
         "",
     ]
     if not data.same_k:
-        lines += ["No masked run has a paired baseline (same model, hook, shape, tokens and seed).", ""]
+        lines += [_no_cells_sentence("same k"), ""]
     for cell, cell_comparisons in data.same_k.items():
         lines += [f"### {cell}", "", *_comparison_rows(cell_comparisons, "baseline"), ""]
-    lines += ["## Every run", "", *_runs_table(data.records), ""]
-    lines += _ood_task_lines(data.ood_tasks)
-    lines += ["## Plots", ""]
-    lines += [f"![{path.stem}]({path.name})" for path in plot_files]
-    return "\n".join(lines) + "\n"
+    lines += ["## Appendix C: every run", "", *_runs_table(data.records), ""]
+    ood = _ood_task_lines(data.ood_tasks)
+    if ood:
+        lines += [ood[0].replace("## OOD tasks", "## Appendix D: OOD tasks"), *ood[1:]]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def _comparisons_json(comparisons: Comparisons) -> dict[str, list[dict[str, Any]]]:
-    return {
-        cell: [{**asdict(c), "verdict": c.verdict} for c in cell_comparisons]
-        for cell, cell_comparisons in comparisons.items()
-    }
+    return {cell: [c.to_dict() for c in cell_comparisons] for cell, cell_comparisons in comparisons.items()}
 
 
-def build_report(records: list[RunRecord], out_dir: str | Path) -> ReportFiles:
-    """Write `report.md`, `results.json` and the plots into `out_dir` (each written atomically)."""
+def build_report(records: list[RunRecord], out_dir: str | Path, notices: Sequence[str] = ()) -> ReportFiles:
+    """Write `report.md`, `results.json` and the plots into `out_dir` (each written atomically). `notices`
+    (markdown, one line each) open the report, e.g. that it is partial; `results.json` keeps them too."""
     if not records:
         raise ValueError("no SAEs to report on")
     out_dir = Path(out_dir)
@@ -297,14 +373,9 @@ def build_report(records: list[RunRecord], out_dir: str | Path) -> ReportFiles:
     results = {
         "settings": data.settings,
         "gates": data.gates,
+        "notices": list(notices),
         "headline": [
-            {
-                "cell": row["cell"],
-                "view": row["view"],
-                **asdict(row["comparison"]),
-                "verdict": row["comparison"].verdict,
-            }
-            for row in data.headline
+            {"cell": row["cell"], "view": row["view"], **row["comparison"].to_dict()} for row in data.headline
         ],
         "ood_tasks": data.ood_tasks,
         "runs": [r.to_dict() for r in records],
@@ -316,5 +387,5 @@ def build_report(records: list[RunRecord], out_dir: str | Path) -> ReportFiles:
     results_path = out_dir / RESULTS_FILE
     write_json_atomic(results_path, results)
     report_path = out_dir / REPORT_FILE
-    write_text_atomic(report_path, _markdown(data, plot_files))
+    write_text_atomic(report_path, _markdown(data, plot_files, notices))
     return ReportFiles(report_path, results_path, plot_files)

@@ -2,8 +2,10 @@
 
 Same k: a masked run pairs with the baseline of its pairing key (same model, hook, architecture, width, k, tokens
 and seed). Matched L0: the baseline runs of the masked run's seed (same key but any k) form an L0 curve; each of
-their metrics is interpolated linearly in log L0 at the masked run's L0 (the core eval's L0 on clean held-out
-text), and masked − interpolated is the paired difference. Nothing is extrapolated: a masked run whose L0 lies
+their metrics is interpolated linearly in log L0 at the masked run's L0 (the core eval's L0 on its held-out
+texts), and masked − interpolated is the paired difference. The same comparison is also made with a quadratic
+in log L0 through the nearest three baseline points: a verdict the two read differently depends on the shape
+assumed between the k values, and says so. Nothing is extrapolated: a masked run whose L0 lies
 outside its baseline curve's L0 range (or whose seed has fewer than two baseline L0 values) is listed as
 unmatched, with the reason. Each view is one family for the Benjamini-Hochberg q-values.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -21,6 +24,8 @@ from sae_mask_plugin.report.records import METRICS, REFERENCE_METRICS, RunRecord
 from sae_mask_plugin.report.stats import PairedComparison, false_discovery_control
 
 L0_METRIC = "l0"
+Interpolation = Literal["linear", "quadratic"]
+INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)
 
 PairedMetrics = tuple[dict[str, float], dict[str, float]]
 """(baseline metrics, masked metrics) of one pair; the baseline's may be interpolated."""
@@ -40,14 +45,27 @@ def cell_name(masked: RunRecord) -> str:
     return f"{masked.condition} | {masked.shape}"
 
 
-def interpolate_in_log_l0(points: Sequence[tuple[float, float]], l0: float) -> float | None:
-    """The value at `l0` of the curve through `points` [(L0, value), ...], linear in log L0; None when `l0` is
-    outside the points' L0 range or fewer than two distinct L0 values exist (never extrapolates)."""
+def interpolate_in_log_l0(
+    points: Sequence[tuple[float, float]], l0: float, interpolation: Interpolation = "linear"
+) -> float | None:
+    """The value at `l0` of the curve through `points` [(L0, value), ...] in log L0; None when `l0` is outside the
+    points' L0 range or fewer than two distinct L0 values exist (never extrapolates).
+
+    `linear`: piecewise linear. `quadratic`: the parabola through the three points nearest `l0` in log L0 (with
+    two points, the line through them)."""
     curve = sorted(points)
     log_l0s = [math.log(point_l0) for point_l0, _ in curve]
     if len(set(log_l0s)) < 2 or not curve[0][0] <= l0 <= curve[-1][0]:
         return None
-    return float(np.interp(math.log(l0), log_l0s, [value for _, value in curve]))
+    values = [value for _, value in curve]
+    if interpolation == "linear" or len(set(log_l0s)) == 2:
+        return float(np.interp(math.log(l0), log_l0s, values))
+    if interpolation != "quadratic":
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}; got {interpolation!r}")
+    distinct = sorted({log_l0: value for log_l0, value in zip(log_l0s, values, strict=True)}.items())
+    nearest = sorted(sorted(distinct, key=lambda point: abs(point[0] - math.log(l0)))[:3])
+    coefficients = np.polyfit([x for x, _ in nearest], [y for _, y in nearest], 2)
+    return float(np.polyval(coefficients, math.log(l0)))
 
 
 def same_k_pairs(records: list[RunRecord]) -> dict[str, list[PairedMetrics]]:
@@ -61,7 +79,9 @@ def same_k_pairs(records: list[RunRecord]) -> dict[str, list[PairedMetrics]]:
     return dict(pairs)
 
 
-def matched_l0_pairs(records: list[RunRecord]) -> tuple[dict[str, list[PairedMetrics]], list[Unmatched]]:
+def matched_l0_pairs(
+    records: list[RunRecord], interpolation: Interpolation = "linear"
+) -> tuple[dict[str, list[PairedMetrics]], list[Unmatched]]:
     """Cell → (baseline interpolated at the masked L0, masked) metrics, and the masked runs left unmatched."""
     curves: dict[tuple, list[RunRecord]] = defaultdict(list)
     for record in records:
@@ -90,7 +110,9 @@ def matched_l0_pairs(records: list[RunRecord]) -> tuple[dict[str, list[PairedMet
             interpolated = {}
             for key in masked.metrics.keys() - REFERENCE_METRICS:
                 value = interpolate_in_log_l0(
-                    [(r.metrics[L0_METRIC], r.metrics[key]) for r in curve if key in r.metrics], l0
+                    [(r.metrics[L0_METRIC], r.metrics[key]) for r in curve if key in r.metrics],
+                    l0,
+                    interpolation,
                 )
                 if value is not None:
                     interpolated[key] = value
@@ -125,6 +147,21 @@ def compare_pairs(
     return {
         cell: [next(adjusted) for _ in cell_comparisons] for cell, cell_comparisons in comparisons.items()
     }
+
+
+def matched_l0_comparisons(
+    records: list[RunRecord],
+) -> tuple[dict[str, list[PairedComparison]], list[Unmatched]]:
+    """The matched-L0 view: comparisons with the baseline interpolated linearly in log L0, each carrying the same
+    comparison under the quadratic interpolation (`alternative`; its q-values form their own family), and the
+    masked runs left unmatched."""
+    linear_pairs, unmatched = matched_l0_pairs(records, "linear")
+    quadratic = compare_pairs(matched_l0_pairs(records, "quadratic")[0], include_reference=False)
+    comparisons = {}
+    for cell, cell_comparisons in compare_pairs(linear_pairs, include_reference=False).items():
+        alternatives = {c.metric: c for c in quadratic.get(cell, [])}
+        comparisons[cell] = [replace(c, alternative=alternatives.get(c.metric)) for c in cell_comparisons]
+    return comparisons, unmatched
 
 
 def _masked_runs(records: list[RunRecord]) -> list[RunRecord]:

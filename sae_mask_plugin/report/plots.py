@@ -12,10 +12,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter, ScalarFormatter  # noqa: E402
 
 from sae_mask_plugin.files import atomic_file  # noqa: E402
 from sae_mask_plugin.report.records import KEY_METRICS, METRICS_BY_KEY, RunRecord, better_label  # noqa: E402
+from sae_mask_plugin.report.statements import shared_words, short_cell_labels  # noqa: E402
 from sae_mask_plugin.report.stats import PairedComparison, Summary  # noqa: E402
 
 
@@ -93,16 +94,32 @@ def plot_frontiers(records: list[RunRecord], path: Path) -> Path | None:
                 label=f"{_condition_label(by_k[ks[0]][0])} ({architecture} w{d_sae})",
             )
         axis.set_xscale("log")
-        axis.xaxis.set_major_locator(FixedLocator(sorted({r.k for r in runs if r.k})))
+        axis.xaxis.set_major_locator(FixedLocator(_baseline_l0_ticks(runs)))
         axis.xaxis.set_major_formatter(ScalarFormatter())
         axis.xaxis.set_minor_formatter(NullFormatter())
         axis.margins(x=0.08, y=0.12)
-        axis.set_xlabel("L0 on clean held-out text (log; ticks at the k values)")
+        axis.set_xlabel(
+            "L0, core eval on its held-out texts (log; ticks: baselines' mean L0 at each k)", fontsize=8
+        )
         axis.set_title(better_label(METRICS_BY_KEY[key]), fontsize=9)
     axes[0].legend(frameon=False, fontsize=7)
-    figure.suptitle("Metrics vs L0: faint lines one seed each, bold the mean over seeds")
+    several_seeds = len({r.seed for r in with_l0}) > 1
+    figure.suptitle(
+        "Metrics vs L0: faint lines one seed each, bold the mean over seeds"
+        if several_seeds
+        else "Metrics vs L0 (one seed: each line is one SAE per k)"
+    )
     figure.tight_layout()
     return _save_atomic(figure, path)
+
+
+def _baseline_l0_ticks(runs: list[RunRecord]) -> list[float]:
+    """The baselines' mean L0 at each k, rounded (every run's mean L0 per k when there is no baseline)."""
+    chosen = [r for r in runs if r.is_baseline] or runs
+    by_k: dict[int | None, list[float]] = defaultdict(list)
+    for r in chosen:
+        by_k[r.k].append(r.metrics["l0"])
+    return sorted({round(mean(values), 1 if mean(values) < 10 else 0) for values in by_k.values()})
 
 
 def plot_ood_accuracy_vs_p(records: list[RunRecord], path: Path) -> Path | None:
@@ -112,6 +129,7 @@ def plot_ood_accuracy_vs_p(records: list[RunRecord], path: Path) -> Path | None:
     if not runs:
         return None
     figure, axes = _grid(len(OOD_PANELS), 3, 4.2, 3.3)
+    banded = False
     for axis, (sae_key, oracle_key, title) in zip(axes, OOD_PANELS, strict=True):
         by_shape: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in runs:
@@ -122,6 +140,7 @@ def plot_ood_accuracy_vs_p(records: list[RunRecord], path: Path) -> Path | None:
             summaries = [Summary.of(by_p[p]) for p in ps]
             line = axis.plot(ps, [s.mean for s in summaries], marker="o", label=f"SAE {shape}")[0]
             if all(s.low is not None and s.high is not None for s in summaries):
+                banded = True
                 axis.fill_between(
                     ps,
                     [s.low for s in summaries],
@@ -136,7 +155,10 @@ def plot_ood_accuracy_vs_p(records: list[RunRecord], path: Path) -> Path | None:
         axis.set_xlabel("masking probability p (0 = baseline)")
         axis.set_title(title, fontsize=9)
     axes[0].legend(frameon=False, fontsize=7)
-    figure.suptitle("OOD probing vs masking probability (bands: 95% interval over seeds)")
+    figure.suptitle(
+        "OOD probing vs masking probability"
+        + (" (bands: 95% interval over seeds)" if banded else " (no band: one seed at some p)")
+    )
     figure.tight_layout()
     return _save_atomic(figure, path)
 
@@ -152,8 +174,10 @@ def plot_differences(
     if not metrics:
         return None
     cells = list(comparisons)
+    labels = short_cell_labels(cells)
     columns = 3
     figure, axes = _grid(len(metrics), columns, 3.4, 0.45 * len(cells) + 1.4)
+    drawn = set()
     for index, (axis, metric) in enumerate(zip(axes, metrics, strict=True)):
         extent = 0.0
         for row, cell in enumerate(cells):
@@ -171,18 +195,31 @@ def plot_differences(
                     capsize=3,
                 )
                 extent = max(extent, abs(difference.low), abs(difference.high))
+                drawn.add("interval")
             else:
                 axis.plot(difference.mean, row, "o", color="tab:gray")
+                drawn.add("single")
             extent = max(extent, abs(difference.mean))
         extent = extent * 1.2 if extent > 0 and math.isfinite(extent) else 1.0
         axis.set_xlim(-extent, extent)
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))  # few ticks: labels never collide
+        axis.tick_params(axis="x", labelsize=7)
         axis.set_ylim(len(cells) - 0.4, -0.6)  # the first cell on top
         axis.axvline(0, color="black", linewidth=0.8)
-        axis.set_yticks(range(len(cells)), cells if index % columns == 0 else [], fontsize=7)
+        axis.set_yticks(
+            range(len(cells)), [labels[c] for c in cells] if index % columns == 0 else [], fontsize=7
+        )
         axis.set_title(f"Δ {better_label(METRICS_BY_KEY[metric])}", fontsize=8)
     view = "at matched L0" if matched_l0 else "at the same k"
+    legend = {
+        "interval": "blue: mean with 95% interval over paired seeds",
+        "single": "grey: one pair, no interval",
+    }
+    common = shared_words(cells)
     figure.suptitle(
-        f"masked − baseline {view} (blue: mean with 95% interval over paired seeds; grey: one pair)"
+        f"masked − baseline {view}{f', {common}' if common else ''} "
+        f"({'; '.join(legend[kind] for kind in legend if kind in drawn)})",
+        fontsize=10,
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))  # room for the title
     return _save_atomic(figure, path)

@@ -61,6 +61,7 @@ KEY_METRICS: tuple[str, ...] = (
     "sae_ood_accuracy",
     "sae_ood_gap",
     "explained_variance",
+    "frac_alive",
     "ce_loss_score",
 )
 """The metrics of the report's headline and its metrics-vs-L0 plot."""
@@ -95,6 +96,8 @@ class RunRecord:
     """The SAE's `threshold_calibration` metadata (None: threshold as learned in training)."""
     ood_tasks: dict[str, Any] | None = None
     """The OOD eval's `headline_tasks` and `excluded_tasks` (None when it did not run)."""
+    loss_positions: str = "all"
+    """The positions a masked SAE trained on (`all`, `unmasked` or `masked`; `all` for a baseline)."""
 
     @property
     def is_calibrated(self) -> bool:
@@ -128,8 +131,11 @@ class RunRecord:
 
     @property
     def condition(self) -> str:
-        """The masking condition, e.g. `baseline` or `p=0.3 token`."""
-        return "baseline" if self.is_baseline else f"p={self.mask_p:g} {self.mask_strategy}"
+        """The masking condition, e.g. `baseline`, `p=0.3 token` or `p=0.3 token unmasked-loss`."""
+        if self.is_baseline:
+            return "baseline"
+        loss = "" if self.loss_positions == "all" else f" {self.loss_positions}-loss"
+        return f"p={self.mask_p:g} {self.mask_strategy}{loss}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,4 +169,5 @@ def read_sae_record(
         metrics=dict(metrics or {}),
         calibration=metadata.get(CALIBRATION_METADATA_KEY),
         ood_tasks=ood_tasks,
+        loss_positions=str(masking.get("loss_positions", "all")) if mask_p > 0 else "all",
     )

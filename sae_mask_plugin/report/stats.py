@@ -3,20 +3,27 @@
 Runs are paired when they differ only in masking (same model, hook, architecture, width, k, tokens and seed, so
 the same data order). With one pair there is no interval: the verdict says so instead of guessing. A report
 holds many tests (metrics × cells), so some 95% intervals exclude zero by chance alone: `false_discovery_control`
-adds Benjamini-Hochberg q-values over all of them, and a verdict whose q is not below 0.05 says so.
+adds Benjamini-Hochberg q-values over all of them (one family per view), and a verdict whose q is not below 0.05
+says so. A matched-L0 comparison carries the same comparison under an alternative interpolation of the baseline;
+where the two read differently, the verdict says it depends on the interpolation.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
 FALSE_DISCOVERY_RATE = 0.05
+PRIMARY_INTERPOLATION = "linear in log L0"
+ALTERNATIVE_INTERPOLATION = "quadratic in log L0"
+"""How a matched-L0 baseline is interpolated between its k values: the primary way and the alternative whose
+disagreement marks a verdict "depends on interpolation" (`matching.interpolate_in_log_l0`)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class PairedComparison:
     p_value: float | None
     higher_is_better: bool | None
     q_value: float | None = None
+    alternative: PairedComparison | None = None
+    """The same comparison with the baseline interpolated the alternative way (matched-L0 view only)."""
 
     @classmethod
     def of(
@@ -78,21 +87,61 @@ class PairedComparison:
         )
 
     @property
-    def verdict(self) -> str:
-        """What the data support, never more: an effect only when the 95% interval excludes zero."""
+    def effect(self) -> str:
+        """The interval's reading without FDR: `higher`, `lower`, `none` (it includes zero) or `no interval`."""
         low, high = self.difference.low, self.difference.high
         if low is None or high is None:
-            return "one pair: no interval available"
+            return "no interval"
         if low <= 0 <= high or math.isclose(low, 0) or math.isclose(high, 0):
+            return "none"
+        return "higher" if low > 0 else "lower"
+
+    @property
+    def survives_fdr(self) -> bool:
+        """Whether the interval excludes zero and the q-value is below the false discovery rate."""
+        return (
+            self.effect in {"higher", "lower"}
+            and self.q_value is not None
+            and self.q_value < FALSE_DISCOVERY_RATE
+        )
+
+    @property
+    def single_verdict(self) -> str:
+        """The verdict of this comparison alone (ignoring `alternative`)."""
+        effect = self.effect
+        if effect == "no interval":
+            return "one pair: no interval available"
+        if effect == "none":
             return "no detectable difference"
-        direction = "higher" if low > 0 else "lower"
-        verdict = f"masked {direction}"
+        verdict = f"masked {effect}"
         if self.higher_is_better is not None:
-            better = (low > 0) == self.higher_is_better
-            verdict += f" ({'better' if better else 'worse'})"
+            verdict += f" ({'better' if (effect == 'higher') == self.higher_is_better else 'worse'})"
         if self.q_value is not None and self.q_value >= FALSE_DISCOVERY_RATE:
             verdict += "; not significant after FDR correction"
         return verdict
+
+    @property
+    def depends_on_interpolation(self) -> bool:
+        """Whether the alternative interpolation reads the interval (or its FDR test) differently."""
+        return self.alternative is not None and self.alternative.single_verdict != self.single_verdict
+
+    @property
+    def verdict(self) -> str:
+        """What the data support, never more: an effect only when the 95% interval excludes zero, and only when
+        both interpolations of a matched-L0 baseline agree."""
+        if self.depends_on_interpolation:
+            assert self.alternative is not None
+            return (
+                f"depends on interpolation ({PRIMARY_INTERPOLATION}: {self.single_verdict}; "
+                f"{ALTERNATIVE_INTERPOLATION}: {self.alternative.single_verdict})"
+            )
+        return self.single_verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as JSON-ready data, with its verdict (and the alternative's)."""
+        data = {**asdict(replace(self, alternative=None)), "verdict": self.verdict}
+        data["alternative"] = None if self.alternative is None else self.alternative.to_dict()
+        return data
 
 
 def false_discovery_control(comparisons: Sequence[PairedComparison]) -> list[PairedComparison]:

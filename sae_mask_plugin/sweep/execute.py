@@ -7,7 +7,8 @@ Output layout of `out_dir`:
     checkpoints/<group name>/ the group's training checkpoints; a rerun resumes from the latest complete one
     evals/<group name>/       `sae-mask eval` results of the group's SAEs (SAEBench layout)
     evals/<group>/saebench/   SAEBench SCR / TPP results, or scr_tpp_status.json saying why they did not run
-    report/                   `sae-mask compare` report, once every run of the grid is done
+    report/                   `sae-mask compare` report, once every run of the grid is done (its first line says
+                              when evals of another shard were still missing)
     submitit/                 submitit's job files and logs (`--launcher submitit`)
 """
 
@@ -28,8 +29,10 @@ from sae_lens.constants import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
 from safetensors import SafetensorError
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
+from sae_mask_plugin.files import build_lock
 from sae_mask_plugin.sweep.plan import Group, Shard, plan
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
+from sae_mask_plugin.sweep.saebench import STATUS_FILENAME as SCR_TPP_STATUS_FILENAME
 from sae_mask_plugin.sweep.saebench import run_scr_and_tpp
 from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
 from sae_mask_plugin.training.interruption import (
@@ -142,15 +145,55 @@ def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_
         )
 
 
+def missing_evals(recipe: Recipe, out_dir: str | Path) -> list[str]:
+    """`<run>: <eval>` for every eval of the recipe that has no complete result yet (another shard may still be
+    running it, or it failed)."""
+    from sae_bench.sae_bench_utils.general_utils import get_results_filepath
+
+    from sae_mask_plugin.evals.common import is_complete_result
+
+    evals_dir = Path(out_dir) / "evals"
+    internal = [name for name in recipe.evals if name not in EXTERNAL_EVALS]
+    external = [name for name in recipe.evals if name in EXTERNAL_EVALS]
+    missing = []
+    for group in plan(recipe):
+        for run in group.runs:
+            missing += [
+                f"{run.name}: {name}"
+                for name in internal
+                if not is_complete_result(
+                    get_results_filepath(str(evals_dir / group.name / name), run.name, "custom_sae")
+                )
+            ]
+        if external and not (evals_dir / group.name / "saebench" / SCR_TPP_STATUS_FILENAME).is_file():
+            missing += [f"{run.name}: {name}" for run in group.runs for name in external]
+    return missing
+
+
+def partial_report_notice(missing: Sequence[str]) -> str:
+    """The first line of a report written while evals are missing."""
+    shown = "; ".join(missing[:6]) + (f"; and {len(missing) - 6} more" if len(missing) > 6 else "")
+    return (
+        f"**Partial report: {len(missing)} evals have no result yet** ({shown}). Another shard may still be "
+        "running them (it rewrites this report when it finishes), or they failed (see the eval summaries)."
+    )
+
+
 def build_report_if_complete(recipe: Recipe, out_dir: str | Path) -> Path | None:
-    """Write `report/` (as `sae-mask compare` does) when every run of the grid is finished; else None."""
+    """Write `report/` (as `sae-mask compare` does) when every run of the grid is finished; else None. A report
+    written while some evals have no result says so in its first line. Shards finishing at once take turns
+    (`build_lock`), each looking for missing evals once it holds the lock, so the last report written is the
+    most complete one."""
     out = Path(out_dir)
     if not recipe.report or not all(is_finished(sae_dir(out, run)) for run in recipe.runs):
         return None
     from sae_mask_plugin.report import build_report, collect_runs
 
-    roots = [out / "saes"] + ([out / "evals"] if (out / "evals").is_dir() else [])
-    return build_report(collect_runs(roots), out / "report").report
+    with build_lock(out / "report"):
+        missing = missing_evals(recipe, out)
+        roots = [out / "saes"] + ([out / "evals"] if (out / "evals").is_dir() else [])
+        notices = [partial_report_notice(missing)] if missing else []
+        return build_report(collect_runs(roots), out / "report", notices=notices).report
 
 
 def run_shard(recipe: Recipe, out_dir: str | Path, shard: Shard | None = None) -> list[Path]:

@@ -175,13 +175,20 @@ def test_report_headline_uses_matched_l0_and_states_the_direction(tmp_path):
         records.append(_record(0.3, seed, k=16, l0=32.0, mean_absorption_fraction_score=0.3 + 0.01 * seed))
     files = build_report(records, tmp_path)
     results = json.loads(files.results.read_text())
-    (row,) = [r for r in results["headline"] if r["metric"] == "mean_absorption_fraction_score"]
-    assert row["view"] == "matched L0" and row["verdict"] == "masked lower (better)"
+    (row,) = [
+        r
+        for r in results["headline"]
+        if r["metric"] == "mean_absorption_fraction_score" and r["view"] == "matched L0"
+    ]
+    assert row["verdict"] == "masked lower (better)"
     # baseline at L0 32: halfway in log L0 between 0.62 (L0 16) and 0.38 (L0 64) = 0.5; masked 0.31 on average
     assert row["difference"]["mean"] == pytest.approx(0.31 - 0.5)
     report = files.report.read_text()
     assert "mean absorption (lower better)" in report
-    assert report.index("## Headline") < report.index("## Matched-L0 comparisons") < report.index("## Same-k")
+    headline = report.index("## Headline")
+    assert (
+        headline < report.index("### Matched L0") < report.index("### Same k") < report.index("## Appendix A")
+    )
     assert_report_matches_results(report, results, tmp_path)
 
 

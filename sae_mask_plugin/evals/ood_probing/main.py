@@ -58,7 +58,7 @@ from sae_mask_plugin.evals.probing import (
     rank_latents,
     run_activation_probing_eval,
 )
-from sae_mask_plugin.files import write_text_atomic
+from sae_mask_plugin.files import build_lock, write_text_atomic
 
 
 class TaskData:
@@ -152,11 +152,17 @@ def cached_oracle(data: TaskData, config: OodProbingEvalConfig, root: Path) -> l
         }
     )
     path = root / "ood_oracle" / f"{path_safe(data.key['task'])}-{key}.json"
-    if is_complete_result(path):
-        return [ProbeResult(**result) for result in json.loads(path.read_text())["results"]]
-    results = fit_oracle(data, config)
-    write_text_atomic(path, json.dumps({"task": data.key["task"], "results": [asdict(r) for r in results]}))
-    return results
+    if not is_complete_result(path):
+        with build_lock(
+            path
+        ):  # processes needing the same oracle take turns: the first fits, the others load
+            if not is_complete_result(path):
+                results = fit_oracle(data, config)
+                write_text_atomic(
+                    path, json.dumps({"task": data.key["task"], "results": [asdict(r) for r in results]})
+                )
+                return results
+    return [ProbeResult(**result) for result in json.loads(path.read_text())["results"]]
 
 
 def fit_sae_probes(data: TaskData, sae: SAE, config: OodProbingEvalConfig) -> dict[int, list[ProbeResult]]:

@@ -1,0 +1,427 @@
+"""Sentences and tables generated from a report's numbers, so that no statement can drift from them: the verdicts
+of each view in words (the report's headline), the study README's tables and README's "What we found" bullets.
+
+Markdown files carry generated blocks between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->`;
+`scripts/study_statements.py` rewrites them from `results.json` (its `runs`, so every number is recomputed by
+this package), and a test regenerates them and compares.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scipy import stats
+
+from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord, better_label
+from sae_mask_plugin.report.stats import (
+    ALTERNATIVE_INTERPOLATION,
+    CONFIDENCE,
+    FALSE_DISCOVERY_RATE,
+    PRIMARY_INTERPOLATION,
+    PairedComparison,
+    Summary,
+)
+
+Comparisons = Mapping[str, Sequence[PairedComparison]]
+MINUS = "−"
+
+DECISION_HALF_WIDTHS = {
+    "mean_absorption_fraction_score": 0.05,
+    "mean_full_absorption_score": 0.05,
+    "sae_top_1_test_accuracy": 0.02,
+    "sae_top_5_test_accuracy": 0.02,
+    "sae_ood_accuracy": 0.02,
+    "sae_ood_gap": 0.02,
+    "explained_variance": 0.02,
+}
+"""A comparison is decided when its 95% interval's half-width is at most this (under both interpolations)."""
+
+STUDY_METRICS = (*DECISION_HALF_WIDTHS, "frac_alive", "ce_loss_score")
+"""The rows of the study README's table."""
+
+
+def records_from_results(results: Mapping[str, Any]) -> list[RunRecord]:
+    """The `RunRecord`s a `results.json` was built from (its `runs`)."""
+    return [RunRecord(**run) for run in results["runs"]]
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """`value` with its sign and a true minus, e.g. `−0.017`."""
+    return f"{value:+.{digits}f}".replace("-", MINUS)
+
+
+def interval(summary: Summary, digits: int = 3) -> str:
+    """`mean [low, high]` (just the mean without an interval)."""
+    if summary.low is None or summary.high is None:
+        return signed(summary.mean, digits)
+    return f"{signed(summary.mean, digits)} [{signed(summary.low, digits)}, {signed(summary.high, digits)}]"
+
+
+def metric_label(metric: str) -> str:
+    return better_label(METRICS_BY_KEY[metric])
+
+
+def short_cell_labels(cells: Sequence[str]) -> dict[str, str]:
+    """Cell names without the words every cell shares, e.g. `p=0.3 token | matryoshka_batchtopk w2048 k32` →
+    `p=0.3 k32` when all cells are token-masked Matryoshka SAEs of width 2,048."""
+    words = {cell: cell.replace(" | ", " ").split() for cell in cells}
+    common = set.intersection(*map(set, words.values())) if len(cells) > 1 else set()
+    return {cell: " ".join(word for word in words[cell] if word not in common) or cell for cell in cells}
+
+
+def shared_words(cells: Sequence[str]) -> str:
+    """The words every cell name shares (what `short_cell_labels` leaves out), in their order."""
+    if len(cells) < 2:
+        return ""
+    labels = short_cell_labels(cells)
+    dropped = [word for word in cells[0].replace(" | ", " ").split() if word not in labels[cells[0]].split()]
+    return " ".join(dropped)
+
+
+def reading(comparison: PairedComparison) -> str:
+    """A short word on a comparison for a compact table: `worse`, `better (not after FDR)`, `depends on
+    interpolation`, `—` (no interval) or empty (no detectable difference)."""
+    if comparison.depends_on_interpolation:
+        return "depends on interpolation"
+    effect = comparison.effect
+    if effect == "no interval":
+        return ""
+    if effect == "none":
+        return ""
+    word = effect
+    if comparison.higher_is_better is not None:
+        word = "better" if (effect == "higher") == comparison.higher_is_better else "worse"
+    return f"**{word}**" if comparison.survives_fdr else f"{word} (not after FDR)"
+
+
+def _q_text(comparison: PairedComparison) -> str:
+    if comparison.q_value is None:
+        return ""
+    after = "" if comparison.survives_fdr else ", not after FDR"
+    return f"q {comparison.q_value:.2g}{after}"
+
+
+def both_intervals(comparison: PairedComparison, digits: int = 3) -> str:
+    """The interval, and the alternative interpolation's when there is one."""
+    text = interval(comparison.difference, digits)
+    if comparison.alternative is not None:
+        text += f" ({ALTERNATIVE_INTERPOLATION.split()[0]}: {interval(comparison.alternative.difference, digits)})"
+    return text
+
+
+def count_tests(comparisons: Comparisons) -> int:
+    return sum(c.p_value is not None for cell in comparisons.values() for c in cell)
+
+
+def view_verdicts(view: str, comparisons: Comparisons, labels: Mapping[str, str]) -> list[str]:
+    """The verdicts of one view in words (markdown bullets): its FDR family, the effects (an interval excluding
+    zero) with their q-values, the verdicts that depend on the interpolation, and what is left."""
+    tested = [(cell, c) for cell, cell_comparisons in comparisons.items() for c in cell_comparisons]
+    tested = [(cell, c) for cell, c in tested if c.p_value is not None]
+    if not tested:
+        return [f"- **{view}**: no cell has two or more pairs, so there is no interval and no test."]
+    surviving = [f"{metric_label(c.metric)} at {labels[cell]}" for cell, c in tested if _holds(c)]
+    lines = [
+        f"- **{view}**: {_count(len(tested), 'paired test')}, Benjamini-Hochberg within this view: "
+        + (
+            f"{_survive(len(surviving))} FDR (q < {FALSE_DISCOVERY_RATE:g}): {'; '.join(surviving)}."
+            if surviving
+            else f"none survives FDR (every q ≥ {FALSE_DISCOVERY_RATE:g}, or the effect depends on interpolation)."
+        )
+    ]
+    depends = [(cell, c) for cell, c in tested if c.depends_on_interpolation]
+    effects: dict[str, list[str]] = {}
+    for cell, c in tested:
+        if c.depends_on_interpolation or c.effect not in {"higher", "lower"}:
+            continue
+        effects.setdefault(c.single_verdict.split(";")[0], []).append(
+            f"{metric_label(c.metric)} at {labels[cell]} {both_intervals(c)}, {_q_text(c)}"
+        )
+    for verdict, items in effects.items():
+        lines.append(f"  - {verdict[0].upper()}{verdict[1:]}: {'; '.join(items)}.")
+    if depends:
+        items = [
+            f"{metric_label(c.metric)} at {labels[cell]} ({PRIMARY_INTERPOLATION}: {interval(c.difference)}, "
+            f"{c.single_verdict}; {ALTERNATIVE_INTERPOLATION}: {interval(c.alternative.difference)}, "  # type: ignore[union-attr]
+            f"{c.alternative.single_verdict})"  # type: ignore[union-attr]
+            for cell, c in depends
+        ]
+        lines.append(f"  - Depends on interpolation: {'; '.join(items)}.")
+    n_rest = len(tested) - len(depends) - sum(map(len, effects.values()))
+    if n_rest:
+        lines.append(
+            f"  - No detectable difference (the interval includes zero): the other {_count(n_rest, 'test')}."
+        )
+    return lines
+
+
+def _holds(comparison: PairedComparison) -> bool:
+    """An effect that survives FDR and does not depend on the interpolation."""
+    return comparison.survives_fdr and not comparison.depends_on_interpolation
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _survive(n: int) -> str:
+    return f"{n} survive{'s' if n == 1 else ''}"
+
+
+def seeds_needed(sd: float, half_width: float) -> int:
+    """Smallest n ≥ 2 whose paired t-interval half-width is at most `half_width`, for paired differences of SD
+    `sd`."""
+    n = 2
+    while stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) > half_width:
+        n += 1
+    return n
+
+
+def half_width(summary: Summary) -> float:
+    assert summary.low is not None and summary.high is not None
+    return (summary.high - summary.low) / 2
+
+
+def implied_sd(summary: Summary) -> float:
+    """The SD of the paired differences behind a t-interval."""
+    return half_width(summary) * math.sqrt(summary.n) / stats.t.ppf(0.5 + CONFIDENCE / 2, summary.n - 1)
+
+
+def decision(comparison: PairedComparison) -> str:
+    """Whether a comparison is decided: an effect (its verdict), a bound on the effect both interpolations
+    agree on (half-width ≤ `DECISION_HALF_WIDTHS`), or the seeds a decision would take (an estimate)."""
+    readings = [comparison] + ([comparison.alternative] if comparison.alternative is not None else [])
+    if comparison.difference.low is None:
+        return "one pair: no interval"
+    if comparison.depends_on_interpolation:
+        return "depends on interpolation"
+    if comparison.effect in {"higher", "lower"}:
+        return comparison.single_verdict.replace("; not significant after FDR correction", " (not after FDR)")
+    threshold = DECISION_HALF_WIDTHS.get(comparison.metric)
+    if threshold is None:
+        return "no detectable difference"
+    if all(half_width(r.difference) <= threshold for r in readings):
+        if comparison.higher_is_better is False:
+            bound = max(-r.difference.low for r in readings)  # type: ignore[operator]
+            return f"decided: no reduction beyond {bound:.3f}"
+        bound = max(r.difference.high for r in readings)  # type: ignore[type-var]
+        return f"decided: no gain beyond {bound:.3f}"
+    needed = max(seeds_needed(implied_sd(r.difference), threshold) for r in readings)
+    return f"undecided (~{needed} seeds would decide)"
+
+
+def pairs_text(cells: Comparisons) -> str:
+    """How many paired seeds the cells rest on, with the degrees of freedom, e.g. `3 paired seeds (2 dof)`."""
+    counts = sorted({c.difference.n for cell in cells.values() for c in cell})
+    return f"{' / '.join(map(str, counts))} paired seeds ({' / '.join(str(n - 1) for n in counts)} dof)"
+
+
+def fdr_sentence(views: Mapping[str, Comparisons]) -> str:
+    """One sentence on the FDR control of every view: its number of tests and the effects that survive it."""
+    parts = []
+    for view, comparisons in views.items():
+        labels = short_cell_labels(list(comparisons))
+        surviving = [
+            f"{METRICS_BY_KEY[c.metric].label} at {labels[cell]}"
+            for cell, cell_comparisons in comparisons.items()
+            for c in cell_comparisons
+            if _holds(c)
+        ]
+        found = f"{_survive(len(surviving))} ({', '.join(surviving)})" if surviving else "none survives"
+        parts.append(f"{view}, {_count(count_tests(comparisons), 'test')}: {found}")
+    return f"FDR (Benjamini-Hochberg q < {FALSE_DISCOVERY_RATE:g}, within each view): {'; '.join(parts)}."
+
+
+def comparisons_of(comparisons: Comparisons, condition: str) -> dict[str, Sequence[PairedComparison]]:
+    """The cells of one masking condition (e.g. `p=0.3 token`) that have an interval."""
+    return {
+        cell: cell_comparisons
+        for cell, cell_comparisons in comparisons.items()
+        if cell.startswith(f"{condition} |") and any(c.difference.n >= 2 for c in cell_comparisons)
+    }
+
+
+def study_table(comparisons: Comparisons, condition: str) -> list[str]:
+    """The study README's table: one row per `STUDY_METRICS` metric, one column per cell of `condition`, each entry
+    the interval (linear, then quadratic) and its decision."""
+    cells = comparisons_of(comparisons, condition)
+    if not cells:
+        return [f"No cell of {condition} has two or more pairs."]
+    labels = short_cell_labels(list(cells))
+    lines = [f"| metric | {' | '.join(labels[cell] for cell in cells)} |", f"|---|{'---|' * len(cells)}"]
+    for metric in STUDY_METRICS:
+        entries = []
+        for cell_comparisons in cells.values():
+            found = [c for c in cell_comparisons if c.metric == metric]
+            entries.append(f"{both_intervals(found[0])}: {decision(found[0])}" if found else "—")
+        if any(entry != "—" for entry in entries):
+            lines.append(f"| {metric_label(metric)} | {' | '.join(entries)} |")
+    return lines
+
+
+P_CURVE_METRICS = (
+    "mean_absorption_fraction_score",
+    "sae_top_1_test_accuracy",
+    "sae_top_5_test_accuracy",
+    "sae_ood_gap",
+    "explained_variance",
+    "frac_alive",
+)
+
+
+def p_curve_table(records: list[RunRecord]) -> list[str]:
+    """masked − baseline at matched L0 against p, seed-matched: the seeds that every masked p has, one pair per
+    (p, k) for each such seed, beside the mean over all paired seeds where a p has more."""
+    from sae_mask_plugin.report.matching import matched_l0_comparisons
+
+    records = [r for r in records if r.loss_positions == "all"]
+    masked = [r for r in records if not r.is_baseline]
+    ps = sorted({r.mask_p for r in masked})
+    seeds_by_p = {p: {r.seed for r in masked if r.mask_p == p} for p in ps}
+    shared = sorted(set.intersection(*seeds_by_p.values()), key=str) if ps else []
+    if len(ps) < 2 or not shared:
+        return []
+    rows: list[tuple[str, Comparisons]] = []
+    for seed in shared:
+        seed_comparisons, _ = matched_l0_comparisons([r for r in records if r.seed == seed])
+        rows += [(f"{p:g} (seed {seed})", _cells_at_p(seed_comparisons, p)) for p in ps]
+    all_comparisons, _ = matched_l0_comparisons(records)
+    rows += [
+        (f"{p:g} (mean of {len(seeds_by_p[p])} seeds)", _cells_at_p(all_comparisons, p))
+        for p in ps
+        if len(seeds_by_p[p]) > 1
+    ]
+    ks = [
+        k
+        for k in sorted({r.k for r in masked if r.k}, key=int)
+        if any(_difference(cells, k, metric) is not None for _, cells in rows for metric in P_CURVE_METRICS)
+    ]
+    header = [f"{metric_label(metric)}, k {' / '.join(map(str, ks))}" for metric in P_CURVE_METRICS]
+    lines = [f"| p | {' | '.join(header)} |", f"|---|{'---|' * len(header)}"]
+    for label, cells in rows:
+        entries = []
+        for metric in P_CURVE_METRICS:
+            by_k = {k: _difference(cells, k, metric) for k in ks}
+            entries.append(" / ".join("—" if by_k[k] is None else signed(by_k[k]) for k in ks))
+        lines.append(f"| {label} | {' | '.join(entries)} |")
+    return lines
+
+
+def _cells_at_p(comparisons: Comparisons, p: float) -> Comparisons:
+    return {cell: c for cell, c in comparisons.items() if cell.startswith(f"p={p:g} ")}
+
+
+def _difference(cells: Comparisons, k: int, metric: str) -> float | None:
+    for cell, cell_comparisons in cells.items():
+        if cell.endswith(f" k{k}"):
+            for c in cell_comparisons:
+                if c.metric == metric:
+                    return c.difference.mean
+    return None
+
+
+def baseline_ranges(records: list[RunRecord]) -> str:
+    """The baselines' explained variance and alive fraction ranges, e.g. `EV 0.75–0.87, alive 0.64–0.89`."""
+    baselines = [r for r in records if r.is_baseline]
+    parts = []
+    for key, name in (("explained_variance", "EV"), ("frac_alive", "alive")):
+        values = [r.metrics[key] for r in baselines if key in r.metrics]
+        if values:
+            parts.append(f"{name} {min(values):.2f}–{max(values):.2f}")
+    return ", ".join(parts)
+
+
+def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> dict[str, str]:
+    """Every generated block of the study's docs, from a report's `results.json`: `study-tables` (the study
+    README's tables) and `what-we-found` (README's bullets)."""
+    from sae_mask_plugin.report.build import collect_report_data
+
+    records = records_from_results(results)
+    data = collect_report_data(records)
+    matched_labels = short_cell_labels(list(data.matched))
+    same_k_labels = short_cell_labels(list(data.same_k))
+    verdicts = [
+        *view_verdicts("Matched L0", data.matched, matched_labels),
+        *view_verdicts("Same k", data.same_k, same_k_labels),
+    ]
+    cells = comparisons_of(data.matched, condition)
+    p_curve = p_curve_table(records)
+    tables = [
+        f"masked ({condition}) − baseline at matched L0, {pairs_text(cells)}; 95 % paired t-intervals with the "
+        f"baseline interpolated {PRIMARY_INTERPOLATION} (the {ALTERNATIVE_INTERPOLATION.split()[0]} "
+        "interpolation's in brackets). Decided: the interval's half-width is ≤ 0.05 (absorption) or ≤ 0.02 "
+        "(accuracy, EV) under both; else the seeds a decision would take, from the measured seed variance (an "
+        "estimate).",
+        "",
+        *study_table(data.matched, condition),
+        "",
+        "Verdicts per view (the report's headline):",
+        "",
+        *verdicts,
+    ]
+    if p_curve:
+        tables += [
+            "",
+            "The p curve, masked − baseline at matched L0, seed-matched (single pairs have no interval):",
+            "",
+            *p_curve,
+        ]
+    labels = short_cell_labels(list(cells))
+    found = [
+        f"masked ({condition}) − baseline at matched L0, {pairs_text(cells)}, "
+        f"{' / '.join(labels.values())}; 95 % paired intervals, baseline interpolated {PRIMARY_INTERPOLATION} "
+        f"({ALTERNATIVE_INTERPOLATION.split()[0]} in brackets):",
+        "",
+    ]
+    for metric in STUDY_METRICS:
+        entries = [
+            f"{interval(c.difference)} ({_bracketed(c)}) {decision(c)}"
+            for cell in cells
+            for c in cells[cell]
+            if c.metric == metric
+        ]
+        if entries:
+            found.append(f"- **{metric_label(metric)}**: {' / '.join(entries)}")
+    n_warnings = len(data.gates)
+    found += [
+        "",
+        fdr_sentence({"matched L0": data.matched, "same k": data.same_k}),
+        f"Baselines: {baseline_ranges(records)}; "
+        + (
+            f"{n_warnings} gate warning{'s' if n_warnings > 1 else ''} in the report "
+            f"({'; '.join(_gate_names(data.gates))})."
+            if data.gates
+            else "no gate warning in the report."
+        ),
+    ]
+    return {"study-tables": "\n".join(tables), "what-we-found": "\n".join(found)}
+
+
+def _bracketed(comparison: PairedComparison) -> str:
+    alternative = comparison.alternative
+    if alternative is None or alternative.difference.low is None or alternative.difference.high is None:
+        return "—"
+    return f"[{signed(alternative.difference.low)}, {signed(alternative.difference.high)}]"
+
+
+def _gate_names(gates: Sequence[str]) -> list[str]:
+    return [match.group(1).rstrip(".") if (match := re.match(r"\*\*(.+?)\*\*", g)) else g for g in gates]
+
+
+BLOCK = re.compile(r"(<!-- begin generated: ([\w-]+) -->\n)(.*?)(<!-- end generated: \2 -->)", re.DOTALL)
+
+
+def block_names(text: str) -> list[str]:
+    """The names of the generated blocks in a markdown text."""
+    return [match.group(2) for match in BLOCK.finditer(text)]
+
+
+def fill_blocks(text: str, blocks: Mapping[str, str]) -> str:
+    """`text` with each generated block's content replaced by `blocks[name]`; an unknown name is an error."""
+    unknown = [name for name in block_names(text) if name not in blocks]
+    if unknown:
+        raise ValueError(f"no generator for the blocks {', '.join(unknown)} (known: {', '.join(blocks)})")
+    return BLOCK.sub(lambda m: f"{m.group(1)}{blocks[m.group(2)]}\n{m.group(4)}", text)

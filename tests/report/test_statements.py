@@ -1,0 +1,168 @@
+"""Statements generated from the numbers: the alternative interpolation, verdicts that depend on it, FDR per view,
+the compact headline, and the study docs' generated blocks (regenerated here from results.json and compared)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from sae_mask_plugin.report.build import build_report, collect_report_data
+from sae_mask_plugin.report.matching import interpolate_in_log_l0, matched_l0_comparisons
+from sae_mask_plugin.report.records import RunRecord
+from sae_mask_plugin.report.statements import (
+    block_names,
+    fill_blocks,
+    generated_blocks,
+    records_from_results,
+    short_cell_labels,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDY = ROOT / "docs" / "smollm2_study"
+GENERATED_DOCS = [STUDY / "README.md", ROOT / "README.md"]
+
+
+def _record(p: float, seed: int, k: int, **metrics: float) -> RunRecord:
+    return RunRecord(
+        name=f"run-p{p}-k{k}-s{seed}",
+        sae_path=f"/nowhere/run-p{p}-k{k}-s{seed}",
+        model_name="m",
+        hook_name="blocks.6.hook_resid_post",
+        architecture="batchtopk",
+        d_sae=256,
+        k=k,
+        seed=seed,
+        training_tokens=1000,
+        mask_p=p,
+        mask_strategy=None if p == 0 else "token",
+        mask_token=None if p == 0 else "<repo_name>",
+        metrics=metrics,
+    )
+
+
+def test_quadratic_interpolation_is_exact_on_a_parabola_in_log_l0_and_never_extrapolates():
+    def parabola(l0: float) -> float:
+        return (math.log(l0) - 3) ** 2
+
+    points = [(l0, parabola(l0)) for l0 in (10, 30, 90, 270)]
+    assert interpolate_in_log_l0(points, 50, "quadratic") == pytest.approx(parabola(50))
+    assert interpolate_in_log_l0(points, 50, "linear") != pytest.approx(parabola(50))
+    two = points[:2]
+    assert interpolate_in_log_l0(two, 20, "quadratic") == interpolate_in_log_l0(two, 20, "linear")
+    assert interpolate_in_log_l0(points, 300, "quadratic") is None
+    with pytest.raises(ValueError, match="interpolation"):
+        interpolate_in_log_l0(points, 50, "cubic")  # type: ignore[arg-type]
+
+
+def _curved_records(offsets: list[float]) -> list[RunRecord]:
+    """Baselines on a curve that bends between L0 16 and 64, masked SAEs at L0 24, between the two curves."""
+    records = []
+    for seed, offset in enumerate(offsets):
+        for k, value in ((16, 0.60), (32, 0.80), (64, 0.84)):
+            records.append(_record(0, seed, k, l0=float(k), explained_variance=value))
+        records.append(_record(0.3, seed, 32, l0=24.0, explained_variance=0.726 + offset))
+    return records
+
+
+def test_a_verdict_the_two_interpolations_read_differently_says_it_depends_on_interpolation():
+    comparisons, _ = matched_l0_comparisons(_curved_records([0.0, 0.004, -0.003, 0.002]))
+    (comparison,) = comparisons["p=0.3 token | batchtopk w256 k32"]
+    alternative = comparison.alternative
+    assert alternative is not None and alternative.q_value is not None
+    # linear in log L0 at 24: 0.60 + 0.2 * log2(1.5) = 0.717 (masked higher); the parabola is above 0.726 (lower)
+    assert comparison.baseline.mean == pytest.approx(0.60 + 0.2 * math.log2(1.5))
+    assert alternative.baseline.mean > comparison.baseline.mean + 0.01
+    assert comparison.single_verdict != alternative.single_verdict
+    assert comparison.verdict.startswith("depends on interpolation (linear in log L0: ")
+    assert comparison.to_dict()["alternative"]["verdict"] == alternative.single_verdict
+
+
+def test_the_report_headline_is_one_compact_table_per_view_with_verdicts_above_and_appendix_after(tmp_path):
+    records = _curved_records([0.0, 0.004, -0.003])
+    records += [_record(0.5, 0, 32, l0=24.0, explained_variance=0.7)]  # a single pair: its own table
+    report = build_report(records, tmp_path, notices=["**Partial**: a notice"]).report.read_text()
+    lines = report.splitlines()
+    assert lines[0] == "> **Partial**: a notice"
+    headline = report[report.index("## Headline") : report.index("## Setup")]
+    assert (
+        "- **Matched L0**: 1 paired test, Benjamini-Hochberg within this view: none survives FDR" in headline
+    )
+    assert (
+        "  - Depends on interpolation: explained variance (higher better) at p=0.3 (linear in log L0: "
+        in headline
+    )
+    assert "- **Same k**: 2 paired tests, Benjamini-Hochberg within this view: 2 survive FDR" in headline
+    assert headline.index("- **Matched L0**") < headline.index("### Matched L0 (token batchtopk w256 k32)")
+    assert "| metric | p=0.3 |" in headline and "| metric | p=0.5 |" in headline
+    assert "Single pairs (one seed: no interval, no verdict):" in headline
+    assert "| explained variance (higher better) |" in headline
+    assert report.index("## Plots") < report.index("## Appendix A: matched-L0 comparisons")
+    assert report.index("## Appendix B: same-k comparisons") < report.index("## Appendix C: every run")
+
+
+def test_short_cell_labels_drop_the_words_every_cell_shares():
+    cells = [
+        "p=0.3 token | batchtopk w256 k32",
+        "p=0.3 token | batchtopk w256 k64",
+        "p=0.1 token | batchtopk w256 k32",
+    ]
+    assert list(short_cell_labels(cells).values()) == ["p=0.3 k32", "p=0.3 k64", "p=0.1 k32"]
+
+
+@pytest.fixture(scope="module")
+def first_edition() -> dict:
+    return json.loads((STUDY / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_edition_blocks(first_edition) -> dict[str, str]:
+    return generated_blocks(first_edition)
+
+
+@pytest.mark.parametrize("path", GENERATED_DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_generated_blocks_in_the_docs_are_regenerated_from_results_json(path: Path, first_edition_blocks):
+    text = path.read_text()
+    assert fill_blocks(text, first_edition_blocks) == text, (
+        f"{path} is stale: python scripts/study_statements.py docs/smollm2_study/results.json --update {path}"
+    )
+
+
+def test_the_study_readme_carries_its_generated_tables():
+    assert block_names((STUDY / "README.md").read_text()) == ["study-tables"]
+
+
+def test_the_first_editions_statements_come_out_as_its_numbers_say(first_edition, first_edition_blocks):
+    found = first_edition_blocks["what-we-found"]
+    # FDR per view: nothing survives at matched L0, but L0 and alive fraction at k 16 and k 64 do at the same k
+    assert "matched L0, 28 tests: none survives; " in found
+    assert (
+        "same k, 45 tests: 4 survive (L0 at p=0.3 k16, alive fraction at p=0.3 k16, L0 at p=0.3 k64, "
+        in found
+    )
+    # the alive-fraction cost is an effect of each interval, but not after FDR at matched L0 (q 0.16 / 0.054)
+    alive = next(line for line in found.splitlines() if line.startswith("- **alive fraction"))
+    assert alive.count("masked lower (worse) (not after FDR)") == 2
+    # the k 32 absorption bound holds under both interpolations only as the quadratic's wider 0.026, on 2 dof
+    absorption = next(line for line in found.splitlines() if line.startswith("- **mean absorption"))
+    assert "[−0.017, +0.045] ([−0.026, +0.045]) decided: no reduction beyond 0.026" in absorption
+    assert "3 paired seeds (2 dof)" in found
+    ev = next(line for line in found.splitlines() if line.startswith("- **explained variance"))
+    assert "[−0.015, −0.002] ([−0.017, +0.001]) depends on interpolation" in ev
+    # the p curve is seed-matched: seed 0's own p 0.3 pair (absorption −0.017 at k 64) beside p 0.1 and 0.5
+    tables = first_edition_blocks["study-tables"]
+    assert "| 0.3 (seed 0) | +0.007 / −0.017 |" in tables
+    assert "| 0.3 (mean of 3 seeds) | +0.014 / +0.026 |" in tables
+    assert records_from_results(first_edition)[0].name == first_edition["runs"][0]["name"]
+
+
+def test_the_first_editions_report_opens_with_its_superseded_notice(first_edition):
+    report = (STUDY / "report.md").read_text()
+    assert report.startswith("> **First edition, superseded.**")
+    assert first_edition["notices"] and first_edition["notices"][0].startswith(
+        "**First edition, superseded.**"
+    )
+    data = collect_report_data(records_from_results(first_edition))
+    assert len(first_edition["matched_l0_comparisons"]) == len(data.matched)
