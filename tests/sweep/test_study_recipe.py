@@ -1,0 +1,71 @@
+"""The study's second-edition recipe (a draft until its hook, width and budget are set): its grid has the seeds
+and arms the study needs, its core eval reads enough tokens, the demo's CPU preset is left as it was, and the
+`loss_positions: unmasked` arm becomes a comparison cell of its own. No model is loaded."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sae_mask_plugin.report.matching import cell_name
+from sae_mask_plugin.report.records import RunRecord
+from sae_mask_plugin.sweep import load_recipe, main, plan
+
+STUDY = "smollm2_study_v2"
+
+
+def test_the_study_grid_has_five_paired_seeds_at_two_k_and_three_seeds_for_the_other_arms() -> None:
+    recipe = load_recipe(STUDY)
+    seeds = Counter()
+    for run in recipe.runs:
+        seeds[(run.masking.p, run.masking.loss_positions, run.sae.k)] += 1
+    ks = {run.sae.k for run in recipe.runs}
+    assert len(ks) >= 2
+    for k in ks:
+        assert seeds[(0.0, "all", k)] >= 5 and seeds[(0.3, "all", k)] >= 5
+        assert seeds[(0.1, "all", k)] >= 3 and seeds[(0.5, "all", k)] >= 3
+        assert seeds[(0.3, "unmasked", k)] >= 3
+    # the baselines and masked SAEs of a seed share its data order: every masked seed has its baseline
+    baseline_seeds = {run.seed for run in recipe.runs if run.masking.p == 0}
+    assert {run.seed for run in recipe.runs} <= baseline_seeds
+    assert all(len(group.runs) == len(ks) for group in plan(recipe))
+
+
+def test_the_study_core_eval_reads_enough_tokens_and_the_demo_preset_is_unchanged() -> None:
+    core = load_recipe(STUDY).eval_settings()["core"]
+    trained_per_window = core.context_size - 2  # seqpos_slice [2, None]; the BOS between texts costs ~0.3 %
+    assert (
+        core.batch_size_prompts * core.n_eval_sparsity_variance_batches * trained_per_window >= 100_000 * 1.01
+    )
+    assert core.batch_size_prompts * core.n_eval_reconstruction_batches * trained_per_window >= 20_000 * 1.01
+    assert core.exclude_untrained_positions
+    demo = load_recipe("cpu_demo_quick").eval_settings()["core"]
+    assert (demo.n_eval_sparsity_variance_batches, demo.n_eval_reconstruction_batches) == (4, 2)
+
+
+def test_the_study_dry_run_plans_every_arm(capsys, tmp_path) -> None:
+    assert main([STUDY, "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "group p0.3-token-loss_positions_unmasked-s2" in out and "estimated time" in out
+
+
+def _record(loss_positions: str) -> RunRecord:
+    return RunRecord(
+        name=f"run-{loss_positions}",
+        sae_path="/nowhere",
+        model_name="m",
+        hook_name="h",
+        architecture="matryoshka_batchtopk",
+        d_sae=2048,
+        k=32,
+        seed=0,
+        training_tokens=1000,
+        mask_p=0.3,
+        mask_strategy="token",
+        mask_token="<filename>",
+        loss_positions=loss_positions,
+    )
+
+
+def test_the_unmasked_loss_arm_is_a_comparison_cell_of_its_own() -> None:
+    assert cell_name(_record("all")) == "p=0.3 token | matryoshka_batchtopk w2048 k32"
+    assert cell_name(_record("unmasked")) == "p=0.3 token unmasked-loss | matryoshka_batchtopk w2048 k32"
