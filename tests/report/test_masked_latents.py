@@ -1,0 +1,86 @@
+"""Counting the latents of a masked SAE that fire mainly on masked positions: on hand-made activations (where the
+answer is known) and on a masked stream drawn through a tiny transformer with the real tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sae_lens import StandardSAE, StandardSAEConfig
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
+from sae_mask_plugin.masking.config import MaskingConfig
+from sae_mask_plugin.report.masked_latents import masked_position_latents, masked_stream_activations
+from sae_mask_plugin.training.preflight import load_tokenizer
+
+D_IN = 8
+
+
+def _axis_sae() -> StandardSAE:
+    """An SAE whose latent i fires exactly when input dimension i is positive (4 latents on 8 dimensions)."""
+    sae = StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=4))
+    with torch.no_grad():
+        sae.W_enc.zero_()
+        sae.W_enc[torch.arange(4), torch.arange(4)] = 1.0
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    return sae
+
+
+def test_latents_are_counted_by_where_they_fire():
+    masked = torch.tensor([True, True, True, False, False, False, False, False])
+    activations = torch.zeros(8, D_IN)
+    activations[:3, 0] = 1.0  # latent 0: masked positions only
+    activations[[0, 1, 3], 1] = 1.0  # latent 1: 2 of 3 firings masked (mainly masked)
+    activations[[0, 3, 4], 2] = 1.0  # latent 2: 1 of 3 masked
+    # latent 3 never fires
+    counts = masked_position_latents(_axis_sae(), activations, masked, batch_size=3)
+    assert counts.masked_fraction == pytest.approx(3 / 8)
+    assert (counts.n_latents, counts.n_firing, counts.n_mainly_masked, counts.n_only_masked) == (4, 3, 2, 1)
+    assert counts.mainly_masked_fraction_of_firing == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="boolean mask"):
+        masked_position_latents(_axis_sae(), activations, masked.long())
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> HookedTransformer:
+    tokenizer = load_tokenizer(EMBEDDED_MODEL_NAME)
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=D_IN,
+        n_heads=2,
+        d_head=4,
+        d_mlp=16,
+        n_ctx=32,
+        d_vocab=len(tokenizer),
+        act_fn="gelu",
+    )
+    return HookedTransformer(cfg, tokenizer=tokenizer)
+
+
+def test_a_masked_stream_marks_the_positions_the_model_saw_masked(tiny_model):
+    texts = [f"text number {i} says something about the weather and the sea" for i in range(60)]
+    mask_id = tiny_model.tokenizer.convert_tokens_to_ids("<repo_name>")
+    masking = MaskingConfig(p=0.3, mask_token=mask_id)
+    hook = "blocks.0.hook_resid_pre"  # token embedding + position embedding
+    activations, masked = masked_stream_activations(
+        tiny_model, hook, masking, texts, n_tokens=600, context_size=32, seqpos_slice=(2, None), seed=1
+    )
+    assert activations.shape == (600, D_IN) and masked.shape == (600,) and masked.dtype == torch.bool
+    assert 0.2 < masked.float().mean() < 0.4
+    # exactly the masked positions hold the mask token's embedding (plus their position's)
+    minus_mask = activations - tiny_model.W_E[mask_id].detach()
+    distance = (minus_mask[:, None, :] - tiny_model.W_pos.detach()[None]).abs().amax(dim=-1).amin(dim=-1)
+    is_mask_embedding = distance < 1e-6
+    assert torch.equal(is_mask_embedding, masked)
+    again, masked_again = masked_stream_activations(
+        tiny_model, hook, masking, texts, n_tokens=600, context_size=32, seqpos_slice=(2, None), seed=1
+    )
+    assert torch.equal(masked, masked_again) and torch.allclose(activations, again)
+    counts = masked_position_latents(_axis_sae(), activations, masked)
+    assert counts.n_tokens == 600 and counts.masked_fraction == pytest.approx(masked.float().mean().item())
+    with pytest.raises(ValueError, match="resolved token id"):
+        masked_stream_activations(
+            tiny_model, hook, MaskingConfig(p=0.3, mask_token="<repo_name>"), texts, 600, 32, (2, None)
+        )
