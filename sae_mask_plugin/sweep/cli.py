@@ -12,6 +12,8 @@ from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
 
 LAUNCHERS = ("local", "submitit")
 """The launchers of `sweep.execute` (a test checks they agree), named here so that `--help` imports no SAELens."""
+PARTIAL_REPORT_MARK = "> **Partial report"
+"""How a report written while evals were missing begins (`sweep.execute.partial_report_notice`)."""
 SLURM_FLAGS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism")
 
 
@@ -118,4 +120,9 @@ def main(argv: list[str]) -> int:
 
 def _report_line(out: Path) -> str:
     report = out / "report" / "report.md"
-    return f"; report: {report}" if report.is_file() else ""
+    if not report.is_file():
+        return ""
+    partial = report.read_text().startswith(PARTIAL_REPORT_MARK)
+    return f"; report: {report}" + (
+        " (partial: some evals have no result yet, see its first line)" if partial else ""
+    )

@@ -30,6 +30,7 @@ from safetensors import SafetensorError
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.files import build_lock
+from sae_mask_plugin.sweep.cli import PARTIAL_REPORT_MARK
 from sae_mask_plugin.sweep.plan import Group, Shard, plan
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
 from sae_mask_plugin.sweep.saebench import STATUS_FILENAME as SCR_TPP_STATUS_FILENAME
@@ -174,7 +175,7 @@ def partial_report_notice(missing: Sequence[str]) -> str:
     """The first line of a report written while evals are missing."""
     shown = "; ".join(missing[:6]) + (f"; and {len(missing) - 6} more" if len(missing) > 6 else "")
     return (
-        f"**Partial report: {len(missing)} evals have no result yet** ({shown}). Another shard may still be "
+        f"{PARTIAL_REPORT_MARK.removeprefix('> ')}: {len(missing)} evals have no result yet** ({shown}). Another shard may still be "
         "running them (it rewrites this report when it finishes), or they failed (see the eval summaries)."
     )
 

@@ -24,6 +24,7 @@ from sae_mask_plugin.evals.activations import ActivationCache
 from sae_mask_plugin.evals.ood_probing.main import ProbeResult, cached_oracle
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.sweep import Recipe
+from sae_mask_plugin.sweep.cli import _report_line
 from sae_mask_plugin.sweep.plan import plan
 
 BUILD_SECONDS = 1.0
@@ -162,9 +163,11 @@ def test_a_report_written_before_every_eval_exists_says_so_in_its_first_line(
         and "absorption" in first_line
     )
     assert json.loads((tmp_path / "report" / "results.json").read_text())["notices"] == [first_line[2:]]
+    assert "(partial: some evals have no result yet" in _report_line(tmp_path)
     _write_results(recipe, tmp_path, ["absorption"])
     report = execute.build_report_if_complete(recipe, tmp_path)
     assert report is not None and report.read_text().startswith("# Masked regularization")
+    assert "partial" not in _report_line(tmp_path)
 
 
 def test_the_shard_finishing_last_writes_the_last_report(
