@@ -212,6 +212,11 @@ def estimated_seconds(recipe: Recipe, groups: Sequence[Group]) -> tuple[float, f
     return training, evals
 
 
+def duration(seconds: float) -> str:
+    """`seconds` as minutes below an hour (`24 min`), else hours (`1.7 h`)."""
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def format_plan(
     recipe: Recipe,
     groups: Sequence[Group],
@@ -268,7 +273,7 @@ def format_plan(
         lines.append(
             f"estimated time{' still to run' if is_done is not None else ''} on a {speed.machine} "
             f"({recipe.llm_dtype}): "
-            f"~{(training + evals) / 3600:.1f} h (training ~{training / 3600:.1f} h, evals ~{evals / 3600:.1f} h; "
+            f"~{duration(training + evals)} (training ~{duration(training)}, evals ~{duration(evals)}; "
             "from the recipe's measured throughput)"
         )
     return "\n".join(lines)
