@@ -5,6 +5,7 @@ shared pass saves. The ratio depends on how the LLM forward compares with the SA
 (`--hook blocks.6.hook_resid_post`) makes the LLM cheaper and the ratio larger.
 
     python benchmarks/multi_sae.py [--training-tokens 40960] [--hook blocks.12.hook_resid_post]
+        [--llm_dtype float32|bfloat16]   (default: the CPU's default LLM dtype, see `sae-mask info`)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from sae_lens import BatchTopKTrainingSAEConfig, LoggingConfig
 
 from sae_mask_plugin import (
@@ -25,6 +27,7 @@ from sae_mask_plugin import (
     make_runner_config,
 )
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
+from sae_mask_plugin.llm_dtype import LLM_DTYPES, llm_dtype_or_default
 from sae_mask_plugin.training.defaults import (
     DEFAULT_HOOK,
     RUNNER_DEFAULTS,
@@ -42,15 +45,18 @@ def main() -> None:
     parser.add_argument("--training-tokens", type=int, default=40 * 1024)
     parser.add_argument("--hook", default=DEFAULT_HOOK)
     parser.add_argument("--p", type=float, default=0.3)
+    parser.add_argument("--llm_dtype", choices=LLM_DTYPES, default=None)
     args = parser.parse_args()
+    llm_dtype = llm_dtype_or_default(args.llm_dtype)
 
-    model, corpus = load_embedded_model(), load_embedded_corpus(seed=0)
+    model, corpus = load_embedded_model(dtype=getattr(torch, llm_dtype)), load_embedded_corpus(seed=0)
     masking = MaskingConfig(p=args.p, mask_token="<repo_name>")
     shared = {key: RUNNER_DEFAULTS[key] for key in SHORT_RUN_STREAM_SETTINGS}
     with tempfile.TemporaryDirectory() as out:
         single = make_runner_config(
             "batchtopk",
             masking=masking,
+            llm_dtype=llm_dtype,
             hook_name=args.hook,
             training_tokens=args.training_tokens,
             output_path=str(Path(out) / "single"),
@@ -70,6 +76,7 @@ def main() -> None:
             hook_names=args.hook,
             masking=masking,
             model_name=RUNNER_DEFAULTS["model_name"],
+            model_from_pretrained_kwargs={"dtype": llm_dtype},
             training_tokens=args.training_tokens,
             logger=LoggingConfig(log_to_wandb=False),
             output_path=str(Path(out) / "multi"),
@@ -81,7 +88,8 @@ def main() -> None:
         runner_multi.run()
         four = time.perf_counter() - start
 
-    print(f"\n{'run':<40} {'seconds':>8} {'tokens/s':>9}")
+    print(f"\nLLM in {llm_dtype}")
+    print(f"{'run':<40} {'seconds':>8} {'tokens/s':>9}")
     print(f"{'1 SAE (k=32)':<40} {one:>8.1f} {args.training_tokens / one:>9.0f}")
     print(f"{f'{len(KS)} SAEs (k={KS}), one pass':<40} {four:>8.1f} {args.training_tokens / four:>9.0f}")
     print(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
 from sae_mask_plugin.files import write_json_atomic
+from sae_mask_plugin.llm_dtype import LLM_DTYPES
 
 if TYPE_CHECKING:
     from sae_mask_plugin.sweep.recipe import Recipe
@@ -103,6 +104,7 @@ def describe_start(recipe: Recipe, out: Path) -> str:
         "output folder": str(out.resolve()),
         "model": model_state(recipe.model_name),
         "hook": recipe.hook_name,
+        "LLM dtype": f"{recipe.llm_dtype} ({recipe.llm_dtype_reason})",
         "data": f"{corpus}, {recipe.training_tokens:,} training tokens per SAE",
         "SAEs": f"{len(names)}: {', '.join(names[:4])}" + (", ..." if len(names) > 4 else ""),
         "mask token": mask_token,
@@ -162,9 +164,17 @@ def main(argv: list[str]) -> int:
         metavar="KEY=VALUE",
         help="override a recipe key, e.g. --set training_tokens=50000 (repeatable)",
     )
+    parser.add_argument(
+        "--llm_dtype",
+        choices=LLM_DTYPES,
+        default=None,
+        help="dtype the LLM runs in (default: bfloat16 where the CPU computes it natively, else float32; "
+        "see `sae-mask info`)",
+    )
     args = parser.parse_args(argv)
+    overrides = dict(args.overrides) | ({"llm_dtype": args.llm_dtype} if args.llm_dtype else {})
     started = time.perf_counter()
-    report = run_demo(args.mode, args.out, args.force, dict(args.overrides))
+    report = run_demo(args.mode, args.out, args.force, overrides)
     minutes = (time.perf_counter() - started) / 60
     print(f"sae-mask demo ({args.mode}) finished in {minutes:.1f} min; report: {report.resolve()}")
     headline = report_headline(report)

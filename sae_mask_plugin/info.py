@@ -1,4 +1,4 @@
-"""`sae-mask info`: package versions and the state of the embedded default's caches."""
+"""`sae-mask info`: package versions, the state of the embedded default's caches and the default LLM dtype."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sae_mask_plugin.embedded.model import (
     is_embedded_model_built,
 )
 from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.llm_dtype import NATIVE_BF16_FLAGS, cpu_flags, default_llm_dtype
 
 PACKAGES = (
     "sae-mask-plugin",
@@ -54,11 +55,13 @@ def corpus_state() -> str:
 
 
 def describe() -> dict[str, object]:
-    """Versions of the packages the plugin builds on, and where the embedded model lives."""
+    """Versions of the packages the plugin builds on, where the embedded model lives, and the default LLM dtype
+    with the CPU features that decide it."""
     try:
         source = str(gguf_path())
     except EmbeddedModelUnavailableError as error:
         source = f"unavailable: {error}"
+    flags = cpu_flags()
     return {
         "versions": {package: _installed_version(package) for package in PACKAGES},
         "embedded_model": EMBEDDED_MODEL_NAME,
@@ -66,6 +69,10 @@ def describe() -> dict[str, object]:
         "cache_root": f"{cache_root()} (override with ${CACHE_ENV_VAR})",
         "model_cache": str(embedded_model_dir()),
         "model_cache_built": is_embedded_model_built(),
+        "cpu_bf16_features": ", ".join(
+            f"{flag} {'yes' if flag in flags else 'no'}" for flag in NATIVE_BF16_FLAGS
+        ),
+        "default_llm_dtype": default_llm_dtype().describe(),
     }
 
 

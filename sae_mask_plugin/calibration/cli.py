@@ -19,6 +19,7 @@ from sae_mask_plugin.calibration.settings import (
     CalibrationError,
 )
 from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.llm_dtype import LLM_DTYPES, check_same_llm_dtype, recorded_llm_dtype
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", default=None, help="model name (default: each SAE's metadata.model_name)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument(
+        "--llm_dtype",
+        choices=LLM_DTYPES,
+        default=None,
+        help="dtype the LLM runs in (default: the one each SAE was trained with; another one is refused)",
+    )
     return parser
 
 
@@ -54,6 +61,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.tokens < 1 or args.context_size < 2:
         raise CalibrationError("--tokens must be >= 1 and --context-size >= 2")
+    import torch
+
     from sae_mask_plugin.calibration.threshold import (
         calibrate_saved_sae,
         calibration_activations,
@@ -62,17 +71,18 @@ def main(argv: list[str]) -> int:
     from sae_mask_plugin.embedded.model import load_model
     from sae_mask_plugin.training.metadata import trained_positions
 
-    # SAEs share clean activations when they share model, hook and the window positions they trained on
-    groups: dict[tuple[str, str, tuple[int | None, ...]], list[Path]] = defaultdict(list)
+    # SAEs share clean activations when they share model, LLM dtype, hook and the window positions they trained on
+    groups: dict[tuple[str, str, str, tuple[int | None, ...]], list[Path]] = defaultdict(list)
     for path in args.sae:
         cfg, _ = check_saved_sae(path, args.l0)
         metadata = cfg.get("metadata") or {}
-        seqpos_slice = trained_positions(metadata)
-        groups[(args.model or metadata.get("model_name"), metadata.get("hook_name"), seqpos_slice)].append(
-            Path(path)
-        )
-    for (model_name, hook_name, seqpos_slice), sae_dirs in groups.items():
-        model = load_model(model_name, device=args.device)
+        llm_dtype = recorded_llm_dtype(metadata)
+        if args.llm_dtype is not None:
+            check_same_llm_dtype(str(path), llm_dtype, args.llm_dtype)
+        key = (args.model or metadata.get("model_name"), llm_dtype, metadata.get("hook_name"))
+        groups[(*key, trained_positions(metadata))].append(Path(path))
+    for (model_name, llm_dtype, hook_name, seqpos_slice), sae_dirs in groups.items():
+        model = load_model(model_name, device=args.device, dtype=getattr(torch, llm_dtype))
         activations = calibration_activations(model, hook_name, args.tokens, args.context_size, seqpos_slice)
         for sae_dir in sae_dirs:
             result = calibrate_saved_sae(sae_dir, activations, args.l0, args.context_size, seqpos_slice)

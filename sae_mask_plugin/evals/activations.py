@@ -19,6 +19,7 @@ from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.evals.common import hook_layer, path_safe, settings_key
 from sae_mask_plugin.files import atomic_file, build_lock, write_text_atomic
+from sae_mask_plugin.llm_dtype import UNRECORDED_LLM_DTYPE
 
 ACTIVATIONS_FORMAT_VERSION = 1
 
@@ -166,7 +167,7 @@ def last_token_activations(
 
 
 class ActivationCache:
-    """Last-token activations on disk under `root`, keyed by model, hook, dataset and settings.
+    """Last-token activations on disk under `root`, keyed by model, LLM dtype, hook, dataset and settings.
 
     The key holds a hash of the exact texts, so a different sample of a dataset never reuses a stale file.
     Files are written atomically; a corrupt file is recomputed. `model` is called only when something must be
@@ -181,8 +182,10 @@ class ActivationCache:
         max_seq_len: int,
         batch_size: int,
         model: Callable[[], HookedTransformer] | None = None,
+        llm_dtype: str = UNRECORDED_LLM_DTYPE,
     ):
         self.root = Path(root)
+        self.llm_dtype = llm_dtype
         self.model = model
         self.model_name = model_name
         self.hook_name = hook_name
@@ -198,6 +201,8 @@ class ActivationCache:
                 "hook": self.hook_name,
                 "max_seq_len": self.max_seq_len,
                 "texts": settings_key({"texts": list(texts)}),
+                # float32 files keep the keys they had before the dtype was part of the key
+                **({"llm_dtype": self.llm_dtype} if self.llm_dtype != UNRECORDED_LLM_DTYPE else {}),
             }
         )
         folder = self.root / "activations" / path_safe(self.model_name) / path_safe(self.hook_name)
@@ -234,6 +239,7 @@ class ActivationCache:
                     "dataset": dataset,
                     "n_texts": len(texts),
                     "max_seq_len": self.max_seq_len,
+                    "llm_dtype": self.llm_dtype,
                 },
                 indent=2,
             ),

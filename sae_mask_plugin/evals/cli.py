@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.llm_dtype import LLM_DTYPES
 
 EVAL_NAMES = ("absorption", "sparse_probing", "ood", "core")
 PRESETS = ("cpu", "full")
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--datasets", type=_comma_list, default=None, help="comma-separated sparse-probing datasets"
     )
     parser.add_argument("--cache-dir", default=None, help="activation and probe cache (default: OUT/cache)")
+    parser.add_argument(
+        "--llm_dtype",
+        choices=LLM_DTYPES,
+        default=None,
+        help="dtype the LLM runs in (default: the one each SAE was trained with, from its metadata; another "
+        "one is refused)",
+    )
     return parser
 
 
@@ -58,7 +66,10 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from sae_mask_plugin.evals.common import SUMMARY_FILENAME, read_sae_sources
 
-    read_sae_sources(args.sae, args.model)  # missing or foreign SAE folders answer before SAEBench loads
+    for source in read_sae_sources(
+        args.sae, args.model
+    ):  # bad folders or dtypes answer before SAEBench loads
+        source.eval_llm_dtype(args.llm_dtype)
     from sae_mask_plugin.evals.runner import evaluate_saes
 
     summary = evaluate_saes(
@@ -72,6 +83,7 @@ def main(argv: list[str]) -> int:
         ood_tasks=args.ood_tasks,
         sparse_probing_datasets=args.datasets,
         cache_dir=args.cache_dir,
+        llm_dtype=args.llm_dtype,
     )
     failed = [
         f"{name}/{eval_name}"

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.files import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME, write_text_atomic
+from sae_mask_plugin.llm_dtype import UNRECORDED_LLM_DTYPE, check_same_llm_dtype, recorded_llm_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +43,8 @@ class SaeSource:
     """An SAE folder on disk, read from its `cfg.json` without loading weights or the model.
 
     `name` identifies the SAE in result files (SAEBench's `<release>_<id>` slot); `model_name` is the
-    `--model` override when given, else the SAE's `metadata.model_name`.
+    `--model` override when given, else the SAE's `metadata.model_name`; `llm_dtype` is the dtype of the LLM
+    activations it was trained on (`metadata.llm_dtype`; float32 when it records none).
     """
 
     path: Path
@@ -52,6 +54,14 @@ class SaeSource:
     d_in: int
     d_sae: int
     architecture: str
+    llm_dtype: str = UNRECORDED_LLM_DTYPE
+
+    def eval_llm_dtype(self, requested: str | None) -> str:
+        """The LLM dtype to evaluate this SAE in: its own, or `requested` when that is the same (else
+        `LlmDtypeError`, before any model load)."""
+        if requested is not None:
+            check_same_llm_dtype(self.name, self.llm_dtype, requested)
+        return self.llm_dtype
 
 
 def hook_layer(hook_name: str) -> int:
@@ -84,6 +94,7 @@ def read_sae_source(path: str | Path, model_name: str | None = None, name: str |
             d_in=int(cfg["d_in"]),
             d_sae=int(cfg["d_sae"]),
             architecture=str(cfg.get("architecture", "standard")),
+            llm_dtype=recorded_llm_dtype(metadata),
         )
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise EvalInputError(f"{str(cfg_path)!r} is not valid JSON: {error}") from None

@@ -139,6 +139,7 @@ def run_activation_probing_eval(
             config.max_seq_len,
             config.llm_batch_size,
             lazy.get,
+            llm_dtype=config.llm_dtype,
         )
         return evaluate_sae(sae, sae_name, config, cache)
 

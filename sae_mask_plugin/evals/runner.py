@@ -118,10 +118,12 @@ def validate_inputs(
     ood_tasks: Sequence[str] | None = None,
     sparse_probing_datasets: Sequence[str] | None = None,
     configs: dict[str, Any] | None = None,
+    llm_dtype: str | None = None,
 ) -> tuple[list[SaeSource], dict[str, Any]]:
-    """Every check that needs no model weights: eval, preset, task and dataset names, SAE folders, and whether
-    each SAE's hook and width fit its model's configuration. Returns the SAE sources and the config of each
-    eval (from `configs`, else from `make_config`); raises `EvalInputError` on the first problem."""
+    """Every check that needs no model weights: eval, preset, task and dataset names, SAE folders, whether
+    each SAE's hook and width fit its model's configuration, and whether the LLM dtype asked for (`llm_dtype`,
+    or that of an explicit config in `configs`) is the one each SAE was trained on. Returns the SAE sources and
+    the config of each eval (from `configs`, else from `make_config`); raises an error on the first problem."""
     chosen = {
         name: configs[name]
         if configs and name in configs
@@ -131,8 +133,11 @@ def validate_inputs(
     _check_config_names(chosen)
     sources = read_sae_sources(sae_paths, model_name)
     dims = {name: model_dimensions(name) for name in {source.model_name for source in sources}}
+    requested = [llm_dtype, *(getattr(configs.get(name), "llm_dtype", None) for name in configs or {})]
     for source in sources:
         check_sae_fits_model(source, dims[source.model_name])
+        for dtype in requested:
+            source.eval_llm_dtype(dtype)
         if "absorption" in chosen:
             check_absorption_hook(source.hook_name)
     return sources, chosen
@@ -150,7 +155,7 @@ def evaluate_saes(
     sparse_probing_datasets: Sequence[str] | None = None,
     cache_dir: str | Path | None = None,
     configs: dict[str, Any] | None = None,
-    llm_dtype: str = "float32",
+    llm_dtype: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run `evals` on every SAE folder; returns (and writes to `<out_dir>/evaluation_summary.json`) a summary
     `{sae name: {"path", "model_name", "hook_name", "evals": {eval: {"status", "result_path", "seconds",
@@ -160,10 +165,12 @@ def evaluate_saes(
     name, and only if some SAE/eval pair still has to run; LLM activations are cached under `cache_dir`
     (default `<out_dir>/cache`) and shared by all SAEs. A failing SAE or eval is recorded and the rest goes on.
     `configs` maps eval names to explicit config objects used instead of the preset's (their `model_name` is
-    replaced by each SAE's model). `llm_dtype` is the dtype the LLM is loaded in (as in training).
+    replaced by each SAE's model). Each SAE is evaluated on LLM activations of the dtype it was trained on
+    (its metadata's `llm_dtype`, recorded in each result's `eval_config.llm_dtype`); `llm_dtype` (or an explicit
+    config's) that differs from an SAE's is refused before any model load.
     """
     sources, eval_configs = validate_inputs(
-        sae_paths, evals, model_name, preset, ood_tasks, sparse_probing_datasets, configs
+        sae_paths, evals, model_name, preset, ood_tasks, sparse_probing_datasets, configs, llm_dtype
     )
     out = Path(out_dir)
     cache = str(Path(cache_dir) if cache_dir is not None else out / "cache")
@@ -172,11 +179,14 @@ def evaluate_saes(
             "path": str(source.path),
             "model_name": source.model_name,
             "hook_name": source.hook_name,
+            "llm_dtype": source.llm_dtype,
             "evals": {},
         }
         for source in sources
     }
-    models = {name: LazyModel(name, llm_dtype, device) for name in {source.model_name for source in sources}}
+    models = {
+        key: LazyModel(*key, device) for key in {(source.model_name, source.llm_dtype) for source in sources}
+    }
     with tqdm(total=len(sources) * len(eval_configs), desc="SAE evals") as progress:
         for source in sources:
             sae = None
@@ -195,12 +205,12 @@ def evaluate_saes(
                 try:
                     sae = sae if sae is not None else load_sae(source, device)
                     EVAL_SPECS[eval_name].run_eval(
-                        replace(base_config, model_name=source.model_name),
+                        replace(base_config, model_name=source.model_name, llm_dtype=source.llm_dtype),
                         [(source.name, sae)],
                         device,
                         str(output_path),
                         force_rerun=force,
-                        model=models[source.model_name],
+                        model=models[(source.model_name, source.llm_dtype)],
                         cache_path=cache,
                     )
                     record["status"] = "done"

@@ -7,6 +7,7 @@ import sys
 
 from sae_mask_plugin.embedded.model import DEFAULT_HOOK, EMBEDDED_MODEL_NAME
 from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.llm_dtype import LLM_DTYPES, llm_dtype_or_default
 from sae_mask_plugin.masking.config import DEFAULT_MAX_NORM_RATIO
 
 
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_NORM_RATIO,
         help="ratio above which training stops on its first batch (masking.max_norm_ratio; default: %(default)s)",
     )
+    parser.add_argument(
+        "--llm_dtype",
+        choices=LLM_DTYPES,
+        default=None,
+        help="dtype the LLM runs in, as in training (default: bfloat16 where the CPU computes it natively, "
+        "else float32; see `sae-mask info`)",
+    )
     return parser
 
 
@@ -53,6 +61,7 @@ def main(argv: list[str]) -> int:
         )
         return 2
 
+    import torch
     from sae_lens.util import get_special_token_ids
 
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
@@ -63,7 +72,7 @@ def main(argv: list[str]) -> int:
     check_model_available(args.model)
     check_hooks([args.hook], model_hook_names(args.model), args.model)
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
-    model = load_model(args.model)
+    model = load_model(args.model, dtype=getattr(torch, llm_dtype_or_default(args.llm_dtype)))
     print(f"reading {args.n_sequences} contexts of the embedded corpus ...", file=sys.stderr, flush=True)
     tokens = sample_token_batch(
         model, load_embedded_corpus(seed=0), n_sequences=args.n_sequences, context_size=args.context_size

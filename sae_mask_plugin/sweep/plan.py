@@ -106,6 +106,10 @@ class Group:
     ) -> MaskedMultiSAETrainingRunnerConfig:
         """The SAELens multi-SAE runner config of this job (W&B off unless `runner.logger` turns it on)."""
         settings = dict(recipe.runner)
+        settings["model_from_pretrained_kwargs"] = {
+            **(settings.get("model_from_pretrained_kwargs") or {}),
+            "dtype": recipe.llm_dtype,
+        }
         try:
             logger = LoggingConfig(
                 **{
@@ -185,11 +189,12 @@ def pending_group(group: Group, is_done: Callable[[Run], bool]) -> Group | None:
 
 
 def estimated_seconds(recipe: Recipe, groups: Sequence[Group]) -> tuple[float, float]:
-    """(training, evals) wall seconds of `groups` on the machine of `recipe.throughput`: per group one LLM pass
-    (plus the calibration pass) and each SAE's steps; evals of the first SAE, then of each further one."""
-    speed = recipe.throughput
+    """(training, evals) wall seconds of `groups` on the machine of `recipe.measured_throughput` (the speeds in
+    the recipe's LLM dtype): per group one LLM pass (plus the calibration pass) and each SAE's steps; evals of the
+    first SAE, then of each further one."""
+    speed = recipe.measured_throughput
     if speed is None:
-        raise ValueError(f"recipe {recipe.name} has no throughput to estimate from")
+        raise ValueError(f"recipe {recipe.name} has no {recipe.llm_dtype} throughput to estimate from")
     tokens = recipe.training_tokens
     calibration = (
         recipe.runner.get("calibration_tokens", DEFAULT_CALIBRATION_TOKENS)
@@ -207,6 +212,11 @@ def estimated_seconds(recipe: Recipe, groups: Sequence[Group]) -> tuple[float, f
     return training, evals
 
 
+def duration(seconds: float) -> str:
+    """`seconds` as minutes below an hour (`24 min`), else hours (`1.7 h`)."""
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def format_plan(
     recipe: Recipe,
     groups: Sequence[Group],
@@ -221,7 +231,8 @@ def format_plan(
     lines = [
         f"recipe {recipe.name}: {recipe.description}".rstrip(": "),
         f"model {recipe.model_name}, hook {recipe.hook_name} (d_in {recipe.d_in}), data {data}, "
-        f"{tokens:,} training tokens per run, device {recipe.device}",
+        f"{tokens:,} training tokens per run, device {recipe.device}, LLM in {recipe.llm_dtype} "
+        f"({recipe.llm_dtype_reason})",
         f"{len(recipe.runs)} runs in {len(groups)} groups (one masked LLM pass each)"
         + (f"; shard {shard}: {len(selected)} groups, {n_runs} runs" if shard is not None else ""),
         "",
@@ -246,7 +257,13 @@ def format_plan(
         lines.append(f"then evals: {', '.join(recipe.evals)} (preset {recipe.eval_preset})")
     if recipe.report:
         lines.append("then the comparison report once every run of the grid is done")
-    if recipe.throughput is not None:
+    speed = recipe.measured_throughput
+    if speed is None and recipe.throughput:
+        lines.append(
+            f"no time estimate: the recipe's throughput is measured in {', '.join(recipe.throughput)} only, "
+            f"not in {recipe.llm_dtype}"
+        )
+    if speed is not None:
         todo = [
             pending
             for group in selected
@@ -254,8 +271,9 @@ def format_plan(
         ]
         training, evals = estimated_seconds(recipe, todo)
         lines.append(
-            f"estimated time{' still to run' if is_done is not None else ''} on a {recipe.throughput.machine}: "
-            f"~{(training + evals) / 3600:.1f} h (training ~{training / 3600:.1f} h, evals ~{evals / 3600:.1f} h; "
+            f"estimated time{' still to run' if is_done is not None else ''} on a {speed.machine} "
+            f"({recipe.llm_dtype}): "
+            f"~{duration(training + evals)} (training ~{duration(training)}, evals ~{duration(evals)}; "
             "from the recipe's measured throughput)"
         )
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import yaml
 
 from sae_mask_plugin.errors import SaeMaskUserError
+from sae_mask_plugin.llm_dtype import LLM_DTYPES, LlmDtypeError, default_llm_dtype, with_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
 
@@ -195,10 +196,10 @@ class SlurmSettings:
 
 @dataclass
 class Throughput:
-    """Speeds measured on one machine, from which the dry run estimates the recipe's wall time there.
+    """Speeds measured on one machine in one LLM dtype, from which the dry run estimates the recipe's wall time.
 
     Args:
-        machine: Where they were measured, e.g. `2-core CPU, float32`.
+        machine: Where they were measured, e.g. `2-core CPU`.
         llm_tokens_per_s: LLM forward up to the hook (batch sizes of the recipe's runner).
         sae_tokens_per_s: Training tokens per second of one SAE of the recipe's width (the SAEs of a job step
             one after another, each at this speed).
@@ -238,6 +239,9 @@ class Recipe:
         model_class_name: SAELens `model_class_name`.
         dataset: A Hugging Face dataset path, or `embedded` for the plugin's offline corpus.
         model_params: The LLM's parameter count, for the dry-run memory estimate (None: not counted).
+        llm_dtype: `float32` or `bfloat16`, the dtype the LLM runs in for training, calibration and evals (also
+            settable as `runner.model_from_pretrained_kwargs.dtype`). None: on a CPU, bfloat16 where it computes
+            it natively, else float32 (`sae-mask info`); on other devices float32 (SAELens's default).
         runner: Other `MultiSAETrainingRunnerConfig` fields (devices, dtype, batch sizes, lr, logger, ...).
         sae: SAELens training-config fields for every run (each must exist for every architecture of the grid).
         sae_by_architecture: Training-config fields for the runs of one architecture.
@@ -255,8 +259,8 @@ class Recipe:
             `{absorption: {words_per_letter: 4}, core: {n_eval_reconstruction_batches: 1}}`.
         report: Build the comparison report (`sae-mask compare`) once every run of the grid is done.
         slurm: Resources of each SLURM array task.
-        throughput: Speeds measured on a machine, for the dry run's estimate of the wall time there (None: no
-            estimate).
+        throughput: Speeds measured on a machine per LLM dtype (`{float32: {...}, bfloat16: {...}}`), for the
+            dry run's estimate of the wall time there in the recipe's `llm_dtype` (None: no estimate).
     """
 
     name: str
@@ -269,6 +273,7 @@ class Recipe:
     model_class_name: str = "HookedTransformer"
     dataset: str = EMBEDDED_DATASET
     model_params: int | None = None
+    llm_dtype: str | None = None
     runner: dict[str, Any] = field(default_factory=dict)
     sae: dict[str, Any] = field(default_factory=dict)
     sae_by_architecture: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -282,8 +287,9 @@ class Recipe:
     eval_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: bool = False
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
-    throughput: Throughput | None = None
+    throughput: dict[str, Throughput] | None = None
     runs: list[Run] = field(init=False, repr=False)
+    llm_dtype_reason: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(self.name)):
@@ -300,8 +306,15 @@ class Recipe:
             raise RecipeError("grid must have at least one block")
         if isinstance(self.slurm, Mapping):
             self.slurm = _build(SlurmSettings, self.slurm, "slurm")
-        if isinstance(self.throughput, Mapping):
-            self.throughput = _build(Throughput, self.throughput, "throughput")
+        if self.throughput is not None:
+            if not isinstance(self.throughput, Mapping):
+                raise RecipeError("throughput must map LLM dtypes to speeds, e.g. {float32: {machine: ...}}")
+            check_names("throughput", self.throughput, LLM_DTYPES)
+            self.throughput = {
+                dtype: _build(Throughput, speeds, f"throughput.{dtype}")
+                for dtype, speeds in self.throughput.items()
+            }
+        self.llm_dtype, self.llm_dtype_reason = self._resolve_llm_dtype()
         if self.init_b_dec not in B_DEC_INITS:
             raise RecipeError(f"init_b_dec must be one of {', '.join(B_DEC_INITS)}, got {self.init_b_dec!r}")
         if self.eval_preset not in get_args(EvalPreset):
@@ -333,10 +346,23 @@ class Recipe:
         """Device of the SAEs (`runner.device`)."""
         return str(self.runner.get("device", "cpu"))
 
+    def _resolve_llm_dtype(self) -> tuple[str, str]:
+        """The LLM dtype (checked against `runner.model_from_pretrained_kwargs.dtype`) and why it is that one."""
+        given = self.llm_dtype or (self.runner.get("model_from_pretrained_kwargs") or {}).get("dtype")
+        try:
+            dtype = with_llm_dtype(self.runner.get("model_from_pretrained_kwargs"), self.llm_dtype)["dtype"]
+        except LlmDtypeError as error:
+            raise RecipeError(f"llm_dtype: {error}") from None
+        if given is not None:
+            return dtype, "set by the recipe"
+        if str(self.runner.get("llm_device") or self.device).startswith("cpu"):
+            return dtype, default_llm_dtype().reason
+        return "float32", "SAELens's default outside the CPU"
+
     @property
-    def llm_dtype(self) -> str:
-        """Dtype the LLM is loaded in, for training and evals (`runner.model_from_pretrained_kwargs.dtype`)."""
-        return str((self.runner.get("model_from_pretrained_kwargs") or {}).get("dtype", "float32"))
+    def measured_throughput(self) -> Throughput | None:
+        """The recipe's measured speeds in its LLM dtype (None: none measured)."""
+        return (self.throughput or {}).get(self.llm_dtype)  # type: ignore[arg-type]
 
     def eval_settings(self) -> dict[str, Any]:
         """The config of each eval run by `sae-mask eval`: the preset's, in the LLM dtype of training, with

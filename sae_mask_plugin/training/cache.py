@@ -1,8 +1,8 @@
 """`MaskedCacheActivationsRunner`: SAELens's activation caching with the LLM input masked.
 
 A cache freezes one draw of the mask, so its masking settings (p, strategy, mask token, seed) are written next
-to it as `masking.json`; a run trained on the cache (`use_cached_activations=True`, `masking.p = 0`) copies that
-record into its SAE's metadata. Token ids stored in the cache are the original ones (see the store).
+to it as `masking.json` (and the LLM dtype as `llm_dtype.json`); a run trained on the cache (`use_cached_activations=True`, `masking.p = 0`) copies that
+record (and the dtype) into its SAE's metadata. Token ids stored in the cache are the original ones (see the store).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from pathlib import Path
 from datasets import Dataset
 from sae_lens.cache_activations_runner import CacheActivationsRunner
 
+from sae_mask_plugin.llm_dtype import model_llm_dtype
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import MaskedCacheActivationsRunnerConfig
-from sae_mask_plugin.training.metadata import write_cache_masking
+from sae_mask_plugin.training.metadata import write_cache_llm_dtype, write_cache_masking
 from sae_mask_plugin.training.preflight import preflight
 from sae_mask_plugin.training.runner import attach_masking, store_masking_record
 
@@ -51,4 +52,5 @@ class MaskedCacheActivationsRunner(CacheActivationsRunner):
                 shutil.rmtree(path, ignore_errors=True)
             raise
         write_cache_masking(path, store_masking_record(self.activations_store, self.mask_token_string))
+        write_cache_llm_dtype(path, model_llm_dtype(self.model))
         return dataset

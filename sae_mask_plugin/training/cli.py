@@ -23,6 +23,7 @@ from simple_parsing.utils import str2bool
 
 from sae_mask_plugin.embedded.model import check_model_available
 from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.llm_dtype import check_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig, parse_mask_token
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ FLAGS_FILE = Path(__file__).with_name("flags.json")
 SNAPSHOT_PACKAGES = ("sae-lens", "simple-parsing")
 ARCHITECTURE_DEST = "cfg.sae"
 MASKING_DEST_PREFIX = "cfg.masking."
-"""Where the parser puts the SAE config (chosen by `--architecture`) and the masking settings."""
+LLM_DTYPE_DEST = "options.llm_dtype"
+"""Where the parser puts the SAE config (chosen by `--architecture`), the masking settings and the LLM dtype."""
 
 VALUE_TYPES: dict[str, Callable[[str], Any]] = {
     "int": int,
@@ -100,8 +102,10 @@ def flag_parser(argv: Sequence[str], flags: dict[str, Any]) -> argparse.Argument
 
 def check_args(argv: Sequence[str], flags: dict[str, Any]) -> None:
     """Check `sae-mask train` arguments without SAELens: flag names, value types and choices (by the snapshot
-    `flags`) and the masking settings; `--help` prints the help and exits."""
+    `flags`), the LLM dtype and the masking settings; `--help` prints the help and exits."""
     namespace = flag_parser(argv, flags).parse_args(list(argv))
+    if getattr(namespace, LLM_DTYPE_DEST, None) is not None:
+        check_llm_dtype(getattr(namespace, LLM_DTYPE_DEST))
     MaskingConfig(
         **{
             dest.removeprefix(MASKING_DEST_PREFIX): value
@@ -141,9 +145,20 @@ def describe_start(cfg: MaskedLanguageModelSAERunnerConfig[Any]) -> str:
         "hook": cfg.hook_name,
         "data": f"{cfg.dataset_path or corpus_state()}, {cfg.training_tokens:,} training tokens",
         "SAE": f"{cfg.sae.architecture()}, {cfg.sae.d_sae:,} latents",
+        "LLM dtype": _describe_llm_dtype(cfg.model_from_pretrained_kwargs["dtype"]),
         "masking": mask,
     }
     return "sae-mask train:\n" + "\n".join(f"  {key:<14} {value}" for key, value in rows.items())
+
+
+def _describe_llm_dtype(llm_dtype: str) -> str:
+    """The LLM dtype of a run, with why when it is this machine's default."""
+    from sae_mask_plugin.llm_dtype import default_llm_dtype
+
+    default = default_llm_dtype()
+    return (
+        default.describe() + ", the default" if llm_dtype == default.dtype else f"{llm_dtype} (--llm_dtype)"
+    )
 
 
 @reports_user_errors("sae-mask train")

@@ -25,6 +25,7 @@ from transformer_lens import HookedRootModule
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.embedded.model import DEFAULT_HOOK, EMBEDDED_MODEL_NAME
+from sae_mask_plugin.llm_dtype import with_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
 from sae_mask_plugin.training.runner import MaskedLanguageModelSAETrainingRunner
@@ -101,6 +102,7 @@ def make_runner_config(
     *,
     masking: MaskingConfig | None = None,
     sae: dict[str, Any] | None = None,
+    llm_dtype: str | None = None,
     **runner: Any,
 ) -> MaskedLanguageModelSAERunnerConfig[Any]:
     """A masked runner config with the short-run defaults; a baseline when `masking` is None.
@@ -109,6 +111,8 @@ def make_runner_config(
         architecture: A SAELens training architecture (`sae_lens.registry`).
         masking: Masking settings; None trains a baseline (p = 0) with otherwise identical settings.
         sae: SAE config fields (e.g. `d_sae`, `k`, `matryoshka_widths`), over `SAE_DEFAULTS`.
+        llm_dtype: `float32` or `bfloat16`, the dtype the LLM runs in (`model_from_pretrained_kwargs.dtype`);
+            None: bfloat16 where the CPU computes it natively, else float32 (`llm_dtype.default_llm_dtype`).
         runner: `LanguageModelSAERunnerConfig` fields (e.g. `hook_name`, `training_tokens`, `seed`,
             `output_path`), over `RUNNER_DEFAULTS`.
     """
@@ -122,6 +126,9 @@ def make_runner_config(
     if unknown:
         raise ValueError(f"{architecture} SAE configs have no field(s) {', '.join(sorted(unknown))}")
     settings = {**RUNNER_DEFAULTS, "logger": LoggingConfig(log_to_wandb=False), "verbose": False, **runner}
+    settings["model_from_pretrained_kwargs"] = with_llm_dtype(
+        runner.get("model_from_pretrained_kwargs"), llm_dtype
+    )
     return MaskedLanguageModelSAERunnerConfig(
         sae=complete_sae_config(config_class(**sae_kwargs)),
         masking=masking or MaskingConfig(p=0.0),

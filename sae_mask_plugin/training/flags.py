@@ -30,6 +30,7 @@ from simple_parsing.docstring import get_attribute_docstring
 from simple_parsing.helpers.custom_actions import BooleanOptionalAction
 from simple_parsing.wrappers.field_metavar import get_metavar
 
+from sae_mask_plugin.llm_dtype import with_llm_dtype
 from sae_mask_plugin.training.cli import DESCRIPTION, FLAGS_FILE, PROG, installed_versions
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
 from sae_mask_plugin.training.defaults import (
@@ -74,9 +75,13 @@ class TrainOptions:
         init_b_dec (str): `mean` sets the SAE's decoder bias to the mean of the first training batch (short
             runs converge much faster; needs normalize_activations=none); `default` keeps the architecture's
             initialisation.
+        llm_dtype (str): The dtype the LLM runs in, float32 or bfloat16 (sets
+            model_from_pretrained_kwargs.dtype). Unset: bfloat16 where the CPU computes it natively (AMX-BF16 or
+            AVX512-BF16), else float32; `sae-mask info` shows which and why. The SAE keeps its own dtype.
     """
 
     init_b_dec: BDecInit = "mean"
+    llm_dtype: str | None = None
 
 
 class _DocstringHelpParser(ArgumentParser):
@@ -153,7 +158,11 @@ def parse_config(argv: Sequence[str]) -> tuple[MaskedLanguageModelSAERunnerConfi
     """Parse `sae-mask train` arguments with SAELens's parser into a runner config (validated) and the options."""
     namespace = build_parser().parse_args(list(argv))
     complete_sae_config(namespace.cfg.sae)
-    return namespace.cfg, namespace.options
+    cfg = namespace.cfg
+    cfg.model_from_pretrained_kwargs = with_llm_dtype(
+        cfg.model_from_pretrained_kwargs, namespace.options.llm_dtype
+    )
+    return cfg, namespace.options
 
 
 def _describe_flag(action: Action, formatter: HelpFormatter) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Masking settings stored with saved SAEs (in `SAEMetadata`, hence `cfg.json`) and with activation caches.
+"""Masking settings and the LLM dtype stored with saved SAEs (in `SAEMetadata`, hence `cfg.json`) and with
+activation caches.
 
 Stock `SAE.load_from_disk` keeps unknown metadata keys, so a masked SAE loads without the plugin; the plugin
 reads the settings back with `read_masking_metadata`. An SAE without a masking record is a baseline.
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sae_mask_plugin.files import SAE_CFG_FILENAME
+from sae_mask_plugin.llm_dtype import LLM_DTYPE_METADATA_KEY
 from sae_mask_plugin.masking.config import MaskingConfig
 
 if TYPE_CHECKING:  # reading saved folders needs no torch or SAELens (the report's and calibration's checks)
@@ -20,6 +22,7 @@ if TYPE_CHECKING:  # reading saved folders needs no torch or SAELens (the report
 
 MASKING_METADATA_KEY = "masking"
 CACHE_MASKING_FILENAME = "masking.json"
+CACHE_LLM_DTYPE_FILENAME = "llm_dtype.json"
 
 
 def masking_record(
@@ -90,3 +93,19 @@ def read_cache_masking(cache_path: str | Path) -> dict[str, Any] | None:
     """The masking record of an activation cache; None when it was cached without masking."""
     path = Path(cache_path) / CACHE_MASKING_FILENAME
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_llm_dtype_metadata(sae: SAE[Any] | TrainingSAE[Any], llm_dtype: str) -> None:
+    """Record the dtype of the LLM activations the SAE trained on (`llm_dtype.recorded_llm_dtype` reads it)."""
+    sae.cfg.metadata[LLM_DTYPE_METADATA_KEY] = llm_dtype
+
+
+def write_cache_llm_dtype(cache_path: str | Path, llm_dtype: str) -> None:
+    """Record the dtype of the LLM an activation cache was computed with (`llm_dtype.json`)."""
+    (Path(cache_path) / CACHE_LLM_DTYPE_FILENAME).write_text(json.dumps({LLM_DTYPE_METADATA_KEY: llm_dtype}))
+
+
+def read_cache_llm_dtype(cache_path: str | Path) -> str | None:
+    """The LLM dtype of an activation cache; None for caches that record none."""
+    path = Path(cache_path) / CACHE_LLM_DTYPE_FILENAME
+    return json.loads(path.read_text())[LLM_DTYPE_METADATA_KEY] if path.is_file() else None

@@ -2,7 +2,7 @@
 
 Each runner checks its input before loading the model (`preflight`), seeds the SAE initialisation with `seed`
 (SAELens leaves it to the global RNG), builds SAELens's own store and adopts it as a `MaskedActivationsStore`,
-and writes the masking settings into every SAE's metadata. Same seed, same data: a baseline (p = 0) and a masked
+and writes the masking settings and the LLM dtype into every SAE's metadata. Same seed, same data: a baseline (p = 0) and a masked
 run see the same texts in the same order and start from the same SAE.
 """
 
@@ -26,6 +26,7 @@ from transformer_lens import HookedRootModule
 from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY, not_calibratable_reason
 from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
 from sae_mask_plugin.files import staged_directory, write_json_atomic
+from sae_mask_plugin.llm_dtype import model_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import (
@@ -41,7 +42,9 @@ from sae_mask_plugin.training.interruption import (
 )
 from sae_mask_plugin.training.metadata import (
     masking_record,
+    read_cache_llm_dtype,
     read_cache_masking,
+    write_llm_dtype_metadata,
     write_masking_metadata,
 )
 from sae_mask_plugin.training.preflight import build_masker, check_cached_window_length, preflight
@@ -154,11 +157,11 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         super().__init__(cfg, override_dataset, override_model, override_sae)
         self.activations_store = MaskedActivationsStore.from_store(self.activations_store)
         self.evaluator.activations_store = self.activations_store
-        self.cache_masking = (
-            read_cache_masking(cfg.cached_activations_path)
-            if cfg.use_cached_activations and cfg.cached_activations_path is not None
-            else None
-        )
+        on_cache = cfg.use_cached_activations and cfg.cached_activations_path is not None
+        self.cache_masking = read_cache_masking(cfg.cached_activations_path) if on_cache else None
+        self.llm_dtype = (
+            read_cache_llm_dtype(cfg.cached_activations_path) if on_cache else None
+        ) or model_llm_dtype(self.model)
         self.mask_token_string = (
             None if cfg.use_cached_activations else attach_masking(self.activations_store, cfg, self.model)
         )
@@ -196,6 +199,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
     def _set_sae_metadata(self) -> None:
         super()._set_sae_metadata()
         write_masking_metadata(self.sae, self.masking_record())
+        write_llm_dtype_metadata(self.sae, self.llm_dtype)
 
     def save_final_sae(
         self,
@@ -206,6 +210,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         """SAELens's saving, staged so that a failure leaves no partial file in `output_path`; with
         `calibrate_threshold` the staged SAE is calibrated on clean text before it is published."""
         write_masking_metadata(sae, self.masking_record())
+        write_llm_dtype_metadata(sae, self.llm_dtype)
         with staged_directory(output_path) as staging:
             super().save_final_sae(sae, str(staging), log_feature_sparsity)
             if self.cfg.calibrate_threshold:
@@ -277,18 +282,20 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
         if checkpoint_path is not None:
             mark_checkpoint_complete(checkpoint_path)
 
-    def _write_masking_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
+    def _write_run_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
         record = store_masking_record(self.activations_store, self.mask_token_string)
+        llm_dtype = model_llm_dtype(self.model)
         for sae in saes.values():
             write_masking_metadata(sae, record)
+            write_llm_dtype_metadata(sae, llm_dtype)
 
     def _set_sae_metadata(self) -> None:
         super()._set_sae_metadata()
-        self._write_masking_metadata(self.saes)
+        self._write_run_metadata(self.saes)
 
     def _save_final_outputs(self, saes: dict[str, TrainingSAE[Any]], trainer: MultiSAETrainer) -> None:
         """SAELens's saving into a staging folder, moved into `output_path` only once every SAE is written."""
-        self._write_masking_metadata(saes)
+        self._write_run_metadata(saes)
         not_calibrated = (
             {name: not_calibratable_reason(sae.cfg.architecture()) for name, sae in saes.items()}
             if self.cfg.calibrate_threshold

@@ -82,7 +82,8 @@ def test_dry_run_estimates_the_time_from_the_recipe_throughput():
             "grid": grid,
             "training_tokens": 100_000,
             "runner.calibration_tokens": 20_000,
-            "throughput": THROUGHPUT,
+            "llm_dtype": "float32",
+            "throughput": {"float32": THROUGHPUT},
         },
     )
     groups = plan(recipe)
@@ -91,7 +92,7 @@ def test_dry_run_estimates_the_time_from_the_recipe_throughput():
     assert training == pytest.approx(2 * (120 + 50))
     assert evals == pytest.approx(300 + 3 * 60)
     text = format_plan(recipe, groups)
-    assert "estimated time on a test machine: ~0.2 h (training ~0.1 h, evals ~0.1 h" in text
+    assert "estimated time on a test machine (float32): ~14 min (training ~6 min, evals ~8 min" in text
     first = groups[0].runs[0].name
     remaining = format_plan(recipe, groups, is_done=lambda run: run.name == first)
     assert "estimated time still to run" in remaining
@@ -101,7 +102,14 @@ def test_dry_run_estimates_the_time_from_the_recipe_throughput():
         pytest.approx(2 * 120 + 3 * 25),
         pytest.approx(300 + 2 * 60),
     )
-    assert "estimated time" not in format_plan(load_recipe("cpu_demo_quick", {"grid": grid}), groups)
+    assert "estimated time" not in format_plan(load_recipe("cpu_demo_quick", {"throughput": None}), groups)
+    only_bf16 = load_recipe(
+        "cpu_demo_quick", {"llm_dtype": "float32", "throughput": {"bfloat16": THROUGHPUT}}
+    )
+    assert (
+        "no time estimate: the recipe's throughput is measured in bfloat16 only, not in float32"
+        in format_plan(only_bf16, groups)
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,4 +123,6 @@ def test_dry_run_estimates_the_time_from_the_recipe_throughput():
 )
 def test_bad_throughput_fails_at_load(change, message):
     with pytest.raises(RecipeError, match=message):
-        load_recipe("cpu_demo_quick", {"throughput": {**THROUGHPUT, **change}})
+        load_recipe("cpu_demo_quick", {"throughput": {"float32": {**THROUGHPUT, **change}}})
+    with pytest.raises(RecipeError, match="throughput"):
+        load_recipe("cpu_demo_quick", {"throughput": {"float16": THROUGHPUT}})

@@ -27,8 +27,10 @@ from sae_mask_plugin import (
     make_runner_config,
     read_masking_metadata,
 )
+from sae_mask_plugin.evals.common import read_sae_source
 from sae_mask_plugin.masking import MaskingConfigError
 from sae_mask_plugin.training import read_cache_masking, read_masking_record
+from sae_mask_plugin.training.metadata import CACHE_LLM_DTYPE_FILENAME, read_cache_llm_dtype
 from sae_mask_plugin.training.preflight import CachedActivationsShapeError
 from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS
 
@@ -146,6 +148,7 @@ def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(
     for k in (2, 4, 8):
         masking = read_masking_metadata(tmp_path / "multi" / f"k{k}")
         assert masking is not None and masking.p == 0.3 and masking.mask_token == REPO_NAME_ID
+        assert read_sae_source(tmp_path / "multi" / f"k{k}").llm_dtype == "float32"  # the tiny model's
     runner_cfg = json.loads((tmp_path / "multi" / RUNNER_CFG_FILENAME).read_text())
     assert runner_cfg["output_path"] == str(tmp_path / "multi")  # the real folder, not the staging one
     assert not [path for path in tmp_path.iterdir() if ".partial-" in path.name]
@@ -218,8 +221,11 @@ def test_masked_cache_records_its_masking_and_trained_saes_inherit_it(
         make_runner_config("topk", masking=MASKING, sae=tiny_sae("topk"), **settings)
     trained = make_runner_config("topk", sae=tiny_sae("topk"), **settings)
     assert isinstance(trained, MaskedLanguageModelSAERunnerConfig)
+    assert read_cache_llm_dtype(cache) == "float32"  # the tiny model's dtype
+    (cache / CACHE_LLM_DTYPE_FILENAME).write_text(json.dumps({"llm_dtype": "bfloat16"}))  # as on a bf16 CPU
     MaskedLanguageModelSAETrainingRunner(trained, override_model=tiny_model, override_dataset=texts).run()
     assert read_masking_record(tmp_path / "sae") == record
+    assert read_sae_source(tmp_path / "sae").llm_dtype == "bfloat16"  # the cache's, not the model's
 
 
 def test_a_cache_of_sliced_windows_needs_its_own_window_length(tmp_path, tiny_model, texts, monkeypatch):
