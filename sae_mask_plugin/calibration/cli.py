@@ -17,8 +17,10 @@ from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
     DEFAULT_CONTEXT_SIZE,
     CalibrationError,
+    check_saved_sae,
 )
 from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.training.metadata import trained_positions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,14 +56,6 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.tokens < 1 or args.context_size < 2:
         raise CalibrationError("--tokens must be >= 1 and --context-size >= 2")
-    from sae_mask_plugin.calibration.threshold import (
-        calibrate_saved_sae,
-        calibration_activations,
-        check_saved_sae,
-    )
-    from sae_mask_plugin.embedded.model import load_model
-    from sae_mask_plugin.training.metadata import trained_positions
-
     # SAEs share clean activations when they share model, hook and the window positions they trained on
     groups: dict[tuple[str, str, tuple[int | None, ...]], list[Path]] = defaultdict(list)
     for path in args.sae:
@@ -71,6 +65,10 @@ def main(argv: list[str]) -> int:
         groups[(args.model or metadata.get("model_name"), metadata.get("hook_name"), seqpos_slice)].append(
             Path(path)
         )
+
+    from sae_mask_plugin.calibration.threshold import calibrate_saved_sae, calibration_activations
+    from sae_mask_plugin.embedded.model import load_model
+
     for (model_name, hook_name, seqpos_slice), sae_dirs in groups.items():
         model = load_model(model_name, device=args.device)
         activations = calibration_activations(model, hook_name, args.tokens, args.context_size, seqpos_slice)
