@@ -100,7 +100,9 @@ def test_every_hub_python_block_runs_against_the_standin_hub(pythia_standin_home
         assert done.returncode == 0, f"{where}\n{done.stderr[-4000:]}"
         (saved,) = [path.parent for path in folder.rglob("cfg.json") if "checkpoints" not in path.parts]
         masking = read_masking_metadata(saved)
-        assert (masking.p if masking else 0.0) == (0.3 if "masking=MaskingConfig(p=0.3)" in block else 0.0), where
+        assert (masking.p if masking else 0.0) == (0.3 if "masking=MaskingConfig(p=0.3)" in block else 0.0), (
+            where
+        )
 
 
 def test_every_command_the_documents_name_exists():
