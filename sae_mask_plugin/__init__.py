@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 
 from sae_mask_plugin.lazy import lazy_exports
 
+__version__ = "0.1.0"
+"""The package version: the only place it is written (pyproject.toml reads it, `sae-mask --version` prints it)."""
+
 if TYPE_CHECKING:
     from sae_mask_plugin.embedded import (
         EMBEDDED_MODEL_NAME,
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "__version__",
     "MaskedActivationsStore",
     "MaskedCacheActivationsRunner",
     "MaskedCacheActivationsRunnerConfig",

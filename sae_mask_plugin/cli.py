@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from sae_mask_plugin import __version__
 from sae_mask_plugin.errors import DEBUG_ENV_VAR, TrainingInterrupted, debug_enabled
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -39,7 +40,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
-    lines = ["usage: sae-mask <command> [options]", "", "commands:"]
+    lines = ["usage: sae-mask [--version] <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
     lines += [
         "",
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DEBUG_ENV_VAR] = "1"
     if not args or args[0] in {"-h", "--help"}:
         print(_usage())
+        return 0
+    if args[0] == "--version":
+        print(f"sae-mask {__version__}")
         return 0
     command, rest = args[0], args[1:]
     if command not in SUBCOMMANDS:

@@ -1,10 +1,12 @@
 """`sae-mask demo`: the main job on the offline embedded default, end to end.
 
-Trains a baseline (p = 0) and a masked SAE with the same seed, data order and initialisation on SmolLM2-135M's
-residual stream, evaluates both (core metrics on clean held-out text, first-letter absorption, sparse probing, OOD
-probing) and writes the comparison report. `--quick` (default) runs the `cpu_demo_quick` recipe (one seed,
-p ∈ {0, 0.3}); `--full` runs `cpu_demo_full` (3 seeds, p ∈ {0, 0.1, 0.3, 0.5}, a k sweep; one masked LLM pass per
-p and seed feeds all its SAEs). Both recipes are in `recipes/` and document every default.
+`--quick` (default) runs the `cpu_demo_quick` recipe: six Matryoshka BatchTopK SAEs (2,048 latents) on
+SmolLM2-135M's residual stream after block 12, k 16, 32 and 64 for a baseline (p = 0) and a masked run (p = 0.3),
+one seed, the same data order and initialisation; the three k of one p train from one LLM pass. Every SAE's
+threshold is calibrated on clean held-out text to L0 = k; the four evals (core metrics on clean held-out text,
+first-letter absorption, sparse probing, OOD probing) run on all six; the report compares baseline and masked at
+matched L0. `--full` runs `cpu_demo_full`: 36 SAEs (3 seeds, p in {0, 0.1, 0.3, 0.5}, k in {16, 32, 64}; one masked
+LLM pass per p and seed feeds its three SAEs). Both recipes are in `recipes/` and document every default.
 
 An interrupted demo resumes: finished SAEs and evals in the output folder are not redone. An existing folder that
 is not a previous demo run is refused unless `--force`.
@@ -35,16 +37,16 @@ class DemoFolderError(SaeMaskUserError, ValueError):
     """The output folder holds something other than a previous run of this demo."""
 
 
-def prepare_output_folder(out: Path, recipe_name: str, force: bool) -> None:
-    """Claim `out` for the demo: new or empty, or a previous run of the same demo recipe (resumed).
+def check_output_folder(out: Path, recipe_name: str, force: bool) -> None:
+    """Raise `DemoFolderError` unless `out` is new or empty, or a previous run of the same demo recipe (resumed).
 
     Anything else (other files, or a demo of the other mode) is refused unless `force`; `force` never deletes
     anything, it only allows writing beside what is there.
     """
-    marker = out / MARKER_FILENAME
     if out.exists() and not out.is_dir():
         raise DemoFolderError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
+        marker = out / MARKER_FILENAME
         if not marker.is_file():
             raise DemoFolderError(
                 f"{out} exists and is not a previous run of the demo; choose another --out or pass --force"
@@ -54,7 +56,13 @@ def prepare_output_folder(out: Path, recipe_name: str, force: bool) -> None:
             raise DemoFolderError(
                 f"{out} holds a {previous!r} demo run, not {recipe_name!r}; choose another --out or pass --force"
             )
+
+
+def prepare_output_folder(out: Path, recipe_name: str, force: bool) -> None:
+    """Claim `out` for the demo (see `check_output_folder`): create it and mark it as a run of `recipe_name`."""
+    check_output_folder(out, recipe_name, force)
     out.mkdir(parents=True, exist_ok=True)
+    marker = out / MARKER_FILENAME
     if not marker.is_file():
         write_json_atomic(marker, {"recipe": recipe_name, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
@@ -70,12 +78,14 @@ def run_demo(
     `overrides` sets dotted recipe keys (e.g. `{"training_tokens": 50_000}`); the recipe is validated before
     the output folder is touched or any model is loaded.
     """
-    from sae_mask_plugin.sweep import load_recipe, run_recipe
-
     if mode not in DEMO_RECIPES:
         raise ValueError(f"mode must be one of {', '.join(DEMO_RECIPES)}; got {mode!r}")
-    recipe = load_recipe(DEMO_RECIPES[mode], overrides)
     out = Path(out)
+    check_output_folder(out, DEMO_RECIPES[mode], force)  # before the recipe's checks load SAELens
+
+    from sae_mask_plugin.sweep import load_recipe, run_recipe
+
+    recipe = load_recipe(DEMO_RECIPES[mode], overrides)
     prepare_output_folder(out, recipe.name, force)
     print(describe_start(recipe, out), flush=True)
     run_recipe(recipe, out)
@@ -141,14 +151,18 @@ def main(argv: list[str]) -> int:
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
-        "--quick", dest="mode", action="store_const", const="quick", help="one seed, p in {0, 0.3} (default)"
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="6 SAEs: k 16/32/64, p in {0, 0.3}, one seed (default)",
     )
     mode.add_argument(
         "--full",
         dest="mode",
         action="store_const",
         const="full",
-        help="3 seeds, p in {0, 0.1, 0.3, 0.5}, k sweep",
+        help="36 SAEs: k 16/32/64, p in {0, 0.1, 0.3, 0.5}, 3 seeds",
     )
     parser.set_defaults(mode="quick")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: ./{DEFAULT_OUT})")

@@ -1,7 +1,8 @@
-"""`sae-mask --help`, every command's `--help` and bad input answer before torch, SAELens, SAEBench or
-TransformerLens load: each command runs in a fresh interpreter, which then names the heavy packages it imported.
-(How fast that is: `benchmarks/cli_startup.py`.) `sae-mask train` reads its flags from a snapshot of SAELens's;
-the snapshot must be the one the installed SAELens gives."""
+"""`sae-mask --help`, `--version`, every command's `--help` and bad input to every command answer before torch,
+SAELens, SAEBench or TransformerLens load: each command runs in a fresh interpreter, which then names the heavy
+packages it imported. (How fast that is: `benchmarks/cli_startup.py`.) `sae-mask train` reads its flags from a
+snapshot of SAELens's, and model names are checked against a snapshot of TransformerLens's; each snapshot must be
+the one the installed package gives."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ def run_fresh(argv: list[str]) -> dict:
     return json.loads(result.stdout)
 
 
+def test_version_loads_nothing_heavy():
+    from sae_mask_plugin import __version__
+
+    ran = run_fresh(["--version"])
+    assert (ran["status"], ran["heavy"], ran["out"]) == (0, [], f"sae-mask {__version__}\n")
+
+
 @pytest.mark.parametrize("argv", [["--help"], *[[command, "--help"] for command in sorted(cli.SUBCOMMANDS)]])
 def test_help_loads_nothing_heavy(argv):
     ran = run_fresh(argv)
@@ -59,6 +67,17 @@ def test_help_loads_nothing_heavy(argv):
         (["sweep", "cpu_demo_quick", "--set", "bad"], "expected KEY=VALUE"),
         (["sweep", "cpu_demo_quick", "--dry-run", "--set", "training_tokens=-5"], "training_tokens must be"),
         (["eval", "--sae", "{tmp}/missing", "--out", "{tmp}/evals"], "does not exist"),
+        (["info", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (
+            ["mask-tokens", "--model", "no-such-model", "--hook", "blocks.12.hook_resid_post"],
+            "'no-such-model' is not a TransformerLens model name",
+        ),
+        (["mask-tokens", "--model", "pythia-160m-dedupd"], "did you mean pythia-160m-deduped"),
+        (["train", "--model_name", "no-such-model"], "'no-such-model' is not a TransformerLens model name"),
+        (["calibrate", "--sae", "{tmp}/missing"], "is not a saved SAE"),
+        (["calibrate", "--sae", "{tmp}", "--tokens", "0"], "--tokens must be >= 1"),
+        (["demo", "--out", "{tmp}"], "is not a previous run of the demo"),
+        (["demo", "--out", "{tmp}/notes.txt"], "exists and is not a folder"),
     ],
 )
 def test_bad_input_answers_before_anything_heavy_loads(argv, message, tmp_path):
@@ -66,6 +85,11 @@ def test_bad_input_answers_before_anything_heavy_loads(argv, message, tmp_path):
     ran = run_fresh([arg.replace("{tmp}", str(tmp_path)) for arg in argv])
     assert (ran["status"], ran["heavy"]) == (2, []), ran["err"]
     assert message in ran["err"] and "Traceback" not in ran["err"]
+
+
+def test_every_command_has_a_bad_input_case():
+    cases = test_bad_input_answers_before_anything_heavy_loads.pytestmark[0].args[1]
+    assert {argv[0] for argv, _ in cases} == set(cli.SUBCOMMANDS)
 
 
 def test_train_help_documents_the_architecture_chosen():
@@ -82,6 +106,24 @@ def test_the_flag_snapshot_is_the_installed_saelens_one():
         f"{FLAGS_FILE.name} is out of date; regenerate it with: python -m sae_mask_plugin.training.flags"
     )
     assert load_flags() is not None
+
+
+def test_the_model_name_snapshot_is_the_installed_transformer_lens_one():
+    from sae_mask_plugin.embedded.model_names import MODEL_NAMES_FILE, describe_model_names, load_model_names
+
+    assert json.loads(MODEL_NAMES_FILE.read_text()) == describe_model_names(), (
+        f"{MODEL_NAMES_FILE.name} is out of date; regenerate it with: python -m sae_mask_plugin.embedded.model_names"
+    )
+    assert "pythia-160m-deduped" in load_model_names()["aliases"]["EleutherAI/pythia-160m-deduped"]
+
+
+def test_with_another_transformer_lens_than_the_snapshot_names_come_from_it(monkeypatch, tmp_path):
+    from sae_mask_plugin.embedded import model_names
+
+    stale = tmp_path / "model_names.json"
+    stale.write_text(json.dumps({"versions": {"transformer-lens": "0.0"}, "official": [], "aliases": {}}))
+    monkeypatch.setattr(model_names, "MODEL_NAMES_FILE", stale)
+    assert model_names.load_model_names() == model_names.describe_model_names()
 
 
 def test_the_snapshot_parser_has_every_flag_and_help_of_saelens_parser():

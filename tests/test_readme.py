@@ -1,93 +1,73 @@
-"""Every ```python block of README.md runs, in order, in one working folder, so the README cannot drift from the code.
+"""Every ```python block of README.md and of the documentation site's pages runs as printed, so the documentation
+cannot drift from the code.
 
-Blocks that name hub models or paper-sized budgets run on the embedded default with a tiny budget through
-`SUBSTITUTIONS` (each must change at least one block, so a README edit that drops one fails here too); those
-blocks also see `LoggingConfig` and `load_embedded_corpus`, which the substitutions use. Every other block, the
-offline drop-in example included, runs exactly as written. The embedded model is registered with TransformerLens
-first, as any use of `sae_mask_plugin` does, so the plain SAELens block can load it by name.
+The blocks run in order (README, then the pages in `mkdocs.yml`'s nav order), each distinct block once, in one
+working folder. Offline blocks run in this process, unchanged. Blocks that name a hub model run in a fresh
+interpreter against a local stand-in of the hub (`scripts/build_hub_standins.py`: Pythia-160M-deduped's exact
+architecture with random weights, embedded-corpus texts as the Pile; the hub switched off, W&B disabled), changed
+in the one line their comment allows: the training budget.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sae_mask_plugin import cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-TINY_EMBEDDED_RUN = (
-    'dataset_path="",\n'
-    "    is_dataset_tokenized=False,\n"
-    "    context_size=64,\n"
-    "    store_batch_size_prompts=4,\n"
-    "    n_batches_in_buffer=8,\n"
-    "    train_batch_size_tokens=512,\n"
-    "    exclude_special_tokens=True,\n"
-    "    logger=LoggingConfig(log_to_wandb=False),\n"
-    '    output_path="hub_example",'
-)
-
-SUBSTITUTIONS: list[tuple[str, str]] = [
-    # hub model, width and hook -> the embedded SmolLM2 (d_model 576), a small SAE
-    ("d_in=768, d_sae=16384", "d_in=576, d_sae=256"),
-    ('model_name="pythia-160m-deduped"', 'model_name="SmolLM2-135M-Instruct"'),
-    # hub dataset -> the embedded corpus (override_dataset), W&B off, a buffer that holds a batch
-    ('dataset_path="monology/pile-uncopyrighted",', TINY_EMBEDDED_RUN),
-    ("TrainingRunner(cfg).run()", "TrainingRunner(cfg, override_dataset=load_embedded_corpus(seed=0)).run()"),
-    # 100 M tokens -> two training batches
-    ("training_tokens=100_000_000", "training_tokens=1024"),
-    # all four evals (~6 min on 2 cores) -> the core eval of the two SAEs the drop-in example trained
-    ('["core", "absorption", "sparse_probing", "ood"]', '["core"]'),
-]
-"""(README text, what the test runs instead)."""
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+HUB_MODEL = '"pythia-160m-deduped"'
+HUB_BUDGET = "training_tokens=100_000_000,  # the budget: the only line to change for a shorter run"
+STANDIN_BUDGET = "training_tokens=8_192,"
+"""Two training batches of SAELens's default 4,096 tokens."""
 
 
-def python_blocks(text: str) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+def documents() -> list[Path]:
+    """README, then the site's pages in nav order (result folders hold no code blocks and are not read)."""
+    nav = yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"]
+    pages = [page for entry in nav for page in entry.values() if isinstance(page, str)]
+    return [README, *(REPO / "docs" / page for page in pages)]
 
 
-def substituted(block: str) -> tuple[str, set[int]]:
-    """The block with every applicable substitution made, and the indices of those that applied."""
-    applied = set()
-    for index, (old, new) in enumerate(SUBSTITUTIONS):
-        if old in block:
-            block = block.replace(old, new)
-            applied.add(index)
-    return block, applied
+def fenced_blocks(language: str) -> list[tuple[str, str]]:
+    """`(where, code)` of every distinct ```language block of the documents, in order."""
+    found: dict[str, str] = {}
+    for path in documents():
+        pattern = rf"^ *```{language}\n(.*?)^ *```"
+        for number, block in enumerate(re.findall(pattern, path.read_text(), flags=re.M | re.S), start=1):
+            found.setdefault(block, f"{path.relative_to(REPO)} {language} block {number}")
+    return [(where, block) for block, where in found.items()]
 
 
-def test_every_substitution_still_matches_the_readme():
-    blocks = python_blocks(README.read_text())
-    applied = set().union(*(substituted(block)[1] for block in blocks))
-    assert applied == set(range(len(SUBSTITUTIONS))), [
-        SUBSTITUTIONS[i][0] for i in set(range(len(SUBSTITUTIONS))) - applied
-    ]
-    assert any(
-        not substituted(block)[1] and "MaskedLanguageModelSAETrainingRunner" in block for block in blocks
-    )
+def hub_blocks() -> list[tuple[str, str]]:
+    return [(where, block) for where, block in fenced_blocks("python") if HUB_MODEL in block]
+
+
+def offline_blocks() -> list[tuple[str, str]]:
+    return [(where, block) for where, block in fenced_blocks("python") if HUB_MODEL not in block]
+
+
+def test_hub_blocks_say_which_line_may_change():
+    blocks = hub_blocks()
+    assert len(blocks) >= 2  # the plain SAELens script and its masked drop-in
+    for where, block in blocks:
+        assert block.count(HUB_BUDGET) == 1, where
+    assert any("MaskedLanguageModelSAETrainingRunner" in block for _, block in offline_blocks())
 
 
 @pytest.mark.slow
-def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
+def test_every_offline_python_block_runs_as_printed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    blocks = python_blocks(README.read_text())
-    assert len(blocks) >= 5
-    from sae_lens import LoggingConfig
-
-    from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-    from sae_mask_plugin.embedded.model import register_with_transformer_lens
-
-    register_with_transformer_lens()
-    for number, block in enumerate(blocks, start=1):
-        code, applied = substituted(block)
-        namespace = {"__name__": f"readme_block_{number}"}
-        if applied:
-            namespace |= {"LoggingConfig": LoggingConfig, "load_embedded_corpus": load_embedded_corpus}
-        exec(compile(code, f"README.md python block {number}", "exec"), namespace)
+    for where, block in offline_blocks():
+        exec(compile(block, where, "exec"), {"__name__": "documentation_block"})
     for name in ("baseline", "masked"):
         assert (tmp_path / "out" / name / "sae_weights.safetensors").is_file()
     assert sorted(path.name for path in (tmp_path / "evals" / "core").glob("*.json")) == [
@@ -96,13 +76,44 @@ def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch):
     ]
 
 
-def test_every_command_the_readme_names_exists():
-    named = set(re.findall(r"`?sae-mask ([a-z][a-z-]*)", README.read_text()))
+@pytest.mark.slow
+def test_every_hub_python_block_runs_against_the_standin_hub(pythia_standin_home, tmp_path):
+    from sae_mask_plugin.training.metadata import read_masking_metadata
+
+    env = {
+        **os.environ,
+        "HF_HOME": str(pythia_standin_home),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "WANDB_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+    }
+    for number, (where, block) in enumerate(hub_blocks()):
+        folder = tmp_path / f"block{number}"
+        folder.mkdir()
+        (folder / "block.py").write_text(block.replace(HUB_BUDGET, STANDIN_BUDGET))
+        done = subprocess.run(
+            [sys.executable, "block.py"], cwd=folder, env=env, capture_output=True, text=True, timeout=1200
+        )
+        assert done.returncode == 0, f"{where}\n{done.stderr[-4000:]}"
+        (saved,) = [path.parent for path in folder.rglob("cfg.json") if "checkpoints" not in path.parts]
+        masking = read_masking_metadata(saved)
+        assert (masking.p if masking else 0.0) == (0.3 if "masking=MaskingConfig(p=0.3)" in block else 0.0), (
+            where
+        )
+
+
+def test_every_command_the_documents_name_exists():
+    named = set()
+    for path in documents():
+        named |= set(re.findall(r"`?sae-mask ([a-z][a-z-]*)", path.read_text()))
     assert named and named <= set(cli.SUBCOMMANDS), named - set(cli.SUBCOMMANDS)
 
 
-def test_the_readme_dry_run_runs_as_written(capsys):
-    bash = "".join(re.findall(r"^```bash\n(.*?)^```", README.read_text(), flags=re.MULTILINE | re.DOTALL))
+def test_the_documented_dry_run_runs_as_written(capsys):
+    bash = "".join(block for _, block in fenced_blocks("bash"))
     (line,) = [line for line in bash.splitlines() if line.startswith("sae-mask") and "--dry-run" in line]
     argv = shlex.split(line, comments=True)
     assert cli.main(argv[1:]) == 0

@@ -17,9 +17,11 @@ from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
     DEFAULT_CONTEXT_SIZE,
     CalibrationError,
+    check_saved_sae,
 )
 from sae_mask_plugin.errors import reports_user_errors
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, check_same_llm_dtype, recorded_llm_dtype
+from sae_mask_plugin.training.metadata import trained_positions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,16 +63,6 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.tokens < 1 or args.context_size < 2:
         raise CalibrationError("--tokens must be >= 1 and --context-size >= 2")
-    import torch
-
-    from sae_mask_plugin.calibration.threshold import (
-        calibrate_saved_sae,
-        calibration_activations,
-        check_saved_sae,
-    )
-    from sae_mask_plugin.embedded.model import load_model
-    from sae_mask_plugin.training.metadata import trained_positions
-
     # SAEs share clean activations when they share model, LLM dtype, hook and the window positions they trained on
     groups: dict[tuple[str, str, str, tuple[int | None, ...]], list[Path]] = defaultdict(list)
     for path in args.sae:
@@ -81,6 +73,12 @@ def main(argv: list[str]) -> int:
             check_same_llm_dtype(str(path), llm_dtype, args.llm_dtype)
         key = (args.model or metadata.get("model_name"), llm_dtype, metadata.get("hook_name"))
         groups[(*key, trained_positions(metadata))].append(Path(path))
+
+    import torch
+
+    from sae_mask_plugin.calibration.threshold import calibrate_saved_sae, calibration_activations
+    from sae_mask_plugin.embedded.model import load_model
+
     for (model_name, llm_dtype, hook_name, seqpos_slice), sae_dirs in groups.items():
         model = load_model(model_name, device=args.device, dtype=getattr(torch, llm_dtype))
         activations = calibration_activations(model, hook_name, args.tokens, args.context_size, seqpos_slice)

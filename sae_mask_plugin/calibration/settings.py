@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from sae_mask_plugin.errors import SaeMaskUserError
+from sae_mask_plugin.files import SAE_CFG_FILENAME
+from sae_mask_plugin.training.metadata import saved_training_architecture, saved_training_k
 
 CALIBRATION_METADATA_KEY = "threshold_calibration"
 CALIBRATABLE_ARCHITECTURES: tuple[str, ...] = ("batchtopk", "matryoshka_batchtopk")
@@ -38,3 +44,23 @@ def check_calibration_tokens(calibration_tokens: int) -> None:
     """Raise `CalibrationError` unless `calibration_tokens` is a usable token count."""
     if calibration_tokens < 1:
         raise CalibrationError(f"calibration_tokens must be >= 1, got {calibration_tokens}")
+
+
+def read_saved_cfg(sae_dir: str | Path) -> dict[str, Any]:
+    """The `cfg.json` of a saved SAE folder, with a clear error when it is not one."""
+    path = Path(sae_dir) / SAE_CFG_FILENAME
+    if not path.is_file():
+        raise CalibrationError(f"{str(sae_dir)!r} is not a saved SAE: it has no {SAE_CFG_FILENAME}")
+    return json.loads(path.read_text())
+
+
+def check_saved_sae(sae_dir: str | Path, target_l0: float | None) -> tuple[dict[str, Any], float]:
+    """Check that the SAE in `sae_dir` can be calibrated; return its `cfg.json` and the target L0 (default: k)."""
+    cfg = read_saved_cfg(sae_dir)
+    check_calibratable(saved_training_architecture(cfg))
+    target = target_l0 if target_l0 is not None else saved_training_k(cfg)
+    if target is None:
+        raise CalibrationError(f"{str(sae_dir)!r} records no training k: give the target L0")
+    if not 0 < target <= int(cfg["d_sae"]):
+        raise CalibrationError(f"target L0 must be in (0, d_sae = {cfg['d_sae']}], got {target}")
+    return cfg, float(target)

@@ -15,7 +15,6 @@ metadata (`threshold_calibration`); stock `SAE.load_from_disk` loads the result.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import Any
 
 import torch
 from sae_lens import SAE
-from sae_lens.constants import SAE_CFG_FILENAME
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.calibration.settings import (
@@ -32,12 +30,11 @@ from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
     DEFAULT_CONTEXT_SIZE,
     CalibrationError,
-    check_calibratable,
+    check_saved_sae,
 )
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
 from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.files import staged_directory
-from sae_mask_plugin.training.metadata import saved_training_architecture, saved_training_k
 
 ENCODE_BATCH_TOKENS = 4_096
 
@@ -160,26 +157,6 @@ def calibrate_sae(
     )
     sae.cfg.metadata[CALIBRATION_METADATA_KEY] = result.to_dict()
     return result
-
-
-def read_saved_cfg(sae_dir: str | Path) -> dict[str, Any]:
-    """The `cfg.json` of a saved SAE folder, with a clear error when it is not one."""
-    path = Path(sae_dir) / SAE_CFG_FILENAME
-    if not path.is_file():
-        raise CalibrationError(f"{str(sae_dir)!r} is not a saved SAE: it has no {SAE_CFG_FILENAME}")
-    return json.loads(path.read_text())
-
-
-def check_saved_sae(sae_dir: str | Path, target_l0: float | None) -> tuple[dict[str, Any], float]:
-    """Check that the SAE in `sae_dir` can be calibrated; return its `cfg.json` and the target L0 (default: k)."""
-    cfg = read_saved_cfg(sae_dir)
-    check_calibratable(saved_training_architecture(cfg))
-    target = target_l0 if target_l0 is not None else saved_training_k(cfg)
-    if target is None:
-        raise CalibrationError(f"{str(sae_dir)!r} records no training k: give the target L0")
-    if not 0 < target <= int(cfg["d_sae"]):
-        raise CalibrationError(f"target L0 must be in (0, d_sae = {cfg['d_sae']}], got {target}")
-    return cfg, float(target)
 
 
 def calibrate_saved_sae(

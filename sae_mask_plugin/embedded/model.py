@@ -124,7 +124,7 @@ def _convert_gguf(source: Path, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
-def _is_embedded_name(model_name: str) -> bool:
+def is_embedded_name(model_name: str) -> bool:
     return model_name.lower() in {EMBEDDED_MODEL_NAME.lower(), str(embedded_model_dir()).lower()}
 
 
@@ -142,7 +142,7 @@ def register_with_transformer_lens() -> None:
     original = loading.get_official_model_name
 
     def get_official_model_name(model_name: str) -> str:
-        if _is_embedded_name(model_name):
+        if is_embedded_name(model_name):
             model_dir = str(build_embedded_model_cache())
             if model_dir not in supported_models.OFFICIAL_MODEL_NAMES:
                 supported_models.OFFICIAL_MODEL_NAMES.append(model_dir)
@@ -189,7 +189,7 @@ def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch
     Face cache is tried (no rounds of hub retries), and a model missing there is one clear
     `ModelUnavailableError` naming the embedded default. `dtype` None: float32.
     """
-    if _is_embedded_name(model_name):
+    if is_embedded_name(model_name):
         return load_embedded_model(device=device, dtype=dtype)
     import torch
     from transformer_lens import HookedTransformer
@@ -212,7 +212,7 @@ def check_model_available(model_name: str) -> None:
     """Raise `ModelUnavailableError` before anything loads when TransformerLens does not know `model_name`, or
     when the hub cannot be reached and the model's config is not in the local Hugging Face cache."""
     check_model_name(model_name)
-    if _is_embedded_name(model_name) or hub_reachable():
+    if is_embedded_name(model_name) or hub_reachable():
         return
     from transformer_lens import loading_from_pretrained as loading
 
@@ -227,21 +227,20 @@ def check_model_available(model_name: str) -> None:
 
 def check_model_name(model_name: str) -> None:
     """Raise `ModelUnavailableError` naming the closest known names when TransformerLens does not know
-    `model_name` (neither an official name nor an alias) and it is not the embedded default."""
-    from transformer_lens import loading_from_pretrained as loading
-    from transformer_lens import supported_models
+    `model_name` (neither an official name nor an alias, in any case) and it is not the embedded default.
 
-    if _is_embedded_name(model_name):
+    Reads TransformerLens's names from the packaged snapshot (`embedded.model_names`), so it loads no torch."""
+    from sae_mask_plugin.embedded.model_names import load_model_names
+
+    if is_embedded_name(model_name):
         return
-    try:
-        loading.get_official_model_name(model_name)
-    except ValueError:
-        known = [EMBEDDED_MODEL_NAME, *supported_models.OFFICIAL_MODEL_NAMES]
-        known += [alias for aliases in supported_models.MODEL_ALIASES.values() for alias in aliases]
-        close = difflib.get_close_matches(model_name, known, n=3, cutoff=0.6)
+    names = load_model_names()
+    known = [*names["official"], *(alias for aliases in names["aliases"].values() for alias in aliases)]
+    if model_name.lower() not in {name.lower() for name in known}:
+        close = difflib.get_close_matches(model_name, [EMBEDDED_MODEL_NAME, *known], n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ModelUnavailableError(
             f"{model_name!r} is not a TransformerLens model name{hint}. The embedded default is "
-            f"{EMBEDDED_MODEL_NAME!r}; TransformerLens lists {len(supported_models.OFFICIAL_MODEL_NAMES)} "
+            f"{EMBEDDED_MODEL_NAME!r}; TransformerLens lists {len(names['official'])} "
             f"others in transformer_lens.supported_models.OFFICIAL_MODEL_NAMES."
-        ) from None
+        )

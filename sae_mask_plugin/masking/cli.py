@@ -61,15 +61,18 @@ def main(argv: list[str]) -> int:
         )
         return 2
 
+    from sae_mask_plugin.embedded.model import check_model_available
+
+    check_model_available(args.model)  # the model name first: it costs no torch
+
     import torch
     from sae_lens.util import get_special_token_ids
 
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-    from sae_mask_plugin.embedded.model import check_model_available, load_model
+    from sae_mask_plugin.embedded.model import load_model
     from sae_mask_plugin.masking.mask_token import choose_mask_token, measure_mask_tokens, sample_token_batch
     from sae_mask_plugin.training.preflight import check_hooks, model_hook_names
 
-    check_model_available(args.model)
     check_hooks([args.hook], model_hook_names(args.model), args.model)
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     model = load_model(args.model, dtype=getattr(torch, llm_dtype_or_default(args.llm_dtype)))

@@ -21,7 +21,7 @@ from simple_parsing import SimpleHelpFormatter
 from simple_parsing.helpers.custom_actions import BooleanOptionalAction
 from simple_parsing.utils import str2bool
 
-from sae_mask_plugin.embedded.model import check_model_available
+from sae_mask_plugin.embedded.model import check_model_available, check_model_name
 from sae_mask_plugin.errors import reports_user_errors
 from sae_mask_plugin.llm_dtype import check_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig, parse_mask_token
@@ -102,10 +102,17 @@ def flag_parser(argv: Sequence[str], flags: dict[str, Any]) -> argparse.Argument
 
 def check_args(argv: Sequence[str], flags: dict[str, Any]) -> None:
     """Check `sae-mask train` arguments without SAELens: flag names, value types and choices (by the snapshot
-    `flags`), the LLM dtype and the masking settings; `--help` prints the help and exits."""
+    `flags`), the model name (by TransformerLens's snapshot), the LLM dtype and the masking settings; `--help`
+    prints the help and exits."""
     namespace = flag_parser(argv, flags).parse_args(list(argv))
     if getattr(namespace, LLM_DTYPE_DEST, None) is not None:
         check_llm_dtype(getattr(namespace, LLM_DTYPE_DEST))
+    model_name = getattr(namespace, "cfg.model_name", None)  # only the flags given are in the namespace
+    if (
+        model_name is not None
+        and getattr(namespace, "cfg.model_class_name", "HookedTransformer") == "HookedTransformer"
+    ):
+        check_model_name(model_name)
     MaskingConfig(
         **{
             dest.removeprefix(MASKING_DEST_PREFIX): value

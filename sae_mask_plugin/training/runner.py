@@ -118,7 +118,9 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
 
     Args:
         cfg: The masked runner config.
-        override_dataset / override_model / override_sae: As in SAELens.
+        override_dataset: As in SAELens: a dataset used instead of `cfg.dataset_path`.
+        override_model: As in SAELens: a loaded model used instead of `cfg.model_name`.
+        override_sae: As in SAELens: a training SAE used instead of a new one.
         init_b_dec: `default` keeps the architecture's initialisation; `mean` sets `b_dec` to the mean of the
             first training batch (needs `normalize_activations="none"`; skipped when resuming).
     """

@@ -79,10 +79,8 @@ def test_standin_configs_match_transformer_lens_and_the_recipes():
 
 
 @pytest.fixture(scope="module")
-def standin_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("standin-hf")
-    standins.build_all(home, ["pythia-160m-deduped"], dataset_texts=1500)
-    return home
+def standin_home(pythia_standin_home) -> Path:
+    return pythia_standin_home
 
 
 def _offline_env(home: Path) -> dict[str, str]:
