@@ -27,6 +27,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # SAEBench 0.6.0 (`evals/absorption/feature_absorption.py`), tuned on Gemma-2-2B (d_model 2304)
 SAEBENCH_REFERENCE_D_MODEL = 2304
@@ -246,6 +247,21 @@ class AbsorptionGateSummary:
     @property
     def measurable(self) -> bool:
         return self.headline_absorption_fraction is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the counts, the headline and each letter's verdict (`{letter: [reasons]}`)."""
+        return {
+            "letters_passing": self.letters_passing,
+            "min_passing_letters": self.min_passing_letters,
+            "passing_letters": list(self.passing_letters),
+            "headline_absorption_fraction": self.headline_absorption_fraction,
+            "headline_full_absorption_rate": self.headline_full_absorption_rate,
+            "mean_main_latent_precision": self.mean_main_latent_precision,
+            "mean_main_latent_recall": self.mean_main_latent_recall,
+            "letters_failing_by_reason": self.letters_failing_by_reason,
+            "reasons_by_letter": {v.letter: list(v.reasons) for v in self.verdicts},
+            "headline": self.describe(),
+        }
 
     def describe(self) -> str:
         """The headline as a report prints it: the gated absorption fraction, or `NOT_MEASURABLE`."""
