@@ -477,7 +477,11 @@ def evaluate_sae(
     if evaluated:
         context = _AbsorptionContext(
             prompt_model=CachedPromptActivations(
-                truncated, hook_name, config.prompt_token_pos, root / "absorption_prompt_activations.pt"
+                truncated,
+                hook_name,
+                config.prompt_token_pos,
+                root / "absorption_prompt_activations.pt",
+                sae.dtype,
             ),
             probe=load_probe(model.cfg.model_name, layer=layer, probes_dir=probes_dir, device=device),
             layer=layer,

@@ -20,15 +20,25 @@ from sae_mask_plugin.files import atomic_file
 class CachedPromptActivations:
     """Stands in for the model in `FeatureAbsorptionCalculator`: `run_with_cache(prompts, names_filter=[hook])`
     returns the hook's activations at the last `-word_token_pos` positions, shape `(batch, -word_token_pos,
-    d_model)`, computed by `model` for prompts not seen before; the rest is delegated to `model`."""
+    d_model)`, computed by `model` for prompts not seen before and returned in `dtype` (the SAE's: the
+    calculator multiplies them with SAE-dtype tensors, so a bfloat16 model needs the cast); the rest is
+    delegated to `model`."""
 
-    def __init__(self, model: Any, hook_name: str, word_token_pos: int, path: str | Path):
+    def __init__(
+        self,
+        model: Any,
+        hook_name: str,
+        word_token_pos: int,
+        path: str | Path,
+        dtype: torch.dtype = torch.float32,
+    ):
         if word_token_pos >= 0:
             raise ValueError(f"word_token_pos counts from the end and must be negative, got {word_token_pos}")
         self._model = model
         self._hook_name = hook_name
         self._word_token_pos = word_token_pos
         self._path = Path(path)
+        self._dtype = dtype
         self._activations: dict[str, torch.Tensor] = (
             torch.load(self._path, weights_only=True) if self._path.is_file() else {}
         )
@@ -46,7 +56,7 @@ class CachedPromptActivations:
             self._activations.update(zip(missing, tails.clone().unbind(0), strict=True))
             self._new += len(missing)
         stacked = torch.stack([self._activations[p] for p in prompts])
-        return None, {self._hook_name: stacked.to(self._model.cfg.device)}
+        return None, {self._hook_name: stacked.to(self._model.cfg.device, self._dtype)}
 
     def save(self) -> None:
         """Write the cache (atomically) if it gained prompts."""
