@@ -48,13 +48,13 @@ class SaeSpec:
         return f"L{self.layer}-w{self.d_sae}-k{self.k}"
 
 
-# ordered so that partial results already answer the main questions on a shared 2-core machine (the LLM
-# side of the eval costs most at deep hooks): width and k at block 3, then blocks 6 and 12 (the study's hook)
+# ordered so that partial results already answer the main questions on a shared 2-core machine (the LLM side
+# of the eval costs most at deep hooks): width and k at block 3, then blocks 6 and 12 (the study's hook)
 GRID = (
-    SaeSpec(3, 8192, 32),
     SaeSpec(3, 2048, 32),
-    SaeSpec(3, 8192, 16),
-    SaeSpec(3, 8192, 64),
+    SaeSpec(3, 8192, 32),
+    SaeSpec(3, 2048, 16),
+    SaeSpec(3, 2048, 64),
     SaeSpec(3, 16384, 32),
     SaeSpec(6, 8192, 32),
     SaeSpec(12, 8192, 32),
@@ -120,6 +120,7 @@ def train_sae(out: Path, spec: SaeSpec, training_tokens: int, held_out: int) -> 
         total_training_samples=training_tokens,
         train_batch_size_samples=BATCH_TOKENS,
         lr=LR,
+        lr_end=LR,
         n_checkpoints=N_CHECKPOINTS,
         logger=LoggingConfig(log_to_wandb=False),
     )
@@ -186,8 +187,13 @@ def main() -> None:
     parser.add_argument("--cached-tokens", type=int, default=24_576)
     parser.add_argument("--held-out", type=int, default=2_048)
     parser.add_argument("--training-tokens", type=int, default=98_304, help="four epochs of the cache")
-    parser.add_argument("--words-per-letter", type=int, default=300)
-    parser.add_argument("--preset-words", type=int, default=60, help="the CPU preset's list, for contrast")
+    parser.add_argument(
+        "--words-per-letter",
+        type=int,
+        action="append",
+        default=None,
+        help="word lists to evaluate (default: 60)",
+    )
     parser.add_argument("--llm-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -202,10 +208,7 @@ def main() -> None:
         for snapshot in train_sae(args.out, spec, args.training_tokens, args.held_out):
             tokens = int(snapshot.name.split("_")[1])
             run_name = f"{spec.name}-t{tokens}"
-            word_lists = [args.words_per_letter]
-            if spec == GRID[0] and tokens == args.training_tokens:
-                word_lists.append(args.preset_words)
-            for words in word_lists:
+            for words in args.words_per_letter or [60]:
                 key = f"{run_name}-words{words}"
                 if key in rows:
                     continue

@@ -14,6 +14,7 @@ from typing import Any
 
 from scipy import stats
 
+from sae_mask_plugin.evals.absorption.gate import REASON_FEW_WORDS
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 
 DOCS = Path("docs/absorption_validity")
@@ -37,6 +38,9 @@ def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
         "l0": row["l0"],
         "explained_variance": row["explained_variance"],
         "letters_passing": summary["letters_passing"],
+        "letters_passing_but_word_count": sum(
+            reasons == [REASON_FEW_WORDS] for reasons in summary["reasons_by_letter"].values()
+        ),
         "letters_passing_saebench_cosines": gate_json["summary"]["saebench"]["letters_passing"],
         "letters_with_probe": row["metrics"]["first_letter_features"]["num_letters_with_probe_feature"],
         "median_probe_positive_words": statistics.median(e["num_probe_positive_words"] for e in letters),
@@ -88,7 +92,43 @@ def build(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"rows": table, "trends": trends, "best": best, "measurable_runs": [r["run"] for r in measurable]}
 
 
-def readme(results: dict[str, Any], needed: int) -> str:
+def word_budget_lines(budget: dict[str, Any]) -> list[str]:
+    """The word-budget table and its reading, from `word_budget.json` (`scripts/absorption_validity_words.py`)."""
+    minimum = budget["min_probe_positive_words"]
+    lines = [
+        "## Words per letter: what the gate's word minimum needs (no LLM)",
+        "",
+        f"SAEBench's probe split (80 % train, seeded as the eval) of the letter-stratified list: test words per "
+        f"letter bound the probe-positive words a letter's score averages over, so letters with >= {minimum} "
+        "test words bound the letters that can pass. LLM tokens: probe prompts for every word plus absorption "
+        "prompts for the test words (a first SAE on a hook; further SAEs reuse them).",
+        "",
+        f"| words per letter | words | median test words per letter | letters with >= {minimum} test words | "
+        "LLM tokens, first SAE |",
+        "|---|---|---|---|---|",
+    ]
+    for row in budget["rows"]:
+        size = "all" if row["words_per_letter"] is None else row["words_per_letter"]
+        lines.append(
+            f"| {size} | {row['num_words']} | {row['median_test_words']} | {row['letters_with_min_test_words']} | "
+            f"{row['llm_tokens_first_sae']:,} |"
+        )
+    preset = next(row for row in budget["rows"] if row["words_per_letter"] == 60)
+    enough = [row for row in budget["rows"] if row["letters_with_min_test_words"] >= 20]
+    most = max(row["letters_with_min_test_words"] for row in budget["rows"])
+    lines += [
+        "",
+        f"The CPU preset's 60 words per letter give a median of {preset['median_test_words']} test words per "
+        f"letter and {preset['letters_with_min_test_words']} letters with {minimum}: the gate can never pass "
+        f"there. The smallest list with 20 letters possible is {enough[0]['words_per_letter']} words per letter "
+        f"({enough[0]['llm_tokens_first_sae']:,} LLM tokens for a first SAE); no list gives more than {most} "
+        "letters (the rarest first letters have too few alphabetic tokens in SmolLM2's vocabulary).",
+        "",
+    ]
+    return lines
+
+
+def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
     table = results["rows"]
     best = results["best"]
     lines = [
@@ -103,15 +143,16 @@ def readme(results: dict[str, Any], needed: int) -> str:
         f"passing with the unscaled gates. A headline needs {needed} passing letters.",
         "",
         "| SAE | words/letter | tokens | L0 | EV | letters with probe | median probe-positive test words | "
-        "letters passing (scaled / SAEBench cos) | main-latent precision | main-latent recall | absorption gated | "
+        "letters passing (scaled / SAEBench cos) | failing only on word count | main-latent precision | main-latent recall | absorption gated | "
         "SAEBench ungated | random SAE | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         lines.append(
             f"| L{r['layer']} w{r['d_sae']} k{r['k']} | {r['words_per_letter']} | {r['training_tokens']} | "
             f"{r['l0']:.1f} | {r['explained_variance']:.3f} | {r['letters_with_probe']} | "
             f"{r['median_probe_positive_words']:g} | {r['letters_passing']} / {r['letters_passing_saebench_cosines']} | "
+            f"{r['letters_passing_but_word_count']} | "
             f"{_number(r['mean_main_latent_precision'])} | {_number(r['mean_main_latent_recall'])} | "
             f"{_number(r['gated_absorption']) if r['gated_absorption'] is not None else 'not measurable'} | "
             f"{_number(r['saebench_absorption'])} | {_number(r['random_sae_absorption'])} | "
@@ -141,6 +182,7 @@ def readme(results: dict[str, Any], needed: int) -> str:
                 f"- {name.replace('_', ' ')}: Spearman {trend['spearman']:.2f} over {trend['n']} SAEs "
                 f"(p = {trend['p_value']:.2g})."
             )
+    lines += ["", *word_budget_lines(budget)]
     return "\n".join(lines) + "\n"
 
 
@@ -153,7 +195,8 @@ def main() -> None:
     results = build(rows)
     needed = next(iter(rows.values()))["metrics"]["gate"]["absorption_letters_needed"]
     write_json_atomic(args.docs / "results.json", results)
-    write_text_atomic(args.docs / "README.md", readme(results, needed))
+    budget = json.loads((args.docs / "word_budget.json").read_text())
+    write_text_atomic(args.docs / "README.md", readme(results, needed, budget))
 
 
 if __name__ == "__main__":

@@ -455,7 +455,9 @@ def evaluate_sae(
     )
     random_sae = random_sae_like(sae, config.random_seed)
     random_name = f"random-{type(sae).__name__}-{sae.cfg.d_in}x{sae.cfg.d_sae}"
-    random_dir = root / "random_saes" / f"{random_name}-{settings_key({'config': table_settings})}"
+    architecture = {key: value for key, value in sae.cfg.to_dict().items() if key != "metadata"}  # e.g. k
+    random_key = settings_key({"config": table_settings, "sae": architecture})
+    random_dir = root / "random_saes" / f"{random_name}-{random_key}"
     random_metrics_df, random_likely_negs = _k_sparse_probing(
         truncated,
         random_sae,
