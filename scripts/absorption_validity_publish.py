@@ -128,6 +128,28 @@ def word_budget_lines(budget: dict[str, Any]) -> list[str]:
     return lines
 
 
+def choice_lines(results: dict[str, Any], budget: dict[str, Any], needed: int) -> list[str]:
+    """The study's setting, read off the table and the word budget."""
+    enough = next(row for row in budget["rows"] if row["letters_with_min_test_words"] >= needed)
+    lines = ["## The study's setting", ""]
+    if results["measurable_runs"]:
+        best = results["best"]
+        lines.append(
+            f"Absorption is measurable at {best['run']} with {best['words_per_letter']} words per letter "
+            f"({best['letters_passing']} letters pass): the study's absorption uses that hook, width and word list."
+        )
+    else:
+        tried = sorted({r["words_per_letter"] for r in results["rows"]})
+        lines.append(
+            f"No SAE measured here is measurable (word lists tried: {', '.join(map(str, tried))} per letter). "
+            f"The word budget rules out fewer than {enough['words_per_letter']} words per letter, so the study's "
+            f"absorption needs at least {enough['words_per_letter']} words per letter "
+            f"({enough['llm_tokens_first_sae']:,} LLM tokens for the first SAE on a hook); until a row above shows "
+            "20 passing letters there, the study reports absorption as not measurable."
+        )
+    return [*lines, ""]
+
+
 def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
     table = results["rows"]
     best = results["best"]
@@ -182,7 +204,7 @@ def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
                 f"- {name.replace('_', ' ')}: Spearman {trend['spearman']:.2f} over {trend['n']} SAEs "
                 f"(p = {trend['p_value']:.2g})."
             )
-    lines += ["", *word_budget_lines(budget)]
+    lines += ["", *word_budget_lines(budget), *choice_lines(results, budget, needed)]
     return "\n".join(lines) + "\n"
 
 
