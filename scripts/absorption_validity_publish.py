@@ -20,9 +20,20 @@ from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 DOCS = Path("docs/absorption_validity")
 
 
+def _ungated_mean(letters: list[dict[str, Any]], field: str, min_probe_f1: float) -> float | None:
+    """`field` in SAEBench's cosine variant averaged as SAEBench averages: letters with probe F1 > the minimum."""
+    values = [
+        e["by_variant"]["saebench"][field]
+        for e in letters
+        if e["probe_f1"] > min_probe_f1 and e["by_variant"]["saebench"][field] is not None
+    ]
+    return statistics.mean(values) if values else None
+
+
 def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
     """One SAE x word list: the gate's outcome in the headline variant and what limited it."""
     gate_json = row["absorption_gate"]
+    min_probe_f1 = gate_json["gate"]["min_probe_f1"]
     variant = gate_json["headline_variant"]
     summary = gate_json["summary"][variant]
     gate = row["metrics"]["gate"]
@@ -49,6 +60,13 @@ def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
         "gated_absorption": gate["gated_absorption_fraction_score"],
         "saebench_absorption": row["metrics"]["mean"]["mean_absorption_fraction_score"],
         "random_sae_absorption": gate["random_sae_absorption_fraction_score"],
+        "random_sae_absorption_ungated": _ungated_mean(
+            letters, "random_sae_absorption_fraction", min_probe_f1
+        ),
+        "other_letter_null_ungated": _ungated_mean(
+            letters, "null_other_letter_absorption_fraction", min_probe_f1
+        ),
+        "saebench_absorption_recomputed": _ungated_mean(letters, "absorption_fraction", min_probe_f1),
         "letters_failing_by_reason": summary["letters_failing_by_reason"],
         "eval_wall_seconds": row["eval_wall_seconds"],
     }
@@ -166,8 +184,8 @@ def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
         "",
         "| SAE | words/letter | tokens | L0 | EV | letters with probe | median probe-positive test words | "
         "letters passing (scaled / SAEBench cos) | failing only on word count | main-latent precision | main-latent recall | absorption gated | "
-        "SAEBench ungated | random SAE | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "random SAE gated | SAEBench ungated | random SAE ungated | other-letter null ungated | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         lines.append(
@@ -177,7 +195,8 @@ def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
             f"{r['letters_passing_but_word_count']} | "
             f"{_number(r['mean_main_latent_precision'])} | {_number(r['mean_main_latent_recall'])} | "
             f"{_number(r['gated_absorption']) if r['gated_absorption'] is not None else 'not measurable'} | "
-            f"{_number(r['saebench_absorption'])} | {_number(r['random_sae_absorption'])} | "
+            f"{_number(r['random_sae_absorption'])} | {_number(r['saebench_absorption'])} | "
+            f"{_number(r['random_sae_absorption_ungated'])} | {_number(r['other_letter_null_ungated'])} | "
             f"{r['eval_wall_seconds']:.0f} |"
         )
     reasons: dict[str, int] = {}
@@ -197,6 +216,23 @@ def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
         "- Why letters fail, summed over all rows (a letter can fail for several reasons): "
         + "; ".join(f"{reason} {count}" for reason, count in top_reasons)
         + ".",
+    ]
+
+    def span(field: str) -> str:
+        values = [r[field] for r in table if r[field] is not None]
+        return f"{min(values):.3f}–{max(values):.3f}" if values else "—"
+
+    seconds = sorted(r["eval_wall_seconds"] for r in table)
+    lines += [
+        f"- SAEBench's ungated score (its cosine gates, every letter with probe F1 > 0.6) spans "
+        f"{span('saebench_absorption')}; on the same letters a randomly initialised SAE of the same shape scores "
+        f"{span('random_sae_absorption_ungated')} and the SAE scored with the next letter's main latents "
+        f"{span('other_letter_null_ungated')}.",
+        f"- Eval wall time per SAE (a shared, loaded 2-core machine, 1 thread): the first SAE on a hook and word "
+        f"list {seconds[-1]:.0f} s (the LLM side: probe data and absorption prompts), further SAEs "
+        f"{seconds[0]:.0f}–{seconds[-2]:.0f} s."
+        if len(seconds) > 1
+        else "",
     ]
     for name, trend in results["trends"].items():
         if trend is not None:
