@@ -51,7 +51,12 @@ class AbsorptionEvalConfig(SaeBenchAbsorptionEvalConfig):
 def cpu_preset(model_name: str) -> AbsorptionEvalConfig:
     """The CPU preset for a small model (the embedded default): a letter-stratified list of 60 words per letter
     (1,560 words, whole words preferred). On SmolLM2-135M layer 12 it gives 23 letters with probe F1 > 0.6,
-    above SAEBench's default `min_feats_for_eval` of 20, which stays unchanged."""
+    above SAEBench's default `min_feats_for_eval` of 20, which stays unchanged.
+
+    It is sized for time, not for the signal gate: SAEBench's 80/20 split leaves a median of 13 test words per
+    letter, below the gate's 50 probe-positive words for every letter, so its gated headline always reads
+    "absorption not measurable here"; 300 words per letter is the smallest list where 20 letters can pass
+    (`docs/absorption_validity/word_budget.json`)."""
     return AbsorptionEvalConfig(
         model_name=model_name,
         words_per_letter=60,
