@@ -30,6 +30,10 @@ def _ungated_mean(letters: list[dict[str, Any]], field: str, min_probe_f1: float
     return statistics.mean(values) if values else None
 
 
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
 def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
     """One SAE x word list: the gate's outcome in the headline variant and what limited it."""
     gate_json = row["absorption_gate"]
@@ -67,6 +71,10 @@ def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
             letters, "null_other_letter_absorption_fraction", min_probe_f1
         ),
         "saebench_absorption_recomputed": _ungated_mean(letters, "absorption_fraction", min_probe_f1),
+        "margin_below_other_letter_null": _difference(
+            _ungated_mean(letters, "null_other_letter_absorption_fraction", min_probe_f1),
+            _ungated_mean(letters, "absorption_fraction", min_probe_f1),
+        ),
         "letters_failing_by_reason": summary["letters_failing_by_reason"],
         "eval_wall_seconds": row["eval_wall_seconds"],
     }
@@ -100,6 +108,9 @@ def build(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "letters_passing_vs_training_tokens": _trend(final, "training_tokens", "letters_passing"),
         "main_latent_precision_vs_training_tokens": _trend(
             final, "training_tokens", "mean_main_latent_precision"
+        ),
+        "saebench_ungated_absorption_vs_training_tokens": _trend(
+            final, "training_tokens", "saebench_absorption"
         ),
         "main_latent_recall_vs_k": _trend(
             [r for r in final if r["training_tokens"] == max_tokens], "k", "mean_main_latent_recall"
@@ -227,7 +238,8 @@ def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
         f"- SAEBench's ungated score (its cosine gates, every letter with probe F1 > 0.6) spans "
         f"{span('saebench_absorption')}; on the same letters a randomly initialised SAE of the same shape scores "
         f"{span('random_sae_absorption_ungated')} and the SAE scored with the next letter's main latents "
-        f"{span('other_letter_null_ungated')}.",
+        f"{span('other_letter_null_ungated')}; the SAE's own main latents lower the score below that null by "
+        f"{span('margin_below_other_letter_null')}.",
         f"- Eval wall time per SAE (a shared, loaded 2-core machine, 1 thread): the first SAE on a hook and word "
         f"list {seconds[-1]:.0f} s (the LLM side: probe data and absorption prompts), further SAEs "
         f"{seconds[0]:.0f}–{seconds[-2]:.0f} s."
