@@ -16,7 +16,7 @@ from typing import Any
 
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
-from sae_mask_plugin.report.gates import gate_warnings
+from sae_mask_plugin.report.gates import absorption_gate_lines, absorption_gate_rows, gate_warnings
 from sae_mask_plugin.report.matching import Unmatched, compare_pairs, matched_l0_comparisons, same_k_pairs
 from sae_mask_plugin.report.records import KEY_METRICS, METRICS, METRICS_BY_KEY, RunRecord, better_label
 from sae_mask_plugin.report.statements import (
@@ -316,6 +316,7 @@ def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) 
     ]
     lines += [f"- **SAEs**: {len(data.records)} ({sum(r.is_baseline for r in data.records)} baseline)", ""]
     lines += _how_to_read()
+    lines += absorption_gate_lines(absorption_gate_rows(data.records))
     lines += ["## Plots", ""]
     lines += [f"![{path.stem}]({path.name})" for path in plot_files]
     lines += ["", "## Appendix A: matched-L0 comparisons", ""]
@@ -378,6 +379,7 @@ def build_report(records: list[RunRecord], out_dir: str | Path, notices: Sequenc
             {"cell": row["cell"], "view": row["view"], **row["comparison"].to_dict()} for row in data.headline
         ],
         "ood_tasks": data.ood_tasks,
+        "absorption_gate": absorption_gate_rows(records),
         "runs": [r.to_dict() for r in records],
         "matched_l0_comparisons": _comparisons_json(data.matched),
         "unmatched": [asdict(u) for u in data.unmatched],
