@@ -22,8 +22,9 @@ def assert_report_matches_results(report: str, results: dict[str, Any], report_d
                 expected = f"{difference['mean']:.4f} [{difference['low']:.4f}, {difference['high']:.4f}]"
             assert expected in report
             assert comparison["verdict"] in report
+    runs_table = report[report.index("## Appendix C: every run") :].splitlines()
     for run in results["runs"]:
-        row = next(line for line in report.splitlines() if line.startswith(f"| {run['name']} |"))
+        row = next(line for line in runs_table if line.startswith(f"| {run['name']} |"))
         values = re.findall(r"-?\d+\.\d{4}", row)
         assert values == [f"{value:.4f}" for value in _reported_metrics(run, results)]
     for gate in results.get("absorption_gate", []):

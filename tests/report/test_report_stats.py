@@ -189,7 +189,6 @@ def test_report_headline_uses_matched_l0_and_states_the_direction(tmp_path):
     assert (
         headline < report.index("### Matched L0") < report.index("### Same k") < report.index("## Appendix A")
     )
-    assert report.index("## Absorption gate") < report.index("## Appendix A")
     assert_report_matches_results(report, results, tmp_path)
 
 
