@@ -1,0 +1,76 @@
+"""`python -m sae_mask_plugin.evals.absorption.control --out docs/absorption_control [--tiny]`: run (or resume)
+the control and write `results.json`, the plots and the README into `--out`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from sae_mask_plugin.errors import reports_user_errors
+
+TINY = {
+    "architectures": ("topk",),
+    "hidden_dims": (32,),
+    "widths": (48,),
+    "ks": (2, 6),
+    "seeds": (0,),
+    "training_samples": 20_000,
+    "mechanism_hidden_dim": 32,
+    "mechanism_width": 48,
+    "mechanism_k": 2,
+    "mechanism_ps": (0.0, 0.5),
+}
+"""A grid that runs in about a minute (smoke test, not a result)."""
+
+
+PROG = "python -m sae_mask_plugin.evals.absorption.control"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/absorption_control"), help="results folder")
+    parser.add_argument("--cells", type=Path, default=None, help="per-cell JSON folder (default: OUT/cells)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny grid for a smoke test")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--summarise-only", action="store_true", help="summarise the cells on disk, run none")
+    parser.add_argument(
+        "--shard", default="0/1", help="run only cells i with i %% N == I (I/N), for parallel runs"
+    )
+    return parser
+
+
+@reports_user_errors(PROG)
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from sae_mask_plugin.evals.absorption.control.config import ControlConfig, MeasureConfig
+
+    config = (
+        ControlConfig(measure=MeasureConfig(train_words_per_letter=40, test_words_per_letter=30), **TINY)
+        if args.tiny
+        else ControlConfig()
+    )
+    import torch
+
+    from sae_mask_plugin.evals.absorption.control.report import summarise, write_outputs
+    from sae_mask_plugin.evals.absorption.control.run import run_cells
+
+    torch.set_num_threads(args.threads)
+    shard_index, shard_count = (int(part) for part in args.shard.split("/"))
+    records = run_cells(
+        config,
+        args.cells or args.out / "cells",
+        log=lambda line: print(line, flush=True),
+        run_missing=not args.summarise_only,
+        shard=(shard_index, shard_count),
+    )
+    write_outputs(summarise(records, list(config.mechanism_kinds)), asdict(config), args.out)
+    print(f"wrote {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
