@@ -11,21 +11,6 @@ from pathlib import Path
 
 from sae_mask_plugin.errors import reports_user_errors
 
-TINY = {
-    "architectures": ("topk",),
-    "hidden_dims": (32,),
-    "widths": (48,),
-    "ks": (2, 6),
-    "seeds": (0,),
-    "training_samples": 20_000,
-    "mechanism_hidden_dim": 32,
-    "mechanism_width": 48,
-    "mechanism_k": 2,
-    "mechanism_ps": (0.0, 0.5),
-}
-"""A grid that runs in about a minute (smoke test, not a result)."""
-
-
 PROG = "python -m sae_mask_plugin.evals.absorption.control"
 
 
@@ -46,13 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from sae_mask_plugin.evals.absorption.control.config import ControlConfig, MeasureConfig
+    from sae_mask_plugin.evals.absorption.control.config import ControlConfig, tiny_config
 
-    config = (
-        ControlConfig(measure=MeasureConfig(train_words_per_letter=40, test_words_per_letter=30), **TINY)
-        if args.tiny
-        else ControlConfig()
-    )
+    config = tiny_config() if args.tiny else ControlConfig()
     import torch
 
     from sae_mask_plugin.evals.absorption.control.report import summarise, write_outputs

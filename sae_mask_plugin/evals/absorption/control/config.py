@@ -319,3 +319,21 @@ class ControlConfig:
                     for kind in self.mechanism_kinds
                 )
         return specs
+
+
+def tiny_config() -> ControlConfig:
+    """A grid that runs in a minute or two (a smoke test, not a result): 89 features in d = 96."""
+    return ControlConfig(
+        world=WorldConfig(words_per_letter=2, context_parents=2, context_children=2, background_features=4),
+        measure=MeasureConfig(train_words_per_letter=40, test_words_per_letter=30, probe_batch_size=128),
+        architectures=("topk",),
+        hidden_dims=(96,),
+        widths=(128,),
+        ks=(2, 6),
+        seeds=(0,),
+        training_samples=20_000,
+        mechanism_hidden_dim=96,
+        mechanism_width=128,
+        mechanism_k=2,
+        mechanism_ps=(0.0, 0.5),
+    )

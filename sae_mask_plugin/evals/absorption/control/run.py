@@ -190,11 +190,18 @@ def cell_path(cells_dir: Path, spec: SAESpec, trained: bool) -> Path:
 
 
 def planned_cells(config: ControlConfig) -> list[tuple[str, SAESpec, bool]]:
-    """(part, spec, trained) of every cell, seed by seed, so that a partial run covers the whole grid early."""
-    cells = [("grid", spec, True) for spec in config.grid_specs()]
+    """(part, spec, trained) of every cell: the first seed of everything, then the mechanism test's other seeds,
+    then the grid's, so that a partial run covers the whole design early."""
+    mechanism = config.mechanism_specs()
+    cells = [("grid", spec, True) for spec in config.grid_specs() if spec not in mechanism]
     cells += [("random", spec, False) for spec in config.random_specs()]
-    cells += [("mechanism", spec, True) for spec in config.mechanism_specs()]
-    return sorted(cells, key=lambda cell: config.seeds.index(cell[1].seed))
+    cells += [("mechanism", spec, True) for spec in mechanism]
+
+    def priority(cell: tuple[str, SAESpec, bool]) -> tuple[bool, int]:
+        part, spec, _ = cell
+        return part == "grid" and spec.seed != config.seeds[0], config.seeds.index(spec.seed)
+
+    return sorted(cells, key=priority)
 
 
 def run_cells(
@@ -214,11 +221,15 @@ def run_cells(
         )
     write_json_atomic(settings_path, settings)
     records: dict[str, list[dict[str, Any]]] = {"grid": [], "random": [], "mechanism": []}
+    grid = config.grid_specs()
     for index, (part, spec, trained) in enumerate(planned_cells(config)):
         path = cell_path(cells_dir, spec, trained)
         if not path.exists() and run_missing and index % shard[1] == shard[0]:
             log(f"{part}: {path.stem}")
             write_json_atomic(path, run_cell(spec, config, trained))
         if path.exists():
-            records[part].append(json.loads(path.read_text()))
+            record = json.loads(path.read_text())
+            records[part].append(record)
+            if part == "mechanism" and spec in grid:  # the unmodified mechanism SAE is also a grid cell
+                records["grid"].append(record)
     return records
