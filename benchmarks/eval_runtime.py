@@ -27,7 +27,10 @@ def _headline(out: Path, eval_name: str, sae_name: str) -> str:
     if eval_name == "absorption":
         found = metrics["first_letter_features"]
         score = metrics["mean"]["mean_absorption_fraction_score"]
-        return f"{found['num_letters_with_probe_feature']} letters, mean absorption {score if score is None else round(score, 3)}"
+        return (
+            f"{found['num_letters_with_probe_feature']} letters with a probe, SAEBench mean absorption "
+            f"{score if score is None else round(score, 3)}; gate: {metrics['gate']['status']}"
+        )
     if eval_name == "sparse_probing":
         return f"dense {metrics['llm']['llm_test_accuracy']:.3f}, top-1 {metrics['sae']['sae_top_1_test_accuracy']:.3f}"
     if eval_name == "ood":

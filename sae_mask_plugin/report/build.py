@@ -14,7 +14,7 @@ from typing import Any
 
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
-from sae_mask_plugin.report.gates import gate_warnings
+from sae_mask_plugin.report.gates import absorption_gate_lines, absorption_gate_rows, gate_warnings
 from sae_mask_plugin.report.matching import Unmatched, compare_pairs, matched_l0_pairs, same_k_pairs
 from sae_mask_plugin.report.records import KEY_METRICS, METRICS, METRICS_BY_KEY, RunRecord, better_label
 from sae_mask_plugin.report.stats import PairedComparison
@@ -268,6 +268,7 @@ def _markdown(data: ReportData, plot_files: list[Path]) -> str:
     for cell, cell_comparisons in data.same_k.items():
         lines += [f"### {cell}", "", *_comparison_rows(cell_comparisons, "baseline"), ""]
     lines += ["## Every run", "", *_runs_table(data.records), ""]
+    lines += absorption_gate_lines(absorption_gate_rows(data.records))
     lines += _ood_task_lines(data.ood_tasks)
     lines += ["## Plots", ""]
     lines += [f"![{path.stem}]({path.name})" for path in plot_files]
@@ -307,6 +308,7 @@ def build_report(records: list[RunRecord], out_dir: str | Path) -> ReportFiles:
             for row in data.headline
         ],
         "ood_tasks": data.ood_tasks,
+        "absorption_gate": absorption_gate_rows(records),
         "runs": [r.to_dict() for r in records],
         "matched_l0_comparisons": _comparisons_json(data.matched),
         "unmatched": [asdict(u) for u in data.unmatched],

@@ -2,14 +2,19 @@
 
 - Training: a baseline with explained variance < 0.85 or an alive fraction (latents firing on at least one clean
   eval token) < 0.8 is undertrained; absorption and probing differences then say little about masking.
-- Absorption: SAEBench's first-letter absorption is unreliable when fewer than 20 letters have a first-letter
-  probe feature (and on small models and widths in general, as SAEBench's own README warns).
+- Absorption: the eval's per-letter signal gate (`evals/absorption/gate.py`) keeps a letter only where the
+  probe, the word count, the SAE's main latent and two nulls say the score carries signal; an SAE with fewer
+  than 20 passing letters has no absorption headline ("absorption not measurable here"). Results written
+  before the gate existed fall back to SAEBench's count of letters with a first-letter probe feature.
 - Sparsity: SAEs whose thresholds were not calibrated on clean text compare at different L0 at the same k.
 - Seeds: with one seed per condition there is no interval.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
 from sae_mask_plugin.report.records import RunRecord
 
 MIN_EXPLAINED_VARIANCE = 0.85
@@ -41,10 +46,20 @@ def gate_warnings(records: list[RunRecord], n_seeds: int) -> list[str]:
             f"alive {worst_alive:.3f}; {_names(undertrained)}): differences in absorption and probing may reflect "
             "training length rather than masking. Train longer before reading them as effects."
         )
+    gated = [r for r in records if "absorption_letters_passing" in r.metrics]
+    not_measurable = [r for r in gated if "gated_absorption_fraction_score" not in r.metrics]
+    if not_measurable:
+        most = max(int(r.metrics["absorption_letters_passing"]) for r in not_measurable)
+        warnings.append(
+            f"**Absorption not measurable here** for {len(not_measurable)} of {len(records)} SAEs (at most {most} "
+            f"letters pass the signal gate, {int(not_measurable[0].metrics['absorption_letters_needed'])} needed; "
+            f'{_names(not_measurable)}): see "Absorption gate".'
+        )
     few_letters = [
         r
         for r in records
-        if r.metrics.get("num_letters_with_probe_feature", MIN_ABSORPTION_LETTERS) < MIN_ABSORPTION_LETTERS
+        if r not in gated
+        and r.metrics.get("num_letters_with_probe_feature", MIN_ABSORPTION_LETTERS) < MIN_ABSORPTION_LETTERS
     ]
     if few_letters:
         fewest = min(int(r.metrics["num_letters_with_probe_feature"]) for r in few_letters)
@@ -65,3 +80,57 @@ def gate_warnings(records: list[RunRecord], n_seeds: int) -> list[str]:
             "**One seed per condition**: no interval is available, so no difference below can be called an effect."
         )
     return warnings
+
+
+def absorption_gate_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+    """Per SAE evaluated with the gate: letters passing and needed, the gated headline (None: not measurable),
+    the random SAE's score, and the headline as the report prints it."""
+    rows = []
+    for r in sorted(records, key=lambda r: r.name):
+        if "absorption_letters_passing" not in r.metrics:
+            continue
+        passing = int(r.metrics["absorption_letters_passing"])
+        needed = int(r.metrics["absorption_letters_needed"])
+        gated = r.metrics.get("gated_absorption_fraction_score")
+        rows.append(
+            {
+                "run": r.name,
+                "absorption_letters_passing": passing,
+                "absorption_letters_needed": needed,
+                "gated_absorption_fraction_score": gated,
+                "gated_full_absorption_score": r.metrics.get("gated_full_absorption_score"),
+                "random_sae_absorption_fraction_score": r.metrics.get("random_sae_absorption_fraction_score"),
+                "mean_main_latent_precision": r.metrics.get("mean_main_latent_precision"),
+                "mean_main_latent_recall": r.metrics.get("mean_main_latent_recall"),
+                "headline": NOT_MEASURABLE if gated is None else f"{gated:.4f}",
+            }
+        )
+    return rows
+
+
+def absorption_gate_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The report's "Absorption gate" section (empty when no SAE was evaluated with the gate)."""
+    if not rows:
+        return []
+
+    def number(value: float | None) -> str:
+        return "—" if value is None else f"{value:.4f}"
+
+    lines = [
+        "## Absorption gate",
+        "",
+        "A letter counts only where its LLM probe is good, enough probe-positive test words are scored, the SAE "
+        "has a precise main latent aligned with the probe (cosine threshold scaled with d_model), the latent "
+        "beats a random SAE's, and the score is below the score with another letter's latent. The absorption "
+        "headline averages passing letters; with too few it is not a number.",
+        "",
+        "| run | letters passing / needed | absorption (gated) | random SAE | main-latent precision | main-latent recall |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['run']} | {row['absorption_letters_passing']} / {row['absorption_letters_needed']} | "
+            f"{row['headline']} | {number(row['random_sae_absorption_fraction_score'])} | "
+            f"{number(row['mean_main_latent_precision'])} | {number(row['mean_main_latent_recall'])} |"
+        )
+    return [*lines, ""]

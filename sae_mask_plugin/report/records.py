@@ -35,9 +35,13 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("frac_alive", "alive fraction", True),
     MetricSpec("mse", "MSE", False),
     MetricSpec("ce_loss_score", "CE loss recovered", True),
-    MetricSpec("mean_absorption_fraction_score", "mean absorption", False),
-    MetricSpec("mean_full_absorption_score", "full-absorption rate", False),
-    MetricSpec("num_letters_with_probe_feature", "absorption: letters evaluated", None),
+    MetricSpec("gated_absorption_fraction_score", "absorption (gated letters)", False),
+    MetricSpec("gated_full_absorption_score", "full-absorption rate (gated letters)", False),
+    MetricSpec("absorption_letters_passing", "absorption: letters passing the gate", None),
+    MetricSpec("random_sae_absorption_fraction_score", "absorption of a random SAE (reference)", None),
+    MetricSpec("mean_absorption_fraction_score", "mean absorption (SAEBench, ungated)", False),
+    MetricSpec("mean_full_absorption_score", "full-absorption rate (SAEBench, ungated)", False),
+    MetricSpec("num_letters_with_probe_feature", "absorption: letters with a probe", None),
     MetricSpec("sae_top_1_test_accuracy", "sparse probing top-1 acc", True),
     MetricSpec("sae_top_2_test_accuracy", "sparse probing top-2 acc", True),
     MetricSpec("sae_top_5_test_accuracy", "sparse probing top-5 acc", True),
@@ -54,8 +58,8 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 METRICS_BY_KEY = {spec.key: spec for spec in METRICS}
 KEY_METRICS: tuple[str, ...] = (
-    "mean_absorption_fraction_score",
-    "mean_full_absorption_score",
+    "gated_absorption_fraction_score",
+    "gated_full_absorption_score",
     "sae_top_1_test_accuracy",
     "sae_top_5_test_accuracy",
     "sae_ood_accuracy",
@@ -63,7 +67,8 @@ KEY_METRICS: tuple[str, ...] = (
     "explained_variance",
     "ce_loss_score",
 )
-"""The metrics of the report's headline and its metrics-vs-L0 plot."""
+"""The metrics of the report's headline and its metrics-vs-L0 plot (absorption: only the gated headline, which is
+absent where absorption is not measurable; SAEBench's ungated score stays in the full tables)."""
 REFERENCE_METRICS = frozenset(spec.key for spec in METRICS if spec.higher_is_better is None)
 """Metrics that describe the setting rather than the SAE's quality (L0, letters, dense probes): shown, not tested."""
 

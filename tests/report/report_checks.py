@@ -10,8 +10,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def assert_report_matches_results(report: str, results: dict[str, Any], report_dir: Path) -> None:
-    """Comparison cells of both views, verdicts and every run's metric values in `report` equal those of
-    `results`, and every plot `results` lists is a PNG file in `report_dir`."""
+    """Comparison cells of both views, verdicts, every run's metric values and absorption gate rows in `report`
+    equal those of `results`, and every plot `results` lists is a PNG file in `report_dir`."""
     views = [results["matched_l0_comparisons"], results["same_k_comparisons"]]
     for cell_results in (cell for view in views for cell in view.values()):
         for comparison in cell_results:
@@ -26,6 +26,12 @@ def assert_report_matches_results(report: str, results: dict[str, Any], report_d
         row = next(line for line in report.splitlines() if line.startswith(f"| {run['name']} |"))
         values = re.findall(r"-?\d+\.\d{4}", row)
         assert values == [f"{value:.4f}" for value in _reported_metrics(run, results)]
+    for gate in results.get("absorption_gate", []):
+        expected = (
+            f"| {gate['run']} | {gate['absorption_letters_passing']} / {gate['absorption_letters_needed']} | "
+            f"{gate['headline']} |"
+        )
+        assert expected in report
     for name in results["plots"]:
         assert (report_dir / name).read_bytes()[:8] == PNG_SIGNATURE
         assert f"]({name})" in report

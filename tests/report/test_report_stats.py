@@ -171,16 +171,16 @@ def test_report_headline_uses_matched_l0_and_states_the_direction(tmp_path):
     records = []
     for seed in range(3):
         for k, l0 in ((16, 16.0), (64, 64.0)):
-            records.append(_record(0, seed, k=k, l0=l0, mean_absorption_fraction_score=0.7 - l0 / 200))
-        records.append(_record(0.3, seed, k=16, l0=32.0, mean_absorption_fraction_score=0.3 + 0.01 * seed))
+            records.append(_record(0, seed, k=k, l0=l0, gated_absorption_fraction_score=0.7 - l0 / 200))
+        records.append(_record(0.3, seed, k=16, l0=32.0, gated_absorption_fraction_score=0.3 + 0.01 * seed))
     files = build_report(records, tmp_path)
     results = json.loads(files.results.read_text())
-    (row,) = [r for r in results["headline"] if r["metric"] == "mean_absorption_fraction_score"]
+    (row,) = [r for r in results["headline"] if r["metric"] == "gated_absorption_fraction_score"]
     assert row["view"] == "matched L0" and row["verdict"] == "masked lower (better)"
     # baseline at L0 32: halfway in log L0 between 0.62 (L0 16) and 0.38 (L0 64) = 0.5; masked 0.31 on average
     assert row["difference"]["mean"] == pytest.approx(0.31 - 0.5)
     report = files.report.read_text()
-    assert "mean absorption (lower better)" in report
+    assert "absorption (gated letters) (lower better)" in report
     assert report.index("## Headline") < report.index("## Matched-L0 comparisons") < report.index("## Same-k")
     assert_report_matches_results(report, results, tmp_path)
 
@@ -203,3 +203,22 @@ def test_gates_warn_about_undertrained_saes_few_letters_and_uncalibrated_thresho
     assert "Undertrained SAEs" in warnings and "EV 0.780" in warnings and "alive 0.640" in warnings
     assert "fewer than 20 letters (fewest: 18" in warnings
     assert "not calibrated" in warnings and "One seed per condition" in warnings
+
+
+def test_absorption_gate_section_prints_not_measurable_instead_of_a_number(tmp_path):
+    gate = {"absorption_letters_needed": 20, "random_sae_absorption_fraction_score": 0.05}
+    records = [
+        _record(0.0, 0, l0=16.0, absorption_letters_passing=23, gated_absorption_fraction_score=0.31, **gate),
+        _record(0.3, 0, l0=16.0, absorption_letters_passing=4, mean_absorption_fraction_score=0.8, **gate),
+    ]
+    files = build_report(records, tmp_path)
+    results = json.loads(files.results.read_text())
+    report = files.report.read_text()
+    rows = {row["run"]: row for row in results["absorption_gate"]}
+    assert rows["run-p0.0-k16-s0"]["headline"] == "0.3100"
+    assert rows["run-p0.3-k16-s0"]["gated_absorption_fraction_score"] is None
+    assert rows["run-p0.3-k16-s0"]["headline"] == "absorption not measurable here"
+    assert "| run-p0.3-k16-s0 | 4 / 20 | absorption not measurable here |" in report
+    assert "## Absorption gate" in report and "Absorption not measurable here** for 1 of 2 SAEs" in report
+    assert "fewer than 20 letters" not in report  # the gate replaces SAEBench's letter count
+    assert_report_matches_results(report, results, tmp_path)

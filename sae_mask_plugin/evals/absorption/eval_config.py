@@ -22,6 +22,30 @@ class AbsorptionEvalConfig(SaeBenchAbsorptionEvalConfig):
         "sample of at most this many tokens per first letter (whole words with a leading space preferred), "
         "drawn with `random_seed`; used for the probe, the k-sparse probes and the absorption prompts alike.",
     )
+    min_probe_positive_words: int = Field(
+        default=50,
+        ge=1,
+        title="Minimum Probe-Positive Words",
+        description="Signal gate: a letter counts only when at least this many of its test words are called "
+        "positive by the LLM probe (the words its absorption score averages over).",
+    )
+    min_main_latent_precision: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        title="Minimum Main-Latent Precision",
+        description="Signal gate: the precision of the letter's main latent (the k = 1 sparse probe) on the test "
+        "words; chance is about 1/26.",
+    )
+    main_latent_cos_at_reference: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        title="Main-Latent Cosine at d_model 2304",
+        description="Signal gate: the main latent's decoder cosine with the probe must reach this value scaled "
+        "by sqrt(2304 / d_model) (the SD of a random cosine scales as 1/sqrt(d_model)). The letter gate reuses "
+        "`min_GT_probe_f1` for the probe's F1 and `min_feats_for_eval` for the letters an SAE's headline needs.",
+    )
 
 
 def cpu_preset(model_name: str) -> AbsorptionEvalConfig:

@@ -1,8 +1,12 @@
-"""Output of the absorption eval: SAEBench's absorption output, plus an explicit first-letter-feature check.
+"""Output of the absorption eval: SAEBench's absorption output, plus an explicit first-letter-feature check
+and the per-letter signal gate (`gate.py`).
 
 When fewer than `min_feats_for_eval` letters have a ground-truth probe with F1 above `min_GT_probe_f1`, SAEBench
 prints a message and returns nothing; here the result is still written, with `first_letter_features` saying
-so and the absorption scores left null.
+so and the absorption scores left null. `mean` is SAEBench's score (SAEBench's cosine gates, every letter
+with a probe); `gate` is the headline that averages only letters passing the signal gate, with the
+d_model-scaled cosine gates below d_model 2304. The per-letter quantities and both variants are in
+`eval_result_unstructured["absorption_gate"]`.
 """
 
 from __future__ import annotations
@@ -80,6 +84,52 @@ class FirstLetterFeatureMetrics(BaseMetrics):
 
 
 @dataclass
+class AbsorptionGateMetrics(BaseMetrics):
+    absorption_letters_passing: int = Field(
+        title="Letters Passing the Signal Gate",
+        description="Letters with a usable probe, enough probe-positive test words, a precise main latent aligned "
+        "with the probe, and a score that beats both nulls",
+        json_schema_extra=DEFAULT_DISPLAY,
+    )
+    absorption_letters_needed: int = Field(
+        title="Letters Needed",
+        description="Passing letters needed for a headline (min_feats_for_eval)",
+    )
+    gated_absorption_fraction_score: float | None = Field(
+        title="Gated Mean Absorption Fraction",
+        description="Mean absorption fraction over passing letters only; null: absorption not measurable here",
+        json_schema_extra=DEFAULT_DISPLAY,
+    )
+    gated_full_absorption_score: float | None = Field(
+        title="Gated Full Absorption Rate",
+        description="Mean full-absorption rate over passing letters only; null: absorption not measurable here",
+        json_schema_extra=DEFAULT_DISPLAY,
+    )
+    random_sae_absorption_fraction_score: float | None = Field(
+        title="Random SAE Absorption Fraction",
+        description="A randomly initialised SAE of the same shape: mean absorption fraction over the letters "
+        "whose probe passes the gate (probe F1 and probe-positive words)",
+    )
+    mean_main_latent_precision: float | None = Field(
+        title="Mean Main-Latent Precision",
+        description="The k = 1 sparse-probe latent's precision, averaged over all letters",
+    )
+    mean_main_latent_recall: float | None = Field(
+        title="Mean Main-Latent Recall",
+        description="The k = 1 sparse-probe latent's recall, averaged over all letters",
+    )
+    cosine_gate_variant: str = Field(
+        title="Cosine Gates",
+        description="'scaled' (SAEBench's 0.1 / 0.025 times sqrt(2304 / d_model), used below d_model 2304) or "
+        "'saebench' (the hard-coded values)",
+    )
+    status: str = Field(
+        title="Status",
+        description="The gated headline, or 'absorption not measurable here' with the letters passing",
+    )
+
+
+@dataclass
 class AbsorptionMetricCategories(BaseMetricCategories):
     mean: AbsorptionMeanMetrics = Field(
         title="Mean",
@@ -89,6 +139,11 @@ class AbsorptionMetricCategories(BaseMetricCategories):
     first_letter_features: FirstLetterFeatureMetrics = Field(
         title="First-Letter Features",
         description="Whether the model has enough first-letter features for the absorption scores to mean much",
+        json_schema_extra=DEFAULT_DISPLAY,
+    )
+    gate: AbsorptionGateMetrics = Field(
+        title="Signal Gate",
+        description="The absorption headline over letters where the score carries signal",
         json_schema_extra=DEFAULT_DISPLAY,
     )
 

@@ -19,21 +19,21 @@ from __future__ import annotations
 import random
 import statistics
 from collections import defaultdict
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-from sae_bench.evals.absorption.common import create_and_train_probe, load_df_or_run
+from sae_bench.evals.absorption.common import create_and_train_probe, load_df_or_run, load_probe
 from sae_bench.evals.absorption.eval_output import AbsorptionResultDetail
 from sae_bench.evals.absorption.feature_absorption import (
     ABSORPTION_FRACTION_MAX_ABSORBING_LATENTS,
-    ABSORPTION_FRACTION_PROBE_COS_THRESHOLD,
     ABSORPTION_PROBE_PROJECTION_PROPORTION_THRESHOLD,
     FEATURE_ABSORPTION_EXPERIMENT_NAME,
-    FULL_ABSORPTION_PROBE_COS_THRESHOLD,
-    load_and_run_calculate_projections_and_cos_sims,
+    StatsAndLikelyFalseNegativeResults,
+    calculate_projection_and_cos_sims,
+    get_stats_and_likely_false_negative_tokens,
 )
 from sae_bench.evals.absorption.feature_absorption_calculator import FeatureAbsorptionCalculator
 from sae_bench.evals.absorption.k_sparse_probing import (
@@ -50,10 +50,21 @@ from transformers import PreTrainedTokenizerBase
 from sae_mask_plugin.evals.absorption.eval_config import AbsorptionEvalConfig
 from sae_mask_plugin.evals.absorption.eval_output import (
     AbsorptionEvalOutput,
+    AbsorptionGateMetrics,
     AbsorptionMeanMetrics,
     AbsorptionMetricCategories,
     FirstLetterFeatureMetrics,
 )
+from sae_mask_plugin.evals.absorption.gate import (
+    AbsorptionGateConfig,
+    AbsorptionGateSummary,
+    CosineGates,
+    LetterRecord,
+    cosine_gates,
+    headline_variant,
+    summarize,
+)
+from sae_mask_plugin.evals.absorption.prompt_cache import CachedPromptActivations
 from sae_mask_plugin.evals.common import (
     EvalInputError,
     LazyModel,
@@ -69,7 +80,13 @@ from sae_mask_plugin.files import write_json_atomic
 # SAEBench's in-context examples per prompt (fixed inside its probe dataset builder).
 MAX_ICL_EXAMPLES = 10
 _PROBE_HOOK_SUFFIX = "hook_resid_post"
-_AGGREGATION_ONLY = ("min_GT_probe_f1", "min_feats_for_eval")
+_AGGREGATION_ONLY = (
+    "min_GT_probe_f1",
+    "min_feats_for_eval",
+    "min_probe_positive_words",
+    "min_main_latent_precision",
+    "main_latent_cos_at_reference",
+)
 
 
 class StopAtHookLayer:
@@ -184,6 +201,196 @@ def _aggregate(
     return metrics, details
 
 
+def random_sae_like(sae: SAE, seed: int) -> SAE:
+    """A freshly initialised SAE of `sae`'s class and config (SAELens's own initialisation, seeded): the null
+    an SAE's main latents must beat. For a JumpReLU SAE the threshold starts at 0."""
+    torch.manual_seed(seed)
+    return type(sae)(sae.cfg).to(sae.device).eval()
+
+
+def other_letter_nulls(
+    likely_negs: dict[str, StatsAndLikelyFalseNegativeResults],
+) -> dict[str, StatsAndLikelyFalseNegativeResults]:
+    """Each letter's probe-positive words paired with the main latents of the next letter (a->b, ..., z->a)."""
+    letters = list(likely_negs)
+    return {
+        letter: replace(
+            likely_negs[letter], split_feats=likely_negs[letters[(i + 1) % len(letters)]].split_feats
+        )
+        for i, letter in enumerate(letters)
+    }
+
+
+@dataclass(frozen=True)
+class _AbsorptionContext:
+    """What every absorption computation of one SAE evaluation shares."""
+
+    prompt_model: CachedPromptActivations
+    probe: torch.nn.Module
+    layer: int
+    config: AbsorptionEvalConfig
+    words: list[str]  # the in-context examples' pool
+
+
+def _letter_absorption(
+    context: _AbsorptionContext,
+    sae: SAE,
+    likely_negs: dict[str, StatsAndLikelyFalseNegativeResults],
+    gates: CosineGates,
+    path: Path,
+    force: bool,
+) -> pd.DataFrame:
+    """SAEBench's per-letter absorption table (`_aggregate_results_df`) with the cosine gates `gates`, cached
+    at `path`; letters without probe-positive words are absent."""
+
+    def compute() -> pd.DataFrame:
+        calculator = FeatureAbsorptionCalculator(
+            model=context.prompt_model,  # type: ignore[arg-type]
+            icl_word_list=context.words,
+            max_icl_examples=MAX_ICL_EXAMPLES,
+            base_template=context.config.prompt_template,
+            answer_formatter=first_letter_formatter(),
+            word_token_pos=context.config.prompt_token_pos,  # type: ignore[arg-type]
+            full_absorption_probe_cos_sim_threshold=gates.full_absorption,
+            absorption_fraction_probe_cos_sim_threshold=gates.absorber,
+            probe_projection_proportion_threshold=ABSORPTION_PROBE_PROJECTION_PROPORTION_THRESHOLD,
+            absorption_fraction_max_absorbing_latents=ABSORPTION_FRACTION_MAX_ABSORBING_LATENTS,
+            batch_size=context.config.llm_batch_size,
+        )
+        random.seed(
+            context.config.random_seed
+        )  # the in-context examples of each prompt are drawn from `random`
+        raw = calculate_projection_and_cos_sims(
+            calculator, sae, context.probe, layer=context.layer, likely_negs=likely_negs
+        )
+        return _aggregate_results_df(raw) if len(raw) else pd.DataFrame({"letter": []})
+
+    return load_df_or_run(compute, path, force=force)
+
+
+def _k_sparse_probing(
+    truncated: StopAtHookLayer,
+    sae: SAE,
+    sae_name: str,
+    layer: int,
+    config: AbsorptionEvalConfig,
+    experiment_dir: Path,
+    probes_dir: Path,
+    force: bool,
+) -> tuple[pd.DataFrame, dict[str, StatsAndLikelyFalseNegativeResults]]:
+    """SAEBench's k-sparse probing metrics (one row per letter) and each letter's probe-positive test words
+    with the main latents' hits among them."""
+    torch.manual_seed(config.random_seed)
+    metrics_df = run_k_sparse_probing_experiment(
+        model=truncated,  # type: ignore[arg-type]
+        sae=sae,
+        layer=layer,
+        sae_name=sae_name,
+        force=force,
+        max_k_value=config.max_k_value,
+        f1_jump_threshold=config.f1_jump_threshold,
+        prompt_template=config.prompt_template,
+        prompt_token_pos=config.prompt_token_pos,  # type: ignore[arg-type]
+        device=str(sae.device),
+        k_sparse_probe_l1_decay=config.k_sparse_probe_l1_decay,
+        k_sparse_probe_batch_size=config.k_sparse_probe_batch_size,
+        k_sparse_probe_num_epochs=config.k_sparse_probe_num_epochs,
+        eval_batch_size=config.eval_k_sparse_probe_batch_size,
+        precalc_k_sparse_probe_sae_acts=config.precalc_k_sparse_probe_sae_acts,
+        experiment_dir=experiment_dir,
+        probes_dir=probes_dir,
+        verbose=False,
+    )
+    likely_negs = get_stats_and_likely_false_negative_tokens(
+        metrics_df, sae_name, layer, experiment_dir / sae_name
+    )
+    return metrics_df, likely_negs
+
+
+def _by_letter(table: pd.DataFrame | None, column: str) -> dict[str, float]:
+    return {} if table is None else dict(zip(table["letter"], table[column].astype(float), strict=True))
+
+
+def letter_records(
+    metrics_df: pd.DataFrame,
+    likely_negs: dict[str, StatsAndLikelyFalseNegativeResults],
+    random_metrics_df: pd.DataFrame,
+    observed: pd.DataFrame | None,
+    null: pd.DataFrame | None,
+) -> list[LetterRecord]:
+    """The gate's per-letter records of one SAE and one cosine-gate variant, from SAEBench's k-sparse probing
+    metrics (k = 1: the main latent), the probe-positive words, the random SAE's metrics and the absorption
+    tables with the SAE's own (`observed`) and the next letter's (`null`) main latents (None: not scored)."""
+    random_f1 = _by_letter(random_metrics_df, "f1_sparse_sae_1")
+    fraction, full = (
+        _by_letter(observed, "mean_absorption_fraction"),
+        _by_letter(observed, "full_absorption_rate"),
+    )
+    null_fraction = _by_letter(null, "mean_absorption_fraction")
+    records = []
+    for _, row in metrics_df.iterrows():
+        letter, stats = row["letter"], likely_negs[row["letter"]]
+        positives = stats.probe_true_positives
+        records.append(
+            LetterRecord(
+                letter=letter,
+                probe_f1=float(row["f1_probe"]),
+                num_probe_positive_words=positives,
+                main_latent_precision=float(row["precision_sparse_sae_1"]),
+                main_latent_recall=float(row["recall_sparse_sae_1"]),
+                main_latent_f1=float(row["f1_sparse_sae_1"]),
+                main_latent_cos=float(row["cos_probe_sae_dec_k_1"][0]),
+                main_latents_recall_on_probe_positive=stats.split_feats_true_positives / positives
+                if positives
+                else 0.0,
+                absorption_fraction=fraction.get(letter),
+                full_absorption_rate=full.get(letter),
+                null_other_letter_absorption_fraction=null_fraction.get(letter),
+                random_sae_main_latent_f1=random_f1[letter],
+            )
+        )
+    return records
+
+
+def gate_config(config: AbsorptionEvalConfig, d_model: int) -> AbsorptionGateConfig:
+    """The letter gate of `config` for a model of width `d_model`."""
+    return AbsorptionGateConfig(
+        d_model=d_model,
+        min_probe_positive_words=config.min_probe_positive_words,
+        min_probe_f1=config.min_GT_probe_f1,
+        min_main_latent_precision=config.min_main_latent_precision,
+        main_latent_cos_at_reference=config.main_latent_cos_at_reference,
+        min_passing_letters=config.min_feats_for_eval,
+    )
+
+
+def _letters_json(
+    records_by_variant: dict[str, list[LetterRecord]],
+    summaries: dict[str, AbsorptionGateSummary],
+    random_fraction: dict[str, dict[str, float]],
+    likely_negs: dict[str, StatsAndLikelyFalseNegativeResults],
+) -> list[dict[str, Any]]:
+    """One entry per letter: the SAE-side quantities and main latents (SAEBench's split features, the k = 1
+    latent first), then per cosine-gate variant the scores and the verdict."""
+    variant_fields = ("absorption_fraction", "full_absorption_rate", "null_other_letter_absorption_fraction")
+    letters = []
+    first = next(iter(records_by_variant.values()))
+    for i, record in enumerate(first):
+        shared = {k: v for k, v in asdict(record).items() if k not in variant_fields}
+        shared["main_latents"] = [int(latent) for latent in likely_negs[record.letter].split_feats]
+        by_variant = {}
+        for variant, records in records_by_variant.items():
+            verdict = summaries[variant].verdicts[i]
+            by_variant[variant] = {
+                **{k: getattr(records[i], k) for k in variant_fields},
+                "random_sae_absorption_fraction": random_fraction[variant].get(record.letter),
+                "passed": verdict.passed,
+                "reasons": list(verdict.reasons),
+            }
+        letters.append({**shared, "by_variant": by_variant})
+    return letters
+
+
 @torch.enable_grad()  # SAEBench trains its probes inside this eval
 def evaluate_sae(
     model: HookedTransformer,
@@ -194,7 +401,9 @@ def evaluate_sae(
     device: str,
     force_rerun: bool = False,
 ) -> AbsorptionEvalOutput:
-    """Absorption of one SAE; `config.prompt_token_pos` must be resolved (see `run_eval`)."""
+    """Absorption of one SAE with its per-letter signal gate; `config.prompt_token_pos` must be resolved (see
+    `run_eval`). The probe, its activations and the absorption prompts' activations are cached per model,
+    hook and settings; the random SAE's tables per SAE shape."""
     assert config.prompt_token_pos is not None
     hook_name = sae.cfg.metadata.hook_name
     check_absorption_hook(hook_name)
@@ -234,62 +443,116 @@ def evaluate_sae(
         )
         write_json_atomic(root / "settings.json", settings)
 
-    torch.manual_seed(config.random_seed)
-    metrics_df = run_k_sparse_probing_experiment(
-        model=truncated,  # type: ignore[arg-type]
-        sae=sae,
-        layer=layer,
-        sae_name=sae_name,
-        force=force_rerun,
-        max_k_value=config.max_k_value,
-        f1_jump_threshold=config.f1_jump_threshold,
-        prompt_template=config.prompt_template,
-        prompt_token_pos=config.prompt_token_pos,
-        device=device,
-        k_sparse_probe_l1_decay=config.k_sparse_probe_l1_decay,
-        k_sparse_probe_batch_size=config.k_sparse_probe_batch_size,
-        k_sparse_probe_num_epochs=config.k_sparse_probe_num_epochs,
-        eval_batch_size=config.eval_k_sparse_probe_batch_size,
-        precalc_k_sparse_probe_sae_acts=config.precalc_k_sparse_probe_sae_acts,
-        experiment_dir=sae_dir / SPARSE_PROBING_EXPERIMENT_NAME,
-        probes_dir=probes_dir,
-        verbose=False,
+    metrics_df, likely_negs = _k_sparse_probing(
+        truncated,
+        sae,
+        sae_name,
+        layer,
+        config,
+        sae_dir / SPARSE_PROBING_EXPERIMENT_NAME,
+        probes_dir,
+        force_rerun,
+    )
+    random_sae = random_sae_like(sae, config.random_seed)
+    random_name = f"random-{type(sae).__name__}-{sae.cfg.d_in}x{sae.cfg.d_sae}"
+    architecture = {key: value for key, value in sae.cfg.to_dict().items() if key != "metadata"}  # e.g. k
+    random_key = settings_key({"config": table_settings, "sae": architecture})
+    random_dir = root / "random_saes" / f"{random_name}-{random_key}"
+    random_metrics_df, random_likely_negs = _k_sparse_probing(
+        truncated,
+        random_sae,
+        random_name,
+        layer,
+        config,
+        random_dir / SPARSE_PROBING_EXPERIMENT_NAME,
+        probes_dir,
+        False,
     )
     probe_f1 = dict(zip(metrics_df["letter"], metrics_df["f1_probe"].astype(float), strict=True))
     num_found = sum(f1 > config.min_GT_probe_f1 for f1 in probe_f1.values())
     evaluated = num_found >= config.min_feats_for_eval
+    d_model = int(sae.cfg.d_in)
+    variants = cosine_gates(d_model)
+    tables: dict[str, dict[str, pd.DataFrame | None]] = {
+        variant: {"observed": None, "null": None, "random": None} for variant in variants
+    }
+    if evaluated:
+        context = _AbsorptionContext(
+            prompt_model=CachedPromptActivations(
+                truncated,
+                hook_name,
+                config.prompt_token_pos,
+                root / "absorption_prompt_activations.pt",
+                sae.dtype,
+            ),
+            probe=load_probe(model.cfg.model_name, layer=layer, probes_dir=probes_dir, device=device),
+            layer=layer,
+            config=config,
+            words=words,
+        )
+        for variant, gates in variants.items():
+            tables[variant] = {
+                "observed": _letter_absorption(
+                    context,
+                    sae,
+                    likely_negs,
+                    gates,
+                    sae_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{variant}.parquet",
+                    force_rerun,
+                ),
+                "null": _letter_absorption(
+                    context,
+                    sae,
+                    other_letter_nulls(likely_negs),
+                    gates,
+                    sae_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{variant}_other_letter_null.parquet",
+                    force_rerun,
+                ),
+                "random": _letter_absorption(
+                    context,
+                    random_sae,
+                    random_likely_negs,
+                    gates,
+                    random_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{variant}.parquet",
+                    False,
+                ),
+            }
+        context.prompt_model.save()
+
+    gate = gate_config(config, d_model)
+    records = {
+        variant: letter_records(metrics_df, likely_negs, random_metrics_df, t["observed"], t["null"])
+        for variant, t in tables.items()
+    }
+    summaries = {variant: summarize(variant_records, gate) for variant, variant_records in records.items()}
+    random_fraction = {
+        variant: _by_letter(t["random"], "mean_absorption_fraction") for variant, t in tables.items()
+    }
+    headline = headline_variant(d_model)
+    # the random SAE's score averages the letters whose probe passes its own gates, whatever the SAE
+    probe_letters = [
+        r.letter
+        for r in records[headline]
+        if r.probe_f1 >= gate.min_probe_f1 and r.num_probe_positive_words >= gate.min_probe_positive_words
+    ]
+    random_scores = [
+        random_fraction[headline][letter] for letter in probe_letters if letter in random_fraction[headline]
+    ]
+    summary = summaries[headline]
+    gate_metrics = AbsorptionGateMetrics(
+        absorption_letters_passing=summary.letters_passing,
+        absorption_letters_needed=gate.min_passing_letters,
+        gated_absorption_fraction_score=summary.headline_absorption_fraction,
+        gated_full_absorption_score=summary.headline_full_absorption_rate,
+        random_sae_absorption_fraction_score=statistics.mean(random_scores) if random_scores else None,
+        mean_main_latent_precision=summary.mean_main_latent_precision,
+        mean_main_latent_recall=summary.mean_main_latent_recall,
+        cosine_gate_variant=headline,
+        status=summary.describe(),
+    )
     mean_metrics, details = AbsorptionMeanMetrics(), []
     if evaluated:
-        calculator = FeatureAbsorptionCalculator(
-            model=truncated,  # type: ignore[arg-type]
-            icl_word_list=words,
-            max_icl_examples=MAX_ICL_EXAMPLES,
-            base_template=config.prompt_template,
-            answer_formatter=first_letter_formatter(),
-            word_token_pos=config.prompt_token_pos,
-            full_absorption_probe_cos_sim_threshold=FULL_ABSORPTION_PROBE_COS_THRESHOLD,
-            absorption_fraction_probe_cos_sim_threshold=ABSORPTION_FRACTION_PROBE_COS_THRESHOLD,
-            probe_projection_proportion_threshold=ABSORPTION_PROBE_PROJECTION_PROPORTION_THRESHOLD,
-            absorption_fraction_max_absorbing_latents=ABSORPTION_FRACTION_MAX_ABSORBING_LATENTS,
-            batch_size=config.llm_batch_size,
-        )
-        random.seed(config.random_seed)  # the in-context examples of each prompt are drawn from `random`
-        raw_df = load_df_or_run(
-            lambda: load_and_run_calculate_projections_and_cos_sims(
-                truncated,  # type: ignore[arg-type]
-                sae,
-                calculator,
-                metrics_df,
-                sae_name=sae_name,
-                layer=layer,
-                probes_dir=probes_dir,
-                sparse_probing_task_output_dir=sae_dir / SPARSE_PROBING_EXPERIMENT_NAME / sae_name,
-                device=device,
-            ),
-            sae_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"layer_{layer}_{sae_name}.parquet",
-            force=force_rerun,
-        )
-        mean_metrics, details = _aggregate(_aggregate_results_df(raw_df), probe_f1, config)
+        mean_metrics, details = _aggregate(tables["saebench"]["observed"], probe_f1, config)  # type: ignore[arg-type]
     status = (
         "evaluated"
         if evaluated
@@ -307,9 +570,27 @@ def evaluate_sae(
                 absorption_evaluated=evaluated,
                 status=status,
             ),
+            gate=gate_metrics,
         ),
         eval_result_details=details,
-        eval_result_unstructured={"probe_f1_by_letter": probe_f1, "num_words": len(words)},
+        eval_result_unstructured={
+            "probe_f1_by_letter": probe_f1,
+            "num_words": len(words),
+            "absorption_gate": {
+                "d_model": d_model,
+                "gate": {**asdict(gate), "min_main_latent_cos": gate.min_main_latent_cos},
+                "cosine_gates": {variant: asdict(gates) for variant, gates in variants.items()},
+                "headline_variant": headline,
+                "nulls": {
+                    "other_letter": "each letter's probe-positive words scored with the next letter's main "
+                    "latents (a->b, ..., z->a): the observed absorption must be lower",
+                    "random_sae": f"{random_name}: SAELens's initialisation, seed {config.random_seed}; the "
+                    "main latent's F1 must be higher than its k = 1 latent's",
+                },
+                "letters": _letters_json(records, summaries, random_fraction, likely_negs),
+                "summary": {variant: s.to_dict() for variant, s in summaries.items()},
+            },
+        },
     )
 
 

@@ -1,0 +1,235 @@
+"""Where does first-letter absorption carry signal on the embedded default? The gated eval over layer, width, k and
+training tokens.
+
+One LLM pass per hook caches residual activations of the embedded corpus (SmolLM2 in bfloat16); TopK SAEs are
+trained on them with SAELens's own `SAETrainer` (snapshots during training give the training-token trend); each
+SAE then gets the gated absorption eval, whose LLM side (probe data, absorption prompts) is cached once per
+hook and word list, so a further SAE costs SAE encodes and probe fits only. Every stage resumes from what is on
+disk. `scripts/absorption_validity_publish.py` turns the results into `docs/absorption_validity/`.
+
+    python scripts/absorption_validity.py --out outputs/absorption_validity
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
+from sae_mask_plugin.files import atomic_file, write_json_atomic
+
+CONTEXT_SIZE = 128
+SEQPOS_SLICE = (2, None)  # as the demo recipe trains: the first text token of a window carries massive norms
+BATCH_TOKENS = 2048
+LR = 4e-3
+SEED = 0
+
+
+@dataclass(frozen=True)
+class SaeSpec:
+    """One SAE of the grid; snapshots are saved at `snapshot_fractions` of its training."""
+
+    layer: int
+    d_sae: int
+    k: int
+
+    @property
+    def hook_name(self) -> str:
+        return f"blocks.{self.layer}.hook_resid_post"
+
+    @property
+    def name(self) -> str:
+        return f"L{self.layer}-w{self.d_sae}-k{self.k}"
+
+
+# ordered so that partial results already answer the main questions on a shared 2-core machine (the LLM side
+# of the eval costs most at deep hooks): width and k at block 3, then blocks 6 and 12 (the study's hook)
+GRID = (
+    SaeSpec(3, 2048, 32),
+    SaeSpec(3, 8192, 32),
+    SaeSpec(3, 2048, 16),
+    SaeSpec(3, 2048, 64),
+    SaeSpec(3, 16384, 32),
+    SaeSpec(6, 8192, 32),
+    SaeSpec(12, 8192, 32),
+)
+N_CHECKPOINTS = 2
+
+
+def cache_activations(out: Path, layer: int, n_tokens: int, model) -> None:
+    """`acts/blocks.<layer>.pt`: [n_tokens, d_model] bfloat16 clean-token activations of the embedded corpus."""
+    from sae_mask_plugin.embedded.corpus import load_embedded_corpus
+    from sae_mask_plugin.evals.activations import clean_token_activations
+
+    path = out / "acts" / f"blocks.{layer}.pt"
+    if path.is_file():
+        return
+    texts = load_embedded_corpus(seed=SEED, show_progress=False)["text"][:5_000]
+    started = time.perf_counter()
+    acts = clean_token_activations(
+        model, f"blocks.{layer}.hook_resid_post", texts, n_tokens, CONTEXT_SIZE, SEQPOS_SLICE
+    )
+    with atomic_file(path) as temporary:
+        torch.save(acts.to(torch.bfloat16), temporary)
+    print(f"cached {n_tokens} tokens at block {layer} in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+class CachedBatches:
+    """Shuffled `[BATCH_TOKENS, d_model]` float32 batches of cached activations, epoch after epoch (seeded)."""
+
+    def __init__(self, acts: torch.Tensor, seed: int):
+        self.acts = acts
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.empty(0, dtype=torch.long)
+
+    def __iter__(self) -> CachedBatches:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if len(self.order) < BATCH_TOKENS:
+            self.order = torch.randperm(len(self.acts), generator=self.generator)
+        batch, self.order = self.order[:BATCH_TOKENS], self.order[BATCH_TOKENS:]
+        return self.acts[batch].float()
+
+
+def train_sae(out: Path, spec: SaeSpec, training_tokens: int, held_out: int) -> list[Path]:
+    """Train `spec` on the cached activations (the last `held_out` rows kept out); returns its saved snapshots
+    (`saes/<name>/tokens_<n>`), the final one last."""
+    from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.config import LoggingConfig, SAETrainerConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    folder = out / "saes" / spec.name
+    final = folder / f"tokens_{training_tokens}"
+    if (final / "cfg.json").is_file():
+        return sorted(folder.glob("tokens_*"), key=lambda p: int(p.name.split("_")[1]))
+    acts = torch.load(out / "acts" / f"blocks.{spec.layer}.pt")[:-held_out]
+    torch.manual_seed(SEED)
+    cfg = TopKTrainingSAEConfig(d_in=acts.shape[1], d_sae=spec.d_sae, k=spec.k, dtype="float32")
+    cfg.metadata.model_name = EMBEDDED_MODEL_NAME
+    cfg.metadata.hook_name = spec.hook_name
+    sae = TopKTrainingSAE(cfg)
+    sae.b_dec.data.copy_(acts[:65_536].float().mean(dim=0))  # short runs need b_dec at the mean (DESIGN)
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=training_tokens,
+        train_batch_size_samples=BATCH_TOKENS,
+        lr=LR,
+        lr_end=LR,
+        n_checkpoints=N_CHECKPOINTS,
+        logger=LoggingConfig(log_to_wandb=False),
+    )
+
+    def snapshot(checkpoint_path) -> None:  # noqa: ARG001 (SAELens passes its own path, None here)
+        trainer.sae.save_inference_model(folder / f"tokens_{trainer.n_training_samples}")
+
+    trainer = SAETrainer(
+        cfg=trainer_cfg, sae=sae, data_provider=CachedBatches(acts, SEED), save_checkpoint_fn=snapshot
+    )
+    started = time.perf_counter()
+    trainer.fit()
+    sae.save_inference_model(final)
+    write_json_atomic(
+        folder / "training.json", {"seconds": time.perf_counter() - started, "tokens": training_tokens}
+    )
+    return sorted(folder.glob("tokens_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+@torch.no_grad()
+def held_out_quality(out: Path, sae_path: Path, layer: int, held_out: int) -> dict[str, float]:
+    """L0 and explained variance on the held-out cached rows."""
+    from sae_lens import SAE
+
+    acts = torch.load(out / "acts" / f"blocks.{layer}.pt")[-held_out:].float()
+    sae = SAE.load_from_disk(str(sae_path), device="cpu")
+    latents = sae.encode(acts)
+    recon = sae.decode(latents)
+    residual = (acts - recon).pow(2).sum() / (acts - acts.mean(dim=0)).pow(2).sum()
+    return {"l0": float((latents > 0).float().sum(dim=1).mean()), "explained_variance": float(1 - residual)}
+
+
+def evaluate(out: Path, sae_path: Path, run_name: str, words_per_letter: int | None, model) -> dict:
+    """The gated absorption eval of one saved SAE (results under `evals/<words>/`), as its eval JSON."""
+    from sae_lens import SAE
+
+    from sae_mask_plugin.evals.absorption.eval_config import AbsorptionEvalConfig
+    from sae_mask_plugin.evals.absorption.main import run_eval
+
+    words = "all" if words_per_letter is None else str(words_per_letter)
+    folder = out / "evals" / f"words-{words}"
+    result = folder / f"{run_name}_custom_sae_eval_results.json"
+    if not result.is_file():
+        config = AbsorptionEvalConfig(
+            model_name=EMBEDDED_MODEL_NAME,
+            words_per_letter=words_per_letter,
+            llm_batch_size=32,
+            precalc_k_sparse_probe_sae_acts=True,
+        )
+        sae = SAE.load_from_disk(str(sae_path), device="cpu")
+        started = time.perf_counter()
+        run_eval(
+            config, [(run_name, sae)], "cpu", str(folder), model=model, cache_path=str(out / "eval_cache")
+        )
+        data = json.loads(result.read_text())
+        data["wall_seconds"] = time.perf_counter() - started
+        write_json_atomic(result, data)
+    return json.loads(result.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("outputs/absorption_validity"))
+    parser.add_argument("--cached-tokens", type=int, default=24_576)
+    parser.add_argument("--held-out", type=int, default=2_048)
+    parser.add_argument("--training-tokens", type=int, default=98_304, help="four epochs of the cache")
+    parser.add_argument(
+        "--words-per-letter",
+        type=int,
+        action="append",
+        default=None,
+        help="word lists to evaluate (default: 60)",
+    )
+    parser.add_argument("--llm-dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    from sae_mask_plugin.embedded.model import load_embedded_model
+
+    model = load_embedded_model(dtype=getattr(torch, args.llm_dtype))
+    rows_path = args.out / "rows.json"
+    rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+    for spec in GRID:
+        cache_activations(args.out, spec.layer, args.cached_tokens + args.held_out, model)
+        for snapshot in train_sae(args.out, spec, args.training_tokens, args.held_out):
+            tokens = int(snapshot.name.split("_")[1])
+            run_name = f"{spec.name}-t{tokens}"
+            for words in args.words_per_letter or [60]:
+                key = f"{run_name}-words{words}"
+                if key in rows:
+                    continue
+                result = evaluate(args.out, snapshot, run_name, words, model)
+                rows[key] = {
+                    "run": run_name,
+                    "layer": spec.layer,
+                    "d_sae": spec.d_sae,
+                    "k": spec.k,
+                    "training_tokens": tokens,
+                    "words_per_letter": words,
+                    "eval_wall_seconds": result["wall_seconds"],
+                    **held_out_quality(args.out, snapshot, spec.layer, args.held_out),
+                    "metrics": result["eval_result_metrics"],
+                    "absorption_gate": result["eval_result_unstructured"]["absorption_gate"],
+                    "num_words": result["eval_result_unstructured"]["num_words"],
+                }
+                write_json_atomic(rows_path, rows)
+                gate = result["eval_result_metrics"]["gate"]
+                print(f"{key}: {gate['status']} ({result['wall_seconds']:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Publish the absorption validity study: `docs/absorption_validity/results.json` and its README, every number in
+the README's sentences and table read from the rows `scripts/absorption_validity.py` wrote.
+
+    python scripts/absorption_validity_publish.py --rows outputs/absorption_validity/rows.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from sae_mask_plugin.evals.absorption.gate import REASON_FEW_WORDS
+from sae_mask_plugin.files import write_json_atomic, write_text_atomic
+
+DOCS = Path("docs/absorption_validity")
+
+
+def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One SAE x word list: the gate's outcome in the headline variant and what limited it."""
+    gate_json = row["absorption_gate"]
+    variant = gate_json["headline_variant"]
+    summary = gate_json["summary"][variant]
+    gate = row["metrics"]["gate"]
+    letters = gate_json["letters"]
+    return {
+        "run": row["run"],
+        "layer": row["layer"],
+        "d_sae": row["d_sae"],
+        "k": row["k"],
+        "training_tokens": row["training_tokens"],
+        "words_per_letter": row["words_per_letter"],
+        "num_words": row["num_words"],
+        "l0": row["l0"],
+        "explained_variance": row["explained_variance"],
+        "letters_passing": summary["letters_passing"],
+        "letters_passing_but_word_count": sum(
+            reasons == [REASON_FEW_WORDS] for reasons in summary["reasons_by_letter"].values()
+        ),
+        "letters_passing_saebench_cosines": gate_json["summary"]["saebench"]["letters_passing"],
+        "letters_with_probe": row["metrics"]["first_letter_features"]["num_letters_with_probe_feature"],
+        "median_probe_positive_words": statistics.median(e["num_probe_positive_words"] for e in letters),
+        "mean_main_latent_precision": gate["mean_main_latent_precision"],
+        "mean_main_latent_recall": gate["mean_main_latent_recall"],
+        "gated_absorption": gate["gated_absorption_fraction_score"],
+        "saebench_absorption": row["metrics"]["mean"]["mean_absorption_fraction_score"],
+        "random_sae_absorption": gate["random_sae_absorption_fraction_score"],
+        "letters_failing_by_reason": summary["letters_failing_by_reason"],
+        "eval_wall_seconds": row["eval_wall_seconds"],
+    }
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _trend(rows: list[dict[str, Any]], x: str, y: str) -> dict[str, Any] | None:
+    """Spearman correlation of `y` with `x` over `rows` (None below 3 rows or without variation)."""
+    pairs = [(r[x], r[y]) for r in rows if r[y] is not None]
+    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
+        return None
+    rho, p_value = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
+    return {"x": x, "y": y, "n": len(pairs), "spearman": float(rho), "p_value": float(p_value)}
+
+
+def build(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    table = sorted(
+        (summarize_row(row) for row in rows.values()),
+        key=lambda r: (r["layer"], r["d_sae"], r["k"], r["training_tokens"], r["words_per_letter"]),
+    )
+    main_words = max(r["words_per_letter"] for r in table)
+    final = [r for r in table if r["words_per_letter"] == main_words]
+    max_tokens = max(r["training_tokens"] for r in final)
+    trends = {
+        "letters_passing_vs_k": _trend(
+            [r for r in final if r["training_tokens"] == max_tokens], "k", "letters_passing"
+        ),
+        "letters_passing_vs_training_tokens": _trend(final, "training_tokens", "letters_passing"),
+        "main_latent_precision_vs_training_tokens": _trend(
+            final, "training_tokens", "mean_main_latent_precision"
+        ),
+        "main_latent_recall_vs_k": _trend(
+            [r for r in final if r["training_tokens"] == max_tokens], "k", "mean_main_latent_recall"
+        ),
+    }
+    best = max(table, key=lambda r: (r["letters_passing"], r["mean_main_latent_precision"] or 0))
+    measurable = [r for r in table if r["gated_absorption"] is not None]
+    return {"rows": table, "trends": trends, "best": best, "measurable_runs": [r["run"] for r in measurable]}
+
+
+def word_budget_lines(budget: dict[str, Any]) -> list[str]:
+    """The word-budget table and its reading, from `word_budget.json` (`scripts/absorption_validity_words.py`)."""
+    minimum = budget["min_probe_positive_words"]
+    lines = [
+        "## Words per letter: what the gate's word minimum needs (no LLM)",
+        "",
+        f"SAEBench's probe split (80 % train, seeded as the eval) of the letter-stratified list: test words per "
+        f"letter bound the probe-positive words a letter's score averages over, so letters with >= {minimum} "
+        "test words bound the letters that can pass. LLM tokens: probe prompts for every word plus absorption "
+        "prompts for the test words (a first SAE on a hook; further SAEs reuse them).",
+        "",
+        f"| words per letter | words | median test words per letter | letters with >= {minimum} test words | "
+        "LLM tokens, first SAE |",
+        "|---|---|---|---|---|",
+    ]
+    for row in budget["rows"]:
+        size = "all" if row["words_per_letter"] is None else row["words_per_letter"]
+        lines.append(
+            f"| {size} | {row['num_words']} | {row['median_test_words']} | {row['letters_with_min_test_words']} | "
+            f"{row['llm_tokens_first_sae']:,} |"
+        )
+    preset = next(row for row in budget["rows"] if row["words_per_letter"] == 60)
+    enough = [row for row in budget["rows"] if row["letters_with_min_test_words"] >= 20]
+    most = max(row["letters_with_min_test_words"] for row in budget["rows"])
+    lines += [
+        "",
+        f"The CPU preset's 60 words per letter give a median of {preset['median_test_words']} test words per "
+        f"letter and {preset['letters_with_min_test_words']} letters with {minimum}: the gate can never pass "
+        f"there. The smallest list with 20 letters possible is {enough[0]['words_per_letter']} words per letter "
+        f"({enough[0]['llm_tokens_first_sae']:,} LLM tokens for a first SAE); no list gives more than {most} "
+        "letters (the rarest first letters have too few alphabetic tokens in SmolLM2's vocabulary).",
+        "",
+    ]
+    return lines
+
+
+def choice_lines(results: dict[str, Any], budget: dict[str, Any], needed: int) -> list[str]:
+    """The study's setting, read off the table and the word budget."""
+    enough = next(row for row in budget["rows"] if row["letters_with_min_test_words"] >= needed)
+    lines = ["## The study's setting", ""]
+    if results["measurable_runs"]:
+        best = results["best"]
+        lines.append(
+            f"Absorption is measurable at {best['run']} with {best['words_per_letter']} words per letter "
+            f"({best['letters_passing']} letters pass): the study's absorption uses that hook, width and word list."
+        )
+    else:
+        tried = sorted({r["words_per_letter"] for r in results["rows"]})
+        lines.append(
+            f"No SAE measured here is measurable (word lists tried: {', '.join(map(str, tried))} per letter). "
+            f"The word budget rules out fewer than {enough['words_per_letter']} words per letter, so the study's "
+            f"absorption needs at least {enough['words_per_letter']} words per letter "
+            f"({enough['llm_tokens_first_sae']:,} LLM tokens for the first SAE on a hook); until a row above shows "
+            "20 passing letters there, the study reports absorption as not measurable."
+        )
+    return [*lines, ""]
+
+
+def readme(results: dict[str, Any], needed: int, budget: dict[str, Any]) -> str:
+    table = results["rows"]
+    best = results["best"]
+    lines = [
+        "# Where first-letter absorption carries signal on SmolLM2-135M",
+        "",
+        "Generated by `scripts/absorption_validity_publish.py` from `results.json` "
+        "(rows from `scripts/absorption_validity.py`): TopK SAEs trained with SAELens's `SAETrainer` on cached "
+        "residual activations of the embedded corpus (SmolLM2 in bfloat16), each evaluated with the plugin's "
+        "absorption eval and its per-letter signal gate (`sae_mask_plugin/evals/absorption/gate.py`). Snapshots "
+        "taken during training give the training-token rows. Cosine gates: SAEBench's 0.1 / 0.025 scaled by "
+        "sqrt(2304 / 576) = 2 (the headline variant at d_model 576); the SAEBench-cosine column counts letters "
+        f"passing with the unscaled gates. A headline needs {needed} passing letters.",
+        "",
+        "| SAE | words/letter | tokens | L0 | EV | letters with probe | median probe-positive test words | "
+        "letters passing (scaled / SAEBench cos) | failing only on word count | main-latent precision | main-latent recall | absorption gated | "
+        "SAEBench ungated | random SAE | eval s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        lines.append(
+            f"| L{r['layer']} w{r['d_sae']} k{r['k']} | {r['words_per_letter']} | {r['training_tokens']} | "
+            f"{r['l0']:.1f} | {r['explained_variance']:.3f} | {r['letters_with_probe']} | "
+            f"{r['median_probe_positive_words']:g} | {r['letters_passing']} / {r['letters_passing_saebench_cosines']} | "
+            f"{r['letters_passing_but_word_count']} | "
+            f"{_number(r['mean_main_latent_precision'])} | {_number(r['mean_main_latent_recall'])} | "
+            f"{_number(r['gated_absorption']) if r['gated_absorption'] is not None else 'not measurable'} | "
+            f"{_number(r['saebench_absorption'])} | {_number(r['random_sae_absorption'])} | "
+            f"{r['eval_wall_seconds']:.0f} |"
+        )
+    reasons: dict[str, int] = {}
+    for r in table:
+        for reason, count in r["letters_failing_by_reason"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    top_reasons = sorted(reasons.items(), key=lambda item: -item[1])
+    lines += [
+        "",
+        "## What the gate showed",
+        "",
+        f"- Best setting: {best['run']} with {best['words_per_letter']} words per letter: "
+        f"{best['letters_passing']} letters pass ({needed} needed), main-latent precision "
+        f"{_number(best['mean_main_latent_precision'])}, recall {_number(best['mean_main_latent_recall'])}.",
+        f"- Runs with a measurable (gated) absorption: {len(results['measurable_runs'])} of {len(table)}"
+        + (f" ({', '.join(results['measurable_runs'])})." if results["measurable_runs"] else "."),
+        "- Why letters fail, summed over all rows (a letter can fail for several reasons): "
+        + "; ".join(f"{reason} {count}" for reason, count in top_reasons)
+        + ".",
+    ]
+    for name, trend in results["trends"].items():
+        if trend is not None:
+            lines.append(
+                f"- {name.replace('_', ' ')}: Spearman {trend['spearman']:.2f} over {trend['n']} SAEs "
+                f"(p = {trend['p_value']:.2g})."
+            )
+    lines += ["", *word_budget_lines(budget), *choice_lines(results, budget, needed)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=Path, default=Path("outputs/absorption_validity/rows.json"))
+    parser.add_argument("--docs", type=Path, default=DOCS)
+    args = parser.parse_args()
+    rows = json.loads(args.rows.read_text())
+    results = build(rows)
+    needed = next(iter(rows.values()))["metrics"]["gate"]["absorption_letters_needed"]
+    write_json_atomic(args.docs / "results.json", results)
+    budget = json.loads((args.docs / "word_budget.json").read_text())
+    write_text_atomic(args.docs / "README.md", readme(results, needed, budget))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The absorption eval's per-letter gate JSON, end to end on a tiny random transformer with SmolLM2's tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import TypeAdapter, ValidationError
+from sae_lens import SAE, TopKSAEConfig
+from sae_lens.saes.sae import SAEMetadata
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
+from sae_mask_plugin.evals.absorption.eval_config import AbsorptionEvalConfig
+from sae_mask_plugin.evals.absorption.eval_output import AbsorptionEvalOutput
+from sae_mask_plugin.evals.absorption.gate import (
+    NOT_MEASURABLE,
+    AbsorptionGateConfig,
+    LetterRecord,
+    judge_letter,
+)
+from sae_mask_plugin.evals.absorption.main import run_eval
+from sae_mask_plugin.training.preflight import load_tokenizer
+
+HOOK = "blocks.0.hook_resid_post"
+D_MODEL = 64
+CONFIG = AbsorptionEvalConfig(
+    model_name="tiny",
+    words_per_letter=8,
+    llm_batch_size=64,
+    max_k_value=2,
+    k_sparse_probe_num_epochs=2,
+    min_GT_probe_f1=0.0,
+    min_feats_for_eval=1,
+    min_probe_positive_words=1,
+)
+VARIANT_FIELDS = ("absorption_fraction", "full_absorption_rate", "null_other_letter_absorption_fraction")
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> HookedTransformer:
+    """A 1-layer, 64-wide transformer over SmolLM2's vocabulary (random weights, seeded)."""
+    tokenizer = load_tokenizer(EMBEDDED_MODEL_NAME)
+    torch.manual_seed(0)
+    cfg = HookedTransformerConfig(
+        n_layers=1,
+        d_model=D_MODEL,
+        n_heads=2,
+        d_head=32,
+        d_mlp=128,
+        n_ctx=128,
+        d_vocab=len(tokenizer),
+        act_fn="gelu",
+    )
+    return HookedTransformer(cfg, tokenizer=tokenizer)
+
+
+def _topk_sae(seed: int) -> SAE:
+    torch.manual_seed(seed)
+    cfg = TopKSAEConfig(d_in=D_MODEL, d_sae=128, k=8, metadata=SAEMetadata(model_name="tiny", hook_name=HOOK))
+    return SAE.from_dict(cfg.to_dict())
+
+
+def _result(folder: Path, name: str) -> dict:
+    return json.loads((folder / f"{name}_custom_sae_eval_results.json").read_text())
+
+
+def test_per_letter_gate_json_matches_the_gate_and_a_further_sae_needs_no_llm(
+    tiny_model, tmp_path, monkeypatch
+):
+    cache = tmp_path / "cache"
+    run_eval(
+        CONFIG,
+        [("first", _topk_sae(1))],
+        "cpu",
+        str(tmp_path / "out"),
+        model=tiny_model,
+        cache_path=str(cache),
+    )
+    data = _result(tmp_path / "out", "first")
+    output = TypeAdapter(AbsorptionEvalOutput).validate_python(data)
+    gate_json = output.eval_result_unstructured["absorption_gate"]
+    assert gate_json["headline_variant"] == "scaled"  # d_model 64 < 2304
+    assert gate_json["cosine_gates"]["scaled"]["absorber"] == pytest.approx(0.1 * 6)  # sqrt(2304 / 64) = 6
+    assert gate_json["cosine_gates"]["saebench"] == {"absorber": 0.1, "full_absorption": 0.025}
+    letters = gate_json["letters"]
+    assert [entry["letter"] for entry in letters] == list("abcdefghijklmnopqrstuvwxyz")
+    probe_f1 = output.eval_result_unstructured["probe_f1_by_letter"]
+    assert all(entry["probe_f1"] == pytest.approx(probe_f1[entry["letter"]]) for entry in letters)
+
+    # the recorded verdicts are the gate's own on the recorded numbers, in both variants
+    gate = AbsorptionGateConfig(**{k: v for k, v in gate_json["gate"].items() if k != "min_main_latent_cos"})
+    for variant in ("saebench", "scaled"):
+        passing = 0
+        for entry in letters:
+            shared = {k: v for k, v in entry.items() if k not in ("by_variant", "main_latents")}
+            scores = entry["by_variant"][variant]
+            record = LetterRecord(**shared, **{k: scores[k] for k in VARIANT_FIELDS})
+            verdict = judge_letter(record, gate)
+            assert (scores["passed"], scores["reasons"]) == (verdict.passed, list(verdict.reasons))
+            passing += verdict.passed
+        assert gate_json["summary"][variant]["letters_passing"] == passing
+
+    # the main latent's decoder cosine is the probe's cosine with that latent's decoder row
+    probe = torch.load(next(cache.rglob("probe.pth")), weights_only=False)
+    sae = _topk_sae(1)
+    for index, entry in enumerate(letters):
+        direction = probe.weights[index].float()
+        decoder = sae.W_dec[entry["main_latents"][0]].float()
+        assert entry["main_latent_cos"] == pytest.approx(
+            torch.cosine_similarity(direction, decoder, dim=0).item(), abs=1e-5
+        )
+
+    # the other-letter null scores a letter's words with the next letter's main latents: where both letters
+    # share their main latents, the null equals the observed score
+    for entry, following in zip(letters, letters[1:] + letters[:1], strict=True):
+        scores = entry["by_variant"]["saebench"]
+        if entry["main_latents"] == following["main_latents"] and scores["absorption_fraction"] is not None:
+            assert scores["null_other_letter_absorption_fraction"] == pytest.approx(
+                scores["absorption_fraction"]
+            )
+
+    metrics = data["eval_result_metrics"]["gate"]
+    summary = gate_json["summary"]["scaled"]
+    assert metrics["absorption_letters_passing"] == summary["letters_passing"]
+    assert metrics["gated_absorption_fraction_score"] == summary["headline_absorption_fraction"]
+    if metrics["absorption_letters_passing"] < CONFIG.min_feats_for_eval:
+        assert metrics["status"].startswith(NOT_MEASURABLE)
+
+    # a further SAE on the same model and hook: probe data and absorption prompts come from the cache
+    monkeypatch.setattr(tiny_model, "run_with_cache", _refuse_llm)
+    run_eval(
+        CONFIG,
+        [("second", _topk_sae(2))],
+        "cpu",
+        str(tmp_path / "out"),
+        model=tiny_model,
+        cache_path=str(cache),
+    )
+    second = _result(tmp_path / "out", "second")["eval_result_unstructured"]["absorption_gate"]["letters"]
+    assert [e["num_probe_positive_words"] for e in second] == [e["num_probe_positive_words"] for e in letters]
+    # the random SAE of the same shape is the same null for both
+    assert [e["random_sae_main_latent_f1"] for e in second] == [
+        e["random_sae_main_latent_f1"] for e in letters
+    ]
+
+
+def _refuse_llm(*args, **kwargs):
+    raise AssertionError("the LLM ran although its activations are cached")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("min_probe_positive_words", 0),
+        ("min_main_latent_precision", 1.5),
+        ("main_latent_cos_at_reference", 1.0),
+    ],
+)
+def test_bad_gate_settings_are_refused_before_any_model_load(field, value):
+    with pytest.raises(ValidationError, match=field):
+        AbsorptionEvalConfig(model_name="tiny", **{field: value})
