@@ -15,7 +15,6 @@ row index and its "residual stream" is that row of the synthetic activations.
 
 from __future__ import annotations
 
-import math
 import statistics
 import tempfile
 from dataclasses import dataclass, replace
@@ -27,9 +26,7 @@ import pandas as pd
 import torch
 from sae_bench.evals.absorption.feature_absorption import (
     ABSORPTION_FRACTION_MAX_ABSORBING_LATENTS,
-    ABSORPTION_FRACTION_PROBE_COS_THRESHOLD,
     ABSORPTION_PROBE_PROJECTION_PROPORTION_THRESHOLD,
-    FULL_ABSORPTION_PROBE_COS_THRESHOLD,
     calculate_projection_and_cos_sims,
     get_stats_and_likely_false_negative_tokens,
 )
@@ -49,9 +46,8 @@ from sae_lens.util import cosine_similarities
 from scipy.optimize import linear_sum_assignment
 
 from sae_mask_plugin.evals.absorption.control.config import NUM_LETTERS, FeatureHierarchy, MeasureConfig
+from sae_mask_plugin.evals.absorption.gate import CosineGates, cosine_gates
 
-SAEBENCH_D_MODEL = 2304
-"""The d_model SAEBench's cosine gates were set for (Gemma-2-2B)."""
 _HOOK_LAYER = 0
 _SAE_NAME = "control"
 
@@ -144,15 +140,7 @@ class ActivationTable:
         return torch.zeros(1, 1, dtype=torch.long)
 
 
-def cosine_gates(d_model: int, scaled: bool) -> tuple[float, float]:
-    """SAEBench's (absorber, full-absorption) cosine gates, or those scaled by sqrt(2304 / d_model)."""
-    factor = math.sqrt(SAEBENCH_D_MODEL / d_model) if scaled else 1.0
-    return ABSORPTION_FRACTION_PROBE_COS_THRESHOLD * factor, FULL_ABSORPTION_PROBE_COS_THRESHOLD * factor
-
-
-def absorption_calculator(
-    test_acts: torch.Tensor, absorber_cos: float, full_cos: float
-) -> FeatureAbsorptionCalculator:
+def absorption_calculator(test_acts: torch.Tensor, gates: CosineGates) -> FeatureAbsorptionCalculator:
     """SAEBench's calculator with its thresholds (cosine gates as given) over `ActivationTable(test_acts)`."""
     return FeatureAbsorptionCalculator(
         model=ActivationTable(test_acts),  # type: ignore[arg-type]
@@ -164,8 +152,8 @@ def absorption_calculator(
         shuffle_examples=False,
         prepend_separator_to_first_example=False,
         word_token_pos=-1,
-        full_absorption_probe_cos_sim_threshold=full_cos,
-        absorption_fraction_probe_cos_sim_threshold=absorber_cos,
+        full_absorption_probe_cos_sim_threshold=gates.full_absorption,
+        absorption_fraction_probe_cos_sim_threshold=gates.absorber,
         probe_projection_proportion_threshold=ABSORPTION_PROBE_PROJECTION_PROPORTION_THRESHOLD,
         absorption_fraction_max_absorbing_latents=ABSORPTION_FRACTION_MAX_ABSORBING_LATENTS,
     )
@@ -257,7 +245,7 @@ def measured_absorption(
     measure: MeasureConfig,
 ) -> dict[str, Any]:
     """SAEBench's first-letter absorption of `sae`: as SAEBench runs it (`saebench`), with cosine gates scaled to
-    d (`scaled`), and with only the k = 1 main latent, no feature-split latents (`k1`).
+    d (`scaled`), and with only the k = 1 main latent, no feature-split latents (`k1`); per letter also the other-letter null (`other_letter_*`: scored with the next letter's main latents).
 
     Returns the headline means over letters whose probe F1 passes `min_probe_f1` and, per letter, what a signal
     gate reads: probe F1, probe-positive test words, main latents with their precision, recall and decoder
@@ -288,13 +276,20 @@ def measured_absorption(
         letter: replace(stats, split_feats=stats.split_feats[:1])
         for letter, stats in likely_negatives.items()
     }
+    other_letter_negatives = {  # the null: each letter scored with the next letter's main latents
+        letter: replace(stats, split_feats=likely_negatives[LETTERS[(i + 1) % NUM_LETTERS]].split_feats)
+        for i, (letter, stats) in enumerate(likely_negatives.items())
+    }
+    gates = cosine_gates(sae.cfg.d_in)
     by_gate = {}
-    for gate, scaled, negatives in (
-        ("saebench", False, likely_negatives),
-        ("scaled", True, likely_negatives),
-        ("k1", False, k1_negatives),
+    for gate, variant, negatives in (
+        ("saebench", "saebench", likely_negatives),
+        ("scaled", "scaled", likely_negatives),
+        ("k1", "saebench", k1_negatives),
+        ("other_letter_saebench", "saebench", other_letter_negatives),
+        ("other_letter_scaled", "scaled", other_letter_negatives),
     ):
-        calculator = absorption_calculator(test_acts, *cosine_gates(sae.cfg.d_in, scaled))
+        calculator = absorption_calculator(test_acts, gates[variant])
         absorption_df = calculate_projection_and_cos_sims(calculator, sae, probe, _HOOK_LAYER, negatives)
         by_gate[gate] = (
             _aggregate_results_df(absorption_df).set_index("letter") if len(absorption_df) else None
@@ -303,18 +298,29 @@ def measured_absorption(
     letters = []
     for letter_index, letter in enumerate(LETTERS):
         row = metrics_df[metrics_df["letter"] == letter].iloc[0]
+        stats = likely_negatives[letter]
         main = [int(latent) for latent in row["split_feats"]]
         k = len(main)
         detail: dict[str, Any] = {
             "letter": letter,
             "parent_feature": letter_index,
             "probe_f1": float(row["f1_probe"]),
-            "num_probe_true_positives": likely_negatives[letter].probe_true_positives,
+            "num_probe_true_positives": stats.probe_true_positives,
             "main_latents": main,
             "main_precision": float(row[f"precision_sparse_sae_{k}"]) if k else None,
             "main_recall": float(row[f"recall_sparse_sae_{k}"]) if k else None,
             "main_f1": float(row[f"f1_sparse_sae_{k}"]) if k else None,
             "main_cos_probe_dec": [float(c) for c in row[f"cos_probe_sae_dec_k_{k}"]] if k else [],
+            "k1_latent": int(row["sparse_sae_k_1_feats"][0]),
+            "k1_precision": float(row["precision_sparse_sae_1"]),
+            "k1_recall": float(row["recall_sparse_sae_1"]),
+            "k1_f1": float(row["f1_sparse_sae_1"]),
+            "k1_cos_probe_dec": float(row["cos_probe_sae_dec_k_1"][0]),
+            "main_latents_recall_on_probe_positive": (
+                stats.split_feats_true_positives / stats.probe_true_positives
+                if stats.probe_true_positives
+                else 0.0
+            ),
         }
         for gate, agg in by_gate.items():
             present = agg is not None and letter in agg.index
@@ -337,7 +343,7 @@ def measured_absorption(
         **{
             f"mean_{kind}_{gate}": mean_of(f"{kind}_{gate}")
             for kind in ("absorption_fraction", "full_absorption_rate")
-            for gate in by_gate
+            for gate in ("saebench", "scaled", "k1")
         },
         "letters": letters,
     }
