@@ -14,6 +14,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from sae_mask_plugin.evals.absorption.gate import (  # noqa: E402
+    AbsorptionGateConfig,
+    LetterRecord,
+    headline_variant,
+    summarize,
+)
 from sae_mask_plugin.files import atomic_file, write_json_atomic, write_text_atomic  # noqa: E402
 
 MEASURED_KEYS = {
@@ -92,6 +98,77 @@ def mechanism_curves(
     return {kind: dict(by_hierarchy) for kind, by_hierarchy in curves.items()}
 
 
+def _shape(record: dict[str, Any]) -> tuple[str, int, int]:
+    spec = record["spec"]
+    return spec["architecture"], spec["hidden_dim"], spec["width"]
+
+
+def gate_of(record: dict[str, Any], random_record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The per-letter signal gate (`evals/absorption/gate.py`) on one cell, with the headline's cosine-gate
+    variant for its d and the random SAE of the same shape as the null; None for cells recorded without the
+    k = 1 latent numbers."""
+    letters = record["measured"]["letters"]
+    if (
+        "k1_f1" not in letters[0]
+        or random_record is None
+        or "k1_f1" not in random_record["measured"]["letters"][0]
+    ):
+        return None
+    d_model = record["spec"]["hidden_dim"]
+    variant = headline_variant(d_model)
+    random_f1 = {letter["letter"]: letter["k1_f1"] for letter in random_record["measured"]["letters"]}
+    letter_records = [
+        LetterRecord(
+            letter=letter["letter"],
+            probe_f1=letter["probe_f1"],
+            num_probe_positive_words=letter["num_probe_true_positives"],
+            main_latent_precision=letter["k1_precision"],
+            main_latent_recall=letter["k1_recall"],
+            main_latent_f1=letter["k1_f1"],
+            main_latent_cos=letter["k1_cos_probe_dec"],
+            main_latents_recall_on_probe_positive=letter["main_latents_recall_on_probe_positive"],
+            absorption_fraction=letter[f"absorption_fraction_{variant}"],
+            full_absorption_rate=letter[f"full_absorption_rate_{variant}"],
+            null_other_letter_absorption_fraction=letter[f"absorption_fraction_other_letter_{variant}"],
+            random_sae_main_latent_f1=random_f1[letter["letter"]],
+        )
+        for letter in letters
+    ]
+    summary = summarize(letter_records, AbsorptionGateConfig(d_model=d_model))
+    passing = set(summary.passing_letters)
+    truth = {letter["letter"]: letter["true_absorption"] for letter in letters}
+    return {
+        "variant": variant,
+        **summary.to_dict(),
+        "true_absorption_passing_letters": _mean([truth[x] for x in passing]),
+        "true_absorption_failing_letters": _mean([truth[x] for x in truth if x not in passing]),
+    }
+
+
+def gate_results(grid: list[dict[str, Any]], random: list[dict[str, Any]]) -> dict[str, Any]:
+    """The gate on every trained cell that recorded its inputs: how many are measurable, and whether the gated
+    headline rank-tracks the truth."""
+    random_by_shape = {_shape(r): r for r in random}
+    gated = [(r, gate_of(r, random_by_shape.get(_shape(r)))) for r in grid]
+    gated = [(r, g) for r, g in gated if g is not None]
+    measurable = [(r, g) for r, g in gated if g["headline_absorption_fraction"] is not None]
+    pairs = [(g["headline_absorption_fraction"], r["true_absorption_intrinsic"]) for r, g in measurable]
+    rho = stats.spearmanr(*zip(*pairs, strict=True)).statistic if len(pairs) >= 3 else None
+    return {
+        "cells_gated": len(gated),
+        "cells_measurable": len(measurable),
+        "mean_letters_passing": _mean([g["letters_passing"] for _, g in gated]),
+        "spearman_gated_headline_vs_true": None if rho is None else float(rho),
+        "true_absorption_passing_letters": _mean([g["true_absorption_passing_letters"] for _, g in gated]),
+        "true_absorption_failing_letters": _mean([g["true_absorption_failing_letters"] for _, g in gated]),
+        "letters_failing_by_reason": {
+            reason: sum(g["letters_failing_by_reason"].get(reason, 0) for _, g in gated)
+            for reason in sorted({reason for _, g in gated for reason in g["letters_failing_by_reason"]})
+        },
+        "by_cell": {r["name"]: g for r, g in gated},
+    }
+
+
 def summarise(records: dict[str, list[dict[str, Any]]], kinds: list[str]) -> dict[str, Any]:
     grid, random, mechanism = records["grid"], records["random"], records["mechanism"]
     random_scores = [r["measured"][HEADLINE] for r in random if r["measured"][HEADLINE] is not None]
@@ -120,6 +197,7 @@ def summarise(records: dict[str, list[dict[str, Any]]], kinds: list[str]) -> dic
             min(_present(r["true_absorption_intrinsic"] for r in grid), default=None),
             max(_present(r["true_absorption_intrinsic"] for r in grid), default=None),
         ],
+        "gate": gate_results(grid, random),
         "mechanism": mechanism_curves(mechanism, kinds),
         "grid": [cell_row(r) for r in grid],
         "random": [cell_row(r) for r in random],
@@ -136,38 +214,49 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.mean(present) if present else None
 
 
+SCATTER_PANELS = {
+    HEADLINE: "SAEBench mean absorption fraction (as run)",
+    "mean_full_absorption_rate_k1": "full absorption, k = 1 main latent only",
+}
+
+
 def plot_scatter(results: dict[str, Any], path: Path) -> None:
-    """Measured (SAEBench absorption fraction) vs true absorption, one point per trained cell, random SAEs grey."""
-    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    """Measured vs true absorption, one point per trained cell (random SAEs grey): SAEBench's score as it runs,
+    and the full-absorption rate with the k = 1 main latent only."""
+    figure, axes = plt.subplots(1, len(SCATTER_PANELS), figsize=(10, 4.3))
     markers = {"topk": "o", "batchtopk": "s", "matryoshka_batchtopk": "^"}
     dims = sorted({row["hidden_dim"] for row in results["grid"]})
     colours = dict(zip(dims, ["tab:blue", "tab:orange", "tab:green", "tab:red"], strict=False))
-    for row in results["grid"] + results["random"]:
-        if row[HEADLINE] is None or row["true_absorption_intrinsic"] is None:
-            continue
-        trained = row in results["grid"]
-        axis.scatter(
-            row["true_absorption_intrinsic"],
-            row[HEADLINE],
-            marker=markers.get(row["architecture"], "o"),
-            color=colours[row["hidden_dim"]] if trained else "lightgrey",
-            edgecolor="black" if trained else "grey",
-            linewidth=0.4,
-            s=28,
+    rows = [(row, True) for row in results["grid"]] + [(row, False) for row in results["random"]]
+    for axis, (key, label) in zip(axes, SCATTER_PANELS.items(), strict=True):
+        for row, trained in rows:
+            if row[key] is None or row["true_absorption_intrinsic"] is None:
+                continue
+            axis.scatter(
+                row["true_absorption_intrinsic"],
+                row[key],
+                marker=markers.get(row["architecture"], "o"),
+                color=colours[row["hidden_dim"]] if trained else "lightgrey",
+                edgecolor="black" if trained else "grey",
+                linewidth=0.4,
+                s=28,
+            )
+        rho = (
+            results["spearman_by_score"]
+            .get(next(name for name, value in MEASURED_KEYS.items() if value == key), {})
+            .get("rho")
         )
+        axis.set_title(f"Spearman {rho:.2f}" if rho is not None else "Spearman n/a", fontsize=10)
+        axis.set_xlabel("true absorption (known features)")
+        axis.set_ylabel(label)
     for arch, marker in markers.items():
         if any(row["architecture"] == arch for row in results["grid"]):
-            axis.scatter([], [], marker=marker, color="white", edgecolor="black", label=arch)
+            axes[0].scatter([], [], marker=marker, color="white", edgecolor="black", label=arch)
     for d, colour in colours.items():
-        axis.scatter([], [], marker="o", color=colour, label=f"d = {d}")
-    axis.scatter([], [], marker="o", color="lightgrey", edgecolor="grey", label="random init")
-    rho = results["spearman_measured_vs_true"]["rho"]
-    axis.set_title(
-        f"Measured vs true absorption (Spearman {rho:.2f})" if rho is not None else "Measured vs true"
-    )
-    axis.set_xlabel("true absorption (known features)")
-    axis.set_ylabel("SAEBench mean absorption fraction")
-    axis.legend(fontsize=7)
+        axes[0].scatter([], [], marker="o", color=colour, label=f"d = {d}")
+    axes[0].scatter([], [], marker="o", color="lightgrey", edgecolor="grey", label="random init")
+    axes[0].legend(fontsize=7)
+    figure.suptitle("Measured vs true absorption, one point per SAE")
     figure.tight_layout()
     with atomic_file(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=130)
@@ -263,9 +352,15 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         f" {'stays' if results['pass']['random_sae_scores_low'] else 'does not stay'} below"
         f" {results['low_random_score_threshold']}."
     )
-    if "gate" in results:
-        gate = results["gate"]
-        lines.append(f"- Per-letter signal gate: {gate['summary']}")
+    gate = results["gate"]
+    lines.append(
+        f"- Per-letter signal gate (`evals/absorption/gate.py`, d-scaled cosine gates) on the {gate['cells_gated']}"
+        f" trained SAEs recorded with its inputs: {_fmt(gate['mean_letters_passing'], 1)} of 26 letters pass on"
+        f" average and {gate['cells_measurable']} SAEs reach the 20 letters needed for a headline; the gated"
+        f" headline's Spearman with the truth is {_fmt(gate['spearman_gated_headline_vs_true'])}. True absorption"
+        f" of passing letters averages {_fmt(gate['true_absorption_passing_letters'])}, of failing ones"
+        f" {_fmt(gate['true_absorption_failing_letters'])}; failures by reason: {gate['letters_failing_by_reason']}."
+    )
     for kind, curves in results["mechanism"].items():
         parts = []
         for hierarchy, points in curves.items():
