@@ -183,8 +183,11 @@ def test_measured_absorption_on_hand_built_sae(hand_world, absorbing: bool) -> N
         assert measured["mean_absorption_fraction_k1"] > 0.5
         assert measured["mean_full_absorption_rate_k1"] > 0.5
     else:
-        assert measured["mean_absorption_fraction_k1"] < 0.05
-        assert measured["mean_absorption_fraction_saebench"] < 0.05
+        # the letter latent fires on every word: no full absorption. The probe also weighs the words' own
+        # directions (they predict the letter too), so word latents still carry part of the probe projection
+        # and SAEBench's absorption fraction is partial, not zero.
+        assert measured["mean_full_absorption_rate_k1"] == 0.0
+        assert measured["mean_full_absorption_rate_saebench"] == 0.0
 
 
 def test_modifiers_act_as_documented() -> None:

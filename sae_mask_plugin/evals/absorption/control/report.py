@@ -370,7 +370,23 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
                 f" [{_fmt(last['low'])}, {_fmt(last['high'])}] at p = {last['p']:g}"
             )
         lines.append(f"- {kind.replace('_', ' ').capitalize()}: true absorption {'; '.join(parts)}.")
-    lines.append("")
+    seeds = sorted({row["seed"] for row in results["grid"]})
+    per_seed = {seed: sum(row["seed"] == seed for row in results["grid"]) for seed in seeds}
+    lines += [
+        "",
+        "## Caveats",
+        "",
+        f"- Trained grid cells per seed: {per_seed} (the run is resumable; cells not listed were not run).",
+        "- Each letter has only a few words here, each a sizeable share of the letter's tokens, so SAEBench's",
+        "  feature-split step (an F1 jump >= 0.03 adds a latent to the letter's main latents) can take an",
+        "  absorbing word latent for a split letter latent; in an LLM a letter has thousands of words.",
+        "- The letter probe also weighs the words' own directions (they predict the letter too), so SAEBench's",
+        "  absorption fraction is partial even for a hand-built SAE without absorption (see the tests); the",
+        "  full-absorption rate is zero there.",
+        "- The gate needs per-letter numbers (k = 1 latent precision, recall, F1, other-letter null) that cells",
+        "  computed before it was merged do not hold; it is applied to the cells that do.",
+        "",
+    ]
     return "\n".join(lines)
 
 
