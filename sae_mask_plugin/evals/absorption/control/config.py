@@ -81,10 +81,6 @@ class FeatureHierarchy:
         parent_of = self.parent_of
         return [parent for parent in self.children if parent not in parent_of]
 
-    @property
-    def features(self) -> list[int]:
-        return sorted(set(self.children) | set(self.parent_of))
-
 
 @dataclass(frozen=True)
 class WorldConfig:
