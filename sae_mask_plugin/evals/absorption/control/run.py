@@ -215,11 +215,12 @@ def run_cells(
     computed (those with index % shard[1] == shard[0]) unless `run_missing` is off."""
     settings = json.loads(json.dumps(asdict(config)))
     settings_path = cells_dir / "config.json"
-    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+    if not settings_path.exists():
+        write_json_atomic(settings_path, settings)
+    elif json.loads(settings_path.read_text()) != settings:
         raise ControlConfigError(
             f"{cells_dir} holds cells of a different config; choose another cells folder"
         )
-    write_json_atomic(settings_path, settings)
     records: dict[str, list[dict[str, Any]]] = {"grid": [], "random": [], "mechanism": []}
     grid = config.grid_specs()
     for index, (part, spec, trained) in enumerate(planned_cells(config)):
