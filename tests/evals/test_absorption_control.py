@@ -120,7 +120,9 @@ HAND_WORLD = WorldConfig(
     word_probability=0.5,
     magnitude_std=0.0,
 )
-HAND_MEASURE = MeasureConfig(train_words_per_letter=40, test_words_per_letter=40, max_k_value=2)
+HAND_MEASURE = MeasureConfig(
+    train_words_per_letter=40, test_words_per_letter=40, max_k_value=2, sparse_probe_batch_size=128
+)
 
 
 def _hand_built_sae(feature_vectors: torch.Tensor, absorbing: bool) -> StandardSAE:
