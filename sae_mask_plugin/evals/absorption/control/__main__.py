@@ -1,0 +1,57 @@
+"""`python -m sae_mask_plugin.evals.absorption.control --out docs/absorption_control [--tiny]`: run (or resume)
+the control and write `results.json`, the plots and the README into `--out`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from sae_mask_plugin.errors import reports_user_errors
+
+PROG = "python -m sae_mask_plugin.evals.absorption.control"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/absorption_control"), help="results folder")
+    parser.add_argument("--cells", type=Path, default=None, help="per-cell JSON folder (default: OUT/cells)")
+    parser.add_argument("--tiny", action="store_true", help="a tiny grid for a smoke test")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--summarise-only", action="store_true", help="summarise the cells on disk, run none")
+    parser.add_argument(
+        "--shard", default="0/1", help="run only cells i with i %% N == I (I/N), for parallel runs"
+    )
+    return parser
+
+
+@reports_user_errors(PROG)
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from sae_mask_plugin.evals.absorption.control.config import ControlConfig, tiny_config
+
+    config = tiny_config() if args.tiny else ControlConfig()
+    import torch
+
+    from sae_mask_plugin.evals.absorption.control.report import summarise, write_outputs
+    from sae_mask_plugin.evals.absorption.control.run import run_cells
+
+    torch.set_num_threads(args.threads)
+    shard_index, shard_count = (int(part) for part in args.shard.split("/"))
+    records = run_cells(
+        config,
+        args.cells or args.out / "cells",
+        log=lambda line: print(line, flush=True),
+        run_missing=not args.summarise_only,
+        shard=(shard_index, shard_count),
+    )
+    write_outputs(summarise(records, list(config.mechanism_kinds)), asdict(config), args.out)
+    print(f"wrote {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
