@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sae_mask_plugin.report.records import RunRecord
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -43,3 +45,22 @@ def _reported_metrics(run: dict[str, Any], results: dict[str, Any]) -> list[floa
 
     reported = [spec.key for spec in METRICS if any(spec.key in r["metrics"] for r in results["runs"])]
     return [run["metrics"][key] for key in reported if key in run["metrics"]]
+
+
+def run_record(p: float, seed: int, k: int = 16, **metrics: float) -> RunRecord:
+    """A hand-made report record: one SAE at mask probability `p`, `seed` and `k`, with `metrics`."""
+    return RunRecord(
+        name=f"run-p{p}-k{k}-s{seed}",
+        sae_path=f"/nowhere/run-p{p}-k{k}-s{seed}",
+        model_name="m",
+        hook_name="blocks.6.hook_resid_post",
+        architecture="batchtopk",
+        d_sae=256,
+        k=k,
+        seed=seed,
+        training_tokens=1000,
+        mask_p=p,
+        mask_strategy=None if p == 0 else "token",
+        mask_token=None if p == 0 else "<repo_name>",
+        metrics=metrics,
+    )

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from report_checks import run_record
 
 import sae_mask_plugin.report.plots as plots
 from sae_mask_plugin.report.matching import compare_pairs, matched_l0_comparisons, same_k_pairs
@@ -16,31 +17,13 @@ from sae_mask_plugin.report.statements import records_from_results
 FIRST_EDITION = Path(__file__).resolve().parents[2] / "docs" / "smollm2_study" / "results.json"
 
 
-def _record(p: float, seed: int, k: int, **metrics: float) -> RunRecord:
-    return RunRecord(
-        name=f"run-p{p}-k{k}-s{seed}",
-        sae_path="/nowhere",
-        model_name="m",
-        hook_name="h",
-        architecture="batchtopk",
-        d_sae=256,
-        k=k,
-        seed=seed,
-        training_tokens=1000,
-        mask_p=p,
-        mask_strategy=None if p == 0 else "token",
-        mask_token=None if p == 0 else "<repo_name>",
-        metrics=metrics,
-    )
-
-
 def _records(seeds: int) -> list[RunRecord]:
     records = []
     for seed in range(seeds):
         for p in (0.0, 0.3):
             for k in (16, 64):
                 records.append(
-                    _record(
+                    run_record(
                         p,
                         seed,
                         k,

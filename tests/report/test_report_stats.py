@@ -7,11 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from report_checks import assert_report_matches_results
+from report_checks import assert_report_matches_results, run_record
 from scipy import stats
 
 from sae_mask_plugin.report import (
-    RunRecord,
     build_report,
     interpolate_in_log_l0,
     matched_l0_pairs,
@@ -20,24 +19,6 @@ from sae_mask_plugin.report import (
 from sae_mask_plugin.report.collect import flatten_metrics
 from sae_mask_plugin.report.gates import gate_warnings
 from sae_mask_plugin.report.stats import PairedComparison, Summary, false_discovery_control
-
-
-def _record(p: float, seed: int, k: int = 16, **metrics: float) -> RunRecord:
-    return RunRecord(
-        name=f"run-p{p}-k{k}-s{seed}",
-        sae_path=f"/nowhere/run-p{p}-k{k}-s{seed}",
-        model_name="m",
-        hook_name="blocks.6.hook_resid_post",
-        architecture="batchtopk",
-        d_sae=256,
-        k=k,
-        seed=seed,
-        training_tokens=1000,
-        mask_p=p,
-        mask_strategy=None if p == 0 else "token",
-        mask_token=None if p == 0 else "<repo_name>",
-        metrics=metrics,
-    )
 
 
 def test_summary_interval_matches_scipy_t_interval():
@@ -60,10 +41,10 @@ def test_verdict_claims_only_what_the_interval_supports():
 
 def test_masked_runs_pair_only_with_their_own_seed_baseline():
     records = [
-        _record(0, 0, mse=1.0),
-        _record(0, 1, mse=2.0),
-        _record(0.3, 1, mse=1.5),
-        _record(0.3, 7, mse=9.0),
+        run_record(0, 0, mse=1.0),
+        run_record(0, 1, mse=2.0),
+        run_record(0.3, 1, mse=1.5),
+        run_record(0.3, 7, mse=9.0),
     ]
     comparisons = paired_comparisons(records)
     (cell,) = comparisons
@@ -77,7 +58,7 @@ def test_report_numbers_match_results_json(tmp_path):
     for seed in range(3):
         for p in (0.0, 0.3):
             records.append(
-                _record(
+                run_record(
                     p,
                     seed,
                     l0=16 + rng.normal(),
@@ -97,7 +78,7 @@ def test_report_numbers_match_results_json(tmp_path):
 
 
 def test_single_seed_report_says_no_interval(tmp_path):
-    files = build_report([_record(0, 0, mse=1.0), _record(0.3, 0, mse=0.9)], tmp_path)
+    files = build_report([run_record(0, 0, mse=1.0), run_record(0.3, 0, mse=0.9)], tmp_path)
     assert "no interval is available" in files.report.read_text()
 
 
@@ -147,14 +128,14 @@ def test_interpolation_never_extrapolates():
 
 def test_matched_l0_pairs_use_the_same_seeds_baseline_curve_and_list_out_of_range_runs():
     records = [
-        _record(0, 0, k=16, l0=16.0, mean_absorption_fraction_score=0.6),
-        _record(0, 0, k=64, l0=64.0, mean_absorption_fraction_score=0.2),
-        _record(
+        run_record(0, 0, k=16, l0=16.0, mean_absorption_fraction_score=0.6),
+        run_record(0, 0, k=64, l0=64.0, mean_absorption_fraction_score=0.2),
+        run_record(
             0, 1, k=16, l0=16.0, mean_absorption_fraction_score=0.9
         ),  # another seed: never used for seed 0
-        _record(0, 1, k=64, l0=64.0, mean_absorption_fraction_score=0.9),
-        _record(0.3, 0, k=16, l0=32.0, mean_absorption_fraction_score=0.35),
-        _record(0.3, 0, k=64, l0=80.0, mean_absorption_fraction_score=0.1),
+        run_record(0, 1, k=64, l0=64.0, mean_absorption_fraction_score=0.9),
+        run_record(0.3, 0, k=16, l0=32.0, mean_absorption_fraction_score=0.35),
+        run_record(0.3, 0, k=64, l0=80.0, mean_absorption_fraction_score=0.1),
     ]
     pairs, unmatched = matched_l0_pairs(records)
     ((baseline, masked),) = pairs["p=0.3 token | batchtopk w256 k16"]
@@ -171,8 +152,10 @@ def test_report_headline_uses_matched_l0_and_states_the_direction(tmp_path):
     records = []
     for seed in range(3):
         for k, l0 in ((16, 16.0), (64, 64.0)):
-            records.append(_record(0, seed, k=k, l0=l0, gated_absorption_fraction_score=0.7 - l0 / 200))
-        records.append(_record(0.3, seed, k=16, l0=32.0, gated_absorption_fraction_score=0.3 + 0.01 * seed))
+            records.append(run_record(0, seed, k=k, l0=l0, gated_absorption_fraction_score=0.7 - l0 / 200))
+        records.append(
+            run_record(0.3, seed, k=16, l0=32.0, gated_absorption_fraction_score=0.3 + 0.01 * seed)
+        )
     files = build_report(records, tmp_path)
     results = json.loads(files.results.read_text())
     (row,) = [
@@ -196,15 +179,15 @@ def test_gates_warn_about_undertrained_saes_few_letters_and_uncalibrated_thresho
     calibrated = {"calibrated_threshold": 0.1, "calibration_tokens": 100}
     good = [
         replace(
-            _record(p, 0, explained_variance=0.9, frac_alive=0.95, num_letters_with_probe_feature=24),
+            run_record(p, 0, explained_variance=0.9, frac_alive=0.95, num_letters_with_probe_feature=24),
             calibration=calibrated,
         )
         for p in (0.0, 0.3)
     ]
     assert gate_warnings(good, n_seeds=3) == []
     weak = [
-        _record(0.0, 0, explained_variance=0.78, frac_alive=0.64, num_letters_with_probe_feature=18),
-        _record(0.3, 0, explained_variance=0.8, frac_alive=0.9, num_letters_with_probe_feature=22),
+        run_record(0.0, 0, explained_variance=0.78, frac_alive=0.64, num_letters_with_probe_feature=18),
+        run_record(0.3, 0, explained_variance=0.8, frac_alive=0.9, num_letters_with_probe_feature=22),
     ]
     warnings = " ".join(gate_warnings(weak, n_seeds=1))
     assert "Undertrained SAEs" in warnings and "EV 0.780" in warnings and "alive 0.640" in warnings
@@ -215,8 +198,10 @@ def test_gates_warn_about_undertrained_saes_few_letters_and_uncalibrated_thresho
 def test_absorption_gate_section_prints_not_measurable_instead_of_a_number(tmp_path):
     gate = {"absorption_letters_needed": 20, "random_sae_absorption_fraction_score": 0.05}
     records = [
-        _record(0.0, 0, l0=16.0, absorption_letters_passing=23, gated_absorption_fraction_score=0.31, **gate),
-        _record(0.3, 0, l0=16.0, absorption_letters_passing=4, mean_absorption_fraction_score=0.8, **gate),
+        run_record(
+            0.0, 0, l0=16.0, absorption_letters_passing=23, gated_absorption_fraction_score=0.31, **gate
+        ),
+        run_record(0.3, 0, l0=16.0, absorption_letters_passing=4, mean_absorption_fraction_score=0.8, **gate),
     ]
     files = build_report(records, tmp_path)
     results = json.loads(files.results.read_text())

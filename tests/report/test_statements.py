@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from report_checks import run_record
 
 from sae_mask_plugin.report.build import build_report, collect_report_data
 from sae_mask_plugin.report.matching import interpolate_in_log_l0, matched_l0_comparisons
@@ -23,24 +24,6 @@ from sae_mask_plugin.report.statements import (
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = ROOT / "docs" / "smollm2_study"
 GENERATED_DOCS = [STUDY / "README.md", ROOT / "README.md"]
-
-
-def _record(p: float, seed: int, k: int, **metrics: float) -> RunRecord:
-    return RunRecord(
-        name=f"run-p{p}-k{k}-s{seed}",
-        sae_path=f"/nowhere/run-p{p}-k{k}-s{seed}",
-        model_name="m",
-        hook_name="blocks.6.hook_resid_post",
-        architecture="batchtopk",
-        d_sae=256,
-        k=k,
-        seed=seed,
-        training_tokens=1000,
-        mask_p=p,
-        mask_strategy=None if p == 0 else "token",
-        mask_token=None if p == 0 else "<repo_name>",
-        metrics=metrics,
-    )
 
 
 def test_quadratic_interpolation_is_exact_on_a_parabola_in_log_l0_and_never_extrapolates():
@@ -62,8 +45,8 @@ def _curved_records(offsets: list[float]) -> list[RunRecord]:
     records = []
     for seed, offset in enumerate(offsets):
         for k, value in ((16, 0.60), (32, 0.80), (64, 0.84)):
-            records.append(_record(0, seed, k, l0=float(k), explained_variance=value))
-        records.append(_record(0.3, seed, 32, l0=24.0, explained_variance=0.726 + offset))
+            records.append(run_record(0, seed, k, l0=float(k), explained_variance=value))
+        records.append(run_record(0.3, seed, 32, l0=24.0, explained_variance=0.726 + offset))
     return records
 
 
@@ -82,7 +65,7 @@ def test_a_verdict_the_two_interpolations_read_differently_says_it_depends_on_in
 
 def test_the_report_headline_is_one_compact_table_per_view_with_verdicts_above_and_appendix_after(tmp_path):
     records = _curved_records([0.0, 0.004, -0.003])
-    records += [_record(0.5, 0, 32, l0=24.0, explained_variance=0.7)]  # a single pair: its own table
+    records += [run_record(0.5, 0, 32, l0=24.0, explained_variance=0.7)]  # a single pair: its own table
     report = build_report(records, tmp_path, notices=["**Partial**: a notice"]).report.read_text()
     lines = report.splitlines()
     assert lines[0] == "> **Partial**: a notice"
