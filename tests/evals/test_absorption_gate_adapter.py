@@ -21,7 +21,7 @@ from sae_mask_plugin.evals.absorption.gate import (
     LetterRecord,
     judge_letter,
 )
-from sae_mask_plugin.evals.absorption.main import run_eval
+from sae_mask_plugin.evals.absorption.main import _probe_settings, run_eval
 from sae_mask_plugin.training.preflight import load_tokenizer
 
 HOOK = "blocks.0.hook_resid_post"
@@ -162,3 +162,11 @@ def _refuse_llm(*args, **kwargs):
 def test_bad_gate_settings_are_refused_before_any_model_load(field, value):
     with pytest.raises(ValidationError, match=field):
         AbsorptionEvalConfig(model_name="tiny", **{field: value})
+
+
+def test_probe_caches_are_keyed_by_the_llm_dtype_and_float32_keeps_its_key():
+    float32 = AbsorptionEvalConfig(model_name="m", words_per_letter=60)
+    bfloat16 = AbsorptionEvalConfig(model_name="m", words_per_letter=60, llm_dtype="bfloat16")
+    settings = _probe_settings(float32, "blocks.3.hook_resid_post", -6)
+    assert "llm_dtype" not in settings  # existing float32 probe caches stay valid
+    assert _probe_settings(bfloat16, "blocks.3.hook_resid_post", -6) == {**settings, "llm_dtype": "bfloat16"}

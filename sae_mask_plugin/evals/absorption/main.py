@@ -76,6 +76,7 @@ from sae_mask_plugin.evals.common import (
     settings_key,
 )
 from sae_mask_plugin.files import write_json_atomic
+from sae_mask_plugin.llm_dtype import UNRECORDED_LLM_DTYPE
 
 # SAEBench's in-context examples per prompt (fixed inside its probe dataset builder).
 MAX_ICL_EXAMPLES = 10
@@ -162,6 +163,8 @@ def _probe_settings(config: AbsorptionEvalConfig, hook_name: str, token_pos: int
         "prompt_template": config.prompt_template,
         "prompt_token_pos": token_pos,
         "seed": config.random_seed,
+        # float32 caches keep their keys; another LLM dtype gets probes and prompt activations of its own
+        **({"llm_dtype": config.llm_dtype} if config.llm_dtype != UNRECORDED_LLM_DTYPE else {}),
     }
 
 
