@@ -263,7 +263,9 @@ def test_bad_input_is_refused_early(build, message: str) -> None:
 
 def test_control_end_to_end_on_a_tiny_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "control"
+    threads = torch.get_num_threads()
     assert main(["--tiny", "--out", str(out)]) == 0
+    assert torch.get_num_threads() == threads  # the process's torch settings are left as they were
     results = json.loads((out / "results.json").read_text())
     assert set(results["spearman_measured_vs_true"]) == {"rho", "p_value", "n"}
     assert results["random_sae_score"]["n"] + results["random_sae_score"]["n_unmeasured"] == 1

@@ -19,7 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("docs/absorption_control"), help="results folder")
     parser.add_argument("--cells", type=Path, default=None, help="per-cell JSON folder (default: OUT/cells)")
     parser.add_argument("--tiny", action="store_true", help="a tiny grid for a smoke test")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's own setting, left unchanged)",
+    )
     parser.add_argument("--summarise-only", action="store_true", help="summarise the cells on disk, run none")
     parser.add_argument(
         "--shard", default="0/1", help="run only cells i with i %% N == I (I/N), for parallel runs"
@@ -39,7 +44,8 @@ def main(argv: list[str]) -> int:
     from sae_mask_plugin.evals.absorption.control.report import summarise, write_outputs
     from sae_mask_plugin.evals.absorption.control.run import run_cells
 
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     shard_index, shard_count = (int(part) for part in args.shard.split("/"))
     records = run_cells(
         config,
