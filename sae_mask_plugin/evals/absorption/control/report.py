@@ -344,7 +344,19 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         f" (p = {_fmt(correlation['p_value'], 3)}).",
     ]
     for label, value in results["spearman_by_score"].items():
-        lines.append(f"  - {label}: Spearman {_fmt(value['rho'])} (n = {value['n']})")
+        lines.append(
+            f"  - {label}: Spearman {_fmt(value['rho'])} (n = {value['n']}, p = {_fmt(value['p_value'], 3)})"
+        )
+    tracking = [
+        label
+        for label, value in results["spearman_by_score"].items()
+        if value["rho"] is not None and value["rho"] > 0 and value["p_value"] < 0.05
+    ]
+    lines.append(
+        "  - Scores that rank-track the truth (Spearman > 0, p < 0.05): "
+        + ("; ".join(tracking) if tracking else "none")
+        + "."
+    )
     lines.append(
         f"- Randomly initialised SAEs score {_fmt(random_score['mean'])} on average (max"
         f" {_fmt(random_score['max'])}, {random_score['n']} measured, {random_score['n_unmeasured']} without any"
@@ -357,7 +369,8 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         f"- Per-letter signal gate (`evals/absorption/gate.py`, d-scaled cosine gates) on the {gate['cells_gated']}"
         f" trained SAEs recorded with its inputs: {_fmt(gate['mean_letters_passing'], 1)} of 26 letters pass on"
         f" average and {gate['cells_measurable']} SAEs reach the 20 letters needed for a headline; the gated"
-        f" headline's Spearman with the truth is {_fmt(gate['spearman_gated_headline_vs_true'])}. True absorption"
+        f" headline's Spearman with the truth over those is {_fmt(gate['spearman_gated_headline_vs_true'])}."
+        " True absorption"
         f" of passing letters averages {_fmt(gate['true_absorption_passing_letters'])}, of failing ones"
         f" {_fmt(gate['true_absorption_failing_letters'])}; failures by reason: {gate['letters_failing_by_reason']}."
     )
@@ -383,10 +396,14 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         "- The letter probe also weighs the words' own directions (they predict the letter too), so SAEBench's",
         "  absorption fraction is partial even for a hand-built SAE without absorption (see the tests); the",
         "  full-absorption rate is zero there.",
-        "- The gate needs per-letter numbers (k = 1 latent precision, recall, F1, other-letter null) that cells",
-        "  computed before it was merged do not hold; it is applied to the cells that do.",
-        "",
     ]
+    if gate["cells_gated"] < len(results["grid"]):
+        lines += [
+            "- The gate needs per-letter numbers (k = 1 latent precision, recall, F1, other-letter null) that",
+            f"  {len(results['grid']) - gate['cells_gated']} cells computed before it was merged do not hold; it is",
+            "  applied to the cells that do.",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
