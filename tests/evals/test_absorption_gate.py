@@ -37,6 +37,8 @@ GOOD = LetterRecord(
     main_latents_recall_on_probe_positive=0.7,
     absorption_fraction=0.2,
     full_absorption_rate=0.1,
+    k1_absorption_fraction=0.3,
+    k1_full_absorption_rate=0.25,
     null_other_letter_absorption_fraction=0.6,
     random_sae_main_latent_f1=0.1,
 )
@@ -98,11 +100,21 @@ def test_nulls_can_be_switched_off_but_not_silently_missing():
     assert judge_letter(no_nulls, off).passed
 
 
+def test_k1_scores_do_not_change_the_verdict():
+    for k1_fraction, k1_full in ((None, None), (1.0, 1.0), (0.0, 0.0)):
+        record = replace(GOOD, k1_absorption_fraction=k1_fraction, k1_full_absorption_rate=k1_full)
+        assert judge_letter(record, CONFIG).passed
+
+
 def _letters(n_good: int, good_fraction: float, bad_fraction: float) -> list[LetterRecord]:
+    """`n_good` passing letters; the others fail on precision and score 0.9 in every other absorption score."""
+    bad_scores = {"full_absorption_rate": 0.9, "k1_absorption_fraction": 0.9, "k1_full_absorption_rate": 0.9}
     return [
         replace(GOOD, letter=letter, absorption_fraction=good_fraction)
         if i < n_good
-        else replace(GOOD, letter=letter, absorption_fraction=bad_fraction, main_latent_precision=0.1)
+        else replace(
+            GOOD, letter=letter, absorption_fraction=bad_fraction, main_latent_precision=0.1, **bad_scores
+        )
         for i, letter in enumerate(ascii_lowercase)
     ]
 
@@ -113,17 +125,41 @@ def test_headline_averages_passing_letters_only():
     assert summary.passing_letters == tuple(ascii_lowercase[:21])
     assert summary.headline_absorption_fraction == pytest.approx(0.2)
     assert summary.headline_full_absorption_rate == pytest.approx(0.1)
+    assert summary.headline_k1_full_absorption_rate == pytest.approx(0.25)
+    assert summary.headline_k1_absorption_fraction == pytest.approx(0.3)
     assert summary.letters_failing_by_reason == {REASON_PRECISION: 5}
     assert summary.mean_main_latent_precision == pytest.approx((21 * 0.8 + 5 * 0.1) / 26)
-    assert summary.describe().startswith("0.200 over 21 letters")
+    assert summary.describe() == "k = 1 full-absorption rate 0.250, absorption fraction 0.200 over 21 letters"
+    as_json = summary.to_dict()
+    assert as_json["headline_k1_full_absorption_rate"] == pytest.approx(0.25)
+    assert as_json["headline_full_absorption_rate"] == pytest.approx(0.1)
 
 
 def test_too_few_passing_letters_is_not_measurable():
     summary = summarize(_letters(19, good_fraction=0.2, bad_fraction=0.5), CONFIG)
     assert summary.letters_passing == 19 and not summary.measurable
     assert summary.headline_absorption_fraction is None and summary.headline_full_absorption_rate is None
+    assert (
+        summary.headline_k1_full_absorption_rate is None and summary.headline_k1_absorption_fraction is None
+    )
     assert summary.describe().startswith(NOT_MEASURABLE)
     assert summarize(_letters(19, 0.2, 0.5), replace(CONFIG, min_passing_letters=19)).measurable
+
+
+def test_k1_headline_is_not_computed_when_a_passing_letter_lacks_its_k1_score():
+    letters = _letters(21, good_fraction=0.2, bad_fraction=0.5)
+    letters[0] = replace(letters[0], k1_absorption_fraction=None, k1_full_absorption_rate=None)
+    summary = summarize(letters, CONFIG)
+    assert summary.letters_passing == 21 and summary.measurable
+    assert (
+        summary.headline_k1_full_absorption_rate is None and summary.headline_k1_absorption_fraction is None
+    )
+    assert summary.headline_absorption_fraction == pytest.approx(0.2)
+    assert summary.describe() == "absorption fraction 0.200 over 21 letters"
+    # a failing letter without k = 1 scores does not matter
+    letters = _letters(21, good_fraction=0.2, bad_fraction=0.5)
+    letters[-1] = replace(letters[-1], k1_absorption_fraction=None, k1_full_absorption_rate=None)
+    assert summarize(letters, CONFIG).headline_k1_full_absorption_rate == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize(
@@ -152,6 +188,8 @@ def test_bad_config_is_rejected(change, message):
         ({"main_latent_precision": 1.2}, "main_latent_precision"),
         ({"main_latent_cos": 1.5}, "main_latent_cos"),
         ({"full_absorption_rate": None}, "scored together"),
+        ({"k1_full_absorption_rate": None}, "k1_absorption_fraction and k1_full_absorption_rate"),
+        ({"k1_full_absorption_rate": 1.5}, "k1_full_absorption_rate must be in"),
     ],
 )
 def test_bad_records_are_rejected(change, message):

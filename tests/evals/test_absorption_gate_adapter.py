@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from sae_mask_plugin.evals.absorption.gate import (
     AbsorptionGateConfig,
     LetterRecord,
     judge_letter,
+    summarize,
 )
 from sae_mask_plugin.evals.absorption.main import _probe_settings, run_eval
 from sae_mask_plugin.training.preflight import load_tokenizer
@@ -37,6 +40,7 @@ CONFIG = AbsorptionEvalConfig(
     min_probe_positive_words=1,
 )
 VARIANT_FIELDS = ("absorption_fraction", "full_absorption_rate", "null_other_letter_absorption_fraction")
+K1_FIELDS = ("k1_absorption_fraction", "k1_full_absorption_rate")
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +133,8 @@ def test_per_letter_gate_json_matches_the_gate_and_a_further_sae_needs_no_llm(
     if metrics["absorption_letters_passing"] < CONFIG.min_feats_for_eval:
         assert metrics["status"].startswith(NOT_MEASURABLE)
 
+    _check_k1_scores(data)
+
     # a further SAE on the same model and hook: probe data and absorption prompts come from the cache
     monkeypatch.setattr(tiny_model, "run_with_cache", _refuse_llm)
     run_eval(
@@ -145,6 +151,56 @@ def test_per_letter_gate_json_matches_the_gate_and_a_further_sae_needs_no_llm(
     assert [e["random_sae_main_latent_f1"] for e in second] == [
         e["random_sae_main_latent_f1"] for e in letters
     ]
+
+
+def _check_k1_scores(data: dict) -> None:
+    """The k = 1 scores of an eval JSON (the score the ground-truth control validated): the headline variant's
+    gates only; a letter with a single main latent scores as with SAEBench's main latents; the gated means are
+    None below the letters needed, and average the passing letters of the recorded numbers."""
+    gate_json = data["eval_result_unstructured"]["absorption_gate"]
+    gate = AbsorptionGateConfig(**{k: v for k, v in gate_json["gate"].items() if k != "min_main_latent_cos"})
+    metrics = data["eval_result_metrics"]["gate"]
+    records = []
+    for entry in gate_json["letters"]:
+        scores, other = entry["by_variant"]["scaled"], entry["by_variant"]["saebench"]
+        assert (
+            other["k1_full_absorption_rate"] is None and other["random_sae_k1_full_absorption_rate"] is None
+        )
+        assert (scores["k1_full_absorption_rate"] is None) == (scores["absorption_fraction"] is None)
+        if len(entry["main_latents"]) == 1 and scores["absorption_fraction"] is not None:
+            assert scores["k1_full_absorption_rate"] == pytest.approx(scores["full_absorption_rate"])
+            assert scores["k1_absorption_fraction"] == pytest.approx(scores["absorption_fraction"])
+        shared = {k: v for k, v in entry.items() if k not in ("by_variant", "main_latents")}
+        records.append(LetterRecord(**shared, **{k: scores[k] for k in (*VARIANT_FIELDS, *K1_FIELDS)}))
+    summary = gate_json["summary"]["scaled"]
+    assert metrics["gated_k1_full_absorption_score"] == summary["headline_k1_full_absorption_rate"]
+    if summary["letters_passing"] < gate.min_passing_letters:
+        assert (
+            metrics["gated_k1_full_absorption_score"] is None
+            and metrics["gated_full_absorption_score"] is None
+        )
+    # with a gate open enough for letters to pass here, the k = 1 headline averages exactly the passing letters
+    open_gate = replace(
+        gate,
+        min_probe_f1=0.0,
+        min_main_latent_precision=0.0,
+        main_latent_cos_at_reference=0.0,
+        use_other_letter_null=False,
+        use_random_sae_null=False,
+    )
+    passing = [r for r in records if judge_letter(r, open_gate).passed]
+    assert passing and all(r.k1_full_absorption_rate is not None for r in passing)
+    assert summarize(records, open_gate).headline_k1_full_absorption_rate == pytest.approx(
+        statistics.mean(r.k1_full_absorption_rate for r in passing)
+    )
+    random_k1 = [
+        entry["by_variant"]["scaled"]["random_sae_k1_full_absorption_rate"]
+        for entry in gate_json["letters"]
+        if entry["probe_f1"] >= gate.min_probe_f1
+        and entry["num_probe_positive_words"] >= gate.min_probe_positive_words
+        and entry["by_variant"]["scaled"]["random_sae_k1_full_absorption_rate"] is not None
+    ]
+    assert metrics["random_sae_k1_full_absorption_score"] == pytest.approx(statistics.mean(random_k1))
 
 
 def _refuse_llm(*args, **kwargs):

@@ -4,8 +4,9 @@ and the per-letter signal gate (`gate.py`).
 When fewer than `min_feats_for_eval` letters have a ground-truth probe with F1 above `min_GT_probe_f1`, SAEBench
 prints a message and returns nothing; here the result is still written, with `first_letter_features` saying
 so and the absorption scores left null. `mean` is SAEBench's score (SAEBench's cosine gates, every letter
-with a probe); `gate` is the headline that averages only letters passing the signal gate, with the
-d_model-scaled cosine gates below d_model 2304. The per-letter quantities and both variants are in
+with a probe); `gate` averages only letters passing the signal gate, with the d_model-scaled cosine gates below
+d_model 2304: its headline is the k = 1 full-absorption rate (the score that rank-tracks true absorption in
+`docs/absorption_control/`), beside SAEBench's absorption fraction and full-absorption rate. The per-letter quantities and both variants are in
 `eval_result_unstructured["absorption_gate"]`.
 """
 
@@ -95,6 +96,13 @@ class AbsorptionGateMetrics(BaseMetrics):
         title="Letters Needed",
         description="Passing letters needed for a headline (min_feats_for_eval)",
     )
+    gated_k1_full_absorption_score: float | None = Field(
+        title="Gated k = 1 Full Absorption Rate",
+        description="Mean full-absorption rate with only each letter's k = 1 main latent (no feature-split "
+        "latents), over passing letters only: the score that rank-tracks true absorption in the ground-truth "
+        "control (docs/absorption_control/); null: absorption not measurable here",
+        json_schema_extra=DEFAULT_DISPLAY,
+    )
     gated_absorption_fraction_score: float | None = Field(
         title="Gated Mean Absorption Fraction",
         description="Mean absorption fraction over passing letters only; null: absorption not measurable here",
@@ -104,6 +112,11 @@ class AbsorptionGateMetrics(BaseMetrics):
         title="Gated Full Absorption Rate",
         description="Mean full-absorption rate over passing letters only; null: absorption not measurable here",
         json_schema_extra=DEFAULT_DISPLAY,
+    )
+    random_sae_k1_full_absorption_score: float | None = Field(
+        title="Random SAE k = 1 Full Absorption Rate",
+        description="A randomly initialised SAE of the same shape: mean k = 1 full-absorption rate over the "
+        "letters whose probe passes the gate (probe F1 and probe-positive words)",
     )
     random_sae_absorption_fraction_score: float | None = Field(
         title="Random SAE Absorption Fraction",

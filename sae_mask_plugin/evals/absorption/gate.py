@@ -7,6 +7,11 @@ k = 1 sparse-probe latent: precise, and with a decoder pointing along the probe)
 differs from what an unrelated latent would give. This module labels each letter pass/fail with its reasons
 and averages the score over passing letters only.
 
+Which score. A letter's record may also carry the scores with only the k = 1 main latent (SAEBench's functions,
+the feature-split latents left out). On SAEs whose true absorption is known (`docs/absorption_control/`), the
+k = 1 full-absorption rate is the measured score that rank-tracks the truth; SAEBench's absorption fraction does
+not. The summary averages both over passing letters; the gate's verdicts do not read them.
+
 Cosine thresholds. SAEBench hard-codes 0.1 (absorbing latents) and 0.025 (the top latent of a full
 absorption) for d_model 2304. A random direction's cosine with a fixed one has SD 1/sqrt(d), so a threshold
 carried to another width keeps its meaning when scaled by sqrt(2304 / d): at d 576 that doubles it. Both
@@ -18,7 +23,7 @@ data with known features):
 
     config = AbsorptionGateConfig(d_model=576)
     summary = summarize(records, config)  # records: one LetterRecord per letter
-    summary.headline_absorption_fraction  # None: "absorption not measurable here"
+    summary.headline_k1_full_absorption_rate  # None: "absorption not measurable here" (or not computed)
 """
 
 from __future__ import annotations
@@ -149,6 +154,8 @@ class LetterRecord:
     main_latents_recall_on_probe_positive: float  # share of probe-positive words where the main latents fire
     absorption_fraction: float | None = None  # SAEBench's mean absorption fraction; None: not scored
     full_absorption_rate: float | None = None
+    k1_absorption_fraction: float | None = None  # the same with only the k = 1 main latent; None: not scored
+    k1_full_absorption_rate: float | None = None
     null_other_letter_absorption_fraction: float | None = None  # scored with another letter's main latents
     random_sae_main_latent_f1: float | None = None  # a random SAE of the same shape's k = 1 latent F1
 
@@ -165,16 +172,22 @@ class LetterRecord:
             "main_latents_recall_on_probe_positive",
             "absorption_fraction",
             "full_absorption_rate",
+            "k1_absorption_fraction",
+            "k1_full_absorption_rate",
             "null_other_letter_absorption_fraction",
             "random_sae_main_latent_f1",
         ):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{self.letter}: {name} must be in [0, 1], got {value}")
-        if (self.absorption_fraction is None) != (self.full_absorption_rate is None):
-            raise ValueError(
-                f"{self.letter}: absorption_fraction and full_absorption_rate are scored together"
-            )
+        for prefix in ("", "k1_"):
+            if (getattr(self, f"{prefix}absorption_fraction") is None) != (
+                getattr(self, f"{prefix}full_absorption_rate") is None
+            ):
+                raise ValueError(
+                    f"{self.letter}: {prefix}absorption_fraction and {prefix}full_absorption_rate are scored "
+                    "together"
+                )
         if not -1.0 <= self.main_latent_cos <= 1.0:
             raise ValueError(f"{self.letter}: main_latent_cos must be in [-1, 1], got {self.main_latent_cos}")
 
@@ -226,12 +239,15 @@ def judge_letter(record: LetterRecord, config: AbsorptionGateConfig) -> LetterVe
 
 @dataclass(frozen=True)
 class AbsorptionGateSummary:
-    """An SAE's gated absorption: the headline averages passing letters only, None below `min_passing_letters`."""
+    """An SAE's gated absorption: each headline averages passing letters only, None below `min_passing_letters`
+    (the k = 1 ones also None when a passing letter has no k = 1 score: not computed)."""
 
     verdicts: tuple[LetterVerdict, ...]
     min_passing_letters: int
-    headline_absorption_fraction: float | None
-    headline_full_absorption_rate: float | None
+    headline_absorption_fraction: float | None  # SAEBench's absorption fraction
+    headline_full_absorption_rate: float | None  # SAEBench's full-absorption rate
+    headline_k1_full_absorption_rate: float | None  # the score the ground-truth control validated
+    headline_k1_absorption_fraction: float | None
     mean_main_latent_precision: float | None  # over all letters given
     mean_main_latent_recall: float | None
     letters_failing_by_reason: dict[str, int] = field(default_factory=dict)
@@ -256,6 +272,8 @@ class AbsorptionGateSummary:
             "passing_letters": list(self.passing_letters),
             "headline_absorption_fraction": self.headline_absorption_fraction,
             "headline_full_absorption_rate": self.headline_full_absorption_rate,
+            "headline_k1_full_absorption_rate": self.headline_k1_full_absorption_rate,
+            "headline_k1_absorption_fraction": self.headline_k1_absorption_fraction,
             "mean_main_latent_precision": self.mean_main_latent_precision,
             "mean_main_latent_recall": self.mean_main_latent_recall,
             "letters_failing_by_reason": self.letters_failing_by_reason,
@@ -264,16 +282,25 @@ class AbsorptionGateSummary:
         }
 
     def describe(self) -> str:
-        """The headline as a report prints it: the gated absorption fraction, or `NOT_MEASURABLE`."""
+        """The headline as a report prints it: the gated k = 1 full-absorption rate (when computed) and SAEBench's
+        absorption fraction, or `NOT_MEASURABLE`."""
         if not self.measurable:
             return (
                 f"{NOT_MEASURABLE} ({self.letters_passing} letters pass, {self.min_passing_letters} needed)"
             )
-        return f"{self.headline_absorption_fraction:.3f} over {self.letters_passing} letters"
+        k1 = self.headline_k1_full_absorption_rate
+        k1_text = "" if k1 is None else f"k = 1 full-absorption rate {k1:.3f}, "
+        return (
+            f"{k1_text}absorption fraction {self.headline_absorption_fraction:.3f} over {self.letters_passing} "
+            "letters"
+        )
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return statistics.mean(values) if values else None
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean; None for no values or when one is None (not computed)."""
+    if not values or any(value is None for value in values):
+        return None
+    return statistics.mean(values)  # type: ignore[type-var]
 
 
 def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> AbsorptionGateSummary:
@@ -288,13 +315,17 @@ def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> 
     for verdict in verdicts:
         for reason in verdict.reasons:
             failing[reason] = failing.get(reason, 0) + 1
+
+    def gated(name: str) -> float | None:
+        return _mean([getattr(r, name) for r in passing]) if measurable else None
+
     return AbsorptionGateSummary(
         verdicts=verdicts,
         min_passing_letters=config.min_passing_letters,
-        headline_absorption_fraction=_mean([r.absorption_fraction for r in passing]) if measurable else None,  # type: ignore[misc]
-        headline_full_absorption_rate=_mean([r.full_absorption_rate for r in passing])
-        if measurable
-        else None,  # type: ignore[misc]
+        headline_absorption_fraction=gated("absorption_fraction"),
+        headline_full_absorption_rate=gated("full_absorption_rate"),
+        headline_k1_full_absorption_rate=gated("k1_full_absorption_rate"),
+        headline_k1_absorption_fraction=gated("k1_absorption_fraction"),
         mean_main_latent_precision=_mean([r.main_latent_precision for r in records]),
         mean_main_latent_recall=_mean([r.main_latent_recall for r in records]),
         letters_failing_by_reason=failing,

@@ -224,6 +224,16 @@ def other_letter_nulls(
     }
 
 
+def k1_main_latents(
+    likely_negs: dict[str, StatsAndLikelyFalseNegativeResults],
+) -> dict[str, StatsAndLikelyFalseNegativeResults]:
+    """Each letter's probe-positive words with only its k = 1 main latent (SAEBench's feature-split latents left
+    out): the variant whose full-absorption rate rank-tracks true absorption in `docs/absorption_control/`."""
+    return {
+        letter: replace(stats, split_feats=stats.split_feats[:1]) for letter, stats in likely_negs.items()
+    }
+
+
 @dataclass(frozen=True)
 class _AbsorptionContext:
     """What every absorption computation of one SAE evaluation shares."""
@@ -320,15 +330,18 @@ def letter_records(
     random_metrics_df: pd.DataFrame,
     observed: pd.DataFrame | None,
     null: pd.DataFrame | None,
+    k1: pd.DataFrame | None = None,
 ) -> list[LetterRecord]:
     """The gate's per-letter records of one SAE and one cosine-gate variant, from SAEBench's k-sparse probing
     metrics (k = 1: the main latent), the probe-positive words, the random SAE's metrics and the absorption
-    tables with the SAE's own (`observed`) and the next letter's (`null`) main latents (None: not scored)."""
+    tables with the SAE's own (`observed`), the next letter's (`null`) and only the k = 1 (`k1`) main latents
+    (None: not scored)."""
     random_f1 = _by_letter(random_metrics_df, "f1_sparse_sae_1")
     fraction, full = (
         _by_letter(observed, "mean_absorption_fraction"),
         _by_letter(observed, "full_absorption_rate"),
     )
+    k1_fraction, k1_full = _by_letter(k1, "mean_absorption_fraction"), _by_letter(k1, "full_absorption_rate")
     null_fraction = _by_letter(null, "mean_absorption_fraction")
     records = []
     for _, row in metrics_df.iterrows():
@@ -348,6 +361,8 @@ def letter_records(
                 else 0.0,
                 absorption_fraction=fraction.get(letter),
                 full_absorption_rate=full.get(letter),
+                k1_absorption_fraction=k1_fraction.get(letter),
+                k1_full_absorption_rate=k1_full.get(letter),
                 null_other_letter_absorption_fraction=null_fraction.get(letter),
                 random_sae_main_latent_f1=random_f1[letter],
             )
@@ -370,12 +385,19 @@ def gate_config(config: AbsorptionEvalConfig, d_model: int) -> AbsorptionGateCon
 def _letters_json(
     records_by_variant: dict[str, list[LetterRecord]],
     summaries: dict[str, AbsorptionGateSummary],
-    random_fraction: dict[str, dict[str, float]],
+    random_scores: dict[str, dict[str, dict[str, float]]],
     likely_negs: dict[str, StatsAndLikelyFalseNegativeResults],
 ) -> list[dict[str, Any]]:
     """One entry per letter: the SAE-side quantities and main latents (SAEBench's split features, the k = 1
-    latent first), then per cosine-gate variant the scores and the verdict."""
-    variant_fields = ("absorption_fraction", "full_absorption_rate", "null_other_letter_absorption_fraction")
+    latent first), then per cosine-gate variant the scores (the k = 1 ones: None where not computed), the
+    random SAE's (`random_scores`: `{variant: {key: {letter: score}}}`) and the verdict."""
+    variant_fields = (
+        "absorption_fraction",
+        "full_absorption_rate",
+        "k1_absorption_fraction",
+        "k1_full_absorption_rate",
+        "null_other_letter_absorption_fraction",
+    )
     letters = []
     first = next(iter(records_by_variant.values()))
     for i, record in enumerate(first):
@@ -386,7 +408,7 @@ def _letters_json(
             verdict = summaries[variant].verdicts[i]
             by_variant[variant] = {
                 **{k: getattr(records[i], k) for k in variant_fields},
-                "random_sae_absorption_fraction": random_fraction[variant].get(record.letter),
+                **{key: scores.get(record.letter) for key, scores in random_scores[variant].items()},
                 "passed": verdict.passed,
                 "reasons": list(verdict.reasons),
             }
@@ -476,8 +498,10 @@ def evaluate_sae(
     evaluated = num_found >= config.min_feats_for_eval
     d_model = int(sae.cfg.d_in)
     variants = cosine_gates(d_model)
+    headline = headline_variant(d_model)
     tables: dict[str, dict[str, pd.DataFrame | None]] = {
-        variant: {"observed": None, "null": None, "random": None} for variant in variants
+        variant: {"observed": None, "null": None, "random": None, "k1": None, "random_k1": None}
+        for variant in variants
     }
     if evaluated:
         context = _AbsorptionContext(
@@ -494,7 +518,7 @@ def evaluate_sae(
             words=words,
         )
         for variant, gates in variants.items():
-            tables[variant] = {
+            tables[variant] |= {
                 "observed": _letter_absorption(
                     context,
                     sae,
@@ -520,34 +544,61 @@ def evaluate_sae(
                     False,
                 ),
             }
+        # the score the ground-truth control validated: only the k = 1 main latent, the headline's gates
+        tables[headline] |= {
+            "k1": _letter_absorption(
+                context,
+                sae,
+                k1_main_latents(likely_negs),
+                variants[headline],
+                sae_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{headline}_k1.parquet",
+                force_rerun,
+            ),
+            "random_k1": _letter_absorption(
+                context,
+                random_sae,
+                k1_main_latents(random_likely_negs),
+                variants[headline],
+                random_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{headline}_k1.parquet",
+                False,
+            ),
+        }
         context.prompt_model.save()
 
     gate = gate_config(config, d_model)
     records = {
-        variant: letter_records(metrics_df, likely_negs, random_metrics_df, t["observed"], t["null"])
+        variant: letter_records(metrics_df, likely_negs, random_metrics_df, t["observed"], t["null"], t["k1"])
         for variant, t in tables.items()
     }
     summaries = {variant: summarize(variant_records, gate) for variant, variant_records in records.items()}
-    random_fraction = {
-        variant: _by_letter(t["random"], "mean_absorption_fraction") for variant, t in tables.items()
+    random_scores = {
+        variant: {
+            "random_sae_absorption_fraction": _by_letter(t["random"], "mean_absorption_fraction"),
+            "random_sae_k1_full_absorption_rate": _by_letter(t["random_k1"], "full_absorption_rate"),
+        }
+        for variant, t in tables.items()
     }
-    headline = headline_variant(d_model)
     # the random SAE's score averages the letters whose probe passes its own gates, whatever the SAE
     probe_letters = [
         r.letter
         for r in records[headline]
         if r.probe_f1 >= gate.min_probe_f1 and r.num_probe_positive_words >= gate.min_probe_positive_words
     ]
-    random_scores = [
-        random_fraction[headline][letter] for letter in probe_letters if letter in random_fraction[headline]
-    ]
+
+    def random_sae_mean(key: str) -> float | None:
+        scores = random_scores[headline][key]
+        values = [scores[letter] for letter in probe_letters if letter in scores]
+        return statistics.mean(values) if values else None
+
     summary = summaries[headline]
     gate_metrics = AbsorptionGateMetrics(
         absorption_letters_passing=summary.letters_passing,
         absorption_letters_needed=gate.min_passing_letters,
+        gated_k1_full_absorption_score=summary.headline_k1_full_absorption_rate,
         gated_absorption_fraction_score=summary.headline_absorption_fraction,
         gated_full_absorption_score=summary.headline_full_absorption_rate,
-        random_sae_absorption_fraction_score=statistics.mean(random_scores) if random_scores else None,
+        random_sae_k1_full_absorption_score=random_sae_mean("random_sae_k1_full_absorption_rate"),
+        random_sae_absorption_fraction_score=random_sae_mean("random_sae_absorption_fraction"),
         mean_main_latent_precision=summary.mean_main_latent_precision,
         mean_main_latent_recall=summary.mean_main_latent_recall,
         cosine_gate_variant=headline,
@@ -584,13 +635,17 @@ def evaluate_sae(
                 "gate": {**asdict(gate), "min_main_latent_cos": gate.min_main_latent_cos},
                 "cosine_gates": {variant: asdict(gates) for variant, gates in variants.items()},
                 "headline_variant": headline,
+                "k1_scores": "k1_*: SAEBench's absorption with only the k = 1 main latent per letter (its "
+                f"feature-split latents left out), with the {headline} cosine gates only (None in the other "
+                "variant); the gated k = 1 full-absorption rate is the score that rank-tracks true absorption in "
+                "the ground-truth control (docs/absorption_control/)",
                 "nulls": {
                     "other_letter": "each letter's probe-positive words scored with the next letter's main "
                     "latents (a->b, ..., z->a): the observed absorption must be lower",
                     "random_sae": f"{random_name}: SAELens's initialisation, seed {config.random_seed}; the "
                     "main latent's F1 must be higher than its k = 1 latent's",
                 },
-                "letters": _letters_json(records, summaries, random_fraction, likely_negs),
+                "letters": _letters_json(records, summaries, random_scores, likely_negs),
                 "summary": {variant: s.to_dict() for variant, s in summaries.items()},
             },
         },

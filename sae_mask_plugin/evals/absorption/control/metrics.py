@@ -47,6 +47,7 @@ from scipy.optimize import linear_sum_assignment
 
 from sae_mask_plugin.evals.absorption.control.config import NUM_LETTERS, FeatureHierarchy, MeasureConfig
 from sae_mask_plugin.evals.absorption.gate import CosineGates, cosine_gates
+from sae_mask_plugin.evals.absorption.main import k1_main_latents
 
 _HOOK_LAYER = 0
 _SAE_NAME = "control"
@@ -272,10 +273,7 @@ def measured_absorption(
             metrics_df, _SAE_NAME, _HOOK_LAYER, Path(folder)
         )
 
-    k1_negatives = {
-        letter: replace(stats, split_feats=stats.split_feats[:1])
-        for letter, stats in likely_negatives.items()
-    }
+    k1_negatives = k1_main_latents(likely_negatives)
     other_letter_negatives = {  # the null: each letter scored with the next letter's main latents
         letter: replace(stats, split_feats=likely_negatives[LETTERS[(i + 1) % NUM_LETTERS]].split_feats)
         for i, (letter, stats) in enumerate(likely_negatives.items())
