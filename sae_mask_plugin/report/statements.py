@@ -15,6 +15,8 @@ from typing import Any
 
 from scipy import stats
 
+from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
+from sae_mask_plugin.report.gates import NOT_COMPUTED, absorption_measurable
 from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord, better_label
 from sae_mask_plugin.report.stats import (
     ALTERNATIVE_INTERPOLATION,
@@ -28,7 +30,11 @@ from sae_mask_plugin.report.stats import (
 Comparisons = Mapping[str, Sequence[PairedComparison]]
 MINUS = "−"
 
+ABSORPTION_HEADLINE = "gated_k1_full_absorption_score"
+"""The report's absorption headline (see `report.gates`)."""
+
 DECISION_HALF_WIDTHS = {
+    ABSORPTION_HEADLINE: 0.05,
     "mean_absorption_fraction_score": 0.05,
     "mean_full_absorption_score": 0.05,
     "sae_top_1_test_accuracy": 0.02,
@@ -244,15 +250,31 @@ def comparisons_of(comparisons: Comparisons, condition: str) -> dict[str, Sequen
     }
 
 
-def study_table(comparisons: Comparisons, condition: str) -> list[str]:
+def absorption_headline_absence(records: Sequence[RunRecord]) -> str | None:
+    """Why no run has the absorption headline (`ABSORPTION_HEADLINE`): None when one has it; "absorption not
+    measurable here" when the gate ran and no SAE has enough passing letters; else "not computed" (results
+    written before the score existed)."""
+    if any(ABSORPTION_HEADLINE in r.metrics for r in records):
+        return None
+    gated = [r for r in records if "absorption_letters_passing" in r.metrics]
+    if gated and not any(absorption_measurable(r) for r in gated):
+        return NOT_MEASURABLE
+    return NOT_COMPUTED
+
+
+def study_table(comparisons: Comparisons, condition: str, headline_absence: str | None = None) -> list[str]:
     """The study README's table: one row per `STUDY_METRICS` metric, one column per cell of `condition`, each entry
-    the interval (linear, then quadratic) and its decision."""
+    the interval (linear, then quadratic) and its decision; the absorption headline's row says
+    `headline_absence` when no run has it (`absorption_headline_absence`)."""
     cells = comparisons_of(comparisons, condition)
     if not cells:
         return [f"No cell of {condition} has two or more pairs."]
     labels = short_cell_labels(list(cells))
     lines = [f"| metric | {' | '.join(labels[cell] for cell in cells)} |", f"|---|{'---|' * len(cells)}"]
     for metric in STUDY_METRICS:
+        if metric == ABSORPTION_HEADLINE and headline_absence is not None:
+            lines.append(f"| {metric_label(metric)} | {' | '.join(headline_absence for _ in cells)} |")
+            continue
         entries = []
         for cell_comparisons in cells.values():
             found = [c for c in cell_comparisons if c.metric == metric]
@@ -348,6 +370,7 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         *view_verdicts("Same k", data.same_k, same_k_labels),
     ]
     cells = comparisons_of(data.matched, condition)
+    headline_absence = absorption_headline_absence(records)
     p_curve = p_curve_table(records)
     tables = [
         f"masked ({condition}) − baseline at matched L0, {pairs_text(cells)}; 95 % paired t-intervals with the "
@@ -356,7 +379,7 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         "(accuracy, EV) under both; else the seeds a decision would take, from the measured seed variance (an "
         "estimate).",
         "",
-        *study_table(data.matched, condition),
+        *study_table(data.matched, condition, headline_absence),
         "",
         "Verdicts per view (the report's headline):",
         "",
@@ -383,7 +406,9 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
             for c in cells[cell]
             if c.metric == metric
         ]
-        if entries:
+        if metric == ABSORPTION_HEADLINE and headline_absence is not None:
+            found.append(f"- **{metric_label(metric)}**: {headline_absence}")
+        elif entries:
             found.append(f"- **{metric_label(metric)}**: {' / '.join(entries)}")
     n_warnings = len(data.gates)
     found += [

@@ -167,7 +167,10 @@ def test_report_headline_uses_matched_l0_and_states_the_direction(tmp_path):
     # baseline at L0 32: halfway in log L0 between 0.62 (L0 16) and 0.38 (L0 64) = 0.5; masked 0.31 on average
     assert row["difference"]["mean"] == pytest.approx(0.31 - 0.5)
     report = files.report.read_text()
-    assert "absorption (gated letters) (lower better)" in report
+    assert (
+        "absorption fraction (SAEBench, gated letters; not validated on ground truth) (lower better)"
+        in report
+    )
     headline = report.index("## Headline")
     assert (
         headline < report.index("### Matched L0") < report.index("### Same k") < report.index("## Appendix A")
@@ -199,7 +202,13 @@ def test_absorption_gate_section_prints_not_measurable_instead_of_a_number(tmp_p
     gate = {"absorption_letters_needed": 20, "random_sae_absorption_fraction_score": 0.05}
     records = [
         run_record(
-            0.0, 0, l0=16.0, absorption_letters_passing=23, gated_absorption_fraction_score=0.31, **gate
+            0.0,
+            0,
+            l0=16.0,
+            absorption_letters_passing=23,
+            gated_absorption_fraction_score=0.31,
+            gated_k1_full_absorption_score=0.12,
+            **gate,
         ),
         run_record(0.3, 0, l0=16.0, absorption_letters_passing=4, mean_absorption_fraction_score=0.8, **gate),
     ]
@@ -207,10 +216,80 @@ def test_absorption_gate_section_prints_not_measurable_instead_of_a_number(tmp_p
     results = json.loads(files.results.read_text())
     report = files.report.read_text()
     rows = {row["run"]: row for row in results["absorption_gate"]}
-    assert rows["run-p0.0-k16-s0"]["headline"] == "0.3100"
+    assert rows["run-p0.0-k16-s0"]["headline"] == "0.1200"
     assert rows["run-p0.3-k16-s0"]["gated_absorption_fraction_score"] is None
     assert rows["run-p0.3-k16-s0"]["headline"] == "absorption not measurable here"
     assert "| run-p0.3-k16-s0 | 4 / 20 | absorption not measurable here |" in report
     assert "## Absorption gate" in report and "Absorption not measurable here** for 1 of 2 SAEs" in report
     assert "fewer than 20 letters" not in report  # the gate replaces SAEBench's letter count
+    assert_report_matches_results(report, results, tmp_path)
+
+
+def test_absorption_headline_is_the_gated_k1_full_absorption_rate(tmp_path):
+    gate = {"absorption_letters_needed": 20, "absorption_letters_passing": 23}
+    records = []
+    for seed in range(3):
+        for k, l0 in ((16, 16.0), (64, 64.0)):
+            records.append(
+                run_record(
+                    0,
+                    seed,
+                    k=k,
+                    l0=l0,
+                    gated_k1_full_absorption_score=0.6 - l0 / 200,
+                    random_sae_k1_full_absorption_score=0.02,
+                    gated_absorption_fraction_score=0.4,
+                    **gate,
+                )
+            )
+        records.append(
+            run_record(
+                0.3,
+                seed,
+                k=16,
+                l0=32.0,
+                gated_k1_full_absorption_score=0.2 + 0.01 * seed,
+                random_sae_k1_full_absorption_score=0.02,
+                gated_absorption_fraction_score=0.4,
+                **gate,
+            )
+        )
+    # results written before the k = 1 score existed: measurable, but the headline was not computed
+    records.append(
+        replace(run_record(0.3, 9, l0=16.0, gated_absorption_fraction_score=0.4, **gate), name="old")
+    )
+    files = build_report(records, tmp_path)
+    results = json.loads(files.results.read_text())
+    report = files.report.read_text()
+
+    headline_metrics = [r["metric"] for r in results["headline"] if r["view"] == "matched L0"]
+    assert headline_metrics.index("gated_k1_full_absorption_score") < headline_metrics.index(
+        "gated_absorption_fraction_score"
+    )
+    assert "gated_full_absorption_score" not in headline_metrics
+    (row,) = [
+        r
+        for r in results["headline"]
+        if r["metric"] == "gated_k1_full_absorption_score" and r["view"] == "matched L0"
+    ]
+    assert row["verdict"] == "masked lower (better)"
+    # baseline at L0 32: halfway in log L0 between 0.52 (L0 16) and 0.28 (L0 64) = 0.4; masked 0.21 on average
+    assert row["difference"]["mean"] == pytest.approx(0.21 - 0.4)
+    compact = report[report.index("### Matched L0") : report.index("### Same k")]
+    k1_label = "absorption: k = 1 full-absorption rate (gated letters) (lower better)"
+    fraction_label = (
+        "absorption fraction (SAEBench, gated letters; not validated on ground truth) (lower better)"
+    )
+    assert compact.index(f"| {k1_label} |") < compact.index(f"| {fraction_label} |")
+
+    rows = {row["run"]: row for row in results["absorption_gate"]}
+    assert rows["run-p0.3-k16-s1"]["gated_k1_full_absorption_score"] == pytest.approx(0.21)
+    assert rows["run-p0.3-k16-s1"]["random_sae_k1_full_absorption_score"] == pytest.approx(0.02)
+    assert rows["run-p0.3-k16-s1"]["headline"] == "0.2100"
+    assert rows["old"]["headline"] == "not computed" and rows["old"]["gated_k1_full_absorption_score"] is None
+    section = report[report.index("## Absorption gate") :]
+    assert "`docs/absorption_control/`" in section and "rank-track true absorption" in section
+    assert "| run-p0.3-k16-s1 | 23 / 20 | 0.2100 | 0.0200 | 0.4000 |" in section
+    assert "| old | 23 / 20 | not computed | — | 0.4000 |" in section
+    assert "Absorption not measurable here" not in report
     assert_report_matches_results(report, results, tmp_path)

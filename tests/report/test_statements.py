@@ -14,6 +14,7 @@ from sae_mask_plugin.report.build import build_report, collect_report_data
 from sae_mask_plugin.report.matching import interpolate_in_log_l0, matched_l0_comparisons
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.report.statements import (
+    absorption_headline_absence,
     block_names,
     fill_blocks,
     generated_blocks,
@@ -139,6 +140,31 @@ def test_the_first_editions_statements_come_out_as_its_numbers_say(first_edition
     assert "| 0.3 (seed 0) | +0.007 / −0.017 |" in tables
     assert "| 0.3 (mean of 3 seeds) | +0.014 / +0.026 |" in tables
     assert records_from_results(first_edition)[0].name == first_edition["runs"][0]["name"]
+
+
+def test_the_first_edition_predates_the_absorption_headline_and_says_so(first_edition_blocks):
+    label = "**absorption: k = 1 full-absorption rate (gated letters) (lower better)**"
+    assert f"- {label}: not computed" in first_edition_blocks["what-we-found"]
+    assert (
+        "| absorption: k = 1 full-absorption rate (gated letters) (lower better) | not computed | not computed |"
+        in (first_edition_blocks["study-tables"])
+    )
+
+
+def test_the_absorption_headline_is_absent_as_not_measurable_or_not_computed():
+    gate = {"absorption_letters_needed": 20}
+    few = run_record(0.0, 0, absorption_letters_passing=4, **gate)
+    enough_without_k1 = run_record(
+        0.3, 0, absorption_letters_passing=22, gated_absorption_fraction_score=0.4, **gate
+    )
+    with_k1 = run_record(0.3, 1, absorption_letters_passing=22, gated_k1_full_absorption_score=0.2, **gate)
+    assert absorption_headline_absence([few]) == "absorption not measurable here"
+    assert absorption_headline_absence([few, enough_without_k1]) == "not computed"
+    assert (
+        absorption_headline_absence([run_record(0.0, 0, mean_absorption_fraction_score=0.7)])
+        == "not computed"
+    )
+    assert absorption_headline_absence([few, with_k1]) is None
 
 
 def test_the_first_editions_report_opens_with_its_superseded_notice(first_edition):
