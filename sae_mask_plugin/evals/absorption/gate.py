@@ -9,8 +9,8 @@ and averages the score over passing letters only.
 
 Which score. A letter's record may also carry the scores with only the k = 1 main latent (SAEBench's functions,
 the feature-split latents left out). On SAEs whose true absorption is known (`docs/absorption_control/`), the
-k = 1 full-absorption rate is the measured score that rank-tracks the truth; SAEBench's absorption fraction does
-not. The summary averages both over passing letters; the gate's verdicts do not read them.
+k = 1 full-absorption rate is the measured score that rank-tracks the truth best; SAEBench's absorption fraction
+does not track it. The summary averages both over passing letters; the gate's verdicts do not read them.
 
 Cosine thresholds. SAEBench hard-codes 0.1 (absorbing latents) and 0.025 (the top latent of a full
 absorption) for d_model 2304. A random direction's cosine with a fixed one has SD 1/sqrt(d), so a threshold
