@@ -1,7 +1,7 @@
 """Where does first-letter absorption carry signal on the embedded default? The gated eval over layer, width, k and
 training tokens.
 
-One LLM pass per hook caches residual activations of the embedded corpus (SmolLM2 in bfloat16); TopK SAEs are
+One LLM pass per hook caches residual activations of the embedded corpus (SmolLM2 in the machine's default LLM dtype); TopK SAEs are
 trained on them with SAELens's own `SAETrainer` (snapshots during training give the training-token trend); each
 SAE then gets the gated absorption eval, whose LLM side (probe data, absorption prompts) is cached once per
 hook and word list, so a further SAE costs SAE encodes and probe fits only. Every stage resumes from what is on
@@ -23,6 +23,7 @@ import torch
 
 from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
 from sae_mask_plugin.files import atomic_file, write_json_atomic
+from sae_mask_plugin.llm_dtype import default_llm_dtype
 
 CONTEXT_SIZE = 128
 SEQPOS_SLICE = (2, None)  # as the demo recipe trains: the first text token of a window carries massive norms
@@ -48,29 +49,31 @@ class SaeSpec:
         return f"L{self.layer}-w{self.d_sae}-k{self.k}"
 
 
-# ordered so that partial results already answer the main questions on a shared 2-core machine (the LLM side
-# of the eval costs most at deep hooks): width and k at block 3, then blocks 6 and 12 (the study's hook)
+# ordered so that partial results already answer the main questions on a 2-core machine: one shape at each of
+# blocks 6, 12 (the first-edition study's hook) and 3, then width and k where spelling is expected to be strongest
 GRID = (
-    SaeSpec(3, 2048, 32),
-    SaeSpec(3, 8192, 32),
-    SaeSpec(3, 2048, 16),
-    SaeSpec(3, 2048, 64),
-    SaeSpec(3, 16384, 32),
     SaeSpec(6, 8192, 32),
     SaeSpec(12, 8192, 32),
+    SaeSpec(3, 8192, 32),
+    SaeSpec(6, 2048, 32),
+    SaeSpec(12, 2048, 32),
+    SaeSpec(6, 16384, 32),
+    SaeSpec(6, 8192, 16),
+    SaeSpec(6, 8192, 64),
 )
 N_CHECKPOINTS = 2
 
 
 def cache_activations(out: Path, layer: int, n_tokens: int, model) -> None:
-    """`acts/blocks.<layer>.pt`: [n_tokens, d_model] bfloat16 clean-token activations of the embedded corpus."""
+    """`acts/blocks.<layer>.pt`: [n_tokens, d_model] clean-token activations of the embedded corpus, stored in
+    bfloat16 (the LLM runs in its own dtype)."""
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
     from sae_mask_plugin.evals.activations import clean_token_activations
 
     path = out / "acts" / f"blocks.{layer}.pt"
     if path.is_file():
         return
-    texts = load_embedded_corpus(seed=SEED, show_progress=False)["text"][:5_000]
+    texts = load_embedded_corpus(seed=SEED, show_progress=False)["text"][:20_000]
     started = time.perf_counter()
     acts = clean_token_activations(
         model, f"blocks.{layer}.hook_resid_post", texts, n_tokens, CONTEXT_SIZE, SEQPOS_SLICE
@@ -184,17 +187,24 @@ def evaluate(out: Path, sae_path: Path, run_name: str, words_per_letter: int | N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/absorption_validity"))
-    parser.add_argument("--cached-tokens", type=int, default=24_576)
-    parser.add_argument("--held-out", type=int, default=2_048)
-    parser.add_argument("--training-tokens", type=int, default=98_304, help="four epochs of the cache")
+    parser.add_argument("--cached-tokens", type=int, default=262_144)
+    parser.add_argument("--held-out", type=int, default=8_192)
+    parser.add_argument(
+        "--training-tokens", type=int, default=264_192, help="about one epoch of the cache (129 batches)"
+    )
     parser.add_argument(
         "--words-per-letter",
         type=int,
         action="append",
         default=None,
-        help="word lists to evaluate (default: 60)",
+        help="word lists to evaluate (default: 300, the smallest list where 20 letters can pass)",
     )
-    parser.add_argument("--llm-dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument(
+        "--llm-dtype",
+        default=default_llm_dtype().dtype,
+        choices=["bfloat16", "float32"],
+        help="the LLM's dtype (default: bfloat16 where the CPU has native bf16, else float32)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
@@ -208,7 +218,7 @@ def main() -> None:
         for snapshot in train_sae(args.out, spec, args.training_tokens, args.held_out):
             tokens = int(snapshot.name.split("_")[1])
             run_name = f"{spec.name}-t{tokens}"
-            for words in args.words_per_letter or [60]:
+            for words in args.words_per_letter or [300]:
                 key = f"{run_name}-words{words}"
                 if key in rows:
                     continue
@@ -220,6 +230,8 @@ def main() -> None:
                     "k": spec.k,
                     "training_tokens": tokens,
                     "words_per_letter": words,
+                    "llm_dtype": args.llm_dtype,
+                    "cached_tokens": args.cached_tokens,
                     "eval_wall_seconds": result["wall_seconds"],
                     **held_out_quality(args.out, snapshot, spec.layer, args.held_out),
                     "metrics": result["eval_result_metrics"],
