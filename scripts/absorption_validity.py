@@ -49,13 +49,14 @@ class SaeSpec:
         return f"L{self.layer}-w{self.d_sae}-k{self.k}"
 
 
-# ordered so that partial results already answer the main questions on a 2-core machine: one shape at each of
-# blocks 6, 12 (the first-edition study's hook) and 3, then width and k where spelling is expected to be strongest
+# ordered so that partial results already answer the main questions on a 2-core machine: block 6 (mid-depth)
+# at two widths, then block 3, then block 12 (the first-edition study's hook, the costliest LLM side), then width
+# and k at block 6
 GRID = (
     SaeSpec(6, 8192, 32),
-    SaeSpec(12, 8192, 32),
-    SaeSpec(3, 8192, 32),
     SaeSpec(6, 2048, 32),
+    SaeSpec(3, 8192, 32),
+    SaeSpec(12, 8192, 32),
     SaeSpec(12, 2048, 32),
     SaeSpec(6, 16384, 32),
     SaeSpec(6, 8192, 16),
