@@ -201,6 +201,13 @@ def main() -> None:
         help="word lists to evaluate (default: 300, the smallest list where 20 letters can pass)",
     )
     parser.add_argument(
+        "--sae",
+        action="append",
+        default=None,
+        choices=[spec.name for spec in GRID],
+        help="run only these SAEs of the grid (default: all, in order)",
+    )
+    parser.add_argument(
         "--llm-dtype",
         default=default_llm_dtype().dtype,
         choices=["bfloat16", "float32"],
@@ -214,7 +221,7 @@ def main() -> None:
     model = load_embedded_model(dtype=getattr(torch, args.llm_dtype))
     rows_path = args.out / "rows.json"
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
-    for spec in GRID:
+    for spec in (spec for spec in GRID if args.sae is None or spec.name in args.sae):
         cache_activations(args.out, spec.layer, args.cached_tokens + args.held_out, model)
         for snapshot in train_sae(args.out, spec, args.training_tokens, args.held_out):
             tokens = int(snapshot.name.split("_")[1])

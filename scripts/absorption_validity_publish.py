@@ -109,7 +109,8 @@ def build(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         (summarize_row(row) for row in rows.values()),
         key=lambda r: (r["layer"], r["d_sae"], r["k"], r["training_tokens"], r["words_per_letter"]),
     )
-    main_words = max(r["words_per_letter"] for r in table)
+    word_lists = [r["words_per_letter"] for r in table]
+    main_words = max(set(word_lists), key=word_lists.count)  # the list most SAEs were evaluated with
     final = [r for r in table if r["words_per_letter"] == main_words]
     max_tokens = max(r["training_tokens"] for r in final)
     trends = {
