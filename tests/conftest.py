@@ -23,6 +23,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
+def tokenizer():
+    """The embedded SmolLM2's tokenizer."""
+    from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
+    from sae_mask_plugin.training.preflight import load_tokenizer
+
+    tokenizer = load_tokenizer(EMBEDDED_MODEL_NAME)
+    assert tokenizer is not None
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    """A 2-layer, 32-wide transformer over SmolLM2's vocabulary (random weights; `tiny_transformer`)."""
+    from tiny_transformer import build_tiny_model
+
+    return build_tiny_model(tokenizer)
+
+
+@pytest.fixture(scope="session")
 def embedded_model():
     """The real embedded SmolLM2-135M-Instruct as a HookedTransformer, loaded once per test session."""
     from sae_mask_plugin import load_embedded_model
