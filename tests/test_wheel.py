@@ -24,6 +24,8 @@ SHIPPED_DATA = [
     *(f"sae_mask_plugin/recipes/{recipe.name}" for recipe in (REPO / "recipes").glob("*.yaml")),
 ]
 
+pytestmark = pytest.mark.xdist_group("wheel")  # one worker builds the sdist and wheel
+
 
 def run(command: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(

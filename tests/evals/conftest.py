@@ -12,6 +12,7 @@ import sae_lens
 
 from sae_mask_plugin.evals.common import settings_key
 from sae_mask_plugin.evals.reference_saes import DEFAULT_HOOK_NAME, train_reference_sae
+from sae_mask_plugin.files import build_lock
 
 REFERENCE_SAE = {"hook_name": DEFAULT_HOOK_NAME, "d_sae": 1024, "k": 32, "training_tokens": 8_192, "seed": 0}
 
@@ -21,7 +22,8 @@ def reference_sae_path(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedded_model
 ) -> Path:
     """A BatchTopK SAE (d_sae 1024, k 32) trained by plain SAELens on 8k tokens of the embedded corpus at
-    layer 12; trained once into pytest's cache folder (renamed into place when complete), else once per session."""
+    layer 12; trained once into pytest's cache folder (renamed into place when complete; test processes sharing
+    the folder take turns), else once per session."""
     key = settings_key({**REFERENCE_SAE, "sae_lens": sae_lens.__version__})
     cache = getattr(request.config, "cache", None)  # absent under `-p no:cacheprovider`
     root = (
@@ -30,14 +32,15 @@ def reference_sae_path(
         else tmp_path_factory.mktemp("sae_mask_evals")
     )
     folder = root / f"reference-sae-{key}"
-    if not (folder / "cfg.json").is_file():
-        staging = Path(tempfile.mkdtemp(prefix=".reference-sae-", dir=root))
-        try:
-            train_reference_sae(staging / "sae", model=embedded_model, **REFERENCE_SAE)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(staging / "sae", folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+    with build_lock(folder):
+        if not (folder / "cfg.json").is_file():
+            staging = Path(tempfile.mkdtemp(prefix=".reference-sae-", dir=root))
+            try:
+                train_reference_sae(staging / "sae", model=embedded_model, **REFERENCE_SAE)
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(staging / "sae", folder)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -12,9 +13,8 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 from sae_lens import SAE, TopKSAEConfig
 from sae_lens.saes.sae import SAEMetadata
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_transformer import TINY_D_MODEL, TINY_HOOK
 
-from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
 from sae_mask_plugin.evals.absorption.eval_config import AbsorptionEvalConfig
 from sae_mask_plugin.evals.absorption.eval_output import AbsorptionEvalOutput
 from sae_mask_plugin.evals.absorption.gate import (
@@ -25,10 +25,7 @@ from sae_mask_plugin.evals.absorption.gate import (
     summarize,
 )
 from sae_mask_plugin.evals.absorption.main import _probe_settings, run_eval
-from sae_mask_plugin.training.preflight import load_tokenizer
 
-HOOK = "blocks.0.hook_resid_post"
-D_MODEL = 64
 CONFIG = AbsorptionEvalConfig(
     model_name="tiny",
     words_per_letter=8,
@@ -43,27 +40,11 @@ VARIANT_FIELDS = ("absorption_fraction", "full_absorption_rate", "null_other_let
 K1_FIELDS = ("k1_absorption_fraction", "k1_full_absorption_rate")
 
 
-@pytest.fixture(scope="module")
-def tiny_model() -> HookedTransformer:
-    """A 1-layer, 64-wide transformer over SmolLM2's vocabulary (random weights, seeded)."""
-    tokenizer = load_tokenizer(EMBEDDED_MODEL_NAME)
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
-        n_layers=1,
-        d_model=D_MODEL,
-        n_heads=2,
-        d_head=32,
-        d_mlp=128,
-        n_ctx=128,
-        d_vocab=len(tokenizer),
-        act_fn="gelu",
-    )
-    return HookedTransformer(cfg, tokenizer=tokenizer)
-
-
 def _topk_sae(seed: int) -> SAE:
     torch.manual_seed(seed)
-    cfg = TopKSAEConfig(d_in=D_MODEL, d_sae=128, k=8, metadata=SAEMetadata(model_name="tiny", hook_name=HOOK))
+    cfg = TopKSAEConfig(
+        d_in=TINY_D_MODEL, d_sae=128, k=8, metadata=SAEMetadata(model_name="tiny", hook_name=TINY_HOOK)
+    )
     return SAE.from_dict(cfg.to_dict())
 
 
@@ -86,8 +67,10 @@ def test_per_letter_gate_json_matches_the_gate_and_a_further_sae_needs_no_llm(
     data = _result(tmp_path / "out", "first")
     output = TypeAdapter(AbsorptionEvalOutput).validate_python(data)
     gate_json = output.eval_result_unstructured["absorption_gate"]
-    assert gate_json["headline_variant"] == "scaled"  # d_model 64 < 2304
-    assert gate_json["cosine_gates"]["scaled"]["absorber"] == pytest.approx(0.1 * 6)  # sqrt(2304 / 64) = 6
+    assert gate_json["headline_variant"] == "scaled"  # d_model 32 < 2304
+    assert gate_json["cosine_gates"]["scaled"]["absorber"] == pytest.approx(
+        0.1 * math.sqrt(2304 / TINY_D_MODEL)
+    )
     assert gate_json["cosine_gates"]["saebench"] == {"absorber": 0.1, "full_absorption": 0.025}
     letters = gate_json["letters"]
     assert [entry["letter"] for entry in letters] == list("abcdefghijklmnopqrstuvwxyz")

@@ -38,7 +38,8 @@ from sae_mask_plugin.evals.sparse_probing.eval_config import SparseProbingEvalCo
 from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOutput
 from sae_mask_plugin.evals.sparse_probing.main import run_eval as run_sparse_probing
 
-pytestmark = pytest.mark.slow
+# One worker trains the reference SAE and fills the eval cache for all of them.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reference_sae")]
 
 MODEL = "SmolLM2-135M-Instruct"
 HOOK = "blocks.12.hook_resid_post"

@@ -28,6 +28,8 @@ from sae_mask_plugin.training.metadata import read_masking_metadata
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 RUN_NAMES = ["matryoshka_batchtopk-k8-w256-p0-s0", "matryoshka_batchtopk-k8-w256-p0.3-token-s0"]
 
+pytestmark = pytest.mark.xdist_group("pythia_standin")  # one worker builds the stand-in hub
+
 
 def _script(name: str):
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")

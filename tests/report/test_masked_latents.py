@@ -6,18 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_transformer import TINY_D_MODEL
 
-from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.report.masked_latents import masked_position_latents, masked_stream_activations
-from sae_mask_plugin.training.preflight import load_tokenizer
 
-D_IN = 8
+D_IN = TINY_D_MODEL  # the tiny transformer's width: the axis SAE reads its stream too
 
 
 def _axis_sae() -> StandardSAE:
-    """An SAE whose latent i fires exactly when input dimension i is positive (4 latents on 8 dimensions)."""
+    """An SAE whose latent i fires exactly when input dimension i is positive (4 latents on D_IN dimensions)."""
     sae = StandardSAE(StandardSAEConfig(d_in=D_IN, d_sae=4))
     with torch.no_grad():
         sae.W_enc.zero_()
@@ -40,23 +38,6 @@ def test_latents_are_counted_by_where_they_fire():
     assert counts.mainly_masked_fraction_of_firing == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="boolean mask"):
         masked_position_latents(_axis_sae(), activations, masked.long())
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> HookedTransformer:
-    tokenizer = load_tokenizer(EMBEDDED_MODEL_NAME)
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=D_IN,
-        n_heads=2,
-        d_head=4,
-        d_mlp=16,
-        n_ctx=32,
-        d_vocab=len(tokenizer),
-        act_fn="gelu",
-    )
-    return HookedTransformer(cfg, tokenizer=tokenizer)
 
 
 def test_a_masked_stream_marks_the_positions_the_model_saw_masked(tiny_model):

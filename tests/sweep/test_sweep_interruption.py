@@ -29,6 +29,8 @@ from sae_mask_plugin.training.interruption import (
 
 RUN_NAME = "batchtopk-k16-w256-p0.3-token-s0"
 
+pytestmark = pytest.mark.xdist_group("sweep_interruption")  # one worker runs the uninterrupted sweep
+
 
 def tiny_recipe(**changes) -> Recipe:
     return Recipe.from_dict(

@@ -20,7 +20,8 @@ import datasets
 import torch
 from sae_lens.saes.sae import TrainingSAE
 from sae_lens.training.sae_trainer import SAETrainer
-from training_helpers import REPO_NAME_ID, build_tiny_model, tiny_runner_settings, tiny_sae
+from tiny_transformer import build_tiny_model
+from training_helpers import REPO_NAME_ID, tiny_runner_settings, tiny_sae
 from transformer_lens import HookedTransformer
 
 from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config
@@ -31,7 +32,7 @@ PAUSE_SECONDS = 30.0
 
 
 def tiny_model() -> HookedTransformer:
-    """The tiny model of the training tests' conftest (same seed, same weights)."""
+    """The tests' shared `tiny_model` (same seed, same weights)."""
     tokenizer = load_tokenizer(EMBEDDED_MODEL_NAME)
     return build_tiny_model(tokenizer)
 

@@ -9,7 +9,8 @@ import torch
 from sae_lens import SAE, LoggingConfig
 from sae_lens.saes.matryoshka_batchtopk_sae import MatryoshkaBatchTopKTrainingSAEConfig
 from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
-from training_helpers import REPO_NAME_ID, TINY_HOOK, tiny_runner_settings, tiny_sae
+from tiny_transformer import TINY_HOOK
+from training_helpers import REPO_NAME_ID, tiny_runner_settings, tiny_sae
 
 from sae_mask_plugin import (
     MaskedLanguageModelSAETrainingRunner,

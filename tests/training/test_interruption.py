@@ -18,7 +18,8 @@ import torch
 from sae_lens import LoggingConfig, TopKTrainingSAEConfig
 from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME
 from safetensors.torch import load_file
-from training_helpers import REPO_NAME_ID, TINY_HOOK, recorded_inputs, tiny_runner_settings
+from tiny_transformer import TINY_HOOK
+from training_helpers import REPO_NAME_ID, recorded_inputs, tiny_runner_settings
 
 from sae_mask_plugin import MaskedMultiSAETrainingRunner, MaskedMultiSAETrainingRunnerConfig, MaskingConfig
 from sae_mask_plugin.training.interruption import (
@@ -35,7 +36,9 @@ MASKING = MaskingConfig(p=0.3, mask_token=REPO_NAME_ID)
 def start(out: Path, *args: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(SCRIPT.parent), str(SCRIPT.parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     return subprocess.Popen(
         [sys.executable, str(SCRIPT), str(out), *args],

@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 from sae_lens import SAE
-from training_helpers import TINY_HOOK, build_tiny_model, tiny_runner_settings, tiny_sae
+from tiny_transformer import TINY_HOOK, build_tiny_model
+from training_helpers import tiny_runner_settings, tiny_sae
 
 from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config
 from sae_mask_plugin.calibration import CALIBRATION_METADATA_KEY

@@ -13,7 +13,8 @@ import torch
 from sae_lens import LoggingConfig, TopKTrainingSAEConfig
 from sae_lens.constants import ACTIVATIONS_STORE_STATE_FILENAME, RUNNER_CFG_FILENAME
 from safetensors.torch import load_file
-from training_helpers import REPO_NAME_ID, TINY_HOOK, recorded_inputs, tiny_runner_settings, tiny_sae
+from tiny_transformer import TINY_HOOK
+from training_helpers import REPO_NAME_ID, recorded_inputs, tiny_runner_settings, tiny_sae
 
 import sae_mask_plugin.training.runner as runner_module
 from sae_mask_plugin import (

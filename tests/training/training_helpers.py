@@ -1,4 +1,5 @@
-"""Helpers of the training tests: settings for runs on the tiny model and a recorder of what the LLM is fed."""
+"""Helpers of the training tests: settings for runs on the tiny model (`tiny_transformer`) and a recorder of what
+the LLM is fed."""
 
 from __future__ import annotations
 
@@ -7,28 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from tiny_transformer import TINY_D_MODEL, TINY_HOOK
+from transformer_lens import HookedTransformer
 
-TINY_HOOK = "blocks.0.hook_resid_post"
-TINY_D_MODEL = 32
 REPO_NAME_ID = 3  # "<repo_name>": a special token that never occurs in the corpus text
-
-
-def build_tiny_model(tokenizer: Any) -> HookedTransformer:
-    """A 2-layer, 32-wide transformer over `tokenizer`'s vocabulary (random weights, seeded: always the same)."""
-    torch.manual_seed(0)
-    cfg = HookedTransformerConfig(
-        n_layers=2,
-        d_model=TINY_D_MODEL,
-        n_heads=2,
-        d_head=16,
-        d_mlp=64,
-        n_ctx=64,
-        d_vocab=len(tokenizer),
-        act_fn="gelu",
-        normalization_type="LN",
-    )
-    return HookedTransformer(cfg, tokenizer=tokenizer)
 
 
 def tiny_sae(architecture: str, **extra: Any) -> dict[str, Any]:
