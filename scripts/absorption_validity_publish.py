@@ -61,6 +61,9 @@ def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
         "letters_passing_saebench_cosines": gate_json["summary"]["saebench"]["letters_passing"],
         "letters_with_probe": row["metrics"]["first_letter_features"]["num_letters_with_probe_feature"],
         "median_probe_positive_words": statistics.median(e["num_probe_positive_words"] for e in letters),
+        "letters_with_min_probe_positive_words": sum(
+            e["num_probe_positive_words"] >= gate_json["gate"]["min_probe_positive_words"] for e in letters
+        ),
         "mean_main_latent_precision": gate["mean_main_latent_precision"],
         "mean_main_latent_recall": gate["mean_main_latent_recall"],
         "gated_absorption": gate["gated_absorption_fraction_score"],
@@ -182,12 +185,28 @@ def choice_lines(results: dict[str, Any], budget: dict[str, Any], needed: int) -
     else:
         tried = sorted({r["words_per_letter"] for r in results["rows"]})
         lines.append(
-            f"No SAE measured here is measurable (word lists tried: {', '.join(map(str, tried))} per letter). "
-            f"The word budget rules out fewer than {enough['words_per_letter']} words per letter, so the study's "
-            f"absorption needs at least {enough['words_per_letter']} words per letter "
-            f"({enough['llm_tokens_first_sae']:,} LLM tokens for the first SAE on a hook); until a row above shows "
-            "20 passing letters there, the study reports absorption as not measurable."
+            f"No SAE measured here is measurable (word lists tried: {', '.join(map(str, tried))} per letter)."
         )
+        reachable = []
+        for words, counts in sorted(letters_with_words(results["rows"]).items()):
+            if max(counts) >= needed:
+                reachable.append(words)
+                continue
+            lines.append(
+                f"With {words} words per letter at most {max(counts)} letters reach the gate's word minimum, so no "
+                f"SAE can reach the {needed} passing letters there, whatever its latents."
+            )
+        if reachable:
+            lines.append(
+                f"The study's absorption needs at least {reachable[0]} words per letter; until a row there shows "
+                f"{needed} passing letters, the study reports absorption as not measurable."
+            )
+        else:
+            lines.append(
+                f"The word budget rules out fewer than {enough['words_per_letter']} words per letter and no list tried "
+                f"gives {needed} letters enough probe-positive words; until one does and a row shows {needed} "
+                "passing letters, the study reports absorption as not measurable."
+            )
     return [*lines, ""]
 
 
@@ -216,6 +235,18 @@ def table_lines(table: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _span_of(values: list[int]) -> str:
+    return str(values[0]) if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+
+def letters_with_words(table: list[dict[str, Any]]) -> dict[int, list[int]]:
+    """Per word list, the letters of each SAE with enough probe-positive test words for the gate."""
+    counts: dict[int, list[int]] = {}
+    for r in table:
+        counts.setdefault(r["words_per_letter"], []).append(r["letters_with_min_probe_positive_words"])
+    return counts
+
+
 def eval_seconds(table: list[dict[str, Any]]) -> tuple[dict[str, float], list[float]]:
     """Eval wall times: the first SAE of each hook and word list (the longest: it builds the LLM-side caches),
     and those of the further SAEs."""
@@ -233,8 +264,8 @@ def first_pass_lines(first_pass: dict[str, Any]) -> list[str]:
     return [
         "## First pass (kept for reference)",
         "",
-        f"{len(rows)} TopK SAEs at block 3 trained on 24,576 cached tokens (SmolLM2 in bfloat16, emulated on this "
-        f"CPU), evaluated with the CPU preset's 60 words per letter: {len(first_pass['measurable_runs'])} "
+        f"{len(rows)} TopK SAEs at block 3 trained on up to {max(r['training_tokens'] for r in rows):,} tokens "
+        f"(SmolLM2 in bfloat16, emulated on this CPU), evaluated with the CPU preset's 60 words per letter: {len(first_pass['measurable_runs'])} "
         "measurable. The word budget above explains why no SAE could pass there.",
         "",
         *table_lines(rows),
@@ -243,10 +274,14 @@ def first_pass_lines(first_pass: dict[str, Any]) -> list[str]:
 
 
 def readme(
-    results: dict[str, Any], needed: int, budget: dict[str, Any], first_pass: dict[str, Any] | None = None
+    results: dict[str, Any],
+    needed: int,
+    budget: dict[str, Any],
+    first_pass: dict[str, Any] | None = None,
 ) -> str:
     table = results["rows"]
     best = results["best"]
+    gate_minimum = budget["min_probe_positive_words"]
     dtypes = " / ".join(sorted({r["llm_dtype"] for r in table}))
     cached = " / ".join(f"{n:,}" for n in sorted({r["cached_tokens"] for r in table}))
     lines = [
@@ -278,6 +313,11 @@ def readme(
         f"{_number(best['mean_main_latent_precision'])}, recall {_number(best['mean_main_latent_recall'])}.",
         f"- Runs with a measurable (gated) absorption: {len(results['measurable_runs'])} of {len(table)}"
         + (f" ({', '.join(results['measurable_runs'])})." if results["measurable_runs"] else "."),
+        *(
+            f"- With {words} words per letter, {_span_of(counts)} letters reach "
+            f"{gate_minimum} probe-positive test words (the word budget below counts test words, an upper bound)."
+            for words, counts in letters_with_words(table).items()
+        ),
         "- Why letters fail, summed over all rows (a letter can fail for several reasons): "
         + "; ".join(f"{reason} {count}" for reason, count in top_reasons)
         + ".",
@@ -294,7 +334,7 @@ def readme(
         f"{span('random_sae_absorption_ungated')} and the SAE scored with the next letter's main latents "
         f"{span('other_letter_null_ungated')}; the SAE's own main latents lower the score below that null by "
         f"{span('margin_below_other_letter_null')}.",
-        "- Eval wall time per SAE (2 cores shared with a second job, 1 thread): the first SAE on a hook and word "
+        "- Eval wall time per SAE (2 threads on the 2-core machine, shared with other jobs): the first SAE on a hook and word "
         "list (the LLM side: probe data and absorption prompts) "
         + ", ".join(f"{hook} {seconds:.0f} s" for hook, seconds in first.items())
         + (f"; further SAEs {min(further):.0f}–{max(further):.0f} s." if further else "."),
