@@ -1,0 +1,131 @@
+"""`scripts/absorption_validity_publish.py`: the validity README's sentences follow the rows they are built from."""
+
+from __future__ import annotations
+
+import importlib.util
+import string
+from pathlib import Path
+from typing import Any
+
+from sae_mask_plugin.evals.absorption.gate import AbsorptionGateConfig, LetterRecord, summarize
+
+SCRIPT = Path(__file__).parents[2] / "scripts" / "absorption_validity_publish.py"
+GATE = AbsorptionGateConfig(d_model=576, min_passing_letters=20)
+BUDGET = {
+    "min_probe_positive_words": GATE.min_probe_positive_words,
+    "rows": [
+        {"words_per_letter": 60, "num_words": 1560, "median_test_words": 13, "letters_with_min_test_words": 0,
+         "llm_tokens_first_sae": 164_736},
+        {"words_per_letter": 300, "num_words": 7227, "median_test_words": 58, "letters_with_min_test_words": 21,
+         "llm_tokens_first_sae": 763_224},
+    ],
+}  # fmt: skip
+
+
+def _publish_module() -> Any:
+    spec = importlib.util.spec_from_file_location("absorption_validity_publish", SCRIPT)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _row(words_with_enough: int, training_tokens: int, eval_seconds: float) -> dict[str, Any]:
+    """A raw row as `scripts/absorption_validity.py` writes it: every letter precise and aligned, the first
+    `words_with_enough` letters with enough probe-positive words."""
+    records = [
+        LetterRecord(
+            letter=letter,
+            probe_f1=0.9,
+            num_probe_positive_words=60 if i < words_with_enough else 10,
+            main_latent_precision=0.8,
+            main_latent_recall=0.5,
+            main_latent_f1=0.6,
+            main_latent_cos=0.5,
+            main_latents_recall_on_probe_positive=0.5,
+            absorption_fraction=0.1,
+            full_absorption_rate=0.05,
+            null_other_letter_absorption_fraction=0.9,
+            random_sae_main_latent_f1=0.1,
+        )
+        for i, letter in enumerate(string.ascii_lowercase)
+    ]
+    summary = summarize(records, GATE).to_dict()
+    letters = [
+        {
+            "letter": r.letter,
+            "probe_f1": r.probe_f1,
+            "num_probe_positive_words": r.num_probe_positive_words,
+            "by_variant": {
+                "saebench": {
+                    "absorption_fraction": 0.1,
+                    "null_other_letter_absorption_fraction": 0.9,
+                    "random_sae_absorption_fraction": 0.2,
+                }
+            },
+        }
+        for r in records
+    ]
+    measurable = summary["letters_passing"] >= GATE.min_passing_letters
+    return {
+        "run": f"L6-w8192-k32-t{training_tokens}",
+        "layer": 6,
+        "d_sae": 8192,
+        "k": 32,
+        "training_tokens": training_tokens,
+        "words_per_letter": 300,
+        "llm_dtype": "float32",
+        "cached_tokens": 262_144,
+        "num_words": 7227,
+        "l0": 32.0,
+        "explained_variance": 0.83,
+        "eval_wall_seconds": eval_seconds,
+        "absorption_gate": {
+            "gate": {
+                "min_probe_positive_words": GATE.min_probe_positive_words,
+                "min_probe_f1": GATE.min_probe_f1,
+            },
+            "headline_variant": "scaled",
+            "letters": letters,
+            "summary": {"scaled": summary, "saebench": summary},
+        },
+        "metrics": {
+            "gate": {
+                "absorption_letters_needed": GATE.min_passing_letters,
+                "mean_main_latent_precision": summary["mean_main_latent_precision"],
+                "mean_main_latent_recall": summary["mean_main_latent_recall"],
+                "gated_absorption_fraction_score": summary["headline_absorption_fraction"],
+                "gated_k1_full_absorption_score": 0.04 if measurable else None,
+                "random_sae_absorption_fraction_score": 0.2,
+                "random_sae_k1_full_absorption_score": 0.6,
+            },
+            "first_letter_features": {"num_letters_with_probe_feature": 26},
+            "mean": {"mean_absorption_fraction_score": 0.1},
+        },
+    }
+
+
+def test_too_few_words_rules_out_a_headline_whatever_the_latents() -> None:
+    publish = _publish_module()
+    rows = {"a": _row(16, 88_064, 900.0), "b": _row(16, 264_192, 30.0)}
+    results = publish.build(rows)
+    text = publish.readme(results, GATE.min_passing_letters, BUDGET)
+    assert results["measurable_runs"] == []
+    assert "With 300 words per letter, 16 letters reach 50 probe-positive test words" in text
+    assert (
+        "at most 16 letters reach the gate's word minimum, so no SAE can reach the 20 passing letters" in text
+    )
+    assert "L6 (300 words) 900 s; further SAEs 30–30 s" in text
+
+
+def test_a_measurable_row_picks_the_setting_and_shows_its_headline() -> None:
+    publish = _publish_module()
+    rows = {"a": _row(16, 88_064, 900.0), "b": _row(24, 264_192, 30.0)}
+    results = publish.build(rows)
+    first_pass = publish.build({"old": _row(0, 98_304, 50.0)})
+    text = publish.readme(results, GATE.min_passing_letters, BUDGET, first_pass=first_pass)
+    assert results["measurable_runs"] == ["L6-w8192-k32-t264192"]
+    assert (
+        "Absorption is measurable at L6-w8192-k32-t264192 with 300 words per letter (24 letters pass)" in text
+    )
+    assert "| 0.040 | 0.600 |" in text  # the gated k = 1 full-absorption rate and its random-SAE null
+    assert "1 TopK SAEs at block 3 trained on up to 98,304 tokens" in text
