@@ -12,8 +12,6 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from scipy import stats
-
 from sae_mask_plugin.evals.absorption.gate import REASON_FEW_WORDS
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 
@@ -98,13 +96,53 @@ def _gated(value: float | str | None) -> str:
     return value if isinstance(value, str) else _number(value)
 
 
-def _trend(rows: list[dict[str, Any]], x: str, y: str) -> dict[str, Any] | None:
-    """Spearman correlation of `y` with `x` over `rows` (None below 3 rows or without variation)."""
-    pairs = [(r[x], r[y]) for r in rows if r[y] is not None]
-    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
-        return None
-    rho, p_value = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
-    return {"x": x, "y": y, "n": len(pairs), "spearman": float(rho), "p_value": float(p_value)}
+SERIES_FIELDS = (
+    ("letters_passing", "letters passing", 0),
+    ("mean_main_latent_precision", "main-latent precision", 3),
+    ("mean_main_latent_recall", "main-latent recall", 3),
+    ("explained_variance", "EV", 3),
+)
+"""What each one-factor series reports: (row field, label, digits)."""
+
+FACTORS = {
+    "k": ("layer", "d_sae", "training_tokens"),
+    "d_sae": ("layer", "k", "training_tokens"),
+    "layer": ("d_sae", "k", "training_tokens"),
+    "training_tokens": ("layer", "d_sae", "k"),
+}
+"""Each factor of the grid and the factors held fixed while it varies."""
+
+
+def one_factor_series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each factor, every group of `rows` (one word list) that varies it with the others fixed: its values
+    and the `SERIES_FIELDS` at each. Factors other than training tokens compare final snapshots only."""
+    final_tokens: dict[tuple[int, int, int], int] = {}
+    for r in rows:
+        key = (r["layer"], r["d_sae"], r["k"])
+        final_tokens[key] = max(final_tokens.get(key, 0), r["training_tokens"])
+    series = []
+    for factor, fixed in FACTORS.items():
+        groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+        for r in rows:
+            if (
+                factor != "training_tokens"
+                and r["training_tokens"] != final_tokens[(r["layer"], r["d_sae"], r["k"])]
+            ):
+                continue
+            groups.setdefault(tuple(r[f] for f in fixed if f != "training_tokens"), []).append(r)
+        for key, members in sorted(groups.items()):
+            if len({m[factor] for m in members}) < 2:
+                continue
+            members = sorted(members, key=lambda m: m[factor])
+            series.append(
+                {
+                    "factor": factor,
+                    "fixed": dict(zip([f for f in fixed if f != "training_tokens"], key, strict=True)),
+                    "values": [m[factor] for m in members],
+                    **{field: [m[field] for m in members] for field, _, _ in SERIES_FIELDS},
+                }
+            )
+    return series
 
 
 def build(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -112,28 +150,30 @@ def build(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
         (summarize_row(row) for row in rows.values()),
         key=lambda r: (r["layer"], r["d_sae"], r["k"], r["training_tokens"], r["words_per_letter"]),
     )
-    word_lists = [r["words_per_letter"] for r in table]
-    main_words = max(set(word_lists), key=word_lists.count)  # the list most SAEs were evaluated with
-    final = [r for r in table if r["words_per_letter"] == main_words]
-    max_tokens = max(r["training_tokens"] for r in final)
-    trends = {
-        "letters_passing_vs_k": _trend(
-            [r for r in final if r["training_tokens"] == max_tokens], "k", "letters_passing"
-        ),
-        "letters_passing_vs_training_tokens": _trend(final, "training_tokens", "letters_passing"),
-        "main_latent_precision_vs_training_tokens": _trend(
-            final, "training_tokens", "mean_main_latent_precision"
-        ),
-        "saebench_ungated_absorption_vs_training_tokens": _trend(
-            final, "training_tokens", "saebench_absorption"
-        ),
-        "main_latent_recall_vs_k": _trend(
-            [r for r in final if r["training_tokens"] == max_tokens], "k", "mean_main_latent_recall"
-        ),
+    series = {
+        words: one_factor_series([r for r in table if r["words_per_letter"] == words])
+        for words in sorted({r["words_per_letter"] for r in table})
     }
     best = max(table, key=lambda r: (r["letters_passing"], r["mean_main_latent_precision"] or 0))
     measurable = [r for r in table if r["gated_absorption"] is not None]
-    return {"rows": table, "trends": trends, "best": best, "measurable_runs": [r["run"] for r in measurable]}
+    return {"rows": table, "series": series, "best": best, "measurable_runs": [r["run"] for r in measurable]}
+
+
+def series_lines(series: dict[int, list[dict[str, Any]]]) -> list[str]:
+    """One line per one-factor series: how letters passing and the main latents change along it."""
+    names = {"k": "k (L0)", "d_sae": "width", "layer": "block", "training_tokens": "training tokens"}
+    fixed_names = {"layer": "L", "d_sae": "w", "k": "k"}
+    lines = []
+    for words, groups in series.items():
+        for group in groups:
+            fixed = " ".join(f"{fixed_names[f]}{v}" for f, v in group["fixed"].items())
+            changes = "; ".join(
+                f"{label} " + " → ".join(_number(v, digits) for v in group[field])
+                for field, label, digits in SERIES_FIELDS
+            )
+            values = " → ".join(f"{v:,}" for v in group["values"])
+            lines.append(f"- By {names[group['factor']]} ({fixed}, {words} words; {values}): {changes}.")
+    return lines
 
 
 def word_budget_lines(budget: dict[str, Any]) -> list[str]:
@@ -197,9 +237,13 @@ def choice_lines(results: dict[str, Any], budget: dict[str, Any], needed: int) -
                 f"SAE can reach the {needed} passing letters there, whatever its latents."
             )
         if reachable:
+            best = results["best"]
             lines.append(
                 f"The study's absorption needs at least {reachable[0]} words per letter; until a row there shows "
-                f"{needed} passing letters, the study reports absorption as not measurable."
+                f"{needed} passing letters, the study reports absorption as not measurable. The setting closest to "
+                f"measurable, and so absorption's pick for the study: block {best['layer']}, width {best['d_sae']:,}, "
+                f"k {best['k']}, {best['words_per_letter']} words per letter ({best['letters_passing']} letters pass, "
+                f"main-latent precision {_number(best['mean_main_latent_precision'])})."
             )
         else:
             lines.append(
@@ -334,17 +378,12 @@ def readme(
         f"{span('random_sae_absorption_ungated')} and the SAE scored with the next letter's main latents "
         f"{span('other_letter_null_ungated')}; the SAE's own main latents lower the score below that null by "
         f"{span('margin_below_other_letter_null')}.",
-        "- Eval wall time per SAE (2 threads on the 2-core machine, shared with other jobs): the first SAE on a hook and word "
+        "- Eval wall time per SAE (1–2 threads on the 2-core machine, shared with other jobs): the first SAE on a hook and word "
         "list (the LLM side: probe data and absorption prompts) "
         + ", ".join(f"{hook} {seconds:.0f} s" for hook, seconds in first.items())
         + (f"; further SAEs {min(further):.0f}–{max(further):.0f} s." if further else "."),
     ]
-    for name, trend in results["trends"].items():
-        if trend is not None:
-            lines.append(
-                f"- {name.replace('_', ' ')}: Spearman {trend['spearman']:.2f} over {trend['n']} SAEs "
-                f"(p = {trend['p_value']:.2g})."
-            )
+    lines += ["", "## One factor at a time", "", *series_lines(results["series"])]
     lines += ["", *word_budget_lines(budget), *choice_lines(results, budget, needed)]
     if first_pass is not None:
         lines += first_pass_lines(first_pass)

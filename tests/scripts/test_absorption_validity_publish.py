@@ -29,9 +29,9 @@ def _publish_module() -> Any:
     return module
 
 
-def _row(words_with_enough: int, training_tokens: int, eval_seconds: float) -> dict[str, Any]:
-    """A raw row as `scripts/absorption_validity.py` writes it: every letter precise and aligned, the first
-    `words_with_enough` letters with enough probe-positive words."""
+def _row(words_with_enough: int, training_tokens: int, eval_seconds: float, k: int = 32) -> dict[str, Any]:
+    """A raw row as `scripts/absorption_validity.py` writes it (block 6, 8,192 latents): every letter precise and
+    aligned, the first `words_with_enough` letters with enough probe-positive words."""
     records = [
         LetterRecord(
             letter=letter,
@@ -67,10 +67,10 @@ def _row(words_with_enough: int, training_tokens: int, eval_seconds: float) -> d
     ]
     measurable = summary["letters_passing"] >= GATE.min_passing_letters
     return {
-        "run": f"L6-w8192-k32-t{training_tokens}",
+        "run": f"L6-w8192-k{k}-t{training_tokens}",
         "layer": 6,
         "d_sae": 8192,
-        "k": 32,
+        "k": k,
         "training_tokens": training_tokens,
         "words_per_letter": 300,
         "llm_dtype": "float32",
@@ -129,3 +129,24 @@ def test_a_measurable_row_picks_the_setting_and_shows_its_headline() -> None:
     )
     assert "| 0.040 | 0.600 |" in text  # the gated k = 1 full-absorption rate and its random-SAE null
     assert "1 TopK SAEs at block 3 trained on up to 98,304 tokens" in text
+
+
+def test_one_factor_series_hold_the_other_factors_fixed() -> None:
+    """k varies over final snapshots only; training tokens vary within one SAE; a factor with one value is no series."""
+    publish = _publish_module()
+    rows = {
+        "k16": _row(10, 264_192, 30.0, k=16),
+        "k32-early": _row(5, 90_112, 30.0),
+        "k32": _row(21, 264_192, 30.0),
+        "k64": _row(18, 264_192, 30.0, k=64),
+    }
+    results = publish.build(rows)
+    series = {group["factor"]: group for group in results["series"][300]}
+    assert set(series) == {"k", "training_tokens"}
+    assert series["k"]["values"] == [16, 32, 64] and series["k"]["letters_passing"] == [10, 21, 18]
+    assert series["k"]["fixed"] == {"layer": 6, "d_sae": 8192}
+    assert series["training_tokens"]["values"] == [90_112, 264_192]
+    assert series["training_tokens"]["letters_passing"] == [5, 21]
+    text = publish.readme(results, GATE.min_passing_letters, BUDGET)
+    assert "- By k (L0) (L6 w8192, 300 words; 16 → 32 → 64): letters passing 10 → 21 → 18;" in text
+    assert "- By training tokens (L6 w8192 k32, 300 words; 90,112 → 264,192): letters passing 5 → 21;" in text
