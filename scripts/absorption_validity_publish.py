@@ -2,6 +2,9 @@
 the README's sentences and table read from the rows `scripts/absorption_validity.py` wrote.
 
     python scripts/absorption_validity_publish.py --rows outputs/absorption_validity/rows.json
+
+`--keep-published` adds the new rows to those already in `docs/absorption_validity/results.json` (a row re-run
+replaces its published one), so the grid can grow one hook at a time.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +149,13 @@ def one_factor_series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return series
 
 
-def build(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def build(rows: dict[str, dict[str, Any]], kept: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The published results of raw `rows`, plus `kept` rows already summarized (an earlier `results.json`) that
+    the raw rows do not re-run (same run and word list)."""
+    fresh = [summarize_row(row) for row in rows.values()]
+    rerun = {(r["run"], r["words_per_letter"]) for r in fresh}
     table = sorted(
-        (summarize_row(row) for row in rows.values()),
+        [*fresh, *(r for r in kept if (r["run"], r["words_per_letter"]) not in rerun)],
         key=lambda r: (r["layer"], r["d_sae"], r["k"], r["training_tokens"], r["words_per_letter"]),
     )
     series = {
@@ -394,9 +402,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=Path, default=Path("outputs/absorption_validity/rows.json"))
     parser.add_argument("--docs", type=Path, default=DOCS)
+    parser.add_argument(
+        "--keep-published",
+        action="store_true",
+        help="keep the rows of the docs folder's results.json that --rows does not re-run",
+    )
     args = parser.parse_args()
     rows = json.loads(args.rows.read_text())
-    results = build(rows)
+    published = args.docs / "results.json"
+    kept = json.loads(published.read_text())["rows"] if args.keep_published and published.is_file() else []
+    results = build(rows, kept)
     needed = next(iter(rows.values()))["metrics"]["gate"]["absorption_letters_needed"]
     write_json_atomic(args.docs / "results.json", results)
     budget = json.loads((args.docs / "word_budget.json").read_text())

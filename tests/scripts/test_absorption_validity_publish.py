@@ -150,3 +150,15 @@ def test_one_factor_series_hold_the_other_factors_fixed() -> None:
     text = publish.readme(results, GATE.min_passing_letters, BUDGET)
     assert "- By k (L0) (L6 w8192, 300 words; 16 → 32 → 64): letters passing 10 → 21 → 18;" in text
     assert "- By training tokens (L6 w8192 k32, 300 words; 90,112 → 264,192): letters passing 5 → 21;" in text
+
+
+def test_published_rows_are_kept_unless_re_run() -> None:
+    """Rows of an earlier results.json stay in the table; a raw row of the same run and word list replaces one."""
+    publish = _publish_module()
+    earlier = publish.build({"k16": _row(10, 264_192, 900.0, k=16), "k32": _row(5, 264_192, 30.0)})
+    results = publish.build({"k32": _row(21, 264_192, 40.0)}, kept=earlier["rows"])
+    by_run = {r["run"]: r for r in results["rows"]}
+    assert len(results["rows"]) == 2
+    assert by_run["L6-w8192-k16-t264192"]["letters_passing"] == 10
+    assert by_run["L6-w8192-k32-t264192"]["letters_passing"] == 21
+    assert by_run["L6-w8192-k32-t264192"]["eval_wall_seconds"] == 40.0
