@@ -31,6 +31,10 @@ SHORT_RUN = {
     "training_tokens": 20 * 1024,
 }
 
+ACCEPTANCE_TRAINING_TOKENS = 100_000
+"""Half the default budget: the LLM pass dominates the test's time, and the checks hold at either length (at
+100k tokens measured: unseen FVU 0.371 baseline / 0.361 masked, calibrated L0 32.92 / 32.64 at k 32)."""
+
 
 @pytest.mark.parametrize("architecture", ["matryoshka_batchtopk", "batchtopk"])
 def test_masked_training_on_smollm2(architecture, tmp_path, embedded_model, corpus, monkeypatch):
@@ -133,21 +137,22 @@ def test_mask_tokens_are_measured_and_an_attention_sink_token_stops_training(
 
 
 def test_acceptance_masked_sae_stays_alive_and_close_to_baseline(tmp_path, embedded_model, corpus):
-    """Default settings (Matryoshka BatchTopK 4096, k 32, layer 12, 200k tokens) and p = 0.3 with the mask token
-    chosen by measurement, on the embedded default. On clean text no training run read (the calibration split's
-    second half; calibration reads its first 32,768 tokens): the masked SAE keeps L0 >= 0.5 k and FVU <= the
-    baseline's + 0.15; after clean-text threshold calibration both SAEs fire about k latents per token there.
-    The target was +-3 %; measured: baseline 33.01 at k 32 (+3.1 %), and 32.85-33.05 for three learning-curve SAEs;
-    calibrated on other draws of the calibration split the same SAEs land between -1.2 % and +6.8 % here, the same
-    for every SAE (scripts/calibration_accuracy.py, docs/smollm2_study): the text draw's own spread, so the check
-    allows 5 %."""
+    """Default settings (Matryoshka BatchTopK 4096, k 32, layer 12) but half the default 200k training tokens, and
+    p = 0.3 with the mask token chosen by measurement, on the embedded default. On clean text no training run read
+    (the calibration split's second half; calibration reads its first 32,768 tokens): the masked SAE keeps
+    L0 >= 0.5 k and FVU <= the baseline's + 0.15; after clean-text threshold calibration both SAEs fire about k
+    latents per token there. Calibrated on other draws of the calibration split the same SAEs land between -1.2 %
+    and +6.8 % of k here, the same for every SAE (scripts/calibration_accuracy.py, docs/smollm2_study): the text
+    draw's own spread, so the check allows 5 %."""
     defaults = make_runner_config()
     hook, positions = defaults.hook_name, defaults.seqpos_slice
     texts = load_calibration_texts(show_progress=False)
     unseen = clean_token_activations(embedded_model, hook, texts[len(texts) // 2 :], 32_768, 128, positions)
     results = {}
     for name, masking in {"baseline": None, "masked": MaskingConfig(p=0.3)}.items():
-        cfg = make_runner_config(masking=masking, output_path=str(tmp_path / name))
+        cfg = make_runner_config(
+            masking=masking, training_tokens=ACCEPTANCE_TRAINING_TOKENS, output_path=str(tmp_path / name)
+        )
         train_sae(cfg, override_model=embedded_model, override_dataset=corpus)
         results[name] = fvu_and_l0(SAE.load_from_disk(str(tmp_path / name)), unseen)
     k = defaults.sae.k
