@@ -51,7 +51,7 @@ class SaeSpec:
 
 # ordered so that partial results already answer the main questions on a 2-core machine: block 6 (mid-depth)
 # at two widths, then block 3, then block 12 (the first-edition study's hook, the costliest LLM side), then width
-# and k at block 6 (k 8 last: letters passing fell from k 16 to 32 to 64)
+# and k at block 6 (k 8 and 4 last: letters passing fell from k 16 to 32 to 64)
 GRID = (
     SaeSpec(6, 8192, 32),
     SaeSpec(6, 2048, 32),
@@ -62,6 +62,7 @@ GRID = (
     SaeSpec(6, 8192, 16),
     SaeSpec(6, 8192, 64),
     SaeSpec(6, 8192, 8),
+    SaeSpec(6, 8192, 4),
 )
 N_CHECKPOINTS = 2
 

@@ -119,29 +119,31 @@ FACTORS = {
 
 def one_factor_series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each factor, every group of `rows` (one word list) that varies it with the others fixed: its values
-    and the `SERIES_FIELDS` at each. Factors other than training tokens compare final snapshots only."""
-    final_tokens: dict[tuple[int, int, int], int] = {}
-    for r in rows:
-        key = (r["layer"], r["d_sae"], r["k"])
-        final_tokens[key] = max(final_tokens.get(key, 0), r["training_tokens"])
+    and the `SERIES_FIELDS` at each. Factors other than training tokens compare snapshots of equal training
+    tokens, the most tokens at which the factor takes two or more values."""
     series = []
     for factor, fixed in FACTORS.items():
+        held = [f for f in fixed if f != "training_tokens"]
         groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
         for r in rows:
-            if (
-                factor != "training_tokens"
-                and r["training_tokens"] != final_tokens[(r["layer"], r["d_sae"], r["k"])]
-            ):
-                continue
-            groups.setdefault(tuple(r[f] for f in fixed if f != "training_tokens"), []).append(r)
+            groups.setdefault(tuple(r[f] for f in held), []).append(r)
         for key, members in sorted(groups.items()):
+            if factor != "training_tokens":
+                by_tokens: dict[int, list[dict[str, Any]]] = {}
+                for m in members:
+                    by_tokens.setdefault(m["training_tokens"], []).append(m)
+                varied = [t for t, ms in by_tokens.items() if len({m[factor] for m in ms}) >= 2]
+                if not varied:
+                    continue
+                members = by_tokens[max(varied)]
             if len({m[factor] for m in members}) < 2:
                 continue
             members = sorted(members, key=lambda m: m[factor])
             series.append(
                 {
                     "factor": factor,
-                    "fixed": dict(zip([f for f in fixed if f != "training_tokens"], key, strict=True)),
+                    "fixed": dict(zip(held, key, strict=True)),
+                    "training_tokens": None if factor == "training_tokens" else members[0]["training_tokens"],
                     "values": [m[factor] for m in members],
                     **{field: [m[field] for m in members] for field, _, _ in SERIES_FIELDS},
                 }
@@ -175,6 +177,8 @@ def series_lines(series: dict[int, list[dict[str, Any]]]) -> list[str]:
     for words, groups in series.items():
         for group in groups:
             fixed = " ".join(f"{fixed_names[f]}{v}" for f, v in group["fixed"].items())
+            if group["training_tokens"] is not None:
+                fixed += f" at {group['training_tokens']:,} tokens"
             changes = "; ".join(
                 f"{label} " + " → ".join(_number(v, digits) for v in group[field])
                 for field, label, digits in SERIES_FIELDS
@@ -273,7 +277,8 @@ def table_lines(table: list[dict[str, Any]]) -> list[str]:
     ]
     for r in table:
         lines.append(
-            f"| L{r['layer']} w{r['d_sae']} k{r['k']} | {r['words_per_letter']} | {r['training_tokens']} | "
+            f"| L{r['layer']} w{r['d_sae']} k{r['k']}{' (bf16)' if r.get('llm_dtype') == 'bfloat16' else ''} | "
+            f"{r['words_per_letter']} | {r['training_tokens']} | "
             f"{r['l0']:.1f} | {r['explained_variance']:.3f} | {r['letters_with_probe']} | "
             f"{r['median_probe_positive_words']:g} | {r['letters_passing']} / {r['letters_passing_saebench_cosines']} | "
             f"{r['letters_passing_but_word_count']} | "

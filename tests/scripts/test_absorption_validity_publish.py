@@ -132,7 +132,8 @@ def test_a_measurable_row_picks_the_setting_and_shows_its_headline() -> None:
 
 
 def test_one_factor_series_hold_the_other_factors_fixed() -> None:
-    """k varies over final snapshots only; training tokens vary within one SAE; a factor with one value is no series."""
+    """k varies over snapshots of equal training tokens only (here the final ones, where all three k exist);
+    training tokens vary within one SAE; a factor with one value is no series."""
     publish = _publish_module()
     rows = {
         "k16": _row(10, 264_192, 30.0, k=16),
@@ -148,7 +149,10 @@ def test_one_factor_series_hold_the_other_factors_fixed() -> None:
     assert series["training_tokens"]["values"] == [90_112, 264_192]
     assert series["training_tokens"]["letters_passing"] == [5, 21]
     text = publish.readme(results, GATE.min_passing_letters, BUDGET)
-    assert "- By k (L0) (L6 w8192, 300 words; 16 → 32 → 64): letters passing 10 → 21 → 18;" in text
+    assert (
+        "- By k (L0) (L6 w8192 at 264,192 tokens, 300 words; 16 → 32 → 64): letters passing 10 → 21 → 18;"
+        in text
+    )
     assert "- By training tokens (L6 w8192 k32, 300 words; 90,112 → 264,192): letters passing 5 → 21;" in text
 
 
