@@ -33,7 +33,8 @@ SHORT_RUN = {
 
 ACCEPTANCE_TRAINING_TOKENS = 100_000
 """Half the default budget: the LLM pass dominates the test's time, and the checks hold at either length (at
-100k tokens measured, the embedded model in float32: unseen FVU 0.371 baseline / 0.361 masked, calibrated L0 32.92 / 32.64 at k 32)."""
+100k tokens measured, the embedded model in float32: unseen FVU 0.371 baseline / 0.361 masked, calibrated L0
+32.92 / 32.64 at k 32)."""
 
 
 @pytest.mark.parametrize("architecture", ["matryoshka_batchtopk", "batchtopk"])
