@@ -1,4 +1,5 @@
-"""`sae-mask sweep RECIPE [--shard i/n] [--dry-run] [--launcher local|submitit]`: run a recipe's grid."""
+"""`sae-mask sweep RECIPE [--shard i/n] [--archive DIR] [--dry-run] [--launcher local|submitit]`: run a recipe's
+grid."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard", help="run only share i/n of the groups (0 <= i < n), e.g. 0/4 on the first of 4 machines"
     )
     parser.add_argument(
+        "--archive",
+        help=(
+            "folder of small per-group result files (run settings + eval metrics): groups archived there are "
+            "done, each group finished is archived, and the report joins them (e.g. a folder kept in git)"
+        ),
+    )
+    parser.add_argument(
         "--launcher",
         choices=LAUNCHERS,
         default="local",
@@ -80,6 +88,7 @@ def main(argv: list[str]) -> int:
 
     recipe = load_recipe(args.recipe, dict(args.overrides))  # a bad name or file answers before SAELens loads
     from sae_mask_plugin.embedded.model import check_model_available
+    from sae_mask_plugin.sweep.archive import read_archive
     from sae_mask_plugin.sweep.execute import is_finished, run_shard, sae_dir, submit_shards
     from sae_mask_plugin.sweep.plan import Shard, ShardSpecError, format_plan, plan
 
@@ -93,17 +102,22 @@ def main(argv: list[str]) -> int:
     except ShardSpecError as error:
         raise SaeMaskUserError(str(error)) from None
     out = Path(args.out or Path("sweeps") / recipe.name)
+    archived = read_archive(args.archive, recipe.name)
     if args.dry_run:
-        print(format_plan(recipe, groups, shard, lambda run: is_finished(sae_dir(out, run))))
+        print(
+            format_plan(
+                recipe, groups, shard, lambda run: run.name in archived or is_finished(sae_dir(out, run))
+            )
+        )
         return 0
     if recipe.model_class_name == "HookedTransformer":
         check_model_available(recipe.model_name)
     if args.launcher == "local":
-        paths = run_shard(recipe, out, shard)
+        paths = run_shard(recipe, out, shard, args.archive)
         print(f"{len(paths)} SAEs under {out / 'saes'}" + _report_line(out))
         return 0
     slurm = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
-    jobs = submit_shards(recipe, out, args.shards, args.cluster, slurm)
+    jobs = submit_shards(recipe, out, args.shards, args.cluster, slurm, args.archive)
     print(
         f"submitted {len(jobs)} array tasks: {', '.join(job.job_id for job in jobs)}; logs in {out / 'submitit'}"
     )

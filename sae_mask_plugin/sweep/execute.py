@@ -9,6 +9,8 @@ Output layout of `out_dir`:
     evals/<group>/saebench/   SAEBench SCR / TPP results, or scr_tpp_status.json saying why they did not run
     report/                   `sae-mask compare` report, once every run of the grid is done (its first line says
                               when evals of another shard were still missing)
+With an archive folder (`sweep.archive`), each group's run records are also written there once its evals are
+complete; archived runs count as done, and the report joins their records with those of the SAE folders present.
     submitit/                 submitit's job files and logs (`--launcher submitit`)
 """
 
@@ -30,6 +32,8 @@ from safetensors import SafetensorError
 
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.files import build_lock
+from sae_mask_plugin.report.records import RunRecord
+from sae_mask_plugin.sweep.archive import read_archive, write_group_archive
 from sae_mask_plugin.sweep.cli import PARTIAL_REPORT_MARK
 from sae_mask_plugin.sweep.plan import Group, Shard, plan
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
@@ -146,9 +150,11 @@ def evaluate_group(recipe: Recipe, group: Group, sae_paths: Sequence[Path], out_
         )
 
 
-def missing_evals(recipe: Recipe, out_dir: str | Path) -> list[str]:
-    """`<run>: <eval>` for every eval of the recipe that has no complete result yet (another shard may still be
-    running it, or it failed)."""
+def missing_evals(
+    recipe: Recipe, out_dir: str | Path, groups: Sequence[Group] | None = None, done: Sequence[str] = ()
+) -> list[str]:
+    """`<run>: <eval>` for every eval of the recipe (of `groups`, default all) that has no complete result yet
+    (another shard may still be running it, or it failed); runs named in `done` (archived) have theirs."""
     from sae_bench.sae_bench_utils.general_utils import get_results_filepath
 
     from sae_mask_plugin.evals.common import is_complete_result
@@ -157,8 +163,9 @@ def missing_evals(recipe: Recipe, out_dir: str | Path) -> list[str]:
     internal = [name for name in recipe.evals if name not in EXTERNAL_EVALS]
     external = [name for name in recipe.evals if name in EXTERNAL_EVALS]
     missing = []
-    for group in plan(recipe):
-        for run in group.runs:
+    for group in plan(recipe) if groups is None else groups:
+        runs = [run for run in group.runs if run.name not in done]
+        for run in runs:
             missing += [
                 f"{run.name}: {name}"
                 for name in internal
@@ -166,9 +173,26 @@ def missing_evals(recipe: Recipe, out_dir: str | Path) -> list[str]:
                     get_results_filepath(str(evals_dir / group.name / name), run.name, "custom_sae")
                 )
             ]
-        if external and not (evals_dir / group.name / "saebench" / SCR_TPP_STATUS_FILENAME).is_file():
-            missing += [f"{run.name}: {name}" for run in group.runs for name in external]
+        if (
+            external
+            and runs
+            and not (evals_dir / group.name / "saebench" / SCR_TPP_STATUS_FILENAME).is_file()
+        ):
+            missing += [f"{run.name}: {name}" for run in runs for name in external]
     return missing
+
+
+def archive_group(recipe: Recipe, group: Group, out_dir: str | Path, archive: str | Path) -> Path | None:
+    """Write the group's run records (settings + metrics) to the archive once its SAEs are trained and every
+    eval has a result; returns the file, or None while something is missing."""
+    out = Path(out_dir)
+    if not all(is_finished(sae_dir(out, run)) for run in group.runs) or missing_evals(recipe, out, [group]):
+        return None
+    from sae_mask_plugin.report import collect_runs
+
+    evals = out / "evals" / group.name
+    records = collect_runs([sae_dir(out, run) for run in group.runs] + ([evals] if evals.is_dir() else []))
+    return write_group_archive(archive, recipe.name, group.name, records)
 
 
 def partial_report_notice(missing: Sequence[str]) -> str:
@@ -180,33 +204,49 @@ def partial_report_notice(missing: Sequence[str]) -> str:
     )
 
 
-def build_report_if_complete(recipe: Recipe, out_dir: str | Path) -> Path | None:
-    """Write `report/` (as `sae-mask compare` does) when every run of the grid is finished; else None. A report
-    written while some evals have no result says so in its first line. Shards finishing at once take turns
-    (`build_lock`), each looking for missing evals once it holds the lock, so the last report written is the
-    most complete one."""
+def build_report_if_complete(
+    recipe: Recipe, out_dir: str | Path, archive: str | Path | None = None
+) -> Path | None:
+    """Write `report/` (as `sae-mask compare` does) when every run of the grid is finished or archived; else
+    None. A report written while some evals have no result says so in its first line. Shards finishing at once
+    take turns (`build_lock`), each looking for missing evals once it holds the lock, so the last report written
+    is the most complete one."""
     out = Path(out_dir)
-    if not recipe.report or not all(is_finished(sae_dir(out, run)) for run in recipe.runs):
+    archived = read_archive(archive, recipe.name)
+    present = [run for run in recipe.runs if run.name not in archived]
+    if not recipe.report or not all(is_finished(sae_dir(out, run)) for run in present):
         return None
     from sae_mask_plugin.report import build_report, collect_runs
 
     with build_lock(out / "report"):
-        missing = missing_evals(recipe, out)
-        roots = [out / "saes"] + ([out / "evals"] if (out / "evals").is_dir() else [])
+        missing = missing_evals(recipe, out, done=list(archived))
+        records: list[RunRecord] = list(archived.values())
+        if present:
+            roots = [sae_dir(out, run) for run in present]
+            roots += [out / "evals"] if (out / "evals").is_dir() else []
+            records = collect_runs(roots) + records
         notices = [partial_report_notice(missing)] if missing else []
-        return build_report(collect_runs(roots), out / "report", notices=notices).report
+        return build_report(records, out / "report", notices=notices).report
 
 
-def run_shard(recipe: Recipe, out_dir: str | Path, shard: Shard | None = None) -> list[Path]:
+def run_shard(
+    recipe: Recipe, out_dir: str | Path, shard: Shard | None = None, archive: str | Path | None = None
+) -> list[Path]:
     """Train (and evaluate) the groups of `shard` (all groups when None) in this process; returns their SAE
-    folders. The shard that completes the grid also writes the report."""
+    folders. Groups whose runs are all in `archive` are done; each group finished here is archived there. The
+    shard that completes the grid also writes the report."""
+    archived = read_archive(archive, recipe.name)
     paths: list[Path] = []
     for group in shard.select(plan(recipe)) if shard is not None else plan(recipe):
+        if all(run.name in archived for run in group.runs):
+            continue
         group_paths = train_group(recipe, group, out_dir)
         if recipe.evals:
             evaluate_group(recipe, group, group_paths, out_dir)
+        if archive is not None:
+            archive_group(recipe, group, out_dir, archive)
         paths += group_paths
-    build_report_if_complete(recipe, out_dir)
+    build_report_if_complete(recipe, out_dir, archive)
     return paths
 
 
@@ -218,9 +258,11 @@ class ShardJob:
     resumes from that checkpoint (runs already finished are skipped).
     """
 
-    def __call__(self, recipe: Recipe, out_dir: Path, shard: Shard) -> list[Path]:
+    def __call__(
+        self, recipe: Recipe, out_dir: Path, shard: Shard, archive: Path | None = None
+    ) -> list[Path]:
         try:
-            return run_shard(recipe, out_dir, shard)
+            return run_shard(recipe, out_dir, shard, archive)
         except TrainingInterrupted as stopped:
             if stopped.signum == preemption_signal() and callable(signal.getsignal(stopped.signum)):
                 signal.raise_signal(
@@ -241,9 +283,11 @@ def submit_shards(
     n_shards: int | None = None,
     cluster: str | None = None,
     slurm_overrides: Mapping[str, Any] | None = None,
+    archive: str | Path | None = None,
 ) -> list[Any]:
     """Submit the grid as a job array of `n_shards` tasks (default: one per group) through
-    `submitit.AutoExecutor`; `cluster` is `slurm`, `local` or `debug` (None: detected). Returns the jobs."""
+    `submitit.AutoExecutor`; `cluster` is `slurm`, `local` or `debug` (None: detected); `archive` as in
+    `run_shard`. Returns the jobs."""
     import submitit
 
     groups = plan(recipe)
@@ -253,7 +297,8 @@ def submit_shards(
     executor = submitit.AutoExecutor(folder=Path(out_dir) / "submitit", cluster=cluster)
     executor.update_parameters(name=f"sae-mask-{recipe.name}", **slurm.executor_parameters())
     shards = [Shard(index, count) for index in range(count)]
-    return executor.map_array(ShardJob(), [recipe] * count, [Path(out_dir)] * count, shards)
+    archives = [None if archive is None else Path(archive)] * count
+    return executor.map_array(ShardJob(), [recipe] * count, [Path(out_dir)] * count, shards, archives)
 
 
 def run_recipe(
@@ -265,8 +310,10 @@ def run_recipe(
     *,
     n_shards: int | None = None,
     cluster: str | None = None,
+    archive: str | Path | None = None,
 ) -> list[Path]:
-    """Run a recipe (or its shard `i/n` with the local launcher) and return the SAE folders it covers.
+    """Run a recipe (or its shard `i/n` with the local launcher) and return the SAE folders it covers; `archive`
+    as in `run_shard`.
 
     `launcher="submitit"` submits every shard as one job array task, waits for all, and returns every SAE folder.
     `overrides` sets dotted recipe keys (e.g. `{"runner.device": "cuda"}`) when a path or name is given.
@@ -282,8 +329,8 @@ def run_recipe(
     if isinstance(shard, str):
         shard = Shard.parse(shard)
     if launcher == "local":
-        return run_shard(recipe, out_dir, shard)
+        return run_shard(recipe, out_dir, shard, archive)
     if shard is not None:
         raise ValueError("--shard picks one machine's share; with the submitit launcher use n_shards")
-    jobs = submit_shards(recipe, out_dir, n_shards, cluster)
+    jobs = submit_shards(recipe, out_dir, n_shards, cluster, archive=archive)
     return [path for job in jobs for path in job.result()]

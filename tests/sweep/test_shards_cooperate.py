@@ -24,8 +24,9 @@ from sae_mask_plugin.evals.activations import ActivationCache
 from sae_mask_plugin.evals.ood_probing.main import ProbeResult, cached_oracle
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.sweep import Recipe
+from sae_mask_plugin.sweep.archive import ArchiveError, read_archive, write_group_archive
 from sae_mask_plugin.sweep.cli import _report_line
-from sae_mask_plugin.sweep.plan import plan
+from sae_mask_plugin.sweep.plan import Group, Shard, plan
 
 BUILD_SECONDS = 1.0
 
@@ -102,9 +103,11 @@ def recipe() -> Recipe:
     )
 
 
-def _write_results(recipe: Recipe, out: Path, eval_names: list[str]) -> None:
-    """Eval results of every run of the grid, as the evals write them."""
-    for group in plan(recipe):
+def _write_results(
+    recipe: Recipe, out: Path, eval_names: list[str], groups: list[Group] | None = None
+) -> None:
+    """Eval results of every run of the grid (of `groups`), as the evals write them."""
+    for group in plan(recipe) if groups is None else groups:
         for run in group.runs:
             for name in eval_names:
                 path = Path(
@@ -195,3 +198,79 @@ def test_the_shard_finishing_last_writes_the_last_report(
     shard_a.join(timeout=60)
     assert written == [True, False]
     assert (tmp_path / "report" / "report.md").read_text().startswith("# Masked regularization")
+
+
+@pytest.fixture
+def machine(recipe: Recipe, monkeypatch) -> set[str]:
+    """A machine whose training and evals are stand-ins: the names of the SAEs it holds (training adds them, the
+    evals write empty results, the report gathers stand-in records of the SAE folders it is given)."""
+    trained: set[str] = set()
+
+    def train(recipe: Recipe, group: Group, out_dir: Path) -> list[Path]:
+        trained.update(run.name for run in group.runs)
+        return [execute.sae_dir(out_dir, run) for run in group.runs]
+
+    monkeypatch.setattr(execute, "train_group", train)
+    monkeypatch.setattr(
+        execute,
+        "evaluate_group",
+        lambda recipe, group, paths, out: _write_results(recipe, out, recipe.evals, [group]),
+    )
+    monkeypatch.setattr(execute, "is_finished", lambda path: Path(path).name in trained)
+    monkeypatch.setattr(
+        sae_mask_plugin.report,
+        "collect_runs",
+        lambda roots: [
+            record for record in _records(recipe) if record.name in {Path(root).name for root in roots}
+        ],
+    )
+    return trained
+
+
+def test_a_grid_is_finished_on_a_second_machine_that_keeps_only_the_archive(
+    recipe: Recipe, tmp_path: Path, machine: set[str], monkeypatch
+) -> None:
+    archive = tmp_path / "archive"
+    first_share = Shard(0, 2).select(plan(recipe))
+    assert execute.run_shard(recipe, tmp_path / "first", Shard(0, 2), archive)
+    assert sorted(path.stem for path in archive.glob("*.json")) == sorted(group.name for group in first_share)
+    assert not (tmp_path / "first" / "report").exists()  # half the grid is not a report
+
+    machine.clear()  # a fresh machine: no SAE folder, no eval result, only the archive
+    trained_here: list[str] = []
+    train = execute.train_group
+    monkeypatch.setattr(
+        execute, "train_group", lambda *args: trained_here.append(args[1].name) or train(*args)
+    )
+    execute.run_shard(recipe, tmp_path / "second", None, archive)
+    second_share = {group.name for group in plan(recipe)} - {group.name for group in first_share}
+    assert sorted(trained_here) == sorted(second_share)  # the archived groups were not trained again
+    results = json.loads((tmp_path / "second" / "report" / "results.json").read_text())
+    assert sorted(run["name"] for run in results["runs"]) == sorted(run.name for run in recipe.runs)
+    assert not results["notices"]
+    archived = read_archive(archive, recipe.name)
+    assert {name: record.metrics for name, record in archived.items()} == {
+        record.name: record.metrics for record in _records(recipe)
+    }
+
+
+def test_a_group_with_a_missing_eval_is_not_archived(
+    recipe: Recipe, tmp_path: Path, machine: set[str], monkeypatch
+) -> None:
+    monkeypatch.setattr(
+        execute,
+        "evaluate_group",
+        lambda recipe, group, paths, out: _write_results(recipe, out, ["core"], [group]),
+    )
+    execute.run_shard(recipe, tmp_path / "out", None, tmp_path / "archive")
+    assert read_archive(tmp_path / "archive", recipe.name) == {}
+    assert (tmp_path / "out" / "report" / "report.md").read_text().startswith("> **Partial report")
+
+
+def test_an_archive_of_another_recipe_or_a_file_is_refused(recipe: Recipe, tmp_path: Path) -> None:
+    write_group_archive(tmp_path / "archive", "other", "p0-s0", _records(recipe)[:1])
+    with pytest.raises(ArchiveError, match="archives recipe 'other'"):
+        read_archive(tmp_path / "archive", recipe.name)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ArchiveError, match="is a file"):
+        read_archive(tmp_path / "file", recipe.name)
