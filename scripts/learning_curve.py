@@ -38,6 +38,7 @@ from sae_mask_plugin.evals.activations import clean_token_activations  # noqa: E
 from sae_mask_plugin.evals.runner import evaluate_saes  # noqa: E402
 from sae_mask_plugin.files import staged_directory, write_json_atomic  # noqa: E402
 from sae_mask_plugin.report.collect import flatten_metrics  # noqa: E402
+from sae_mask_plugin.report.gates import MIN_ALIVE_FRACTION, MIN_EXPLAINED_VARIANCE  # noqa: E402
 from sae_mask_plugin.sweep import load_recipe, plan  # noqa: E402
 from sae_mask_plugin.sweep.execute import sae_dir, train_group  # noqa: E402
 from sae_mask_plugin.sweep.plan import Group  # noqa: E402
@@ -61,8 +62,8 @@ LABELS = {
     "l0": "L0 (core eval)",
     "ce_loss_score": "CE loss recovered (core eval)",
 }
-TARGETS = {"explained_variance": 0.85, "frac_alive": 0.8}
-"""The report's training gates (`sae_mask_plugin.report`): a baseline below either is undertrained."""
+TARGETS = {"explained_variance": MIN_EXPLAINED_VARIANCE, "frac_alive": MIN_ALIVE_FRACTION}
+"""The report's training gates: a baseline below either is undertrained."""
 CLEAN_TOKENS = 32_768
 
 

@@ -22,7 +22,8 @@ from sae_lens import SAE
 
 from sae_mask_plugin import load_embedded_model
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.files import RUNNER_CFG_FILENAME, write_json_atomic
+from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME, write_json_atomic
+from sae_mask_plugin.llm_dtype import recorded_llm_dtype
 from sae_mask_plugin.report.masked_latents import masked_position_latents, masked_stream_activations
 from sae_mask_plugin.training.metadata import read_masking_metadata, trained_positions
 
@@ -48,9 +49,17 @@ def main() -> None:
             parser.error(f"{path} is a baseline: give --masking-from MASKED_SAE_DIR")
         seed = json.loads((path / RUNNER_CFG_FILENAME).read_text()).get("seed", 0)
         plans.append((path, masking, seed))
+    llm_dtypes = {
+        recorded_llm_dtype(json.loads((path / SAE_CFG_FILENAME).read_text()).get("metadata"))
+        for path in args.saes
+    }
+    if len(llm_dtypes) > 1:
+        parser.error(
+            f"the SAEs trained on LLMs of different dtypes ({', '.join(sorted(llm_dtypes))}): one at a time"
+        )
 
     torch.set_num_threads(1)
-    model = load_embedded_model()
+    model = load_embedded_model(dtype=getattr(torch, llm_dtypes.pop()))  # the activations the SAEs trained on
     rows = []
     for path, masking, seed in plans:
         sae = SAE.load_from_disk(str(path), device="cpu")

@@ -8,9 +8,11 @@ from collections import Counter
 
 from sae_mask_plugin.report.matching import cell_name
 from sae_mask_plugin.report.records import RunRecord
-from sae_mask_plugin.sweep import load_recipe, main, plan
+from sae_mask_plugin.sweep import Shard, load_recipe, main, plan
 
 STUDY = "smollm2_study_v2"
+SHARDS = 5
+"""The study runs as `--shard i/5` (the recipe's header)."""
 
 
 def test_the_study_grid_has_five_paired_seeds_at_two_k_and_three_seeds_for_the_other_arms() -> None:
@@ -18,16 +20,31 @@ def test_the_study_grid_has_five_paired_seeds_at_two_k_and_three_seeds_for_the_o
     seeds = Counter()
     for run in recipe.runs:
         seeds[(run.masking.p, run.masking.loss_positions, run.sae.k)] += 1
-    ks = {run.sae.k for run in recipe.runs}
-    assert len(ks) >= 2
-    for k in ks:
+    masked_ks = {run.sae.k for run in recipe.runs if run.masking.p > 0}
+    baseline_ks = {run.sae.k for run in recipe.runs if run.masking.p == 0}
+    assert len(masked_ks) >= 2
+    # a lower baseline k brackets the masked SAEs' L0 from below, and gives the quadratic interpolation 3 points
+    assert len(baseline_ks) >= 3 and min(baseline_ks) < min(masked_ks) and max(baseline_ks) >= max(masked_ks)
+    for k in masked_ks:
         assert seeds[(0.0, "all", k)] >= 5 and seeds[(0.3, "all", k)] >= 5
         assert seeds[(0.1, "all", k)] >= 3 and seeds[(0.5, "all", k)] >= 3
         assert seeds[(0.3, "unmasked", k)] >= 3
     # the baselines and masked SAEs of a seed share its data order: every masked seed has its baseline
     baseline_seeds = {run.seed for run in recipe.runs if run.masking.p == 0}
     assert {run.seed for run in recipe.runs} <= baseline_seeds
-    assert all(len(group.runs) == len(ks) for group in plan(recipe))
+    for group in plan(recipe):
+        assert {run.sae.k for run in group.runs} == (baseline_ks if group.masking.p == 0 else masked_ks)
+
+
+def test_every_shard_of_the_study_holds_a_complete_pair() -> None:
+    groups = plan(load_recipe(STUDY))
+    for index in range(SHARDS):
+        share = Shard(index, SHARDS).select(groups)
+        baselines = {group.seed for group in share if group.masking.p == 0}
+        masked = {
+            group.seed for group in share if group.masking.p == 0.3 and group.masking.loss_positions == "all"
+        }
+        assert baselines and baselines == masked
 
 
 def test_the_study_core_eval_reads_enough_tokens_and_the_demo_preset_is_unchanged() -> None:
