@@ -1,6 +1,6 @@
-"""The study's second-edition recipe (a draft until its hook, width and budget are set): its grid has the seeds
-and arms the study needs, its core eval reads enough tokens, the demo's CPU preset is left as it was, and the
-`loss_positions: unmasked` arm becomes a comparison cell of its own. No model is loaded."""
+"""The study's second-edition recipe: its grid has the seeds and arms the study needs (every shard a complete
+pair), its core eval reads enough tokens, the demo's CPU preset is left as it was, its dry run estimates the time
+on any CPU, and the `loss_positions: unmasked` arm becomes a comparison cell of its own. No model is loaded."""
 
 from __future__ import annotations
 
