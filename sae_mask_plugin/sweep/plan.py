@@ -11,7 +11,7 @@ from sae_lens import LoggingConfig
 from sae_mask_plugin.calibration.settings import DEFAULT_CALIBRATION_TOKENS
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, Recipe, RecipeError, Run
-from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
+from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig, auxk_window_notice
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 SAE_STATE_COPIES = 4
@@ -255,6 +255,16 @@ def format_plan(
         )
     if recipe.evals:
         lines.append(f"then evals: {', '.join(recipe.evals)} (preset {recipe.eval_preset})")
+    if groups:
+        cfg = groups[0].runner_config(recipe)
+        notice = auxk_window_notice(
+            [run.sae for run in recipe.runs],
+            cfg.dead_feature_window,
+            recipe.training_tokens,
+            cfg.train_batch_size_tokens,
+        )
+        if notice:
+            lines.append(f"warning: {notice}")
     if recipe.report:
         lines.append("then the comparison report once every run of the grid is done")
     speed = recipe.measured_throughput

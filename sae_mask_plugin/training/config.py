@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sae_lens.cache_activations_runner import CacheActivationsRunnerConfig
 from sae_lens.config import LanguageModelSAERunnerConfig
 from sae_lens.multi_sae_training_runner import MultiSAETrainingRunnerConfig
-from sae_lens.saes.sae import T_TRAINING_SAE_CONFIG
+from sae_lens.saes.sae import T_TRAINING_SAE_CONFIG, TrainingSAEConfig
 
 from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
@@ -41,6 +43,32 @@ def check_mixing_buffer(
             f"train_batch_size_tokens = {train_batch_size_tokens}: set n_batches_in_buffer >= {needed} (positions "
             f"per window: context_size {context_size} with seqpos_slice {tuple(seqpos_slice)})"
         )
+
+
+class AuxKWindowWarning(UserWarning):
+    """A run too short for its dead-latent window: AuxK never revives a dead latent."""
+
+
+def auxk_window_notice(
+    sae_configs: Iterable[TrainingSAEConfig],
+    dead_feature_window: int,
+    training_tokens: int,
+    train_batch_size_tokens: int,
+) -> str | None:
+    """Why AuxK cannot act in a run (None when it can). SAELens counts a latent as dead only after
+    `dead_feature_window` steps without firing, so with a window as long as the run, AuxK (the auxiliary loss of
+    the TopK family that trains dead latents back to life) never starts and dead latents stay dead."""
+    steps = training_tokens // train_batch_size_tokens
+    architectures = sorted(
+        {cfg.architecture() for cfg in sae_configs if getattr(cfg, "aux_loss_coefficient", 0) > 0}
+    )
+    if not architectures or dead_feature_window < steps:
+        return None
+    return (
+        f"dead_feature_window = {dead_feature_window} steps is not shorter than the run ({training_tokens:,} "
+        f"tokens = {steps} steps of {train_batch_size_tokens:,}): AuxK ({', '.join(architectures)}) never revives "
+        f"a dead latent. Set dead_feature_window to a small part of the run (e.g. {max(1, steps // 10)} steps)."
+    )
 
 
 def _as_masking(value: MaskingConfig | dict[str, Any] | None) -> MaskingConfig:
@@ -79,6 +107,11 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
         if self.calibrate_threshold:
             check_calibratable(self.sae.architecture())
             check_calibration_tokens(self.calibration_tokens)
+        notice = auxk_window_notice(
+            [self.sae], self.dead_feature_window, self.training_tokens, self.train_batch_size_tokens
+        )
+        if notice:
+            warnings.warn(notice, AuxKWindowWarning, stacklevel=3)
         if self.masking.is_active and self.use_cached_activations:
             raise MaskingConfigError(
                 "use_cached_activations=True with masking.p > 0: cached activations hold one frozen draw of the mask. "
@@ -114,6 +147,11 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
             if all(not_calibratable_reason(architecture) for architecture in architectures):
                 check_calibratable(architectures[0])  # none of the SAEs can be calibrated: say why
             check_calibration_tokens(self.calibration_tokens)
+        notice = auxk_window_notice(
+            self.saes.values(), self.dead_feature_window, self.training_tokens, self.train_batch_size_tokens
+        )
+        if notice:
+            warnings.warn(notice, AuxKWindowWarning, stacklevel=3)
 
 
 @dataclass

@@ -63,6 +63,12 @@ def test_the_study_dry_run_plans_every_arm(capsys, tmp_path) -> None:
     assert main([STUDY, "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "group p0.3-token-loss_positions_unmasked-s2" in out and "estimated time" in out
+    assert "AuxK" not in out  # its dead-latent window is shorter than its runs
+
+
+def test_a_dry_run_says_when_auxk_never_starts(capsys, tmp_path) -> None:
+    assert main(["cpu_demo_quick", "--dry-run", "--out", str(tmp_path)]) == 0
+    assert "warning: dead_feature_window = 1000 steps is not shorter than the run" in capsys.readouterr().out
 
 
 def _record(loss_positions: str) -> RunRecord:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import sae_lens.llm_sae_training_runner
 from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAEConfig
@@ -10,7 +12,7 @@ from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig,
 from sae_mask_plugin.masking import MaskingConfigError
 from sae_mask_plugin.training import HookNotFoundError, MaskedMultiSAETrainingRunnerConfig
 from sae_mask_plugin.training.cli import main as train_main
-from sae_mask_plugin.training.config import MixingBufferError
+from sae_mask_plugin.training.config import AuxKWindowWarning, MixingBufferError
 
 
 @pytest.fixture(autouse=True)
@@ -119,3 +121,22 @@ def test_train_command_reports_bad_input(argv, message, tmp_path, capsys):
     assert train_main([*argv, "--output_path", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_run_too_short_for_its_dead_latent_window_warns_that_auxk_stays_off() -> None:
+    with pytest.warns(
+        AuxKWindowWarning, match=r"97 steps of 2,048\): AuxK \(matryoshka_batchtopk\) never revives"
+    ):
+        make_runner_config()  # 200k tokens against SAELens's 1,000-step window
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AuxKWindowWarning)
+        make_runner_config(dead_feature_window=9)
+        make_runner_config("standard")  # no AuxK to switch off
+    multi = {"a": BatchTopKTrainingSAEConfig(d_in=576, d_sae=256, k=8)}
+    with pytest.warns(AuxKWindowWarning, match=r"AuxK \(batchtopk\)"):
+        MaskedMultiSAETrainingRunnerConfig(
+            saes=multi,
+            hook_names="blocks.1.hook_resid_post",
+            training_tokens=20_480,
+            train_batch_size_tokens=2048,
+        )
