@@ -142,7 +142,7 @@ def report_headline(report: Path) -> str:
 
 @reports_user_errors("sae-mask demo")
 def main(argv: list[str]) -> int:
-    from sae_mask_plugin.sweep.cli import parse_override
+    from sae_mask_plugin.sweep.cli import add_override_argument
 
     parser = argparse.ArgumentParser(
         prog="sae-mask demo",
@@ -169,15 +169,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--force", action="store_true", help="write into an existing folder that is not a demo run"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=parse_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, e.g. --set training_tokens=50000 (repeatable)",
-    )
+    add_override_argument(parser, "--set training_tokens=50000")
     parser.add_argument(
         "--llm_dtype",
         choices=LLM_DTYPES,

@@ -41,7 +41,7 @@ from sae_mask_plugin.files import staged_directory, write_json_atomic, write_tex
 from sae_mask_plugin.report.collect import flatten_metrics  # noqa: E402
 from sae_mask_plugin.report.gates import MIN_ALIVE_FRACTION, MIN_EXPLAINED_VARIANCE  # noqa: E402
 from sae_mask_plugin.sweep import load_recipe, plan  # noqa: E402
-from sae_mask_plugin.sweep.cli import parse_override  # noqa: E402
+from sae_mask_plugin.sweep.cli import add_override_argument  # noqa: E402
 from sae_mask_plugin.sweep.execute import sae_dir, train_group  # noqa: E402
 from sae_mask_plugin.sweep.plan import Group  # noqa: E402
 from sae_mask_plugin.sweep.recipe import Recipe  # noqa: E402
@@ -261,15 +261,7 @@ def main() -> None:
     parser.add_argument(
         "--evals", nargs="+", default=["core"], help="evals of the recipe to run at each point"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=parse_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key (dotted, YAML value), e.g. --set runner.dead_feature_window=1000",
-    )
+    add_override_argument(parser, "--set runner.dead_feature_window=1000")
     args = parser.parse_args()
     if args.points < 1 or args.tokens < args.points * 2048:
         parser.error("--points must be >= 1 and --tokens at least 2,048 per point")

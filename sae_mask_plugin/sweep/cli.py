@@ -26,6 +26,19 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
+def add_override_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--set KEY=VALUE` (repeatable) into `args.overrides`, a list of (dotted key, YAML value)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=parse_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a recipe key (dotted, YAML value), e.g. {example} (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sae-mask sweep",
@@ -68,15 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mem-gb", type=float, help="submitit: host memory per array task")
     parser.add_argument("--timeout-min", type=int, help="submitit: time limit per array task in minutes")
     parser.add_argument("--array-parallelism", type=int, help="submitit: most array tasks running at once")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=parse_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key (dotted, YAML value), e.g. --set runner.device=cuda --set training_tokens=1e6",
-    )
+    add_override_argument(parser, "--set runner.device=cuda --set training_tokens=1e6")
     return parser
 
 
