@@ -74,12 +74,13 @@ def curve_recipe(
 ) -> Recipe:
     """The recipe (with `overrides`, dotted keys) with one grid block (its first block's architecture and width,
     one seed, `ps` x `ks`), `tokens` per run and `points - 1` periodic checkpoints; no report, no time estimate."""
-    block = load_recipe(name, overrides).grid[0]
+    base = load_recipe(name, overrides)
+    block = base.grid[0]
     return load_recipe(
         name,
         {
             **overrides,
-            "name": f"{load_recipe(name, overrides).name}-curve",
+            "name": f"{base.name}-curve",
             "training_tokens": tokens,
             "runner.n_checkpoints": points - 1,
             "grid": [
@@ -273,7 +274,8 @@ def main() -> None:
 
     started = time.perf_counter()
     arms: dict[str, dict[int, Path]] = {}
-    for group in plan(recipe):
+    groups = plan(recipe)
+    for group in groups:
         train_group(recipe, group, args.out)
         arms.update(curve_folders(args.out, group, recipe))
     folders = [folder for points in arms.values() for folder in points.values()]
@@ -293,7 +295,7 @@ def main() -> None:
         "recipe": recipe.name,
         "hook_name": recipe.hook_name,
         "llm_dtype": recipe.llm_dtype,
-        "dead_feature_window": plan(recipe)[0].runner_config(recipe).dead_feature_window,
+        "dead_feature_window": groups[0].runner_config(recipe).dead_feature_window,
         **{key: value for key, value in vars(args).items() if key not in ("out", "recipe")},
     }
     write_json_atomic(

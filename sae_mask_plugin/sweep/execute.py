@@ -9,9 +9,9 @@ Output layout of `out_dir`:
     evals/<group>/saebench/   SAEBench SCR / TPP results, or scr_tpp_status.json saying why they did not run
     report/                   `sae-mask compare` report, once every run of the grid is done (its first line says
                               when evals of another shard were still missing)
+    submitit/                 submitit's job files and logs (`--launcher submitit`)
 With an archive folder (`sweep.archive`), each group's run records are also written there once its evals are
 complete; archived runs count as done, and the report joins their records with those of the SAE folders present.
-    submitit/                 submitit's job files and logs (`--launcher submitit`)
 """
 
 from __future__ import annotations

@@ -255,16 +255,10 @@ def format_plan(
         )
     if recipe.evals:
         lines.append(f"then evals: {', '.join(recipe.evals)} (preset {recipe.eval_preset})")
-    if groups:
-        cfg = groups[0].runner_config(recipe)
-        notice = auxk_window_notice(
-            [run.sae for run in recipe.runs],
-            cfg.dead_feature_window,
-            recipe.training_tokens,
-            cfg.train_batch_size_tokens,
-        )
-        if notice:
-            lines.append(f"warning: {notice}")
+    if groups and (
+        notice := auxk_window_notice([run.sae for run in recipe.runs], groups[0].runner_config(recipe))
+    ):
+        lines.append(f"warning: {notice}")
     if recipe.report:
         lines.append("then the comparison report once every run of the grid is done")
     speed = recipe.measured_throughput

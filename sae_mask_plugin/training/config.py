@@ -51,24 +51,33 @@ class AuxKWindowWarning(UserWarning):
 
 def auxk_window_notice(
     sae_configs: Iterable[TrainingSAEConfig],
-    dead_feature_window: int,
-    training_tokens: int,
-    train_batch_size_tokens: int,
+    runner: LanguageModelSAERunnerConfig[Any] | MultiSAETrainingRunnerConfig,
 ) -> str | None:
-    """Why AuxK cannot act in a run (None when it can). SAELens counts a latent as dead only after
-    `dead_feature_window` steps without firing, so with a window as long as the run, AuxK (the auxiliary loss of
-    the TopK family that trains dead latents back to life) never starts and dead latents stay dead."""
-    steps = training_tokens // train_batch_size_tokens
+    """Why AuxK cannot act in a run of `sae_configs` with `runner`'s steps (None when it can). SAELens counts a
+    latent as dead only after `dead_feature_window` steps without firing, so with a window as long as the run,
+    AuxK (the auxiliary loss of the TopK family that trains dead latents back to life) never starts and dead
+    latents stay dead."""
+    steps = runner.training_tokens // runner.train_batch_size_tokens
     architectures = sorted(
         {cfg.architecture() for cfg in sae_configs if getattr(cfg, "aux_loss_coefficient", 0) > 0}
     )
-    if not architectures or dead_feature_window < steps:
+    if not architectures or runner.dead_feature_window < steps:
         return None
     return (
-        f"dead_feature_window = {dead_feature_window} steps is not shorter than the run ({training_tokens:,} "
-        f"tokens = {steps} steps of {train_batch_size_tokens:,}): AuxK ({', '.join(architectures)}) never revives "
+        f"dead_feature_window = {runner.dead_feature_window} steps is not shorter than the run "
+        f"({runner.training_tokens:,} tokens = {steps} steps of {runner.train_batch_size_tokens:,}): AuxK ({', '.join(architectures)}) never revives "
         f"a dead latent. Set dead_feature_window to a small part of the run (e.g. {max(1, steps // 10)} steps)."
     )
+
+
+def warn_when_auxk_cannot_act(
+    sae_configs: Iterable[TrainingSAEConfig],
+    runner: LanguageModelSAERunnerConfig[Any] | MultiSAETrainingRunnerConfig,
+) -> None:
+    """`AuxKWindowWarning` with `auxk_window_notice`'s reason, when there is one."""
+    notice = auxk_window_notice(sae_configs, runner)
+    if notice:
+        warnings.warn(notice, AuxKWindowWarning, stacklevel=4)
 
 
 def _as_masking(value: MaskingConfig | dict[str, Any] | None) -> MaskingConfig:
@@ -107,11 +116,7 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
         if self.calibrate_threshold:
             check_calibratable(self.sae.architecture())
             check_calibration_tokens(self.calibration_tokens)
-        notice = auxk_window_notice(
-            [self.sae], self.dead_feature_window, self.training_tokens, self.train_batch_size_tokens
-        )
-        if notice:
-            warnings.warn(notice, AuxKWindowWarning, stacklevel=3)
+        warn_when_auxk_cannot_act([self.sae], self)
         if self.masking.is_active and self.use_cached_activations:
             raise MaskingConfigError(
                 "use_cached_activations=True with masking.p > 0: cached activations hold one frozen draw of the mask. "
@@ -147,11 +152,7 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
             if all(not_calibratable_reason(architecture) for architecture in architectures):
                 check_calibratable(architectures[0])  # none of the SAEs can be calibrated: say why
             check_calibration_tokens(self.calibration_tokens)
-        notice = auxk_window_notice(
-            self.saes.values(), self.dead_feature_window, self.training_tokens, self.train_batch_size_tokens
-        )
-        if notice:
-            warnings.warn(notice, AuxKWindowWarning, stacklevel=3)
+        warn_when_auxk_cannot_act(self.saes.values(), self)
 
 
 @dataclass
