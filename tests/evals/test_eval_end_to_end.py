@@ -34,6 +34,7 @@ from sae_mask_plugin.evals.core.main import run_eval as run_core
 from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
 from sae_mask_plugin.evals.ood_probing.eval_output import OodProbingEvalOutput
 from sae_mask_plugin.evals.ood_probing.main import run_eval as run_ood
+from sae_mask_plugin.evals.probing import single_threaded_blas
 from sae_mask_plugin.evals.sparse_probing.eval_config import SparseProbingEvalConfig
 from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOutput
 from sae_mask_plugin.evals.sparse_probing.main import run_eval as run_sparse_probing
@@ -86,10 +87,20 @@ def _refuse_model_load(*args, **kwargs):
 
 
 def _sklearn_accuracy(
-    c: float, x_train, y_train, evaluations: list[tuple[torch.Tensor, np.ndarray]]
+    c: float,
+    x_train: torch.Tensor,
+    y_train: np.ndarray,
+    evaluations: list[tuple[torch.Tensor, np.ndarray]],
+    row_order: np.ndarray | None = None,
 ) -> list[float]:
-    probe = LogisticRegression(C=c, max_iter=1000, random_state=SEED).fit(x_train.numpy(), y_train)
-    return [probe.score(x.numpy(), y) for x, y in evaluations]
+    """Test accuracies of a plain scikit-learn L2 probe at strength `c`, fitted on `x_train` [n, d] (rows in
+    `row_order` when given) with single-threaded BLAS, so an unconverged fit takes the eval's own path."""
+    order = np.arange(len(y_train)) if row_order is None else row_order
+    with single_threaded_blas():
+        probe = LogisticRegression(C=c, max_iter=1000, random_state=SEED).fit(
+            x_train.numpy()[order], y_train[order]
+        )
+        return [probe.score(x.numpy(), y) for x, y in evaluations]
 
 
 def test_ood_probing(embedded_model, reference_sae, eval_cache, tmp_path):
@@ -174,15 +185,25 @@ def test_sparse_probing(embedded_model, reference_sae, eval_cache, tmp_path, mon
     output = TypeAdapter(SparseProbingEvalOutput).validate_python(data)
     dense_c = data["eval_result_unstructured"]["dense_probe_C"]
     selected = data["eval_result_unstructured"]["selected_latents"]
+    cache = ActivationCache(eval_cache, MODEL, HOOK, TINY_SPARSE.max_seq_len, TINY_SPARSE.llm_batch_size)
     for detail in output.eval_result_details:
         frame = load_probing_dataset(detail.dataset_name)
         y = frame["target"].to_numpy()
         train, test = get_train_test_indices(y, 64, 40, pos_ratio=0.5, seed=SEED)
-        x = _independent_activations(
-            embedded_model, frame["prompt"].iloc[np.concatenate([train, test])].tolist()
+        texts = frame["prompt"].iloc[np.concatenate([train, test])].tolist()
+        x = cache.get(detail.dataset_name, texts)
+        # the eval's cached activations are these activations (batched, padded) ...
+        torch.testing.assert_close(x, _independent_activations(embedded_model, texts), rtol=1e-3, atol=1e-3)
+        # ... and its LLM accuracy is scikit-learn's on them at the chosen strength; sae-probes fits on a seeded
+        # permutation of the training rows, and at a large C the fit stops unconverged, so the order matters
+        (accuracy,) = _sklearn_accuracy(
+            dense_c[detail.dataset_name],
+            x[:64],
+            y[train],
+            [(x[64:], y[test])],
+            row_order=np.random.RandomState(SEED).permutation(64),
         )
-        (accuracy,) = _sklearn_accuracy(dense_c[detail.dataset_name], x[:64], y[train], [(x[64:], y[test])])
-        assert detail.llm_test_accuracy == pytest.approx(accuracy, abs=0.01)
+        assert detail.llm_test_accuracy == pytest.approx(accuracy, abs=1e-9)
         assert set(detail.sae_metrics_by_k) == {1, 2, 5}  # type: ignore[arg-type]
         assert detail.sae_top_5_test_accuracy == detail.sae_metrics_by_k[5]["test_accuracy"]  # type: ignore[index]
         latents = selected[detail.dataset_name]
