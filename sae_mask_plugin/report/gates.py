@@ -7,6 +7,7 @@
   than 20 passing letters has no absorption headline ("absorption not measurable here"). The headline is the
   gated k = 1 full-absorption rate (the score the synthetic control in `docs/absorption_control/` found to
   rank-track true absorption); SAEBench's gated absorption fraction follows it, not validated on ground truth.
+  SAEBench's ungated scores of an SAE that fails the gate are shown but not tested (`comparable_metrics`).
   Results written before the gate existed fall back to SAEBench's count of letters with a first-letter probe
   feature; results written before the k = 1 score existed read "not computed" there.
 - Sparsity: SAEs whose thresholds were not calibrated on clean text compare at different L0 at the same k.
@@ -29,6 +30,19 @@ NOT_COMPUTED = "not computed"
 def absorption_measurable(record: RunRecord) -> bool:
     """Whether an SAE evaluated with the absorption gate has enough passing letters for a headline."""
     return record.metrics["absorption_letters_passing"] >= record.metrics["absorption_letters_needed"]
+
+
+UNGATED_ABSORPTION_METRICS = frozenset({"mean_absorption_fraction_score", "mean_full_absorption_score"})
+"""SAEBench's absorption scores averaged over every letter, which the signal gate does not filter."""
+
+
+def comparable_metrics(record: RunRecord) -> dict[str, float]:
+    """The metrics of a run that a paired comparison may test: all of them, except SAEBench's ungated absorption
+    scores of an SAE whose absorption the gate finds not measurable (no signal there: they stay in the run tables,
+    untested). Results written before the gate existed keep them."""
+    if "absorption_letters_passing" not in record.metrics or absorption_measurable(record):
+        return record.metrics
+    return {key: value for key, value in record.metrics.items() if key not in UNGATED_ABSORPTION_METRICS}
 
 
 def _names(records: list[RunRecord]) -> str:
@@ -144,7 +158,8 @@ def absorption_gate_lines(rows: list[dict[str, Any]]) -> list[str]:
         "headline averages passing letters; with too few it is not a number. The headline is the k = 1 "
         "full-absorption rate (each letter's words scored with its k = 1 main latent alone, without SAEBench's "
         "feature-split latents): the score the synthetic control (`docs/absorption_control/`) found to rank-track "
-        "true absorption, which SAEBench's absorption fraction, shown beside it, did not.",
+        "true absorption, which SAEBench's absorption fraction, shown beside it, did not. SAEBench's ungated "
+        "scores of an SAE below the gate stay in the run table but are not compared (no signal to test).",
         "",
         "| run | letters passing / needed | k = 1 full-absorption rate (gated) | random SAE | "
         "absorption fraction (SAEBench, gated; not validated on ground truth) | random SAE | "

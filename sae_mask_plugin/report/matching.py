@@ -7,7 +7,9 @@ texts), and masked − interpolated is the paired difference. The same compariso
 in log L0 through the nearest three baseline points: a verdict the two read differently depends on the shape
 assumed between the k values, and says so. Nothing is extrapolated: a masked run whose L0 lies
 outside its baseline curve's L0 range (or whose seed has fewer than two baseline L0 values) is listed as
-unmatched, with the reason. Each view is one family for the Benjamini-Hochberg q-values.
+unmatched, with the reason. Each view is one family for the Benjamini-Hochberg q-values. SAEBench's ungated
+absorption scores are compared only between SAEs whose absorption the signal gate finds measurable
+(`report.gates.comparable_metrics`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from sae_mask_plugin.report.gates import comparable_metrics
 from sae_mask_plugin.report.records import METRICS, REFERENCE_METRICS, RunRecord
 from sae_mask_plugin.report.stats import PairedComparison, false_discovery_control
 
@@ -75,7 +78,7 @@ def same_k_pairs(records: list[RunRecord]) -> dict[str, list[PairedMetrics]]:
     for masked in _masked_runs(records):
         baseline = baselines.get(masked.pairing_key)
         if baseline is not None:
-            pairs[cell_name(masked)].append((baseline.metrics, masked.metrics))
+            pairs[cell_name(masked)].append((comparable_metrics(baseline), comparable_metrics(masked)))
     return dict(pairs)
 
 
@@ -108,9 +111,10 @@ def matched_l0_pairs(
             )
         else:
             interpolated = {}
-            for key in masked.metrics.keys() - REFERENCE_METRICS:
+            tested = comparable_metrics(masked)
+            for key in tested.keys() - REFERENCE_METRICS:
                 value = interpolate_in_log_l0(
-                    [(r.metrics[L0_METRIC], r.metrics[key]) for r in curve if key in r.metrics],
+                    [(r.metrics[L0_METRIC], r.metrics[key]) for r in curve if key in comparable_metrics(r)],
                     l0,
                     interpolation,
                 )

@@ -285,6 +285,7 @@ def study_table(comparisons: Comparisons, condition: str, headline_absence: str 
 
 
 P_CURVE_METRICS = (
+    ABSORPTION_HEADLINE,
     "mean_absorption_fraction_score",
     "sae_top_1_test_accuracy",
     "sae_top_5_test_accuracy",
@@ -295,8 +296,10 @@ P_CURVE_METRICS = (
 
 
 def p_curve_table(records: list[RunRecord]) -> list[str]:
-    """masked − baseline at matched L0 against p, seed-matched: the seeds that every masked p has, one pair per
-    (p, k) for each such seed, beside the mean over all paired seeds where a p has more."""
+    """masked − baseline at matched L0 against p, seed-matched: each p over the seeds that every masked p has
+    (mean [95 % interval]; one seed: its single pair), beside the mean over all its paired seeds where a p has
+    more; a column per `P_CURVE_METRICS` metric that has a value (ungated absorption only where the gate finds it
+    measurable)."""
     from sae_mask_plugin.report.matching import matched_l0_comparisons
 
     records = [r for r in records if r.loss_positions == "all"]
@@ -306,28 +309,32 @@ def p_curve_table(records: list[RunRecord]) -> list[str]:
     shared = sorted(set.intersection(*seeds_by_p.values()), key=str) if ps else []
     if len(ps) < 2 or not shared:
         return []
-    rows: list[tuple[str, Comparisons]] = []
-    for seed in shared:
-        seed_comparisons, _ = matched_l0_comparisons([r for r in records if r.seed == seed])
-        rows += [(f"{p:g} (seed {seed})", _cells_at_p(seed_comparisons, p)) for p in ps]
+    seed_matched, _ = matched_l0_comparisons([r for r in records if r.seed in shared])
+    seeds = f"seed {shared[0]}" if len(shared) == 1 else f"seeds {', '.join(map(str, shared))}"
+    rows: list[tuple[str, Comparisons]] = [(f"{p:g} ({seeds})", _cells_at_p(seed_matched, p)) for p in ps]
     all_comparisons, _ = matched_l0_comparisons(records)
     rows += [
         (f"{p:g} (mean of {len(seeds_by_p[p])} seeds)", _cells_at_p(all_comparisons, p))
         for p in ps
-        if len(seeds_by_p[p]) > 1
+        if len(seeds_by_p[p]) > len(shared)
     ]
     ks = [
         k
         for k in sorted({r.k for r in masked if r.k}, key=int)
-        if any(_difference(cells, k, metric) is not None for _, cells in rows for metric in P_CURVE_METRICS)
+        if any(_comparison(cells, k, metric) for _, cells in rows for metric in P_CURVE_METRICS)
     ]
-    header = [f"{metric_label(metric)}, k {' / '.join(map(str, ks))}" for metric in P_CURVE_METRICS]
+    metrics = [
+        metric
+        for metric in P_CURVE_METRICS
+        if any(_comparison(cells, k, metric) for _, cells in rows for k in ks)
+    ]
+    header = [f"{metric_label(metric)}, k {' / '.join(map(str, ks))}" for metric in metrics]
     lines = [f"| p | {' | '.join(header)} |", f"|---|{'---|' * len(header)}"]
     for label, cells in rows:
         entries = []
-        for metric in P_CURVE_METRICS:
-            by_k = {k: _difference(cells, k, metric) for k in ks}
-            entries.append(" / ".join("—" if by_k[k] is None else signed(by_k[k]) for k in ks))
+        for metric in metrics:
+            by_k = {k: _comparison(cells, k, metric) for k in ks}
+            entries.append(" / ".join(interval(c.difference) if c else "—" for c in by_k.values()))
         lines.append(f"| {label} | {' | '.join(entries)} |")
     return lines
 
@@ -336,12 +343,12 @@ def _cells_at_p(comparisons: Comparisons, p: float) -> Comparisons:
     return {cell: c for cell, c in comparisons.items() if cell.startswith(f"p={p:g} ")}
 
 
-def _difference(cells: Comparisons, k: int, metric: str) -> float | None:
+def _comparison(cells: Comparisons, k: int, metric: str) -> PairedComparison | None:
     for cell, cell_comparisons in cells.items():
         if cell.endswith(f" k{k}"):
             for c in cell_comparisons:
                 if c.metric == metric:
-                    return c.difference.mean
+                    return c
     return None
 
 
@@ -385,10 +392,19 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         "",
         *verdicts,
     ]
+    for variant in _variants_of(data.matched, condition):
+        variant_cells = comparisons_of(data.matched, variant)
+        tables += [
+            "",
+            f"masked ({variant}) − baseline at matched L0, {pairs_text(variant_cells)}, the same way (beside the "
+            f"{condition} table above: what changes when the masked positions do not enter the SAE's loss):",
+            "",
+            *study_table(data.matched, variant, headline_absence),
+        ]
     if p_curve:
         tables += [
             "",
-            "The p curve, masked − baseline at matched L0, seed-matched (single pairs have no interval):",
+            "The p curve, masked − baseline at matched L0, seed-matched: mean [95 % interval] (single pairs have no interval):",
             "",
             *p_curve,
         ]
@@ -423,6 +439,12 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         ),
     ]
     return {"study-tables": "\n".join(tables), "what-we-found": "\n".join(found)}
+
+
+def _variants_of(comparisons: Comparisons, condition: str) -> list[str]:
+    """The conditions that are `condition` with other loss positions, e.g. `p=0.3 token unmasked-loss`."""
+    conditions = {cell.split(" | ")[0] for cell in comparisons}
+    return sorted(c for c in conditions if c.startswith(f"{condition} ") and c.endswith("-loss"))
 
 
 def _bracketed(comparison: PairedComparison) -> str:

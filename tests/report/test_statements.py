@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from report_checks import run_record
 
-from sae_mask_plugin.report.build import build_report, collect_report_data
+from sae_mask_plugin.report.build import build_report, collect_report_data, paired_comparisons
 from sae_mask_plugin.report.matching import interpolate_in_log_l0, matched_l0_comparisons
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.report.statements import (
@@ -138,7 +139,7 @@ def test_the_first_editions_statements_come_out_as_its_numbers_say(first_edition
     # the p curve is seed-matched: seed 0's own p 0.3 pair (absorption −0.017 at k 64) beside p 0.1 and 0.5
     tables = first_edition_blocks["study-tables"]
     assert "| 0.3 (seed 0) | +0.007 / −0.017 |" in tables
-    assert "| 0.3 (mean of 3 seeds) | +0.014 / +0.026 |" in tables
+    assert "| 0.3 (mean of 3 seeds) | +0.014 [−0.017, +0.045] / +0.026 [−0.069, +0.121] |" in tables
     assert records_from_results(first_edition)[0].name == first_edition["runs"][0]["name"]
 
 
@@ -175,3 +176,53 @@ def test_the_first_editions_report_opens_with_its_superseded_notice(first_editio
     )
     data = collect_report_data(records_from_results(first_edition))
     assert len(first_edition["matched_l0_comparisons"]) == len(data.matched)
+
+
+def _gated_grid(letters_passing: int | None) -> list[RunRecord]:
+    """Baselines at k 16 / 32 / 64 and masked p 0.3 k 32 SAEs over three seeds, with SAEBench's ungated absorption
+    and, unless `letters_passing` is None, the signal gate's letter count (20 needed)."""
+    gate = {} if letters_passing is None else {"absorption_letters_passing": letters_passing}
+    gate |= {"absorption_letters_needed": 20} if gate else {}
+    records = []
+    for seed, offset in enumerate((0.0, 0.01, -0.01)):
+        for k, value in ((16, 0.60), (32, 0.70), (64, 0.80)):
+            records.append(run_record(0, seed, k, l0=float(k), mean_absorption_fraction_score=value, **gate))
+        records.append(
+            run_record(0.3, seed, 32, l0=24.0, mean_absorption_fraction_score=0.5 + offset, **gate)
+        )
+    return records
+
+
+@pytest.mark.parametrize(("letters_passing", "tested"), [(4, False), (22, True), (None, True)])
+def test_ungated_absorption_is_tested_only_where_the_gate_finds_it_measurable(letters_passing, tested):
+    records = _gated_grid(letters_passing)
+    matched, _ = matched_l0_comparisons(records)
+    for view in (matched, paired_comparisons(records)):
+        metrics = {c.metric for cell in view.values() for c in cell}
+        assert ("mean_absorption_fraction_score" in metrics) is tested
+
+
+def test_the_p_curve_has_intervals_over_shared_seeds_and_a_loss_variant_gets_its_own_table(tmp_path):
+    records = []
+    for seed, offset in enumerate((0.0, 0.004, -0.003)):
+        for k, value in ((16, 0.60), (32, 0.80), (64, 0.84)):
+            records.append(run_record(0, seed, k, l0=float(k), explained_variance=value))
+        for p in (0.3, 0.5):
+            records.append(run_record(p, seed, 32, l0=24.0, explained_variance=0.7 - p / 10 + offset))
+        unmasked_loss = run_record(0.3, seed, 32, l0=24.0, explained_variance=0.75 + offset)
+        records.append(
+            replace(unmasked_loss, name=f"{unmasked_loss.name}-unmasked", loss_positions="unmasked")
+        )
+    records.append(run_record(0.3, 3, 32, l0=24.0, explained_variance=0.67))  # a fourth p 0.3 seed ...
+    records += [
+        run_record(0, 3, k, l0=float(k), explained_variance=0.8) for k in (16, 64)
+    ]  # ... with baselines
+    build_report(records, tmp_path)
+    tables = generated_blocks(json.loads((tmp_path / "results.json").read_text()))["study-tables"]
+    p_curve = tables[tables.index("The p curve") :].splitlines()
+    rows = [line.split(" | ")[0] for line in p_curve if line.startswith("| 0.")]
+    assert rows == ["| 0.3 (seeds 0, 1, 2)", "| 0.5 (seeds 0, 1, 2)", "| 0.3 (mean of 4 seeds)"]
+    assert all("[" in line for line in p_curve if line.startswith("| 0."))  # every row has an interval
+    assert "explained variance (higher better), k 32" in p_curve[2]
+    assert "mean absorption" not in tables  # no run has it: no column
+    assert "masked (p=0.3 token unmasked-loss) − baseline at matched L0, 3 paired seeds (2 dof)" in tables
