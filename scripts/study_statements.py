@@ -1,10 +1,13 @@
 """Regenerate the study's statements from a report's results.json: the generated blocks of markdown files (the
 study README's tables, README's "What we found" bullets), or check that they are current.
 
-    python scripts/study_statements.py docs/smollm2_study/results.json --update docs/smollm2_study/README.md
-    python scripts/study_statements.py docs/smollm2_study/results.json --check docs/smollm2_study/README.md README.md
-    python scripts/study_statements.py docs/smollm2_study/results.json --print what-we-found
-    python scripts/study_statements.py docs/smollm2_study/results.json --rebuild-report docs/smollm2_study \
+    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json \
+        --update docs/smollm2_study/first_edition/README.md
+    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json \
+        --check docs/smollm2_study/first_edition/README.md README.md
+    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json --print what-we-found
+    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json \
+        --rebuild-report docs/smollm2_study/first_edition \
         --notice "First edition, superseded: ..."
 
 A block is the text between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->`; every number in

@@ -14,7 +14,9 @@ from sae_mask_plugin.report.matching import compare_pairs, matched_l0_comparison
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.report.statements import records_from_results
 
-FIRST_EDITION = Path(__file__).resolve().parents[2] / "docs" / "smollm2_study" / "results.json"
+FIRST_EDITION = (
+    Path(__file__).resolve().parents[2] / "docs" / "smollm2_study" / "first_edition" / "results.json"
+)
 
 
 def _records(seeds: int) -> list[RunRecord]:

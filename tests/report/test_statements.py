@@ -24,8 +24,8 @@ from sae_mask_plugin.report.statements import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDY = ROOT / "docs" / "smollm2_study"
-GENERATED_DOCS = [STUDY / "README.md", ROOT / "README.md"]
+FIRST_EDITION = ROOT / "docs" / "smollm2_study" / "first_edition"
+GENERATED_DOCS = [FIRST_EDITION / "README.md", ROOT / "README.md", ROOT / "docs" / "study.md"]
 
 
 def test_quadratic_interpolation_is_exact_on_a_parabola_in_log_l0_and_never_extrapolates():
@@ -99,7 +99,7 @@ def test_short_cell_labels_drop_the_words_every_cell_shares():
 
 @pytest.fixture(scope="module")
 def first_edition() -> dict:
-    return json.loads((STUDY / "results.json").read_text())
+    return json.loads((FIRST_EDITION / "results.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +111,12 @@ def first_edition_blocks(first_edition) -> dict[str, str]:
 def test_generated_blocks_in_the_docs_are_regenerated_from_results_json(path: Path, first_edition_blocks):
     text = path.read_text()
     assert fill_blocks(text, first_edition_blocks) == text, (
-        f"{path} is stale: python scripts/study_statements.py docs/smollm2_study/results.json --update {path}"
+        f"{path} is stale: python scripts/study_statements.py docs/smollm2_study/first_edition/results.json --update {path}"
     )
 
 
 def test_the_study_readme_carries_its_generated_tables():
-    assert block_names((STUDY / "README.md").read_text()) == ["study-tables"]
+    assert block_names((FIRST_EDITION / "README.md").read_text()) == ["study-tables"]
 
 
 def test_the_first_editions_statements_come_out_as_its_numbers_say(first_edition, first_edition_blocks):
@@ -169,7 +169,7 @@ def test_the_absorption_headline_is_absent_as_not_measurable_or_not_computed():
 
 
 def test_the_first_editions_report_opens_with_its_superseded_notice(first_edition):
-    report = (STUDY / "report.md").read_text()
+    report = (FIRST_EDITION / "report.md").read_text()
     assert report.startswith("> **First edition, superseded.**")
     assert first_edition["notices"] and first_edition["notices"][0].startswith(
         "**First edition, superseded.**"

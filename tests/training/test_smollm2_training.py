@@ -143,7 +143,7 @@ def test_acceptance_masked_sae_stays_alive_and_close_to_baseline(tmp_path, embed
     (the calibration split's second half; calibration reads its first 32,768 tokens): the masked SAE keeps
     L0 >= 0.5 k and FVU <= the baseline's + 0.15; after clean-text threshold calibration both SAEs fire about k
     latents per token there. Calibrated on other draws of the calibration split the same SAEs land between -1.2 %
-    and +6.8 % of k here, the same for every SAE (scripts/calibration_accuracy.py, docs/smollm2_study): the text
+    and +6.8 % of k here, the same for every SAE (scripts/calibration_accuracy.py, docs/smollm2_study/first_edition): the text
     draw's own spread, so the check allows 5 %."""
     defaults = make_runner_config()
     hook, positions = defaults.hook_name, defaults.seqpos_slice
