@@ -2,12 +2,16 @@
 
     python scripts/study_masked_latents.py SAE_DIR [SAE_DIR ...] [--masking-from MASKED_SAE_DIR] \
         [--tokens 65536] [--out masked_latents.json]
+    python scripts/study_masked_latents.py --table docs/smollm2_study/masked_latents \
+        [--update docs/smollm2_study/README.md]
 
 Each masked SAE is measured on a stream masked with its own settings (mask token, p, strategy; masking seed =
 the run's seed, on the embedded corpus in that seed's order, the window positions it trained on). A baseline has
 no masking of its own: `--masking-from` names a masked SAE whose settings its stream takes, so a baseline shows how
 many latents an SAE never trained on masked positions would spend there. Writes one row per SAE
-(`report.masked_latents.MaskedPositionLatents` and the settings).
+(`report.masked_latents.MaskedPositionLatents` and the settings). `--table DIR` prints the table of every such
+file in DIR (`report.masked_latents.masked_latents_table`), or with `--update` rewrites a markdown file's
+`masked-latents` generated block with it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,14 @@ from sae_lens import SAE
 
 from sae_mask_plugin import load_embedded_model
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME, write_json_atomic
+from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME, write_json_atomic, write_text_atomic
 from sae_mask_plugin.llm_dtype import recorded_llm_dtype
-from sae_mask_plugin.report.masked_latents import masked_position_latents, masked_stream_activations
+from sae_mask_plugin.report.masked_latents import (
+    masked_latents_table,
+    masked_position_latents,
+    masked_stream_activations,
+)
+from sae_mask_plugin.report.statements import fill_blocks
 from sae_mask_plugin.training.metadata import read_masking_metadata, trained_positions
 
 CONTEXT_SIZE = 128
@@ -32,13 +41,25 @@ CONTEXT_SIZE = 128
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("saes", type=Path, nargs="+", metavar="SAE_DIR")
+    parser.add_argument("saes", type=Path, nargs="*", metavar="SAE_DIR")
+    parser.add_argument("--table", type=Path, metavar="DIR", help="the table of the files in DIR instead")
+    parser.add_argument(
+        "--update", type=Path, metavar="MARKDOWN", help="--table: rewrite its block in MARKDOWN"
+    )
     parser.add_argument(
         "--masking-from", type=Path, help="masked SAE whose masking a baseline's stream takes"
     )
     parser.add_argument("--tokens", type=int, default=65_536, help="stream positions per SAE")
     parser.add_argument("--out", type=Path, default=Path("masked_latents.json"))
     args = parser.parse_args()
+    if args.table:
+        if args.saes:
+            parser.error("give SAE folders or --table, not both")
+        return write_table(args.table, args.update)
+    if not args.saes:
+        parser.error("give the SAE folders to count latents of (or --table DIR)")
+    if args.update:
+        parser.error("--update goes with --table")
     fallback = read_masking_metadata(args.masking_from) if args.masking_from else None
     if args.masking_from and fallback is None:
         parser.error(f"--masking-from {args.masking_from} is not a masked SAE")
@@ -86,6 +107,19 @@ def main() -> None:
         )
         print(json.dumps(rows[-1]))
     write_json_atomic(args.out, {"tokens": args.tokens, "context_size": CONTEXT_SIZE, "rows": rows})
+
+
+def write_table(folder: Path, markdown: Path | None) -> None:
+    """Print the table of the files in `folder`, or rewrite the `masked-latents` block of `markdown` with it."""
+    files = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    if not files:
+        raise SystemExit(f"no masked-latent files in {folder}")
+    table = "\n".join(masked_latents_table(files))
+    if markdown is None:
+        print(table)
+        return
+    write_text_atomic(markdown, fill_blocks(markdown.read_text(), {"masked-latents": table}))
+    print(f"updated: {markdown}")
 
 
 if __name__ == "__main__":

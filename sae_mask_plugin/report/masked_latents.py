@@ -11,6 +11,7 @@ left out); `masked_position_latents` counts the latents whose firings fall mostl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -121,3 +122,38 @@ def masked_stream_activations(
         if collected == n_tokens:
             return torch.cat(rows), torch.cat(masks)
     raise ValueError(f"the texts hold {collected} trained positions, fewer than the {n_tokens} asked for")
+
+
+def masked_latents_table(files: Sequence[dict]) -> list[str]:
+    """A markdown table of masked-position latent counts over the files `scripts/study_masked_latents.py` writes
+    (`{"tokens", "context_size", "rows"}`): one line per arm and k (a masked SAE on its own masking, or a baseline
+    on a masked SAE's stream), the counts as mean and range over its seeds."""
+    arms: dict[tuple[str, int], dict[str, list]] = {}
+    for row in (row for file in files for row in file["rows"]):
+        masking = row["masking"]
+        stream = f"p={masking['p']:g} {masking['strategy']}"
+        loss = "" if masking["loss_positions"] == "all" else f" {masking['loss_positions']}-loss"
+        arm = f"masked {stream}{loss}" if row["own_masking"] else f"baseline, on the stream of {stream}"
+        k = int(re.search(r"-k(\d+)-", row["sae"]).group(1))  # type: ignore[union-attr]
+        counts = arms.setdefault(
+            (arm, k), {"seed": [], "n_firing": [], "n_mainly_masked": [], "n_only_masked": []}
+        )
+        counts["seed"].append(masking["seed"])
+        for key in ("n_firing", "n_mainly_masked", "n_only_masked"):
+            counts[key].append(row[key])
+
+    def spread(values: list[int]) -> str:
+        mean = f"{sum(values) / len(values):.0f}"
+        return mean if min(values) == max(values) else f"{mean} ({min(values)}–{max(values)})"
+
+    lines = [
+        "| SAEs | k | seeds | latents firing | mainly on masked positions | only on masked positions |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (arm, k), counts in sorted(arms.items(), key=lambda item: (item[0][0].startswith("masked"), item[0])):
+        seeds = ", ".join(map(str, sorted(counts["seed"])))
+        lines.append(
+            f"| {arm} | {k} | {seeds} | {spread(counts['n_firing'])} | {spread(counts['n_mainly_masked'])} | "
+            f"{spread(counts['n_only_masked'])} |"
+        )
+    return lines

@@ -3,13 +3,21 @@ answer is known) and on a masked stream drawn through a tiny transformer with th
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 from tiny_transformer import TINY_D_MODEL
 
 from sae_mask_plugin.masking.config import MaskingConfig
-from sae_mask_plugin.report.masked_latents import masked_position_latents, masked_stream_activations
+from sae_mask_plugin.report.masked_latents import (
+    masked_latents_table,
+    masked_position_latents,
+    masked_stream_activations,
+)
+from sae_mask_plugin.report.statements import block_names, fill_blocks
 
 D_IN = TINY_D_MODEL  # the tiny transformer's width: the axis SAE reads its stream too
 
@@ -65,3 +73,49 @@ def test_a_masked_stream_marks_the_positions_the_model_saw_masked(tiny_model):
         masked_stream_activations(
             tiny_model, hook, MaskingConfig(p=0.3, mask_token="<repo_name>"), texts, 600, 32, (2, None)
         )
+
+
+def _row(sae: str, p: float, seed: int, own: bool, mainly: int, loss: str = "all") -> dict:
+    masking = {"p": p, "strategy": "token", "loss_positions": loss, "seed": seed}
+    return {
+        "sae": sae,
+        "masking": masking,
+        "own_masking": own,
+        "n_firing": 100 + mainly,
+        "n_mainly_masked": mainly,
+        "n_only_masked": mainly // 2,
+    }
+
+
+def test_the_table_groups_arms_and_k_over_seeds():
+    files = [
+        {
+            "rows": [
+                _row("m-k32-w8-p0.3-token-s0", 0.3, 0, True, 10),
+                _row("m-k32-w8-p0-s0", 0.3, 0, False, 40),
+            ]
+        },
+        {
+            "rows": [
+                _row("m-k32-w8-p0.3-token-s1", 0.3, 1, True, 20),
+                _row("m-k32-w8-p0-s1", 0.3, 1, False, 40),
+            ]
+        },
+        {"rows": [_row("m-k64-w8-p0.3-token-loss_positions_unmasked-s0", 0.3, 0, True, 4, "unmasked")]},
+    ]
+    assert masked_latents_table(files)[2:] == [
+        "| baseline, on the stream of p=0.3 token | 32 | 0, 1 | 140 | 40 | 20 |",
+        "| masked p=0.3 token | 32 | 0, 1 | 115 (110–120) | 15 (10–20) | 8 (5–10) |",
+        "| masked p=0.3 token unmasked-loss | 64 | 0 | 104 | 4 | 2 |",
+    ]
+
+
+def test_the_study_readme_table_is_regenerated_from_the_files():
+    study = Path(__file__).resolve().parents[2] / "docs" / "smollm2_study"
+    files = [json.loads(path.read_text()) for path in sorted((study / "masked_latents").glob("*.json"))]
+    text = (study / "README.md").read_text()
+    assert "masked-latents" in block_names(text)
+    assert fill_blocks(text, {"masked-latents": "\n".join(masked_latents_table(files))}) == text, (
+        "stale: python scripts/study_masked_latents.py --table docs/smollm2_study/masked_latents "
+        "--update docs/smollm2_study/README.md"
+    )
