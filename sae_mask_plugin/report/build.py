@@ -16,8 +16,21 @@ from typing import Any
 
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
-from sae_mask_plugin.report.gates import absorption_gate_lines, absorption_gate_rows, gate_warnings
-from sae_mask_plugin.report.matching import Unmatched, compare_pairs, matched_l0_comparisons, same_k_pairs
+from sae_mask_plugin.report.gates import (
+    MIN_ALIVE_FRACTION,
+    MIN_EXPLAINED_VARIANCE,
+    absorption_gate_lines,
+    absorption_gate_rows,
+    below_training_gate,
+    gate_warnings,
+)
+from sae_mask_plugin.report.matching import (
+    Unmatched,
+    cell_baselines,
+    compare_pairs,
+    matched_l0_comparisons,
+    same_k_pairs,
+)
 from sae_mask_plugin.report.records import KEY_METRICS, METRICS, METRICS_BY_KEY, RunRecord, better_label
 from sae_mask_plugin.report.statements import (
     both_intervals,
@@ -56,20 +69,29 @@ class ReportData:
     settings: dict[str, list[Any]]
     gates: list[str]
     ood_tasks: dict[str, Any] | None
+    below_gate: dict[str, dict[str, list[str]]]
+    """View → cell → the baselines its pairs rest on that are below the training gate (cells with none left out)."""
 
     @property
     def views(self) -> dict[str, Comparisons]:
         """The comparison views by name, the fair one first."""
         return {"matched L0": self.matched, "same k": self.same_k}
 
+    def headline_cells(self, view: str) -> list[str]:
+        """The cells of a view's headline: those whose baselines pass the training gate, or every cell when
+        none does (the report's gate warning then says so)."""
+        cells = list(self.views[view])
+        passing = [cell for cell in cells if cell not in self.below_gate[view]]
+        return passing or cells
+
     @property
     def headline(self) -> list[dict[str, Any]]:
-        """Headline rows: per view, cell and key metric, the comparison (what the compact tables show)."""
+        """Headline rows: per view, headline cell and key metric, the comparison (what the compact tables show)."""
         return [
             {"view": view, "cell": cell, "comparison": c}
             for view, comparisons in self.views.items()
-            for cell, cell_comparisons in comparisons.items()
-            for c in cell_comparisons
+            for cell in self.headline_cells(view)
+            for c in comparisons[cell]
             if c.metric in HEADLINE_METRICS[view]
         ]
 
@@ -114,6 +136,19 @@ def _ood_tasks(records: list[RunRecord]) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def cells_below_training_gate(records: list[RunRecord]) -> dict[str, dict[str, list[str]]]:
+    """View → cell → the names of the baselines its pairs rest on (`cell_baselines`) that are below the training
+    gate; cells whose baselines all pass are absent."""
+    return {
+        view: {
+            cell: sorted(r.name for r in baselines if below_training_gate(r))
+            for cell, baselines in cells.items()
+            if any(below_training_gate(r) for r in baselines)
+        }
+        for view, cells in cell_baselines(records).items()
+    }
+
+
 def collect_report_data(records: list[RunRecord]) -> ReportData:
     """Compute both comparison views, the gates and the settings of `records`."""
     matched, unmatched = matched_l0_comparisons(records)
@@ -126,6 +161,7 @@ def collect_report_data(records: list[RunRecord]) -> ReportData:
         settings=settings,
         gates=gate_warnings(records, len(settings["seeds"])),
         ood_tasks=_ood_tasks(records),
+        below_gate=cells_below_training_gate(records),
     )
 
 
@@ -200,7 +236,7 @@ def _headline_lines(data: ReportData) -> list[str]:
     ]
     for view, comparisons in data.views.items():
         labels = short_cell_labels(list(comparisons))
-        lines += view_verdicts(_title(view), comparisons, labels)
+        lines += view_verdicts(_title(view), comparisons, labels, data.below_gate[view])
     lines.append("")
     for view, comparisons in data.views.items():
         if not comparisons:
@@ -208,8 +244,9 @@ def _headline_lines(data: ReportData) -> list[str]:
             continue
         labels = short_cell_labels(list(comparisons))
         common = shared_words(list(comparisons))
-        paired = [cell for cell, cs in comparisons.items() if any(c.difference.n >= 2 for c in cs)]
-        single = [cell for cell in comparisons if cell not in paired]
+        shown = data.headline_cells(view)
+        paired = [cell for cell in shown if any(c.difference.n >= 2 for c in comparisons[cell])]
+        single = [cell for cell in shown if cell not in paired]
         lines += [f"### {_title(view)}" + (f" ({common})" if common else ""), ""]
         if paired:
             n_pairs = sorted({c.difference.n for cell in paired for c in comparisons[cell]})
@@ -226,8 +263,30 @@ def _headline_lines(data: ReportData) -> list[str]:
                 *_compact_table(view, comparisons, single, labels),
                 "",
             ]
+        lines += _training_gate_lines(data.below_gate[view], shown, labels)
     lines += [_ood_sentence(data.ood_tasks), ""]
     return lines
+
+
+def _training_gate_lines(
+    below_gate: dict[str, list[str]], shown: list[str], labels: dict[str, str]
+) -> list[str]:
+    """What the training gate did to a view's headline: the cells it left out, or that every cell is below it."""
+    gate = f"explained variance ≥ {MIN_EXPLAINED_VARIANCE}, alive fraction ≥ {MIN_ALIVE_FRACTION}"
+    left_out = [cell for cell in below_gate if cell not in shown]
+    if left_out:
+        cells = "; ".join(f"{labels[cell]} ({', '.join(below_gate[cell])})" for cell in left_out)
+        return [
+            f"Left out of this headline, their baselines below the training gate ({gate}): {cells}. Their "
+            "comparisons are in the appendix; a verdict there marks the gate.",
+            "",
+        ]
+    if below_gate:
+        return [
+            f"Every cell here rests on baselines below the training gate ({gate}): no verdict is an effect.",
+            "",
+        ]
+    return []
 
 
 def _title(view: str) -> str:
@@ -380,6 +439,7 @@ def build_report(records: list[RunRecord], out_dir: str | Path, notices: Sequenc
         ],
         "ood_tasks": data.ood_tasks,
         "absorption_gate": absorption_gate_rows(records),
+        "below_training_gate": data.below_gate,
         "runs": [r.to_dict() for r in records],
         "matched_l0_comparisons": _comparisons_json(data.matched),
         "unmatched": [asdict(u) for u in data.unmatched],

@@ -50,16 +50,19 @@ def _names(records: list[RunRecord]) -> str:
     return shown + (f" and {len(records) - 4} more" if len(records) > 4 else "")
 
 
+def below_training_gate(record: RunRecord) -> bool:
+    """Whether an SAE's explained variance or alive fraction is below the training gate (unmeasured: not below)."""
+    return (
+        record.metrics.get("explained_variance", 1.0) < MIN_EXPLAINED_VARIANCE
+        or record.metrics.get("frac_alive", 1.0) < MIN_ALIVE_FRACTION
+    )
+
+
 def gate_warnings(records: list[RunRecord], n_seeds: int) -> list[str]:
     """Warnings (markdown, one line each) about what the comparisons rest on; empty when nothing is amiss."""
     warnings: list[str] = []
     baselines = [r for r in records if r.is_baseline]
-    undertrained = [
-        r
-        for r in baselines
-        if r.metrics.get("explained_variance", 1.0) < MIN_EXPLAINED_VARIANCE
-        or r.metrics.get("frac_alive", 1.0) < MIN_ALIVE_FRACTION
-    ]
+    undertrained = [r for r in baselines if below_training_gate(r)]
     if undertrained:
         worst_ev = min(r.metrics.get("explained_variance", 1.0) for r in undertrained)
         worst_alive = min(r.metrics.get("frac_alive", 1.0) for r in undertrained)

@@ -86,10 +86,7 @@ def matched_l0_pairs(
     records: list[RunRecord], interpolation: Interpolation = "linear"
 ) -> tuple[dict[str, list[PairedMetrics]], list[Unmatched]]:
     """Cell → (baseline interpolated at the masked L0, masked) metrics, and the masked runs left unmatched."""
-    curves: dict[tuple, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        if record.is_baseline and L0_METRIC in record.metrics:
-            curves[record.curve_key].append(record)
+    curves = _baseline_curves(records)
     pairs: dict[str, list[PairedMetrics]] = defaultdict(list)
     unmatched: list[Unmatched] = []
     for masked in _masked_runs(records):
@@ -122,6 +119,41 @@ def matched_l0_pairs(
                     interpolated[key] = value
             pairs[cell].append((interpolated, masked.metrics))
     return dict(pairs), unmatched
+
+
+def _baseline_curves(records: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
+    """The baselines with an L0, by `curve_key`."""
+    curves: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        if record.is_baseline and L0_METRIC in record.metrics:
+            curves[record.curve_key].append(record)
+    return curves
+
+
+def cell_baselines(records: list[RunRecord]) -> dict[str, dict[str, list[RunRecord]]]:
+    """View (`matched L0`, `same k`) → cell → the baseline runs its pairs rest on: at the same k the baseline of
+    each masked run's pairing key; at matched L0 the two baselines whose L0 bracket the masked run's (one where
+    they are equal), those the linear interpolation reads."""
+    used: dict[str, dict[str, dict[str, RunRecord]]] = {
+        "matched L0": defaultdict(dict),
+        "same k": defaultdict(dict),
+    }
+    baselines = {r.pairing_key: r for r in records if r.is_baseline}
+    curves = _baseline_curves(records)
+    for masked in _masked_runs(records):
+        cell = cell_name(masked)
+        if (baseline := baselines.get(masked.pairing_key)) is not None:
+            used["same k"][cell][baseline.name] = baseline
+        l0 = masked.metrics.get(L0_METRIC)
+        curve = sorted(curves.get(masked.curve_key, []), key=lambda r: r.metrics[L0_METRIC])
+        if l0 is None or len({r.metrics[L0_METRIC] for r in curve}) < 2:
+            continue
+        below = [r for r in curve if r.metrics[L0_METRIC] <= l0]
+        above = [r for r in curve if r.metrics[L0_METRIC] >= l0]
+        if below and above:
+            for baseline in {below[-1].name: below[-1], above[0].name: above[0]}.values():
+                used["matched L0"][cell][baseline.name] = baseline
+    return {view: {cell: list(runs.values()) for cell, runs in cells.items()} for view, cells in used.items()}
 
 
 def compare_pairs(

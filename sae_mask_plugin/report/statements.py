@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from scipy import stats
@@ -122,13 +122,25 @@ def count_tests(comparisons: Comparisons) -> int:
     return sum(c.p_value is not None for cell in comparisons.values() for c in cell)
 
 
-def view_verdicts(view: str, comparisons: Comparisons, labels: Mapping[str, str]) -> list[str]:
+BELOW_GATE_MARK = " (baselines below the training gate)"
+
+
+def marked_labels(labels: Mapping[str, str], below_gate: Collection[str]) -> dict[str, str]:
+    """Cell labels, those of the cells in `below_gate` followed by `BELOW_GATE_MARK`."""
+    return {cell: label + (BELOW_GATE_MARK if cell in below_gate else "") for cell, label in labels.items()}
+
+
+def view_verdicts(
+    view: str, comparisons: Comparisons, labels: Mapping[str, str], below_gate: Collection[str] = ()
+) -> list[str]:
     """The verdicts of one view in words (markdown bullets): its FDR family, the effects (an interval excluding
-    zero) with their q-values, the verdicts that depend on the interpolation, and what is left."""
+    zero) with their q-values, the verdicts that depend on the interpolation, and what is left; the cells in
+    `below_gate` carry `BELOW_GATE_MARK`."""
     tested = [(cell, c) for cell, cell_comparisons in comparisons.items() for c in cell_comparisons]
     tested = [(cell, c) for cell, c in tested if c.p_value is not None]
     if not tested:
         return [f"- **{view}**: no cell has two or more pairs, so there is no interval and no test."]
+    labels = marked_labels(labels, below_gate)
     surviving = [f"{metric_label(c.metric)} at {labels[cell]}" for cell, c in tested if _holds(c)]
     lines = [
         f"- **{view}**: {_count(len(tested), 'paired test')}, Benjamini-Hochberg within this view: "
@@ -262,14 +274,19 @@ def absorption_headline_absence(records: Sequence[RunRecord]) -> str | None:
     return NOT_COMPUTED
 
 
-def study_table(comparisons: Comparisons, condition: str, headline_absence: str | None = None) -> list[str]:
-    """The study README's table: one row per `STUDY_METRICS` metric, one column per cell of `condition`, each entry
-    the interval (linear, then quadratic) and its decision; the absorption headline's row says
-    `headline_absence` when no run has it (`absorption_headline_absence`)."""
+def study_table(
+    comparisons: Comparisons,
+    condition: str,
+    headline_absence: str | None = None,
+    below_gate: Collection[str] = (),
+) -> list[str]:
+    """The study README's table: one row per `STUDY_METRICS` metric, one column per cell of `condition` (those in
+    `below_gate` marked), each entry the interval (linear, then quadratic) and its decision; the absorption
+    headline's row says `headline_absence` when no run has it (`absorption_headline_absence`)."""
     cells = comparisons_of(comparisons, condition)
     if not cells:
         return [f"No cell of {condition} has two or more pairs."]
-    labels = short_cell_labels(list(cells))
+    labels = marked_labels(short_cell_labels(list(cells)), below_gate)
     lines = [f"| metric | {' | '.join(labels[cell] for cell in cells)} |", f"|---|{'---|' * len(cells)}"]
     for metric in STUDY_METRICS:
         if metric == ABSORPTION_HEADLINE and headline_absence is not None:
@@ -373,9 +390,10 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
     matched_labels = short_cell_labels(list(data.matched))
     same_k_labels = short_cell_labels(list(data.same_k))
     verdicts = [
-        *view_verdicts("Matched L0", data.matched, matched_labels),
-        *view_verdicts("Same k", data.same_k, same_k_labels),
+        *view_verdicts("Matched L0", data.matched, matched_labels, data.below_gate["matched L0"]),
+        *view_verdicts("Same k", data.same_k, same_k_labels, data.below_gate["same k"]),
     ]
+    below_gate = data.below_gate["matched L0"]
     cells = comparisons_of(data.matched, condition)
     headline_absence = absorption_headline_absence(records)
     p_curve = p_curve_table(records)
@@ -386,7 +404,7 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         "(accuracy, EV) under both; else the seeds a decision would take, from the measured seed variance (an "
         "estimate).",
         "",
-        *study_table(data.matched, condition, headline_absence),
+        *study_table(data.matched, condition, headline_absence, below_gate),
         "",
         "Verdicts per view (the report's headline):",
         "",
@@ -399,7 +417,7 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
             f"masked ({variant}) − baseline at matched L0, {pairs_text(variant_cells)}, the same way (beside the "
             f"{condition} table above: what changes when the masked positions do not enter the SAE's loss):",
             "",
-            *study_table(data.matched, variant, headline_absence),
+            *study_table(data.matched, variant, headline_absence, below_gate),
         ]
     if p_curve:
         tables += [
@@ -408,7 +426,7 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
             "",
             *p_curve,
         ]
-    labels = short_cell_labels(list(cells))
+    labels = marked_labels(short_cell_labels(list(cells)), below_gate)
     found = [
         f"masked ({condition}) − baseline at matched L0, {pairs_text(cells)}, "
         f"{' / '.join(labels.values())}; 95 % paired intervals, baseline interpolated {PRIMARY_INTERPOLATION} "

@@ -76,9 +76,10 @@ def test_the_report_headline_is_one_compact_table_per_view_with_verdicts_above_a
         "- **Matched L0**: 1 paired test, Benjamini-Hochberg within this view: none survives FDR" in headline
     )
     assert (
-        "  - Depends on interpolation: explained variance (higher better) at p=0.3 (linear in log L0: "
-        in headline
+        "  - Depends on interpolation: explained variance (higher better) at p=0.3 (baselines below the training "
+        "gate) (linear in log L0: " in headline
     )
+    assert "Every cell here rests on baselines below the training gate (explained variance ≥ 0.85" in headline
     assert "- **Same k**: 2 paired tests, Benjamini-Hochberg within this view: 2 survive FDR" in headline
     assert headline.index("- **Matched L0**") < headline.index("### Matched L0 (token batchtopk w256 k32)")
     assert "| metric | p=0.3 |" in headline and "| metric | p=0.5 |" in headline
@@ -226,3 +227,31 @@ def test_the_p_curve_has_intervals_over_shared_seeds_and_a_loss_variant_gets_its
     assert "explained variance (higher better), k 32" in p_curve[2]
     assert "mean absorption" not in tables  # no run has it: no column
     assert "masked (p=0.3 token unmasked-loss) − baseline at matched L0, 3 paired seeds (2 dof)" in tables
+
+
+def test_cells_resting_on_baselines_below_the_training_gate_leave_the_headline(tmp_path):
+    records = []
+    for seed, offset in enumerate((0.0, 0.004, -0.003)):
+        for k, value in ((16, 0.80), (32, 0.86), (64, 0.90)):  # the k 16 baseline is below the EV gate
+            records.append(run_record(0, seed, k, l0=float(k), explained_variance=value, frac_alive=0.9))
+        records.append(run_record(0.3, seed, 32, l0=24.0, explained_variance=0.82 + offset, frac_alive=0.9))
+        records.append(run_record(0.3, seed, 64, l0=48.0, explained_variance=0.87 + offset, frac_alive=0.9))
+    data = collect_report_data(records)
+    k32, k64 = "p=0.3 token | batchtopk w256 k32", "p=0.3 token | batchtopk w256 k64"
+    # matched L0: k 32's masked L0 24 lies between the k 16 and k 32 baselines; k 64's between k 32 and k 64
+    assert data.below_gate["matched L0"] == {k32: ["run-p0-k16-s0", "run-p0-k16-s1", "run-p0-k16-s2"]}
+    assert data.below_gate["same k"] == {}  # at the same k each masked run has a passing baseline
+    assert data.headline_cells("matched L0") == [k64]
+    assert {row["cell"] for row in data.headline if row["view"] == "matched L0"} == {k64}
+    report = build_report(records, tmp_path).report.read_text()
+    headline = report[report.index("## Headline") : report.index("## Setup")]
+    assert "| metric | k64 |" in headline
+    assert (
+        "Left out of this headline, their baselines below the training gate (explained variance ≥ 0.85, "
+        in headline
+    )
+    assert "k32 (run-p0-k16-s0, run-p0-k16-s1, run-p0-k16-s2)" in headline
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["below_training_gate"]["matched L0"] == {k32: data.below_gate["matched L0"][k32]}
+    tables = generated_blocks(results)["study-tables"]
+    assert "| metric | k32 (baselines below the training gate) | k64 |" in tables
