@@ -5,7 +5,8 @@ small files (e.g. committed to a repository) and not the SAE weights, activation
 Layout: `<archive>/<group name>.json` = `{"recipe": name, "group": name, "runs": [RunRecord fields, ...]}`,
 written atomically once the group's SAEs are trained and every eval of the recipe has a result. A run whose
 record is archived counts as done: the sweep does not train or evaluate its group again, and the report joins
-the archived records with those of the SAE folders present.
+the archived records with those of the SAE folders present. Runs added to a group after it was archived are
+trained, evaluated and archived beside the group's earlier records.
 """
 
 from __future__ import annotations
@@ -31,12 +32,31 @@ def archive_path(archive_dir: str | Path, group_name: str) -> Path:
 def write_group_archive(
     archive_dir: str | Path, recipe_name: str, group_name: str, records: list[RunRecord]
 ) -> Path:
-    """Archive a finished group's run records; returns the file written."""
+    """Archive a finished group's run records beside those of its runs archived before (a grid extended with
+    runs of a group already archived: a new k, say); returns the file written."""
     path = archive_path(archive_dir, group_name)
-    write_json_atomic(
-        path, {"recipe": recipe_name, "group": group_name, "runs": [asdict(record) for record in records]}
+    runs = (
+        {record.name: asdict(record) for record in read_archive_file(path, recipe_name)}
+        if path.is_file()
+        else {}
     )
+    runs |= {record.name: asdict(record) for record in records}
+    write_json_atomic(path, {"recipe": recipe_name, "group": group_name, "runs": list(runs.values())})
     return path
+
+
+def read_archive_file(path: Path, recipe_name: str) -> list[RunRecord]:
+    """The run records of one archive file of `recipe_name`."""
+    try:
+        content = json.loads(path.read_text())
+        if content["recipe"] != recipe_name:
+            raise ArchiveError(
+                f"{path} archives recipe {content['recipe']!r}, not {recipe_name!r}: "
+                "give each recipe an archive folder of its own"
+            )
+        return [RunRecord(**run) for run in content["runs"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ArchiveError(f"{path} is not a sweep archive file ({error})") from None
 
 
 def read_archive(archive_dir: str | Path | None, recipe_name: str) -> dict[str, RunRecord]:
@@ -45,18 +65,8 @@ def read_archive(archive_dir: str | Path | None, recipe_name: str) -> dict[str, 
         return {}
     if not Path(archive_dir).is_dir():
         raise ArchiveError(f"archive {archive_dir} is a file, not a folder")
-    records: dict[str, RunRecord] = {}
-    for path in sorted(Path(archive_dir).glob("*.json")):
-        try:
-            content = json.loads(path.read_text())
-            if content["recipe"] != recipe_name:
-                raise ArchiveError(
-                    f"{path} archives recipe {content['recipe']!r}, not {recipe_name!r}: "
-                    "give each recipe an archive folder of its own"
-                )
-            for run in content["runs"]:
-                record = RunRecord(**run)
-                records[record.name] = record
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ArchiveError(f"{path} is not a sweep archive file ({error})") from None
-    return records
+    return {
+        record.name: record
+        for path in sorted(Path(archive_dir).glob("*.json"))
+        for record in read_archive_file(path, recipe_name)
+    }

@@ -35,7 +35,7 @@ from sae_mask_plugin.files import build_lock
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.sweep.archive import read_archive, write_group_archive
 from sae_mask_plugin.sweep.cli import PARTIAL_REPORT_MARK
-from sae_mask_plugin.sweep.plan import Group, Shard, plan
+from sae_mask_plugin.sweep.plan import Group, Shard, pending_group, plan
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
 from sae_mask_plugin.sweep.saebench import STATUS_FILENAME as SCR_TPP_STATUS_FILENAME
 from sae_mask_plugin.sweep.saebench import run_scr_and_tpp
@@ -233,12 +233,13 @@ def run_shard(
     recipe: Recipe, out_dir: str | Path, shard: Shard | None = None, archive: str | Path | None = None
 ) -> list[Path]:
     """Train (and evaluate) the groups of `shard` (all groups when None) in this process; returns their SAE
-    folders. Groups whose runs are all in `archive` are done; each group finished here is archived there. The
-    shard that completes the grid also writes the report."""
+    folders. Runs in `archive` are done (a group with some of them trains the others); each group finished here
+    is archived there. The shard that completes the grid also writes the report."""
     archived = read_archive(archive, recipe.name)
     paths: list[Path] = []
-    for group in shard.select(plan(recipe)) if shard is not None else plan(recipe):
-        if all(run.name in archived for run in group.runs):
+    for whole_group in shard.select(plan(recipe)) if shard is not None else plan(recipe):
+        group = pending_group(whole_group, lambda run: run.name in archived)
+        if group is None:
             continue
         group_paths = train_group(recipe, group, out_dir)
         if recipe.evals:

@@ -85,22 +85,23 @@ def test_two_processes_needing_one_ood_oracle_fit_it_once(tmp_path: Path, monkey
     assert fits.read_text().splitlines() == ["fitted"]
 
 
+TINY_RECIPE = {
+    "name": "tiny",
+    "model_name": "SmolLM2-135M-Instruct",
+    "hook_name": "blocks.1.hook_resid_post",
+    "d_in": 576,
+    "training_tokens": 8192,
+    "runner": {"context_size": 64, "n_batches_in_buffer": 16, "train_batch_size_tokens": 1024},
+    "masking": {"mask_token": "<repo_name>"},
+    "grid": {"seed": [0, 1], "architecture": "batchtopk", "d_sae": 256, "k": 16, "p": [0.0, 0.3]},
+    "evals": ["core", "absorption"],
+    "report": True,
+}
+
+
 @pytest.fixture
 def recipe() -> Recipe:
-    return Recipe.from_dict(
-        {
-            "name": "tiny",
-            "model_name": "SmolLM2-135M-Instruct",
-            "hook_name": "blocks.1.hook_resid_post",
-            "d_in": 576,
-            "training_tokens": 8192,
-            "runner": {"context_size": 64, "n_batches_in_buffer": 16, "train_batch_size_tokens": 1024},
-            "masking": {"mask_token": "<repo_name>"},
-            "grid": {"seed": [0, 1], "architecture": "batchtopk", "d_sae": 256, "k": 16, "p": [0.0, 0.3]},
-            "evals": ["core", "absorption"],
-            "report": True,
-        }
-    )
+    return Recipe.from_dict(TINY_RECIPE)
 
 
 def _write_results(
@@ -252,6 +253,38 @@ def test_a_grid_is_finished_on_a_second_machine_that_keeps_only_the_archive(
     assert {name: record.metrics for name, record in archived.items()} == {
         record.name: record.metrics for record in _records(recipe)
     }
+
+
+def test_runs_added_to_archived_groups_are_trained_alone_and_archived_beside_them(
+    recipe: Recipe, tmp_path: Path, machine: set[str], monkeypatch
+) -> None:
+    archive = tmp_path / "archive"
+    execute.run_shard(recipe, tmp_path / "first", None, archive)
+    extended = Recipe.from_dict({**TINY_RECIPE, "grid": {**TINY_RECIPE["grid"], "k": [16, 32]}})
+    assert {group.name for group in plan(extended)} == {group.name for group in plan(recipe)}  # same groups
+
+    machine.clear()  # a fresh machine that keeps only the archive
+    trained_here: list[str] = []
+    train = execute.train_group
+    monkeypatch.setattr(
+        execute,
+        "train_group",
+        lambda *args: trained_here.extend(run.name for run in args[1].runs) or train(*args),
+    )
+    monkeypatch.setattr(
+        sae_mask_plugin.report,
+        "collect_runs",
+        lambda roots: [r for r in _records(extended) if r.name in {Path(root).name for root in roots}],
+    )
+    execute.run_shard(extended, tmp_path / "second", None, archive)
+    new_runs = sorted(run.name for run in extended.runs if run.name not in {r.name for r in recipe.runs})
+    assert sorted(trained_here) == new_runs and all("-k32-" in name for name in new_runs)
+    archived = read_archive(archive, extended.name)
+    assert sorted(archived) == sorted(
+        run.name for run in extended.runs
+    )  # earlier records kept beside the new
+    results = json.loads((tmp_path / "second" / "report" / "results.json").read_text())
+    assert sorted(run["name"] for run in results["runs"]) == sorted(run.name for run in extended.runs)
 
 
 def test_a_group_with_a_missing_eval_is_not_archived(
