@@ -26,7 +26,7 @@ from sae_mask_plugin.report.gates import (
 )
 from sae_mask_plugin.report.matching import (
     Unmatched,
-    cell_baselines,
+    baselines_as_compared,
     compare_pairs,
     matched_l0_comparisons,
     same_k_pairs,
@@ -70,7 +70,7 @@ class ReportData:
     gates: list[str]
     ood_tasks: dict[str, Any] | None
     below_gate: dict[str, dict[str, list[str]]]
-    """View → cell → the baselines its pairs rest on that are below the training gate (cells with none left out)."""
+    """View → cell → its masked runs whose baseline, as compared, is below the training gate (`cells_below_training_gate`)."""
 
     @property
     def views(self) -> dict[str, Comparisons]:
@@ -137,15 +137,15 @@ def _ood_tasks(records: list[RunRecord]) -> dict[str, Any] | None:
 
 
 def cells_below_training_gate(records: list[RunRecord]) -> dict[str, dict[str, list[str]]]:
-    """View → cell → the names of the baselines its pairs rest on (`cell_baselines`) that are below the training
-    gate; cells whose baselines all pass are absent."""
+    """View → cell → the masked runs whose baseline, as the comparison reads it (`baselines_as_compared`), is
+    below the training gate; cells where every such baseline passes are absent."""
     return {
         view: {
-            cell: sorted(r.name for r in baselines if below_training_gate(r))
+            cell: failing
             for cell, baselines in cells.items()
-            if any(below_training_gate(r) for r in baselines)
+            if (failing := [run for run, metrics in baselines.items() if below_training_gate(metrics)])
         }
-        for view, cells in cell_baselines(records).items()
+        for view, cells in baselines_as_compared(records).items()
     }
 
 
@@ -277,8 +277,9 @@ def _training_gate_lines(
     if left_out:
         cells = "; ".join(f"{labels[cell]} ({', '.join(below_gate[cell])})" for cell in left_out)
         return [
-            f"Left out of this headline, their baselines below the training gate ({gate}): {cells}. Their "
-            "comparisons are in the appendix; a verdict there marks the gate.",
+            f"Left out of this headline, the baseline they are compared with below the training gate ({gate}; "
+            f"at matched L0 the baseline interpolated to the masked SAE's L0): {cells}. Their comparisons are in "
+            "the appendix; a verdict there marks the gate.",
             "",
         ]
     if below_gate:

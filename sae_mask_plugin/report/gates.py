@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
@@ -50,11 +51,11 @@ def _names(records: list[RunRecord]) -> str:
     return shown + (f" and {len(records) - 4} more" if len(records) > 4 else "")
 
 
-def below_training_gate(record: RunRecord) -> bool:
+def below_training_gate(metrics: Mapping[str, float]) -> bool:
     """Whether an SAE's explained variance or alive fraction is below the training gate (unmeasured: not below)."""
     return (
-        record.metrics.get("explained_variance", 1.0) < MIN_EXPLAINED_VARIANCE
-        or record.metrics.get("frac_alive", 1.0) < MIN_ALIVE_FRACTION
+        metrics.get("explained_variance", 1.0) < MIN_EXPLAINED_VARIANCE
+        or metrics.get("frac_alive", 1.0) < MIN_ALIVE_FRACTION
     )
 
 
@@ -62,7 +63,7 @@ def gate_warnings(records: list[RunRecord], n_seeds: int) -> list[str]:
     """Warnings (markdown, one line each) about what the comparisons rest on; empty when nothing is amiss."""
     warnings: list[str] = []
     baselines = [r for r in records if r.is_baseline]
-    undertrained = [r for r in baselines if below_training_gate(r)]
+    undertrained = [r for r in baselines if below_training_gate(r.metrics)]
     if undertrained:
         worst_ev = min(r.metrics.get("explained_variance", 1.0) for r in undertrained)
         worst_alive = min(r.metrics.get("frac_alive", 1.0) for r in undertrained)

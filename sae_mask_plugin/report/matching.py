@@ -130,11 +130,15 @@ def _baseline_curves(records: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
     return curves
 
 
-def cell_baselines(records: list[RunRecord]) -> dict[str, dict[str, list[RunRecord]]]:
-    """View (`matched L0`, `same k`) → cell → the baseline runs its pairs rest on: at the same k the baseline of
-    each masked run's pairing key; at matched L0 the two baselines whose L0 bracket the masked run's (one where
-    they are equal), those the linear interpolation reads."""
-    used: dict[str, dict[str, dict[str, RunRecord]]] = {
+GATED_METRICS = ("explained_variance", "frac_alive")
+"""The baseline metrics the training gate reads (`report.gates.below_training_gate`)."""
+
+
+def baselines_as_compared(records: list[RunRecord]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """View (`matched L0`, `same k`) → cell → masked run → its baseline's `GATED_METRICS` as the comparison
+    reads them: at the same k the baseline of the same pairing key; at matched L0 the baselines interpolated
+    (linear in log L0) at the masked run's L0, so a cell's gate is that of the baseline it is compared with."""
+    compared: dict[str, dict[str, dict[str, dict[str, float]]]] = {
         "matched L0": defaultdict(dict),
         "same k": defaultdict(dict),
     }
@@ -143,17 +147,26 @@ def cell_baselines(records: list[RunRecord]) -> dict[str, dict[str, list[RunReco
     for masked in _masked_runs(records):
         cell = cell_name(masked)
         if (baseline := baselines.get(masked.pairing_key)) is not None:
-            used["same k"][cell][baseline.name] = baseline
+            compared["same k"][cell][masked.name] = {
+                key: baseline.metrics[key] for key in GATED_METRICS if key in baseline.metrics
+            }
         l0 = masked.metrics.get(L0_METRIC)
-        curve = sorted(curves.get(masked.curve_key, []), key=lambda r: r.metrics[L0_METRIC])
-        if l0 is None or len({r.metrics[L0_METRIC] for r in curve}) < 2:
+        curve = curves.get(masked.curve_key, [])
+        if l0 is None:
             continue
-        below = [r for r in curve if r.metrics[L0_METRIC] <= l0]
-        above = [r for r in curve if r.metrics[L0_METRIC] >= l0]
-        if below and above:
-            for baseline in {below[-1].name: below[-1], above[0].name: above[0]}.values():
-                used["matched L0"][cell][baseline.name] = baseline
-    return {view: {cell: list(runs.values()) for cell, runs in cells.items()} for view, cells in used.items()}
+        interpolated = {
+            key: value
+            for key in GATED_METRICS
+            if (
+                value := interpolate_in_log_l0(
+                    [(r.metrics[L0_METRIC], r.metrics[key]) for r in curve if key in r.metrics], l0
+                )
+            )
+            is not None
+        }
+        if interpolated:
+            compared["matched L0"][cell][masked.name] = interpolated
+    return {view: dict(cells) for view, cells in compared.items()}
 
 
 def compare_pairs(
