@@ -118,7 +118,9 @@ def write_table(folder: Path, markdown: Path | None) -> None:
     if markdown is None:
         print(table)
         return
-    write_text_atomic(markdown, fill_blocks(markdown.read_text(), {"masked-latents": table}))
+    write_text_atomic(
+        markdown, fill_blocks(markdown.read_text(), {"masked-latents": table}, keep_others=True)
+    )
     print(f"updated: {markdown}")
 
 

@@ -484,9 +484,13 @@ def block_names(text: str) -> list[str]:
     return [match.group(2) for match in BLOCK.finditer(text)]
 
 
-def fill_blocks(text: str, blocks: Mapping[str, str]) -> str:
-    """`text` with each generated block's content replaced by `blocks[name]`; an unknown name is an error."""
+def fill_blocks(text: str, blocks: Mapping[str, str], keep_others: bool = False) -> str:
+    """`text` with each generated block's content replaced by `blocks[name]`. A block without an entry in `blocks`
+    is an error, or with `keep_others` (a file whose blocks come from several generators) left as it is."""
     unknown = [name for name in block_names(text) if name not in blocks]
-    if unknown:
+    if unknown and not keep_others:
         raise ValueError(f"no generator for the blocks {', '.join(unknown)} (known: {', '.join(blocks)})")
-    return BLOCK.sub(lambda m: f"{m.group(1)}{blocks[m.group(2)]}\n{m.group(4)}", text)
+    return BLOCK.sub(
+        lambda m: f"{m.group(1)}{blocks[m.group(2)]}\n{m.group(4)}" if m.group(2) in blocks else m.group(0),
+        text,
+    )

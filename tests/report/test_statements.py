@@ -116,6 +116,13 @@ def test_generated_blocks_in_the_docs_are_regenerated_from_results_json(path: Pa
     )
 
 
+def test_a_block_without_a_generator_is_an_error_unless_kept():
+    text = "a\n<!-- begin generated: x -->\nold\n<!-- end generated: x -->\n<!-- begin generated: y -->\nkept\n<!-- end generated: y -->\n"
+    with pytest.raises(ValueError, match="no generator for the blocks y"):
+        fill_blocks(text, {"x": "new"})
+    assert fill_blocks(text, {"x": "new"}, keep_others=True) == text.replace("old", "new")
+
+
 def test_the_study_readme_carries_its_generated_tables():
     assert block_names((FIRST_EDITION / "README.md").read_text()) == ["study-tables"]
 
