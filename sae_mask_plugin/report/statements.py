@@ -320,7 +320,8 @@ def p_curve_table(records: list[RunRecord]) -> list[str]:
     from sae_mask_plugin.report.matching import matched_l0_comparisons
 
     records = [r for r in records if r.loss_positions == "all"]
-    masked = [r for r in records if not r.is_baseline]
+    baseline_seeds = {r.seed for r in records if r.is_baseline}
+    masked = [r for r in records if not r.is_baseline and r.seed in baseline_seeds]  # those with a pair
     ps = sorted({r.mask_p for r in masked})
     seeds_by_p = {p: {r.seed for r in masked if r.mask_p == p} for p in ps}
     shared = sorted(set.intersection(*seeds_by_p.values()), key=str) if ps else []
@@ -331,7 +332,7 @@ def p_curve_table(records: list[RunRecord]) -> list[str]:
     rows: list[tuple[str, Comparisons]] = [(f"{p:g} ({seeds})", _cells_at_p(seed_matched, p)) for p in ps]
     all_comparisons, _ = matched_l0_comparisons(records)
     rows += [
-        (f"{p:g} (mean of {len(seeds_by_p[p])} seeds)", _cells_at_p(all_comparisons, p))
+        (f"{p:g} (mean of {len(seeds_by_p[p])} paired seeds)", _cells_at_p(all_comparisons, p))
         for p in ps
         if len(seeds_by_p[p]) > len(shared)
     ]
@@ -376,7 +377,8 @@ def baseline_ranges(records: list[RunRecord]) -> str:
     for key, name in (("explained_variance", "EV"), ("frac_alive", "alive")):
         values = [r.metrics[key] for r in baselines if key in r.metrics]
         if values:
-            parts.append(f"{name} {min(values):.2f}–{max(values):.2f}")
+            low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+            parts.append(f"{name} {low}" if low == high else f"{name} {low}–{high}")
     return ", ".join(parts)
 
 
@@ -412,11 +414,13 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
     ]
     for variant in _variants_of(data.matched, condition):
         variant_cells = comparisons_of(data.matched, variant)
+        intro = (
+            f"masked ({variant}) − baseline at matched L0, {pairs_text(variant_cells)}, the same way (beside the "
+            f"{condition} table above: what changes when the masked positions do not enter the SAE's loss):"
+        )
         tables += [
             "",
-            f"masked ({variant}) − baseline at matched L0, {pairs_text(variant_cells)}, the same way (beside the "
-            f"{condition} table above: what changes when the masked positions do not enter the SAE's loss):",
-            "",
+            *([intro, ""] if variant_cells else []),
             *study_table(data.matched, variant, headline_absence, below_gate),
         ]
     if p_curve:

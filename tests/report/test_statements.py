@@ -147,7 +147,7 @@ def test_the_first_editions_statements_come_out_as_its_numbers_say(first_edition
     # the p curve is seed-matched: seed 0's own p 0.3 pair (absorption −0.017 at k 64) beside p 0.1 and 0.5
     tables = first_edition_blocks["study-tables"]
     assert "| 0.3 (seed 0) | +0.007 / −0.017 |" in tables
-    assert "| 0.3 (mean of 3 seeds) | +0.014 [−0.017, +0.045] / +0.026 [−0.069, +0.121] |" in tables
+    assert "| 0.3 (mean of 3 paired seeds) | +0.014 [−0.017, +0.045] / +0.026 [−0.069, +0.121] |" in tables
     assert records_from_results(first_edition)[0].name == first_edition["runs"][0]["name"]
 
 
@@ -225,15 +225,31 @@ def test_the_p_curve_has_intervals_over_shared_seeds_and_a_loss_variant_gets_its
     records += [
         run_record(0, 3, k, l0=float(k), explained_variance=0.8) for k in (16, 64)
     ]  # ... with baselines
+    records.append(run_record(0.5, 4, 32, l0=24.0, explained_variance=0.6))  # a p 0.5 seed without baselines
     build_report(records, tmp_path)
     tables = generated_blocks(json.loads((tmp_path / "results.json").read_text()))["study-tables"]
     p_curve = tables[tables.index("The p curve") :].splitlines()
     rows = [line.split(" | ")[0] for line in p_curve if line.startswith("| 0.")]
-    assert rows == ["| 0.3 (seeds 0, 1, 2)", "| 0.5 (seeds 0, 1, 2)", "| 0.3 (mean of 4 seeds)"]
+    assert rows == ["| 0.3 (seeds 0, 1, 2)", "| 0.5 (seeds 0, 1, 2)", "| 0.3 (mean of 4 paired seeds)"]
     assert all("[" in line for line in p_curve if line.startswith("| 0."))  # every row has an interval
     assert "explained variance (higher better), k 32" in p_curve[2]
     assert "mean absorption" not in tables  # no run has it: no column
     assert "masked (p=0.3 token unmasked-loss) − baseline at matched L0, 3 paired seeds (2 dof)" in tables
+
+
+def test_a_loss_variant_with_single_pairs_only_says_so_without_an_intro(tmp_path):
+    records = []
+    for seed in (0, 1):
+        records += [
+            run_record(0, seed, k, l0=float(k), explained_variance=0.8 + k / 1000) for k in (16, 32, 64)
+        ]
+        records.append(run_record(0.3, seed, 32, l0=24.0, explained_variance=0.7))
+    unmasked_loss = run_record(0.3, 0, 32, l0=24.0, explained_variance=0.75)
+    records.append(replace(unmasked_loss, name=f"{unmasked_loss.name}-unmasked", loss_positions="unmasked"))
+    build_report(records, tmp_path)
+    tables = generated_blocks(json.loads((tmp_path / "results.json").read_text()))["study-tables"]
+    assert "No cell of p=0.3 token unmasked-loss has two or more pairs." in tables
+    assert "masked (p=0.3 token unmasked-loss) − baseline" not in tables
 
 
 def test_cells_compared_with_a_baseline_below_the_training_gate_leave_the_headline(tmp_path):
