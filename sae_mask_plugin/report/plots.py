@@ -43,6 +43,18 @@ def _color_for_p(p: float, max_p: float) -> tuple[float, float, float, float]:
     return plt.cm.plasma(0.75 - 0.6 * (p / max_p if max_p else 0.0))
 
 
+def _line_style(record: RunRecord) -> dict[str, str]:
+    """Baselines squares; masked runs circles, dashed with triangles when only unmasked positions enter the loss
+    (so a loss variant stays apart from the runs of the same p, which share its colour)."""
+    if record.is_baseline:
+        return {"marker": "s", "linestyle": "-"}
+    return (
+        {"marker": "o", "linestyle": "-"}
+        if record.loss_positions == "all"
+        else {"marker": "^", "linestyle": "--"}
+    )
+
+
 def _condition_label(record: RunRecord) -> str:
     return "baseline" if record.is_baseline else f"masked {record.condition}"
 
@@ -77,6 +89,7 @@ def plot_frontiers(records: list[RunRecord], path: Path) -> Path | None:
                 [r.metrics["l0"] for r in line],
                 [r.metrics[key] for r in line],
                 color=_color_for_p(line[0].mask_p, max_p),
+                linestyle=_line_style(line[0])["linestyle"],
                 alpha=0.25,
                 linewidth=1,
             )
@@ -89,7 +102,7 @@ def plot_frontiers(records: list[RunRecord], path: Path) -> Path | None:
                 [mean(r.metrics["l0"] for r in by_k[k]) for k in ks],
                 [mean(r.metrics[key] for r in by_k[k]) for k in ks],
                 color=_color_for_p(p, max_p),
-                marker="s" if p == 0 else "o",
+                **_line_style(by_k[ks[0]][0]),
                 linewidth=2,
                 label=f"{_condition_label(by_k[ks[0]][0])} ({architecture} w{d_sae})",
             )
@@ -98,18 +111,18 @@ def plot_frontiers(records: list[RunRecord], path: Path) -> Path | None:
         axis.xaxis.set_major_formatter(ScalarFormatter())
         axis.xaxis.set_minor_formatter(NullFormatter())
         axis.margins(x=0.08, y=0.12)
-        axis.set_xlabel(
-            "L0, core eval on its held-out texts (log; ticks: baselines' mean L0 at each k)", fontsize=8
-        )
+        axis.set_xlabel("core eval L0 (log; ticks: baselines' mean L0 per k)", fontsize=8)
         axis.set_title(better_label(METRICS_BY_KEY[key]), fontsize=9)
-    axes[0].legend(frameon=False, fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), frameon=False, fontsize=8)
     several_seeds = len({r.seed for r in with_l0}) > 1
     figure.suptitle(
         "Metrics vs L0: faint lines one seed each, bold the mean over seeds"
         if several_seeds
         else "Metrics vs L0 (one seed: each line is one SAE per k)"
     )
-    figure.tight_layout()
+    legend_rows = -(-len(labels) // 3)
+    figure.tight_layout(rect=(0, 0.02 + 0.035 * legend_rows * 3.3 / figure.get_figheight(), 1, 1))
     return _save_atomic(figure, path)
 
 

@@ -4,6 +4,7 @@ bands, and the difference panels' tick labels do not collide."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,23 @@ def test_difference_panel_tick_labels_do_not_collide(figures, tmp_path):
         assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:], strict=False)), (
             axis.get_title()
         )
+
+
+def test_a_loss_variant_is_drawn_apart_from_its_p_and_the_legend_sits_below_the_panels(figures, tmp_path):
+    records = _records(seeds=1)
+    records += [
+        replace(r, name=f"{r.name}-unmasked", loss_positions="unmasked") for r in records if not r.is_baseline
+    ]
+    plots.plot_frontiers(records, tmp_path / "metrics_vs_l0.png")
+    figure = figures["metrics_vs_l0.png"]
+    styles = {
+        line.get_label(): (line.get_linestyle(), line.get_marker())
+        for line in figure.axes[0].get_lines()
+        if not line.get_label().startswith("_")
+    }
+    assert [style for label, style in styles.items() if "unmasked-loss" in label] == [("--", "^")]
+    assert [style for label, style in styles.items() if "p=0.3 token (" in label] == [("-", "o")]
+    renderer = figure.canvas.get_renderer()
+    legend_top = figure.legends[0].get_window_extent(renderer).y1
+    panels = [axis for axis in figure.axes if axis.get_lines()]
+    assert all(legend_top < axis.get_tightbbox(renderer).y0 for axis in panels)
