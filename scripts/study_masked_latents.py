@@ -26,14 +26,14 @@ from sae_lens import SAE
 
 from sae_mask_plugin import load_embedded_model
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME, write_json_atomic, write_text_atomic
+from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME, write_json_atomic
 from sae_mask_plugin.llm_dtype import recorded_llm_dtype
 from sae_mask_plugin.report.masked_latents import (
     masked_latents_table,
     masked_position_latents,
     masked_stream_activations,
 )
-from sae_mask_plugin.report.statements import fill_blocks
+from sae_mask_plugin.report.statements import update_block
 from sae_mask_plugin.training.metadata import read_masking_metadata, trained_positions
 
 CONTEXT_SIZE = 128
@@ -118,9 +118,7 @@ def write_table(folder: Path, markdown: Path | None) -> None:
     if markdown is None:
         print(table)
         return
-    write_text_atomic(
-        markdown, fill_blocks(markdown.read_text(), {"masked-latents": table}, keep_others=True)
-    )
+    update_block(markdown, "masked-latents", table)
     print(f"updated: {markdown}")
 
 

@@ -17,8 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sae_mask_plugin.files import write_text_atomic
-from sae_mask_plugin.report.statements import fill_blocks
+from sae_mask_plugin.report.statements import update_block
 
 BLOCK_NAME = "shard-times"
 
@@ -68,9 +67,7 @@ def main() -> None:
     if args.update is None:
         print(table)
         return
-    write_text_atomic(
-        args.update, fill_blocks(args.update.read_text(), {BLOCK_NAME: table}, keep_others=True)
-    )
+    update_block(args.update, BLOCK_NAME, table)
     print(f"updated: {args.update}")
 
 

@@ -54,15 +54,9 @@ def embedded_model():
 def pythia_standin_home(tmp_path_factory):
     """A Hugging Face home holding the stand-in Pythia-160M-deduped (exact architecture, random weights) and
     stand-in Pile texts (`scripts/build_hub_standins.py`), built once per test session."""
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from script_module import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "build_hub_standins.py"
-    spec = importlib.util.spec_from_file_location("build_hub_standins", path)
-    standins = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("build_hub_standins", standins)  # dataclasses look their module up there
-    spec.loader.exec_module(standins)
+    standins = load_script("build_hub_standins")
     home = tmp_path_factory.mktemp("standin-hf")
     standins.build_all(home, ["pythia-160m-deduped"], dataset_texts=1500)
     return home

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from scipy import stats
 
 from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
+from sae_mask_plugin.files import write_text_atomic
 from sae_mask_plugin.report.gates import NOT_COMPUTED, absorption_measurable
 from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord, better_label
 from sae_mask_plugin.report.stats import (
@@ -498,3 +500,9 @@ def fill_blocks(text: str, blocks: Mapping[str, str], keep_others: bool = False)
         lambda m: f"{m.group(1)}{blocks[m.group(2)]}\n{m.group(4)}" if m.group(2) in blocks else m.group(0),
         text,
     )
+
+
+def update_block(path: Path, name: str, content: str) -> None:
+    """Rewrite the generated block `name` of the markdown file at `path` with `content` (atomically), leaving the
+    blocks other generators fill."""
+    write_text_atomic(path, fill_blocks(path.read_text(), {name: content}, keep_others=True))

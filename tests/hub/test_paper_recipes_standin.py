@@ -9,7 +9,6 @@ the documented script).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,26 +20,18 @@ import pytest
 import torch
 import yaml
 from sae_lens import SAE
+from script_module import load_script
 
 from sae_mask_plugin.sweep.recipe import load_recipe
 from sae_mask_plugin.training.metadata import read_masking_metadata
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 RUN_NAMES = ["matryoshka_batchtopk-k8-w256-p0-s0", "matryoshka_batchtopk-k8-w256-p0.3-token-s0"]
 
 pytestmark = pytest.mark.xdist_group("pythia_standin")  # one worker builds the stand-in hub
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-standins = _script("build_hub_standins")
-runner_script = _script("run_paper_recipe_standin")
+standins = load_script("build_hub_standins")
+runner_script = load_script("run_paper_recipe_standin")
 
 
 def test_standin_configs_match_transformer_lens_and_the_recipes():

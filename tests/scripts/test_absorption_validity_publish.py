@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import string
-from pathlib import Path
 from typing import Any
+
+from script_module import load_script
 
 from sae_mask_plugin.evals.absorption.gate import AbsorptionGateConfig, LetterRecord, summarize
 
-SCRIPT = Path(__file__).parents[2] / "scripts" / "absorption_validity_publish.py"
 GATE = AbsorptionGateConfig(d_model=576, min_passing_letters=20)
 BUDGET = {
     "min_probe_positive_words": GATE.min_probe_positive_words,
@@ -20,13 +19,6 @@ BUDGET = {
          "llm_tokens_first_sae": 763_224},
     ],
 }  # fmt: skip
-
-
-def _publish_module() -> Any:
-    spec = importlib.util.spec_from_file_location("absorption_validity_publish", SCRIPT)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def _row(words_with_enough: int, training_tokens: int, eval_seconds: float, k: int = 32) -> dict[str, Any]:
@@ -105,7 +97,7 @@ def _row(words_with_enough: int, training_tokens: int, eval_seconds: float, k: i
 
 
 def test_too_few_words_rules_out_a_headline_whatever_the_latents() -> None:
-    publish = _publish_module()
+    publish = load_script("absorption_validity_publish")
     rows = {"a": _row(16, 88_064, 900.0), "b": _row(16, 264_192, 30.0)}
     results = publish.build(rows)
     text = publish.readme(results, GATE.min_passing_letters, BUDGET)
@@ -118,7 +110,7 @@ def test_too_few_words_rules_out_a_headline_whatever_the_latents() -> None:
 
 
 def test_a_measurable_row_picks_the_setting_and_shows_its_headline() -> None:
-    publish = _publish_module()
+    publish = load_script("absorption_validity_publish")
     rows = {"a": _row(16, 88_064, 900.0), "b": _row(24, 264_192, 30.0)}
     results = publish.build(rows)
     first_pass = publish.build({"old": _row(0, 98_304, 50.0)})
@@ -134,7 +126,7 @@ def test_a_measurable_row_picks_the_setting_and_shows_its_headline() -> None:
 def test_one_factor_series_hold_the_other_factors_fixed() -> None:
     """k varies over snapshots of equal training tokens only (here the final ones, where all three k exist);
     training tokens vary within one SAE; a factor with one value is no series."""
-    publish = _publish_module()
+    publish = load_script("absorption_validity_publish")
     rows = {
         "k16": _row(10, 264_192, 30.0, k=16),
         "k32-early": _row(5, 90_112, 30.0),
@@ -158,7 +150,7 @@ def test_one_factor_series_hold_the_other_factors_fixed() -> None:
 
 def test_published_rows_are_kept_unless_re_run() -> None:
     """Rows of an earlier results.json stay in the table; a raw row of the same run and word list replaces one."""
-    publish = _publish_module()
+    publish = load_script("absorption_validity_publish")
     earlier = publish.build({"k16": _row(10, 264_192, 900.0, k=16), "k32": _row(5, 264_192, 30.0)})
     results = publish.build({"k32": _row(21, 264_192, 40.0)}, kept=earlier["rows"])
     by_run = {r["run"]: r for r in results["rows"]}

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from script_module import load_script
 
 from sae_mask_plugin.report.statements import block_names, fill_blocks
 
 ROOT = Path(__file__).parents[2]
-SCRIPT = ROOT / "scripts" / "study_shard_times.py"
 STUDY = ROOT / "docs" / "smollm2_study"
-
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location("study_shard_times", SCRIPT)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def _run(start: str, end: str | None, estimate: int = 60, printed: bool = True) -> dict[str, Any]:
@@ -36,7 +28,7 @@ def _run(start: str, end: str | None, estimate: int = 60, printed: bool = True) 
 
 
 def test_each_row_says_the_estimate_the_measured_time_and_how_far_apart_they_are():
-    script = _script()
+    script = load_script("study_shard_times")
     rows = script.shard_times_table(
         [
             _run("2026-12-06T17:00:00Z", "2026-12-06T18:15:00Z", estimate=60),
@@ -51,11 +43,13 @@ def test_each_row_says_the_estimate_the_measured_time_and_how_far_apart_they_are
 
 def test_an_end_before_its_start_is_an_error():
     with pytest.raises(ValueError, match="not after start"):
-        _script().measured_minutes(_run("2026-12-06T18:00:00Z", "2026-12-06T17:00:00Z"))
+        load_script("study_shard_times").measured_minutes(
+            _run("2026-12-06T18:00:00Z", "2026-12-06T17:00:00Z")
+        )
 
 
 def test_the_study_readme_table_is_regenerated_from_the_file():
-    script = _script()
+    script = load_script("study_shard_times")
     text = (STUDY / "README.md").read_text()
     assert {"shard-times", "masked-latents"} <= set(block_names(text))
     table = "\n".join(script.shard_times_table(json.loads((STUDY / "shard_times.json").read_text())["runs"]))
