@@ -11,7 +11,8 @@ study README's tables, README's "What we found" bullets), or check that they are
         --notice "First edition, superseded: ..."
 
 A block is the text between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->`; every number in
-it is recomputed from the results' runs (`sae_mask_plugin.report.statements`).
+it is recomputed from the results' runs (`sae_mask_plugin.report.statements`). Blocks other scripts generate (the
+study page's shard times and masked-latent counts) are left as they are.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def main() -> int:
     stale = []
     for path in args.update or args.check:
         text = path.read_text()
-        if not block_names(text):
-            parser.error(f"{path} has no generated block")
-        filled = fill_blocks(text, blocks)
+        if not set(block_names(text)) & set(blocks):
+            parser.error(f"{path} has none of the generated blocks {', '.join(blocks)}")
+        filled = fill_blocks(text, blocks, keep_others=True)
         if filled != text:
             stale.append(str(path))
             if args.update:
