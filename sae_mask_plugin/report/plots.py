@@ -29,6 +29,9 @@ def _save_atomic(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
+LEGEND_ROW_INCHES = 0.1155  # one row of an 8-pt figure legend below the panels, with its spacing
+
+
 OOD_PANELS = (
     ("sae_id_accuracy", "oracle_id_accuracy", "ID accuracy"),
     ("sae_ood_accuracy", "oracle_ood_accuracy", "OOD accuracy"),
@@ -122,7 +125,8 @@ def plot_frontiers(records: list[RunRecord], path: Path) -> Path | None:
         else "Metrics vs L0 (one seed: each line is one SAE per k)"
     )
     legend_rows = -(-len(labels) // 3)
-    figure.tight_layout(rect=(0, 0.02 + 0.035 * legend_rows * 3.3 / figure.get_figheight(), 1, 1))
+    legend_height = legend_rows * LEGEND_ROW_INCHES / figure.get_figheight()
+    figure.tight_layout(rect=(0, 0.02 + legend_height, 1, 1))
     return _save_atomic(figure, path)
 
 
