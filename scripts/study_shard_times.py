@@ -58,12 +58,32 @@ def shard_times_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _hours_and_minutes(minutes: float) -> str:
+    hours, rest = divmod(round(minutes), 60)
+    return f"{hours} h {rest:02d} min"
+
+
+def shard_times_total(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The study's compute in one line: the measured wall times summed, and with the estimate standing in for
+    each run whose end was not recorded."""
+    measured = [minutes for run in runs if (minutes := measured_minutes(run)) is not None]
+    unrecorded = [run["estimate_minutes"] for run in runs if measured_minutes(run) is None]
+    total = f"Total: {_hours_and_minutes(sum(measured))} measured over {len(measured)} shard runs"
+    if unrecorded:
+        total += (
+            f"; {_hours_and_minutes(sum(measured) + sum(unrecorded))} with the estimate standing in for the "
+            f"{len(unrecorded)} whose end was not recorded"
+        )
+    return total + "."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shard_times", type=Path, help="the study's shard_times.json")
     parser.add_argument("--update", type=Path, metavar="MARKDOWN", help=f"rewrite its {BLOCK_NAME} block")
     args = parser.parse_args()
-    table = "\n".join(shard_times_table(json.loads(args.shard_times.read_text())["runs"]))
+    runs = json.loads(args.shard_times.read_text())["runs"]
+    table = "\n".join([*shard_times_table(runs), "", shard_times_total(runs)])
     if args.update is None:
         print(table)
         return

@@ -41,6 +41,19 @@ def test_each_row_says_the_estimate_the_measured_time_and_how_far_apart_they_are
     )
 
 
+def test_the_total_sums_measured_times_and_names_the_estimates_standing_in_for_unrecorded_ends():
+    script = load_script("study_shard_times")
+    runs = [
+        _run("2026-12-06T17:00:00Z", "2026-12-06T18:15:00Z"),
+        _run("2026-12-06T19:00:00Z", "2026-12-06T19:50:00Z"),
+    ]
+    assert script.shard_times_total(runs) == "Total: 2 h 05 min measured over 2 shard runs."
+    assert script.shard_times_total([*runs, _run("2026-12-06T20:00:00Z", None, estimate=84)]) == (
+        "Total: 2 h 05 min measured over 2 shard runs; 3 h 29 min with the estimate standing in for the 1 whose "
+        "end was not recorded."
+    )
+
+
 def test_an_end_before_its_start_is_an_error():
     with pytest.raises(ValueError, match="not after start"):
         load_script("study_shard_times").measured_minutes(
@@ -52,7 +65,8 @@ def test_the_study_readme_table_is_regenerated_from_the_file():
     script = load_script("study_shard_times")
     text = (STUDY / "README.md").read_text()
     assert {"shard-times", "masked-latents"} <= set(block_names(text))
-    table = "\n".join(script.shard_times_table(json.loads((STUDY / "shard_times.json").read_text())["runs"]))
+    runs = json.loads((STUDY / "shard_times.json").read_text())["runs"]
+    table = "\n".join([*script.shard_times_table(runs), "", script.shard_times_total(runs)])
     assert fill_blocks(text, {"shard-times": table}, keep_others=True) == text, (
         "stale: python scripts/study_shard_times.py docs/smollm2_study/shard_times.json "
         "--update docs/smollm2_study/README.md"
