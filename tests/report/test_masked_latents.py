@@ -120,3 +120,21 @@ def test_the_study_readme_table_is_regenerated_from_the_files():
         "stale: python scripts/study_masked_latents.py --table docs/smollm2_study/masked_latents "
         "--update docs/smollm2_study/README.md"
     )
+
+
+def test_the_study_pages_reading_holds_for_every_counted_seed():
+    """The page reads the counts as "training on masked positions kills latents rather than recruiting them for the
+    mask token": in every seed's file, each masked p 0.3 SAE has fewer latents firing, and fewer firing mainly on
+    masked positions, than the baseline of its k and seed on the same stream."""
+    seed_files = sorted(
+        (Path(__file__).resolve().parents[2] / "docs" / "smollm2_study" / "masked_latents").glob("seed*.json")
+    )
+    assert seed_files
+    for path in seed_files:
+        rows = {row["sae"]: row for row in json.loads(path.read_text())["rows"]}
+        masked = [name for name in rows if "-p0.3-token-s" in name]
+        assert masked, path
+        for name in masked:
+            baseline = rows[name.replace("-p0.3-token-", "-p0-")]
+            assert rows[name]["n_firing"] < baseline["n_firing"], name
+            assert rows[name]["n_mainly_masked"] < baseline["n_mainly_masked"], name
