@@ -66,8 +66,14 @@ def _hours_and_minutes(minutes: float) -> str:
 def shard_times_total(runs: Sequence[Mapping[str, Any]]) -> str:
     """The study's compute in one line: the measured wall times summed, and with the estimate standing in for
     each run whose end was not recorded."""
-    measured = [minutes for run in runs if (minutes := measured_minutes(run)) is not None]
-    unrecorded = [run["estimate_minutes"] for run in runs if measured_minutes(run) is None]
+    measured: list[float] = []
+    unrecorded: list[int] = []
+    for run in runs:
+        minutes = measured_minutes(run)
+        if minutes is None:
+            unrecorded.append(run["estimate_minutes"])
+        else:
+            measured.append(minutes)
     total = f"Total: {_hours_and_minutes(sum(measured))} measured over {len(measured)} shard runs"
     if unrecorded:
         total += (
@@ -77,17 +83,21 @@ def shard_times_total(runs: Sequence[Mapping[str, Any]]) -> str:
     return total + "."
 
 
+def shard_times_block(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The study page's `shard-times` block: the table, then the total."""
+    return "\n".join([*shard_times_table(runs), "", shard_times_total(runs)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shard_times", type=Path, help="the study's shard_times.json")
     parser.add_argument("--update", type=Path, metavar="MARKDOWN", help=f"rewrite its {BLOCK_NAME} block")
     args = parser.parse_args()
-    runs = json.loads(args.shard_times.read_text())["runs"]
-    table = "\n".join([*shard_times_table(runs), "", shard_times_total(runs)])
+    block = shard_times_block(json.loads(args.shard_times.read_text())["runs"])
     if args.update is None:
-        print(table)
+        print(block)
         return
-    update_block(args.update, BLOCK_NAME, table)
+    update_block(args.update, BLOCK_NAME, block)
     print(f"updated: {args.update}")
 
 

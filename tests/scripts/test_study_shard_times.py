@@ -65,9 +65,8 @@ def test_the_study_readme_table_is_regenerated_from_the_file():
     script = load_script("study_shard_times")
     text = (STUDY / "README.md").read_text()
     assert {"shard-times", "masked-latents"} <= set(block_names(text))
-    runs = json.loads((STUDY / "shard_times.json").read_text())["runs"]
-    table = "\n".join([*script.shard_times_table(runs), "", script.shard_times_total(runs)])
-    assert fill_blocks(text, {"shard-times": table}, keep_others=True) == text, (
+    block = script.shard_times_block(json.loads((STUDY / "shard_times.json").read_text())["runs"])
+    assert fill_blocks(text, {"shard-times": block}, keep_others=True) == text, (
         "stale: python scripts/study_shard_times.py docs/smollm2_study/shard_times.json "
         "--update docs/smollm2_study/README.md"
     )
