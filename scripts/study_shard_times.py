@@ -5,7 +5,8 @@
 Reads the record of each shard run (`{"runs": [{"shard", "groups", "estimate_minutes", "estimate_printed_before_run",
 "start", "end", "beside", ...}]}`, times in ISO 8601 UTC) and prints one row per run: the estimate, the measured wall time and how far the
 estimate is from it, or with `--update` rewrites the markdown file's `shard-times` generated block with it. A run
-whose end was not recorded shows its estimate and no measurement.
+whose end was not recorded shows its estimate and no measurement; a run stopped before its shard's end
+(`"stopped_during": "<what it was running>"`) shows both, and no comparison.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def shard_times_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
         else:
             measured_text = f"{measured:.0f}"
             error_text = f"{(estimate - measured) / measured:+.0%}"
+        if run.get("stopped_during"):
+            error_text = f"— (stopped during {run['stopped_during']})"
         lines.append(
             f"| {run['shard']} | {', '.join(run['groups'])} | {estimate_text} | {measured_text} | {error_text} | "
             f"{run.get('beside') or 'nothing'} |"

@@ -278,6 +278,6 @@ def format_plan(
             f"estimated time{' still to run' if is_done is not None else ''} on a {speed.machine} "
             f"({recipe.llm_dtype}): "
             f"~{duration(training + evals)} (training ~{duration(training)}, evals ~{duration(evals)}; "
-            "from the recipe's measured throughput)"
+            "from the recipe's measured throughput, on a machine running nothing else)"
         )
     return "\n".join(lines)

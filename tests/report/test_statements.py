@@ -25,12 +25,14 @@ from sae_mask_plugin.report.statements import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_EDITION = ROOT / "docs" / "smollm2_study" / "first_edition"
+SECOND_EDITION = ROOT / "docs" / "smollm2_study"
+FIRST_EDITION = SECOND_EDITION / "first_edition"
 # each doc with generated blocks, and the results.json they are generated from
 GENERATED_DOCS = {
     FIRST_EDITION / "README.md": FIRST_EDITION / "results.json",
-    ROOT / "README.md": FIRST_EDITION / "results.json",
-    ROOT / "docs" / "study.md": FIRST_EDITION / "results.json",
+    SECOND_EDITION / "README.md": SECOND_EDITION / "results.json",
+    ROOT / "README.md": SECOND_EDITION / "results.json",
+    ROOT / "docs" / "study.md": SECOND_EDITION / "results.json",
 }
 
 
@@ -293,3 +295,54 @@ def test_cells_compared_with_a_baseline_below_the_training_gate_leave_the_headli
     assert results["below_training_gate"]["matched L0"] == data.below_gate["matched L0"]
     tables = generated_blocks(results)["study-tables"]
     assert "| metric | k32 (baselines below the training gate) | k64 |" in tables
+
+
+@pytest.fixture(scope="module")
+def second_edition() -> dict:
+    return json.loads((SECOND_EDITION / "results.json").read_text())
+
+
+def matched_cell(results: dict, condition: str, k: int) -> dict[str, dict]:
+    """One matched-L0 cell of the second edition's grid, by metric."""
+    cell = f"{condition} | matryoshka_batchtopk w4096 k{k}"
+    return {c["metric"]: c for c in results["matched_l0_comparisons"][cell]}
+
+
+def interval_excludes_zero(comparison: dict) -> bool:
+    difference = comparison["difference"]
+    return difference["low"] > 0 or difference["high"] < 0
+
+
+def test_the_second_editions_reading_holds_against_its_numbers(second_edition):
+    """The study page's "How to read it", each reading checked on results.json."""
+    # the headline is k 64: its baselines pass the training gate, k 32's do not
+    below_gate = second_edition["below_training_gate"]["matched L0"]
+    assert "p=0.3 token | matryoshka_batchtopk w4096 k32" in below_gate
+    assert not any(cell.endswith("k64") for cell in below_gate)
+    masked = matched_cell(second_edition, "p=0.3 token", 64)
+    assert masked["explained_variance"]["baseline"]["n"] >= 5
+    # absorption cannot be measured here
+    records = records_from_results(second_edition)
+    assert absorption_headline_absence(records) == "absorption not measurable here"
+    # probing shows no gain: no sparse- or OOD-probing interval at k 64 excludes zero
+    probing = [metric for metric in masked if metric.startswith(("sae_", "oracle_minus_sae_"))]
+    assert len(probing) == 8, probing
+    for metric in probing:
+        assert not interval_excludes_zero(masked[metric]), metric
+    # the cost is real, survives FDR, and grows from p 0.3 to p 0.5
+    costs = ["explained_variance", "ce_loss_score", "frac_alive"]
+    for metric in costs:
+        assert masked[metric]["difference"]["high"] < 0 and masked[metric]["q_value"] < 0.05, metric
+    for k in (32, 64):
+        at_p03 = matched_cell(second_edition, "p=0.3 token", k)
+        at_p05 = matched_cell(second_edition, "p=0.5 token", k)
+        for metric in costs:
+            assert at_p05[metric]["difference"]["mean"] < at_p03[metric]["difference"]["mean"], (metric, k)
+    # the unmasked-loss arm keeps the alive fraction and pays less explained variance than the default arm
+    for k in (32, 64):
+        unmasked_loss = matched_cell(second_edition, "p=0.3 token unmasked-loss", k)
+        default = matched_cell(second_edition, "p=0.3 token", k)
+        assert not interval_excludes_zero(unmasked_loss["frac_alive"]), k
+        assert unmasked_loss["explained_variance"]["difference"]["high"] < 0, k
+        difference = unmasked_loss["explained_variance"]["difference"]["mean"]
+        assert default["explained_variance"]["difference"]["mean"] < difference, k

@@ -41,6 +41,13 @@ def test_each_row_says_the_estimate_the_measured_time_and_how_far_apart_they_are
     )
 
 
+def test_a_run_stopped_before_its_shards_end_is_not_compared_with_the_shards_estimate():
+    stopped = _run("2026-12-06T17:00:00Z", "2026-12-06T17:30:00Z", estimate=60)
+    stopped["stopped_during"] = "its evals"
+    row = load_script("study_shard_times").shard_times_table([stopped])[2]
+    assert row == "| 2/5 | p0-s2, p0.3-token-s2 | 60 | 30 | — (stopped during its evals) | nothing |"
+
+
 def test_the_total_sums_measured_times_and_names_the_estimates_standing_in_for_unrecorded_ends():
     script = load_script("study_shard_times")
     runs = [

@@ -93,6 +93,7 @@ def test_dry_run_estimates_the_time_from_the_recipe_throughput():
     assert evals == pytest.approx(300 + 3 * 60)
     text = format_plan(recipe, groups)
     assert "estimated time on a test machine (float32): ~14 min (training ~6 min, evals ~8 min" in text
+    assert "on a machine running nothing else)" in text  # a shared machine runs slower
     first = groups[0].runs[0].name
     remaining = format_plan(recipe, groups, is_done=lambda run: run.name == first)
     assert "estimated time still to run" in remaining
