@@ -94,7 +94,13 @@ def main(argv: list[str]) -> int:
     recipe = load_recipe(args.recipe, dict(args.overrides))  # a bad name or file answers before SAELens loads
     from sae_mask_plugin.embedded.model import check_model_available
     from sae_mask_plugin.sweep.archive import read_archive
-    from sae_mask_plugin.sweep.execute import is_finished, run_shard, sae_dir, submit_shards
+    from sae_mask_plugin.sweep.execute import (
+        is_finished,
+        missing_evals,
+        run_shard,
+        sae_dir,
+        submit_shards,
+    )
     from sae_mask_plugin.sweep.plan import Shard, ShardSpecError, format_plan, plan
 
     try:
@@ -109,9 +115,14 @@ def main(argv: list[str]) -> int:
     out = Path(args.out or Path("sweeps") / recipe.name)
     archived = read_archive(args.archive, recipe.name)
     if args.dry_run:
+        unevaluated = {entry.split(": ")[0] for entry in missing_evals(recipe, out, done=list(archived))}
         print(
             format_plan(
-                recipe, groups, shard, lambda run: run.name in archived or is_finished(sae_dir(out, run))
+                recipe,
+                groups,
+                shard,
+                is_done=lambda run: run.name in archived or is_finished(sae_dir(out, run)),
+                is_evaluated=lambda run: run.name not in unevaluated,
             )
         )
         return 0

@@ -188,10 +188,10 @@ def pending_group(group: Group, is_done: Callable[[Run], bool]) -> Group | None:
     return replace(group, runs=pending) if pending else None
 
 
-def estimated_seconds(recipe: Recipe, groups: Sequence[Group]) -> tuple[float, float]:
+def estimated_seconds(recipe: Recipe, groups: Sequence[Group], evaluate_only: int = 0) -> tuple[float, float]:
     """(training, evals) wall seconds of `groups` on the machine of `recipe.measured_throughput` (the speeds in
     the recipe's LLM dtype): per group one LLM pass (plus the calibration pass) and each SAE's steps; evals of the
-    first SAE, then of each further one."""
+    first SAE, then of each further one, `evaluate_only` SAEs trained earlier among them."""
     speed = recipe.measured_throughput
     if speed is None:
         raise ValueError(f"recipe {recipe.name} has no {recipe.llm_dtype} throughput to estimate from")
@@ -205,7 +205,7 @@ def estimated_seconds(recipe: Recipe, groups: Sequence[Group]) -> tuple[float, f
         (tokens + calibration) / speed.llm_tokens_per_s + len(group.runs) * tokens / speed.sae_tokens_per_s
         for group in groups
     )
-    n_saes = sum(len(group.runs) for group in groups)
+    n_saes = sum(len(group.runs) for group in groups) + evaluate_only
     evals = (
         speed.eval_seconds_first + (n_saes - 1) * speed.eval_seconds_each if recipe.evals and n_saes else 0.0
     )
@@ -222,8 +222,22 @@ def format_plan(
     groups: Sequence[Group],
     shard: Shard | None = None,
     is_done: Callable[[Run], bool] | None = None,
+    is_evaluated: Callable[[Run], bool] | None = None,
 ) -> str:
-    """The dry-run plan: groups (one LLM pass each) with tokens and memory, their runs, and totals."""
+    """The dry-run plan: groups (one LLM pass each) with tokens and memory, their runs, and totals; with
+    `is_done` each run's status and the time still to run, where a done (trained) run that is not `is_evaluated`
+    still has its evals to run."""
+
+    def awaits_evals(run: Run) -> bool:
+        return is_done is not None and is_done(run) and is_evaluated is not None and not is_evaluated(run)
+
+    def status(run: Run) -> str:
+        if is_done is None:
+            return ""
+        if awaits_evals(run):
+            return "  [trained; evals to run]"
+        return "  [done]" if is_done(run) else "  [todo]"
+
     selected = shard.select(groups) if shard is not None else list(groups)
     n_runs = sum(len(group.runs) for group in selected)
     tokens = recipe.training_tokens
@@ -239,9 +253,7 @@ def format_plan(
     ]
     for group in selected:
         lines.append(f"group {group.name}: {len(group.runs)} SAEs, {group.memory(recipe).describe()}")
-        for run in group.runs:
-            status = "" if is_done is None else ("  [done]" if is_done(run) else "  [todo]")
-            lines.append(f"  {run.name}{status}")
+        lines += [f"  {run.name}{status(run)}" for run in group.runs]
     peak = max((group.memory(recipe).total for group in selected), default=0.0)
     lines += [
         "",
@@ -273,7 +285,8 @@ def format_plan(
             for group in selected
             if (pending := group if is_done is None else pending_group(group, is_done)) is not None
         ]
-        training, evals = estimated_seconds(recipe, todo)
+        evaluate_only = sum(awaits_evals(run) for group in selected for run in group.runs)
+        training, evals = estimated_seconds(recipe, todo, evaluate_only)
         lines.append(
             f"estimated time{' still to run' if is_done is not None else ''} on a {speed.machine} "
             f"({recipe.llm_dtype}): "

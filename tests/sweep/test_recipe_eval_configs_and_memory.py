@@ -103,6 +103,20 @@ def test_dry_run_estimates_the_time_from_the_recipe_throughput():
         pytest.approx(2 * 120 + 3 * 25),
         pytest.approx(300 + 2 * 60),
     )
+    # the first group trained, one of its SAEs not yet evaluated: no training left there, one SAE's evals
+    trained = {run.name for run in groups[0].runs}
+    awaiting = format_plan(
+        recipe,
+        groups,
+        is_done=lambda run: run.name in trained,
+        is_evaluated=lambda run: run.name != first,
+    )
+    assert f"{first}  [trained; evals to run]" in awaiting and f"{groups[0].runs[1].name}  [done]" in awaiting
+    assert estimated_seconds(recipe, [groups[1]], evaluate_only=1) == (
+        pytest.approx(120 + 50),
+        pytest.approx(300 + 2 * 60),
+    )
+    assert "~10 min (training ~3 min, evals ~7 min" in awaiting
     assert "estimated time" not in format_plan(load_recipe("cpu_demo_quick", {"throughput": None}), groups)
     only_bf16 = load_recipe(
         "cpu_demo_quick", {"llm_dtype": "float32", "throughput": {"bfloat16": THROUGHPUT}}
