@@ -346,3 +346,14 @@ def test_the_second_editions_reading_holds_against_its_numbers(second_edition):
         assert unmasked_loss["explained_variance"]["difference"]["high"] < 0, k
         difference = unmasked_loss["explained_variance"]["difference"]["mean"]
         assert default["explained_variance"]["difference"]["mean"] < difference, k
+
+
+def test_the_second_edition_has_five_seeds_per_arm_at_two_k_and_the_core_evals_token_counts(second_edition):
+    seeds: dict[tuple[float, int], set[int]] = {}
+    for run in second_edition["runs"]:
+        if run["loss_positions"] == "all":
+            seeds.setdefault((run["mask_p"], run["k"]), set()).add(run["seed"])
+        assert run["metrics"]["total_tokens_eval_sparsity_variance"] >= 100_000, run["name"]
+        assert run["metrics"]["total_tokens_eval_reconstruction"] >= 20_000, run["name"]
+    for p in (0.0, 0.3):
+        assert [k for k in (16, 32, 64) if len(seeds.get((p, k), ())) >= 5] in ([32, 64], [16, 32, 64]), p
