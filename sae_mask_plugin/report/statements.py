@@ -317,8 +317,9 @@ P_CURVE_METRICS = (
 def p_curve_table(records: list[RunRecord]) -> list[str]:
     """masked − baseline at matched L0 against p, seed-matched: each p over the seeds that every masked p has
     (mean [95 % interval]; one seed: its single pair), beside the mean over all its paired seeds where a p has
-    more; a column per `P_CURVE_METRICS` metric that has a value (ungated absorption only where the gate finds it
-    measurable)."""
+    more; an entry with fewer pairs than its row's seeds (a masked L0 outside its baseline's range is not
+    extrapolated) says how many; a column per `P_CURVE_METRICS` metric that has a value (ungated absorption only
+    where the gate finds it measurable)."""
     from sae_mask_plugin.report.matching import matched_l0_comparisons
 
     records = [r for r in records if r.loss_positions == "all"]
@@ -331,32 +332,47 @@ def p_curve_table(records: list[RunRecord]) -> list[str]:
         return []
     seed_matched, _ = matched_l0_comparisons([r for r in records if r.seed in shared])
     seeds = f"seed {shared[0]}" if len(shared) == 1 else f"seeds {', '.join(map(str, shared))}"
-    rows: list[tuple[str, Comparisons]] = [(f"{p:g} ({seeds})", _cells_at_p(seed_matched, p)) for p in ps]
+    # (label, comparisons, the number of pairs each entry should have)
+    rows: list[tuple[str, Comparisons, int]] = [
+        (f"{p:g} ({seeds})", _cells_at_p(seed_matched, p), len(shared)) for p in ps
+    ]
     all_comparisons, _ = matched_l0_comparisons(records)
     rows += [
-        (f"{p:g} (mean of {len(seeds_by_p[p])} paired seeds)", _cells_at_p(all_comparisons, p))
+        (
+            f"{p:g} (mean of {len(seeds_by_p[p])} paired seeds)",
+            _cells_at_p(all_comparisons, p),
+            len(seeds_by_p[p]),
+        )
         for p in ps
         if len(seeds_by_p[p]) > len(shared)
     ]
     ks = [
         k
         for k in sorted({r.k for r in masked if r.k}, key=int)
-        if any(_comparison(cells, k, metric) for _, cells in rows for metric in P_CURVE_METRICS)
+        if any(_comparison(cells, k, metric) for _, cells, _ in rows for metric in P_CURVE_METRICS)
     ]
     metrics = [
         metric
         for metric in P_CURVE_METRICS
-        if any(_comparison(cells, k, metric) for _, cells in rows for k in ks)
+        if any(_comparison(cells, k, metric) for _, cells, _ in rows for k in ks)
     ]
     header = [f"{metric_label(metric)}, k {' / '.join(map(str, ks))}" for metric in metrics]
     lines = [f"| p | {' | '.join(header)} |", f"|---|{'---|' * len(header)}"]
-    for label, cells in rows:
+    for label, cells, n_pairs in rows:
         entries = []
         for metric in metrics:
             by_k = {k: _comparison(cells, k, metric) for k in ks}
-            entries.append(" / ".join(interval(c.difference) if c else "—" for c in by_k.values()))
+            entries.append(" / ".join(_p_curve_entry(c, n_pairs) for c in by_k.values()))
         lines.append(f"| {label} | {' | '.join(entries)} |")
     return lines
+
+
+def _p_curve_entry(comparison: PairedComparison | None, n_pairs: int) -> str:
+    """A p-curve entry: the interval, with its number of pairs where that is fewer than `n_pairs`."""
+    if comparison is None:
+        return "—"
+    n = comparison.difference.n
+    return interval(comparison.difference) + (f" ({_count(n, 'pair')})" if n < n_pairs else "")
 
 
 def _cells_at_p(comparisons: Comparisons, p: float) -> Comparisons:
@@ -428,7 +444,9 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
     if p_curve:
         tables += [
             "",
-            "The p curve, masked − baseline at matched L0, seed-matched: mean [95 % interval] (single pairs have no interval):",
+            "The p curve, masked − baseline at matched L0, seed-matched: mean [95 % interval] (single pairs have no "
+            "interval; an entry with fewer pairs than its row's seeds says how many: a masked SAE whose L0 lies "
+            "outside its baseline's range is not extrapolated, and the report lists it):",
             "",
             *p_curve,
         ]

@@ -240,12 +240,20 @@ def test_the_p_curve_has_intervals_over_shared_seeds_and_a_loss_variant_gets_its
         run_record(0, 3, k, l0=float(k), explained_variance=0.8) for k in (16, 64)
     ]  # ... with baselines
     records.append(run_record(0.5, 4, 32, l0=24.0, explained_variance=0.6))  # a p 0.5 seed without baselines
+    records += [
+        run_record(p, seed, 64, l0=60.0, explained_variance=0.83) for p in (0.3, 0.5) for seed in (0, 1)
+    ]
+    records.append(run_record(0.3, 2, 64, l0=70.0, explained_variance=0.83))  # above its baselines' L0 range
     build_report(records, tmp_path)
     tables = generated_blocks(json.loads((tmp_path / "results.json").read_text()))["study-tables"]
     p_curve = tables[tables.index("The p curve") :].splitlines()
     rows = [line.split(" | ")[0] for line in p_curve if line.startswith("| 0.")]
     assert rows == ["| 0.3 (seeds 0, 1, 2)", "| 0.5 (seeds 0, 1, 2)", "| 0.3 (mean of 4 paired seeds)"]
     assert all("[" in line for line in p_curve if line.startswith("| 0."))  # every row has an interval
+    # k 64: the p 0.3 SAE of seed 2 lies outside its baseline's L0 range, so those entries have 2 pairs, not 3
+    p03 = next(line for line in p_curve if line.startswith("| 0.3 (seeds"))
+    assert " / " in p03 and "(2 pairs)" in p03.split(" / ")[1]
+    assert "pairs)" not in p03.split(" / ")[0]
     assert "explained variance (higher better), k 32" in p_curve[2]
     assert "mean absorption" not in tables  # no run has it: no column
     assert "masked (p=0.3 token unmasked-loss) − baseline at matched L0, 3 paired seeds (2 dof)" in tables
