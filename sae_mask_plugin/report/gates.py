@@ -71,7 +71,9 @@ def gate_warnings(records: list[RunRecord], n_seeds: int) -> list[str]:
             f"**Undertrained SAEs.** {len(undertrained)} of {len(baselines)} baselines have explained variance "
             f"< {MIN_EXPLAINED_VARIANCE} or alive fraction < {MIN_ALIVE_FRACTION} (lowest: EV {worst_ev:.3f}, "
             f"alive {worst_alive:.3f}; {_names(undertrained)}): differences in absorption and probing may reflect "
-            "training length rather than masking. Train longer before reading them as effects."
+            "training length rather than masking, so a cell whose baseline is below the gate as compared leaves "
+            "the headline (named under it; its verdicts in the appendix are marked). Train longer before reading "
+            "those as effects."
         )
     gated = [r for r in records if "absorption_letters_passing" in r.metrics]
     not_measurable = [r for r in gated if not absorption_measurable(r)]
