@@ -51,9 +51,11 @@ def shard_times_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
             measured_text, error_text = "not recorded", "—"
         else:
             measured_text = f"{measured:.0f}"
-            error_text = f"{(estimate - measured) / measured:+.0%}"
-        if run.get("stopped_during"):
-            error_text = f"— (stopped during {run['stopped_during']})"
+            error_text = (
+                f"— (stopped during {run['stopped_during']})"
+                if run.get("stopped_during")
+                else f"{(estimate - measured) / measured:+.0%}"
+            )
         lines.append(
             f"| {run['shard']} | {', '.join(run['groups'])} | {estimate_text} | {measured_text} | {error_text} | "
             f"{run.get('beside') or 'nothing'} |"

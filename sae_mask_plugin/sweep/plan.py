@@ -226,20 +226,21 @@ def format_plan(
 ) -> str:
     """The dry-run plan: groups (one LLM pass each) with tokens and memory, their runs, and totals; with
     `is_done` each run's status and the time still to run, where a done (trained) run that is not `is_evaluated`
-    still has its evals to run."""
-
-    def awaits_evals(run: Run) -> bool:
-        return is_done is not None and is_done(run) and is_evaluated is not None and not is_evaluated(run)
+    still has its evals to run. Each predicate is asked once per run (`is_done` may load the SAE)."""
+    selected = shard.select(groups) if shard is not None else list(groups)
+    runs = [run for group in selected for run in group.runs]
+    done = {run.name for run in runs if is_done(run)} if is_done is not None else set()
+    awaiting_evals = {
+        run.name for run in runs if run.name in done and is_evaluated is not None and not is_evaluated(run)
+    }
 
     def status(run: Run) -> str:
         if is_done is None:
             return ""
-        if awaits_evals(run):
+        if run.name in awaiting_evals:
             return "  [trained; evals to run]"
-        return "  [done]" if is_done(run) else "  [todo]"
+        return "  [done]" if run.name in done else "  [todo]"
 
-    selected = shard.select(groups) if shard is not None else list(groups)
-    n_runs = sum(len(group.runs) for group in selected)
     tokens = recipe.training_tokens
     data = "embedded corpus" if recipe.dataset == EMBEDDED_DATASET else recipe.dataset
     lines = [
@@ -248,7 +249,7 @@ def format_plan(
         f"{tokens:,} training tokens per run, device {recipe.device}, LLM in {recipe.llm_dtype} "
         f"({recipe.llm_dtype_reason})",
         f"{len(recipe.runs)} runs in {len(groups)} groups (one masked LLM pass each)"
-        + (f"; shard {shard}: {len(selected)} groups, {n_runs} runs" if shard is not None else ""),
+        + (f"; shard {shard}: {len(selected)} groups, {len(runs)} runs" if shard is not None else ""),
         "",
     ]
     for group in selected:
@@ -257,7 +258,7 @@ def format_plan(
     peak = max((group.memory(recipe).total for group in selected), default=0.0)
     lines += [
         "",
-        f"total: {len(selected) * tokens:,} LLM tokens, {n_runs * tokens:,} SAE training tokens, "
+        f"total: {len(selected) * tokens:,} LLM tokens, {len(runs) * tokens:,} SAE training tokens, "
         f"peak memory per job ~{peak:.2f} GiB",
     ]
     if recipe.runner.get("calibrate_threshold"):
@@ -283,10 +284,10 @@ def format_plan(
         todo = [
             pending
             for group in selected
-            if (pending := group if is_done is None else pending_group(group, is_done)) is not None
+            if (pending := group if is_done is None else pending_group(group, lambda run: run.name in done))
+            is not None
         ]
-        evaluate_only = sum(awaits_evals(run) for group in selected for run in group.runs)
-        training, evals = estimated_seconds(recipe, todo, evaluate_only)
+        training, evals = estimated_seconds(recipe, todo, len(awaiting_evals))
         lines.append(
             f"estimated time{' still to run' if is_done is not None else ''} on a {speed.machine} "
             f"({recipe.llm_dtype}): "
