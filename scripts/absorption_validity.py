@@ -32,13 +32,22 @@ LR = 4e-3
 SEED = 0
 
 
+ARCHITECTURES = ("topk", "matryoshka_batchtopk")
+
+
 @dataclass(frozen=True)
 class SaeSpec:
-    """One SAE of the grid; snapshots are saved at `snapshot_fractions` of its training."""
+    """One SAE of the grid (a SAELens training architecture); snapshots are saved at 1 / (N_CHECKPOINTS + 1),
+    2 / (N_CHECKPOINTS + 1), ... of its training."""
 
     layer: int
     d_sae: int
     k: int
+    architecture: str = "topk"
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
 
     @property
     def hook_name(self) -> str:
@@ -46,7 +55,8 @@ class SaeSpec:
 
     @property
     def name(self) -> str:
-        return f"L{self.layer}-w{self.d_sae}-k{self.k}"
+        suffix = "" if self.architecture == "topk" else "-matryoshka"
+        return f"L{self.layer}-w{self.d_sae}-k{self.k}{suffix}"
 
 
 # ordered so that partial results already answer the main questions on a 2-core machine: block 6 (mid-depth)
@@ -63,6 +73,14 @@ GRID = (
     SaeSpec(6, 8192, 64),
     SaeSpec(6, 8192, 8),
     SaeSpec(6, 8192, 4),
+    # the low-L0 search for the study's absorption arm (run on ~1 M fresh tokens, AuxK on): k between and around
+    # the pilot's 4 and 8, width 16k, and the study's architecture
+    SaeSpec(6, 8192, 6),
+    SaeSpec(6, 8192, 12),
+    SaeSpec(6, 16384, 8),
+    SaeSpec(6, 16384, 4),
+    SaeSpec(6, 8192, 8, "matryoshka_batchtopk"),
+    SaeSpec(6, 8192, 4, "matryoshka_batchtopk"),
 )
 N_CHECKPOINTS = 2
 
@@ -104,24 +122,42 @@ class CachedBatches:
         return self.acts[batch].float()
 
 
-def train_sae(out: Path, spec: SaeSpec, training_tokens: int, held_out: int) -> list[Path]:
-    """Train `spec` on the cached activations (the last `held_out` rows kept out); returns its saved snapshots
-    (`saes/<name>/tokens_<n>`), the final one last."""
-    from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+def sae_folder(out: Path, spec: SaeSpec, seed: int) -> Path:
+    """`saes/<name>` for seed 0 (the first rows' layout), `saes/<name>-s<seed>` otherwise."""
+    return out / "saes" / (spec.name if seed == SEED else f"{spec.name}-s{seed}")
+
+
+def train_sae(
+    out: Path,
+    spec: SaeSpec,
+    training_tokens: int,
+    held_out: int,
+    seed: int = SEED,
+    dead_feature_window: int | None = None,
+) -> list[Path]:
+    """Train `spec` on the cached activations (the last `held_out` rows kept out; `seed` sets the initial weights
+    and the batch order; `dead_feature_window` in steps, None: SAELens's); returns its saved snapshots
+    (`<sae_folder>/tokens_<n>`), the final one last."""
     from sae_lens.config import LoggingConfig, SAETrainerConfig
+    from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY
     from sae_lens.training.sae_trainer import SAETrainer
 
-    folder = out / "saes" / spec.name
+    from sae_mask_plugin.training.defaults import complete_sae_config, sae_config_kwargs
+
+    folder = sae_folder(out, spec, seed)
     final = folder / f"tokens_{training_tokens}"
     if (final / "cfg.json").is_file():
         return sorted(folder.glob("tokens_*"), key=lambda p: int(p.name.split("_")[1]))
     acts = torch.load(out / "acts" / f"blocks.{spec.layer}.pt")[:-held_out]
-    torch.manual_seed(SEED)
-    cfg = TopKTrainingSAEConfig(d_in=acts.shape[1], d_sae=spec.d_sae, k=spec.k, dtype="float32")
+    torch.manual_seed(seed)
+    sae_class, config_class = SAE_TRAINING_CLASS_REGISTRY[spec.architecture]
+    kwargs = sae_config_kwargs(config_class, d_in=acts.shape[1], d_sae=spec.d_sae, k=spec.k, dtype="float32")
+    cfg = complete_sae_config(config_class(**kwargs))
     cfg.metadata.model_name = EMBEDDED_MODEL_NAME
     cfg.metadata.hook_name = spec.hook_name
-    sae = TopKTrainingSAE(cfg)
-    sae.b_dec.data.copy_(acts[:65_536].float().mean(dim=0))  # short runs need b_dec at the mean (DESIGN)
+    sae = sae_class(cfg)
+    sae.b_dec.data.copy_(acts[:65_536].float().mean(dim=0))  # short runs need b_dec at the mean
+    window = {} if dead_feature_window is None else {"dead_feature_window": dead_feature_window}
     trainer_cfg = SAETrainerConfig(
         total_training_samples=training_tokens,
         train_batch_size_samples=BATCH_TOKENS,
@@ -129,19 +165,21 @@ def train_sae(out: Path, spec: SaeSpec, training_tokens: int, held_out: int) -> 
         lr_end=LR,
         n_checkpoints=N_CHECKPOINTS,
         logger=LoggingConfig(log_to_wandb=False),
+        **window,
     )
 
     def snapshot(checkpoint_path) -> None:  # noqa: ARG001 (SAELens passes its own path, None here)
         trainer.sae.save_inference_model(folder / f"tokens_{trainer.n_training_samples}")
 
     trainer = SAETrainer(
-        cfg=trainer_cfg, sae=sae, data_provider=CachedBatches(acts, SEED), save_checkpoint_fn=snapshot
+        cfg=trainer_cfg, sae=sae, data_provider=CachedBatches(acts, seed), save_checkpoint_fn=snapshot
     )
     started = time.perf_counter()
     trainer.fit()
     sae.save_inference_model(final)
     write_json_atomic(
-        folder / "training.json", {"seconds": time.perf_counter() - started, "tokens": training_tokens}
+        folder / "training.json",
+        {"seconds": time.perf_counter() - started, "tokens": training_tokens, "seed": seed, **window},
     )
     return sorted(folder.glob("tokens_*"), key=lambda p: int(p.name.split("_")[1]))
 
@@ -215,7 +253,21 @@ def main() -> None:
         choices=["bfloat16", "float32"],
         help="the LLM's dtype (default: bfloat16 where the CPU has native bf16, else float32)",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=SEED,
+        help="the SAEs' initial weights and batch order (the cache is shared)",
+    )
+    parser.add_argument(
+        "--dead-feature-window",
+        type=int,
+        default=None,
+        help="AuxK's dead-latent window in steps (default: SAELens's 1,000, longer than these runs: AuxK off)",
+    )
     args = parser.parse_args()
+    if args.dead_feature_window is not None and args.dead_feature_window < 1:
+        parser.error(f"--dead-feature-window must be >= 1, got {args.dead_feature_window}")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
     from sae_mask_plugin.embedded.model import load_embedded_model
@@ -225,9 +277,12 @@ def main() -> None:
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
     for spec in (spec for spec in GRID if args.sae is None or spec.name in args.sae):
         cache_activations(args.out, spec.layer, args.cached_tokens + args.held_out, model)
-        for snapshot in train_sae(args.out, spec, args.training_tokens, args.held_out):
+        snapshots = train_sae(
+            args.out, spec, args.training_tokens, args.held_out, args.seed, args.dead_feature_window
+        )
+        for snapshot in snapshots:
             tokens = int(snapshot.name.split("_")[1])
-            run_name = f"{spec.name}-t{tokens}"
+            run_name = f"{snapshot.parent.name}-t{tokens}"
             for words in args.words_per_letter or [600]:
                 key = f"{run_name}-words{words}"
                 if key in rows:
@@ -238,6 +293,9 @@ def main() -> None:
                     "layer": spec.layer,
                     "d_sae": spec.d_sae,
                     "k": spec.k,
+                    "architecture": spec.architecture,
+                    "seed": args.seed,
+                    "dead_feature_window": args.dead_feature_window,
                     "training_tokens": tokens,
                     "words_per_letter": words,
                     "llm_dtype": args.llm_dtype,
