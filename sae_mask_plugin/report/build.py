@@ -10,10 +10,11 @@ Benjamini-Hochberg q-value within its view; a verdict claims an effect only when
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sae_mask_plugin.evals.absorption.letter_set import FIXED_LETTER_METRICS, FixedLetterSet, LetterSetRule
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
 from sae_mask_plugin.report.gates import (
@@ -24,6 +25,7 @@ from sae_mask_plugin.report.gates import (
     below_training_gate,
     gate_warnings,
 )
+from sae_mask_plugin.report.letter_sets import apply_letter_sets, letter_set_lines
 from sae_mask_plugin.report.matching import (
     Unmatched,
     baselines_as_compared,
@@ -71,6 +73,8 @@ class ReportData:
     ood_tasks: dict[str, Any] | None
     below_gate: dict[str, dict[str, list[str]]]
     """View → cell → its masked runs whose baseline, as compared, is below the training gate (`cells_below_training_gate`)."""
+    letter_sets: dict[str, FixedLetterSet] = field(default_factory=dict)
+    """Cell label → the absorption letter set its SAEs are scored on (`report.letter_sets`; empty without a rule)."""
 
     @property
     def views(self) -> dict[str, Comparisons]:
@@ -96,8 +100,9 @@ class ReportData:
         ]
 
 
-HEADLINE_METRICS = {"matched L0": KEY_METRICS, "same k": ("l0", *KEY_METRICS)}
-"""The rows of each view's compact headline table (same k also shows how far L0 differs)."""
+HEADLINE_METRICS = {"matched L0": KEY_METRICS, "same k": ("l0", *FIXED_LETTER_METRICS, *KEY_METRICS)}
+"""The rows of each view's compact headline table (same k also shows how far L0 differs, and absorption on the
+fixed letter set where the report has one)."""
 
 
 def paired_comparisons(records: list[RunRecord]) -> Comparisons:
@@ -149,8 +154,12 @@ def cells_below_training_gate(records: list[RunRecord]) -> dict[str, dict[str, l
     }
 
 
-def collect_report_data(records: list[RunRecord]) -> ReportData:
-    """Compute both comparison views, the gates and the settings of `records`."""
+def collect_report_data(records: list[RunRecord], letter_set_rule: LetterSetRule | None = None) -> ReportData:
+    """Compute both comparison views, the gates and the settings of `records`; with `letter_set_rule`, absorption
+    on each cell's fixed letter set too (`report.letter_sets`)."""
+    letter_sets: dict[str, FixedLetterSet] = {}
+    if letter_set_rule is not None:
+        records, letter_sets = apply_letter_sets(records, letter_set_rule)
     matched, unmatched = matched_l0_comparisons(records)
     settings = _settings(records)
     return ReportData(
@@ -162,6 +171,7 @@ def collect_report_data(records: list[RunRecord]) -> ReportData:
         gates=gate_warnings(records, len(settings["seeds"])),
         ood_tasks=_ood_tasks(records),
         below_gate=cells_below_training_gate(records),
+        letter_sets=letter_sets,
     )
 
 
@@ -377,6 +387,7 @@ def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) 
     lines += [f"- **SAEs**: {len(data.records)} ({sum(r.is_baseline for r in data.records)} baseline)", ""]
     lines += _how_to_read()
     lines += absorption_gate_lines(absorption_gate_rows(data.records))
+    lines += letter_set_lines(data.letter_sets)
     lines += ["## Plots", ""]
     lines += [f"![{path.stem}]({path.name})" for path in plot_files]
     lines += ["", "## Appendix A: matched-L0 comparisons", ""]
@@ -417,14 +428,21 @@ def _comparisons_json(comparisons: Comparisons) -> dict[str, list[dict[str, Any]
     return {cell: [c.to_dict() for c in cell_comparisons] for cell, cell_comparisons in comparisons.items()}
 
 
-def build_report(records: list[RunRecord], out_dir: str | Path, notices: Sequence[str] = ()) -> ReportFiles:
+def build_report(
+    records: list[RunRecord],
+    out_dir: str | Path,
+    notices: Sequence[str] = (),
+    letter_set_rule: LetterSetRule | None = None,
+) -> ReportFiles:
     """Write `report.md`, `results.json` and the plots into `out_dir` (each written atomically). `notices`
-    (markdown, one line each) open the report, e.g. that it is partial; `results.json` keeps them too."""
+    (markdown, one line each) open the report, e.g. that it is partial; `results.json` keeps them too.
+    `letter_set_rule`: compare absorption on each cell's letter set fixed from its baselines by this rule."""
     if not records:
         raise ValueError("no SAEs to report on")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = collect_report_data(records)
+    data = collect_report_data(records, letter_set_rule)
+    records = data.records
     candidates = [
         plots.plot_frontiers(records, out_dir / "metrics_vs_l0.png"),
         plots.plot_ood_accuracy_vs_p(records, out_dir / "ood_accuracy_vs_p.png"),
@@ -440,6 +458,9 @@ def build_report(records: list[RunRecord], out_dir: str | Path, notices: Sequenc
         ],
         "ood_tasks": data.ood_tasks,
         "absorption_gate": absorption_gate_rows(records),
+        "absorption_letter_sets": {
+            label: letter_set.to_dict() for label, letter_set in data.letter_sets.items()
+        },
         "below_training_gate": data.below_gate,
         "runs": [r.to_dict() for r in records],
         "matched_l0_comparisons": _comparisons_json(data.matched),

@@ -9,11 +9,12 @@ several machines. Metrics are the flattened `eval_result_metrics` of every eval 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sae_mask_plugin.errors import SaeMaskUserError
+from sae_mask_plugin.evals.absorption.letter_set import letter_scores_from_eval
 from sae_mask_plugin.evals.common import SUMMARY_FILENAME
 from sae_mask_plugin.files import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 from sae_mask_plugin.report.records import RunRecord, read_sae_record
@@ -68,13 +69,20 @@ def ood_task_selection(result: dict[str, Any]) -> dict[str, Any] | None:
     return {"headline_tasks": result["headline_tasks"], "excluded_tasks": result.get("excluded_tasks") or {}}
 
 
-def _metrics_by_sae_folder(
-    roots: list[Path], sae_folders: list[Path]
-) -> tuple[dict[Path, dict[str, float]], dict[Path, dict[str, Any]]]:
-    """Flattened metrics and OOD task selections of every SAE folder, from the eval summaries under `roots`."""
+@dataclass
+class _FolderResults:
+    """What the eval results under the run folders say of each SAE folder."""
+
+    metrics: dict[Path, dict[str, float]] = field(default_factory=dict)
+    ood_tasks: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    absorption_letters: dict[Path, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def _results_by_sae_folder(roots: list[Path], sae_folders: list[Path]) -> _FolderResults:
+    """Flattened metrics, OOD task selections and per-letter absorption scores of every SAE folder, from the eval
+    summaries under `roots`."""
     by_name = {folder.name: folder for folder in sae_folders}
-    metrics: dict[Path, dict[str, float]] = {}
-    ood_tasks: dict[Path, dict[str, Any]] = {}
+    found = _FolderResults()
     for root in roots:
         for summary_path in sorted(root.rglob(SUMMARY_FILENAME)):
             for sae_name, entry in json.loads(summary_path.read_text()).items():
@@ -86,11 +94,16 @@ def _metrics_by_sae_folder(
                     result = _result_file(summary_path, eval_name, record)
                     if record.get("status") in {"done", "skipped"} and result.is_file():
                         content = json.loads(result.read_text())
-                        metrics.setdefault(folder, {}).update(flatten_metrics(content))
+                        found.metrics.setdefault(folder, {}).update(flatten_metrics(content))
                         selection = ood_task_selection(content)
                         if selection is not None:
-                            ood_tasks[folder] = selection
-    return metrics, ood_tasks
+                            found.ood_tasks[folder] = selection
+                        letters = letter_scores_from_eval(content)
+                        if letters is not None:
+                            found.absorption_letters[folder] = {
+                                letter: asdict(score) for letter, score in letters.items()
+                            }
+    return found
 
 
 def collect_runs(run_dirs: list[str | Path]) -> list[RunRecord]:
@@ -104,8 +117,14 @@ def collect_runs(run_dirs: list[str | Path]) -> list[RunRecord]:
         raise RunFolderError(
             f"no saved SAE (a folder with {SAE_CFG_FILENAME}) under {', '.join(map(str, roots))}"
         )
-    metrics, ood_tasks = _metrics_by_sae_folder([root.resolve() for root in roots], sae_folders)
-    records = [read_sae_record(folder, metrics.get(folder), ood_tasks.get(folder)) for folder in sae_folders]
+    found = _results_by_sae_folder([root.resolve() for root in roots], sae_folders)
+    records = [
+        replace(
+            read_sae_record(folder, found.metrics.get(folder), found.ood_tasks.get(folder)),
+            absorption_letters=found.absorption_letters.get(folder),
+        )
+        for folder in sae_folders
+    ]
     names = [record.name for record in records]
     # Folders of the same name (e.g. `plain/sae` and `masked/sae`) are told apart by their parent folder.
     return [

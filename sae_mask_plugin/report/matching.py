@@ -23,7 +23,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from sae_mask_plugin.report.gates import comparable_metrics
-from sae_mask_plugin.report.records import METRICS, REFERENCE_METRICS, RunRecord
+from sae_mask_plugin.report.records import METRICS, REFERENCE_METRICS, SAME_K_ONLY_METRICS, RunRecord
 from sae_mask_plugin.report.stats import PairedComparison, false_discovery_control
 
 L0_METRIC = "l0"
@@ -109,7 +109,7 @@ def matched_l0_pairs(
         else:
             interpolated = {}
             tested = comparable_metrics(masked)
-            for key in tested.keys() - REFERENCE_METRICS:
+            for key in tested.keys() - REFERENCE_METRICS - SAME_K_ONLY_METRICS:
                 value = interpolate_in_log_l0(
                     [(r.metrics[L0_METRIC], r.metrics[key]) for r in curve if key in comparable_metrics(r)],
                     l0,

@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY
+from sae_mask_plugin.evals.absorption.letter_set import (
+    FIXED_FRACTION_SCORE,
+    FIXED_K1_SCORE,
+    FIXED_LETTER_METRICS,
+    FIXED_PASSING,
+)
 from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
 from sae_mask_plugin.training.metadata import (
     read_masking_record,
@@ -45,6 +51,13 @@ METRICS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec("gated_full_absorption_score", "full-absorption rate (SAEBench, gated letters)", False),
     MetricSpec("absorption_letters_passing", "absorption: letters passing the gate", None),
+    MetricSpec(FIXED_K1_SCORE, "absorption: k = 1 full-absorption rate (fixed letter set)", False),
+    MetricSpec(
+        FIXED_FRACTION_SCORE,
+        "absorption fraction (SAEBench, fixed letter set; not validated on ground truth)",
+        False,
+    ),
+    MetricSpec(FIXED_PASSING, "absorption: letters of the fixed set passing the gate", True),
     MetricSpec(
         "random_sae_k1_full_absorption_score", "k = 1 full-absorption rate of a random SAE (reference)", None
     ),
@@ -82,6 +95,8 @@ KEY_METRICS: tuple[str, ...] = (
 rate (the score the synthetic control in `docs/absorption_control/` found to rank-track true absorption), then
 SAEBench's gated absorption fraction (not validated on ground truth); both are absent where absorption is not
 measurable, and SAEBench's other scores stay in the full tables."""
+SAME_K_ONLY_METRICS = frozenset(FIXED_LETTER_METRICS)
+"""Metrics compared at the same k only: the fixed letter set is per k, and a matched-L0 baseline curve crosses k."""
 REFERENCE_METRICS = frozenset(spec.key for spec in METRICS if spec.higher_is_better is None)
 """Metrics that describe the setting rather than the SAE's quality (L0, letters, dense probes): shown, not tested."""
 
@@ -115,6 +130,8 @@ class RunRecord:
     """The OOD eval's `headline_tasks` and `excluded_tasks` (None when it did not run)."""
     loss_positions: str = "all"
     """The positions a masked SAE trained on (`all`, `unmasked` or `masked`; `all` for a baseline)."""
+    absorption_letters: dict[str, dict[str, Any]] | None = None
+    """Per letter, the absorption eval's `LetterScore` fields (None: no absorption eval with its gate)."""
 
     @property
     def is_calibrated(self) -> bool:

@@ -226,7 +226,9 @@ def build_report_if_complete(
             roots += [out / "evals"] if (out / "evals").is_dir() else []
             records = collect_runs(roots) + records
         notices = [partial_report_notice(missing)] if missing else []
-        return build_report(records, out / "report", notices=notices).report
+        return build_report(
+            records, out / "report", notices=notices, letter_set_rule=recipe.absorption_letter_set
+        ).report
 
 
 def run_shard(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import yaml
 
 from sae_mask_plugin.errors import SaeMaskUserError
+from sae_mask_plugin.evals.absorption.letter_set import LetterSetError, LetterSetRule
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, LlmDtypeError, default_llm_dtype, with_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
@@ -258,6 +259,9 @@ class Recipe:
         eval_configs: Fields of each eval's config set over the preset's, by eval name, e.g.
             `{absorption: {words_per_letter: 4}, core: {n_eval_reconstruction_batches: 1}}`.
         report: Build the comparison report (`sae-mask compare`) once every run of the grid is done.
+        absorption_letter_set: `LetterSetRule` fields (e.g. `{min_baseline_seeds: 4}`): the report compares
+            absorption on each cell's letter set fixed from its baselines by this rule, written down before any
+            masked SAE is scored (None: no fixed-set comparison).
         slurm: Resources of each SLURM array task.
         throughput: Speeds measured on a machine per LLM dtype (`{float32: {...}, bfloat16: {...}}`), for the
             dry run's estimate of the wall time there in the recipe's `llm_dtype` (None: no estimate).
@@ -286,6 +290,7 @@ class Recipe:
     eval_options: dict[str, list[str]] = field(default_factory=dict)
     eval_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: bool = False
+    absorption_letter_set: LetterSetRule | None = None
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     throughput: dict[str, Throughput] | None = None
     runs: list[Run] = field(init=False, repr=False)
@@ -335,6 +340,7 @@ class Recipe:
         for arch, settings in self.sae_by_architecture.items():
             check_names(f"sae_by_architecture.{arch}", settings, sae_fields(arch))
         self.runs = self._expand()
+        self._check_letter_set()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
@@ -375,6 +381,36 @@ class Recipe:
         config = make_config(name, self.model_name, self.eval_preset, **self.eval_options)
         dtype = {"llm_dtype": self.llm_dtype} if hasattr(config, "llm_dtype") else {}
         return replace(config, **{**dtype, **self.eval_configs.get(name, {})})
+
+    def _check_letter_set(self) -> None:
+        """Build `absorption_letter_set`, and check that the grid can fix it: the absorption eval runs and every
+        (architecture, width, k) with a masked run has enough baseline seeds for the rule."""
+        if self.absorption_letter_set is None:
+            return
+        if not isinstance(self.absorption_letter_set, LetterSetRule):
+            try:
+                self.absorption_letter_set = _build(
+                    LetterSetRule, self.absorption_letter_set, "absorption_letter_set"
+                )
+            except LetterSetError as error:
+                raise RecipeError(f"absorption_letter_set: {error}") from None
+        if "absorption" not in self.evals:
+            raise RecipeError("absorption_letter_set needs the absorption eval in evals")
+        needed = self.absorption_letter_set.min_baseline_seeds
+        if needed is None:
+            return
+        seeds: dict[tuple[str, int, int | None], set[int]] = {}
+        for run in self.runs:
+            if run.masking.p == 0:
+                seeds.setdefault(_letter_cell(run), set()).add(run.seed)
+        for run in self.runs:
+            found = len(seeds.get(_letter_cell(run), set()))
+            if run.masking.p > 0 and found < needed:
+                architecture, d_sae, k = _letter_cell(run)
+                raise RecipeError(
+                    f"absorption_letter_set: min_baseline_seeds {needed}, but {architecture} w{d_sae} k{k} has "
+                    f"{found} baseline seed(s) in the grid to fix its letters from"
+                )
 
     def _check_evals(self) -> None:
         from sae_mask_plugin.embedded.probing_data import OOD_TASKS, list_probing_datasets
@@ -467,6 +503,11 @@ class Recipe:
         parts += [f"{key}_{format_value(value)}" for key, value in sae_axes.items() if key not in NAMED_AXES]
         parts.append(f"s{seed}")
         return Run("-".join(parts), sae, masking, seed, masking_tag)
+
+
+def _letter_cell(run: Run) -> tuple[str, int, int | None]:
+    """The (architecture, width, k) whose baselines fix a run's absorption letter set."""
+    return run.architecture, run.sae.d_sae, getattr(run.sae, "k", None)
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:

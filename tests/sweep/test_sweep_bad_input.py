@@ -127,3 +127,37 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys) -> None:
     assert "shipped recipes: " in capsys.readouterr().err
     assert main(["cpu_demo_quick", "--dry-run", "--set", "runner.devise=cpu"]) == 2
     assert "runner: unknown 'devise'; did you mean device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"absorption_letter_set": {"letters": ""}},
+            "absorption_letter_set: letters must be a non-empty string",
+        ),
+        ({"absorption_letter_set": {}}, "absorption_letter_set: a letter-set rule sets exactly one of"),
+        ({"absorption_letter_set": {"min_baseline_seeds": 2, "letterz": "ab"}}, "letterz"),
+        (
+            {"absorption_letter_set": {"min_baseline_seeds": 1}, "evals": ["core"]},
+            "needs the absorption eval",
+        ),
+        (
+            {"absorption_letter_set": {"min_baseline_seeds": 2}, "evals": ["absorption"]},
+            "batchtopk w256 k16 has 1 baseline seed(s) in the grid",
+        ),
+    ],
+)
+def test_an_absorption_letter_set_that_cannot_be_fixed_is_refused_at_load(
+    changes: dict[str, Any], expected: str
+) -> None:
+    assert expected in _error(**changes)
+
+
+def test_a_letter_set_rule_the_grid_can_fix_loads() -> None:
+    grid = {"architecture": "batchtopk", "d_sae": 256, "k": 16, "p": [0.0, 0.3], "seed": [0, 1]}
+    recipe = Recipe.from_dict(
+        _recipe(grid=grid, evals=["absorption"], absorption_letter_set={"min_baseline_seeds": 2})
+    )
+    assert recipe.absorption_letter_set is not None
+    assert recipe.absorption_letter_set.min_baseline_seeds == 2
