@@ -1,0 +1,99 @@
+"""The sparse TopK step computes SAELens's loss and gradients (AuxK included), and falls back where it cannot."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+from sae_lens.saes.sae import TrainStepInput
+
+from sae_mask_plugin.training.sparse_step import (
+    GatheredPreActivation,
+    SparseTopKTrainingSAE,
+    supports_sparse_step,
+    with_sparse_step,
+)
+
+D_IN, D_SAE, K, BATCH = 32, 256, 8, 64
+
+
+def _pair(**cfg) -> tuple[TopKTrainingSAE, SparseTopKTrainingSAE]:
+    torch.manual_seed(0)
+    dense = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, **cfg))
+    with torch.no_grad():  # a trained-looking SAE: biases away from zero
+        dense.b_enc.normal_(0, 0.1)
+        dense.b_dec.normal_(0, 0.5)
+    return dense, with_sparse_step(dense)
+
+
+def _step(sae, x: torch.Tensor, dead: torch.Tensor | None):
+    sae.zero_grad()
+    out = sae.training_forward_pass(TrainStepInput(x, {}, dead, 1, False))
+    out.loss.backward()
+    grads = {name: param.grad.clone() for name, param in sae.named_parameters()}
+    return out, grads
+
+
+@pytest.mark.parametrize("n_dead", [0, 5, 100])
+@pytest.mark.parametrize("apply_b_dec_to_input", [True, False])
+@pytest.mark.parametrize("rescale_acts_by_decoder_norm", [True, False])
+def test_loss_and_gradients_match_saelens_step(
+    n_dead: int, apply_b_dec_to_input: bool, rescale_acts_by_decoder_norm: bool
+):
+    dense, sparse = _pair(
+        apply_b_dec_to_input=apply_b_dec_to_input, rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm
+    )
+    assert supports_sparse_step(sparse.cfg)
+    x = torch.randn(BATCH, D_IN) * 3
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[torch.randperm(D_SAE)[:n_dead]] = True
+    want, want_grads = _step(dense, x, dead)
+    got, got_grads = _step(sparse, x, dead)
+    assert sparse.W_enc.data_ptr() != dense.W_enc.data_ptr()  # independent copies
+    for name in ("mse_loss", "auxiliary_reconstruction_loss"):
+        torch.testing.assert_close(got.losses[name], want.losses[name], rtol=1e-5, atol=1e-6)
+    assert (want.losses["auxiliary_reconstruction_loss"] > 0) == (n_dead > 0)
+    torch.testing.assert_close(got.sae_out, want.sae_out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.feature_acts, want.feature_acts, rtol=1e-5, atol=1e-6)
+    assert set(got_grads) == set(want_grads)
+    for name, grad in want_grads.items():
+        torch.testing.assert_close(got_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_the_gathered_pre_activation_passes_torchs_gradient_check():
+    torch.manual_seed(1)
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    W_enc = torch.randn(5, 12, dtype=torch.float64, requires_grad=True)
+    b_enc = torch.randn(12, dtype=torch.float64, requires_grad=True)
+    latents = torch.stack([torch.randperm(12)[:3] for _ in range(6)])
+
+    def gathered(x, W_enc, b_enc):
+        values = (x @ W_enc + b_enc).gather(1, latents)
+        return GatheredPreActivation.apply(x, W_enc, b_enc, latents, values.detach())
+
+    assert torch.autograd.gradcheck(gathered, (x, W_enc, b_enc))
+
+
+def test_configs_the_sparse_step_cannot_compute_run_saelens_step_unchanged():
+    assert supports_sparse_step(TopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))
+    for cfg in ({"use_sparse_activations": True}, {"normalize_activations": "expected_average_only_in"}):
+        assert not supports_sparse_step(TopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, **cfg))
+    dense, sparse = _pair(normalize_activations="expected_average_only_in")
+    x = torch.randn(BATCH, D_IN)
+    want, want_grads = _step(dense, x, None)
+    got, got_grads = _step(sparse, x, None)
+    assert torch.equal(got.loss, want.loss)
+    assert all(torch.equal(got_grads[name], grad) for name, grad in want_grads.items())
+
+
+def test_training_with_the_sparse_step_follows_the_dense_one():
+    """Ten Adam steps from the same weights on the same batches stay together (float32 rounding only)."""
+    dense, sparse = _pair()
+    batches = [torch.randn(BATCH, D_IN) * 3 for _ in range(10)]
+    for sae in (dense, sparse):
+        optimizer = torch.optim.Adam(sae.parameters(), lr=1e-3)
+        for x in batches:
+            _step(sae, x, torch.arange(D_SAE) < 20)
+            optimizer.step()
+    for name, param in dense.named_parameters():
+        torch.testing.assert_close(dict(sparse.named_parameters())[name], param, rtol=1e-3, atol=1e-4)
