@@ -20,6 +20,7 @@ from sae_mask_plugin.calibration.settings import (
 )
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
+from sae_mask_plugin.training.sparse_step import check_sparse_step
 
 
 class MixingBufferError(SaeMaskUserError, ValueError):
@@ -101,11 +102,15 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
             clean held-out text is k (BatchTopK-family SAEs; the learned threshold stays in the metadata). Off by
             default, so a p = 0 run stays identical to stock SAELens.
         calibration_tokens (int): Clean tokens the calibration reads (the embedded corpus's calibration split).
+        sparse_sae_step (bool): Train a TopK SAE with the sparse step (`training.sparse_step`: SAELens's loss and
+            gradients on the k active latents, ~4x faster on a CPU). Off by default, so a p = 0 run stays
+            identical to stock SAELens.
     """
 
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     calibrate_threshold: bool = False
     calibration_tokens: int = DEFAULT_CALIBRATION_TOKENS
+    sparse_sae_step: bool = False
 
     def __post_init__(self) -> None:
         self.masking = _as_masking(self.masking)
@@ -113,6 +118,8 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
         check_mixing_buffer(
             self.context_size, self.seqpos_slice, self.n_batches_in_buffer, self.train_batch_size_tokens
         )
+        if self.sparse_sae_step:
+            check_sparse_step([self.sae])
         if self.calibrate_threshold:
             check_calibratable(self.sae.architecture())
             check_calibration_tokens(self.calibration_tokens)
@@ -135,11 +142,14 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
             so that its mean L0 on clean held-out text is its k (the learned threshold stays in the metadata);
             SAEs of other architectures are saved as trained, with the reason in their metadata. Off by default.
         calibration_tokens (int): Clean tokens the calibration reads (the embedded corpus's calibration split).
+        sparse_sae_step (bool): Train the TopK SAEs with the sparse step (`training.sparse_step`); SAEs of other
+            architectures keep SAELens's step. Off by default.
     """
 
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     calibrate_threshold: bool = False
     calibration_tokens: int = DEFAULT_CALIBRATION_TOKENS
+    sparse_sae_step: bool = False
 
     def __post_init__(self) -> None:
         self.masking = _as_masking(self.masking)
@@ -147,6 +157,8 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
         check_mixing_buffer(
             self.context_size, self.seqpos_slice, self.n_batches_in_buffer, self.train_batch_size_tokens
         )
+        if self.sparse_sae_step:
+            check_sparse_step(self.saes.values())
         if self.calibrate_threshold:
             architectures = sorted({sae.architecture() for sae in self.saes.values()})
             if all(not_calibratable_reason(architecture) for architecture in architectures):

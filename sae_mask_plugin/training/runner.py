@@ -49,6 +49,7 @@ from sae_mask_plugin.training.metadata import (
 )
 from sae_mask_plugin.training.preflight import build_masker, check_cached_window_length, preflight
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
+from sae_mask_plugin.training.sparse_step import with_sparse_step
 
 PROGRESS_UPDATE_STEPS = 10
 """SAELens's trainers move their progress bar every 100 steps (204,800 tokens at 2,048 tokens a step), so a short
@@ -157,6 +158,8 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
                 TrainingSAEConfig.from_dict(cfg.get_training_sae_cfg_dict()).to_dict()
             )
         super().__init__(cfg, override_dataset, override_model, override_sae)
+        if cfg.sparse_sae_step:
+            self.sae = with_sparse_step(self.sae)
         self.activations_store = MaskedActivationsStore.from_store(self.activations_store)
         self.evaluator.activations_store = self.activations_store
         on_cache = cfg.use_cached_activations and cfg.cached_activations_path is not None
@@ -256,6 +259,8 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
         )
         torch.manual_seed(cfg.seed)
         super().__init__(cfg, override_dataset, override_model, override_saes)
+        if cfg.sparse_sae_step:
+            self.saes = {name: with_sparse_step(sae) for name, sae in self.saes.items()}
         self.activations_store = MaskedActivationsStore.from_store(self.activations_store)
         self.evaluator.activations_store = self.activations_store
         self.mask_token_string = attach_masking(self.activations_store, cfg, self.model)

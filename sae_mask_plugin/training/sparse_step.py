@@ -17,12 +17,15 @@ TopK default) is computed as SAELens does. Elsewhere `supports_sparse_step` is F
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
-from sae_lens.saes.sae import TrainStepInput, TrainStepOutput
+from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig, TrainStepInput, TrainStepOutput
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from torch.nn import functional
+
+from sae_mask_plugin.errors import SaeMaskUserError
 
 
 def supports_sparse_step(cfg: TopKTrainingSAEConfig) -> bool:
@@ -155,10 +158,33 @@ class SparseTopKTrainingSAE(TopKTrainingSAE):
         return self.cfg.aux_loss_coefficient * scale * (recons - residual).pow(2).sum(dim=-1).mean()
 
 
-def with_sparse_step(sae: TopKTrainingSAE) -> SparseTopKTrainingSAE:
-    """A `SparseTopKTrainingSAE` with `sae`'s config and weights (`sae` itself when it is one already)."""
-    if isinstance(sae, SparseTopKTrainingSAE):
+class SparseStepError(SaeMaskUserError, ValueError):
+    """`sparse_sae_step` asked of a run where no SAE can take it."""
+
+
+def takes_sparse_step(cfg: TrainingSAEConfig) -> bool:
+    """Whether an SAE of this training config trains with the sparse step when a runner asks for it: TopK SAEs
+    (not the BatchTopK family, whose selection is per batch) with a `supports_sparse_step` config."""
+    return (
+        isinstance(cfg, TopKTrainingSAEConfig) and cfg.architecture() == "topk" and supports_sparse_step(cfg)
+    )
+
+
+def check_sparse_step(sae_configs: Iterable[TrainingSAEConfig]) -> None:
+    """Raise `SparseStepError` when none of `sae_configs` can take the sparse step (before any model load)."""
+    configs = list(sae_configs)
+    if not any(takes_sparse_step(cfg) for cfg in configs):
+        architectures = ", ".join(sorted({cfg.architecture() for cfg in configs}))
+        raise SparseStepError(
+            f"sparse_sae_step applies to TopK SAEs without run-time activation normalization or sparse "
+            f"activations; this run trains {architectures}: set sparse_sae_step to False"
+        )
+
+
+def with_sparse_step(sae: TrainingSAE[Any]) -> TrainingSAE[Any]:
+    """`sae` as a `SparseTopKTrainingSAE` (same config and weights) where `takes_sparse_step`, else `sae`."""
+    if isinstance(sae, SparseTopKTrainingSAE) or not takes_sparse_step(sae.cfg):
         return sae
-    sparse = SparseTopKTrainingSAE(sae.cfg)
+    sparse = SparseTopKTrainingSAE(sae.cfg)  # type: ignore[arg-type]
     sparse.load_state_dict(sae.state_dict())
     return sparse.to(sae.W_enc.device)

@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+from sae_lens import (
+    SAE,
+    BatchTopKTrainingSAE,
+    BatchTopKTrainingSAEConfig,
+    TopKTrainingSAE,
+    TopKTrainingSAEConfig,
+)
+from sae_lens.config import LoggingConfig
 from sae_lens.saes.sae import TrainStepInput
+from tiny_transformer import TINY_HOOK
+from training_helpers import tiny_runner_settings, tiny_sae
 
+from sae_mask_plugin import (
+    MaskedLanguageModelSAETrainingRunner,
+    MaskedMultiSAETrainingRunner,
+    MaskedMultiSAETrainingRunnerConfig,
+    MaskingConfig,
+    make_runner_config,
+)
 from sae_mask_plugin.training.sparse_step import (
     GatheredPreActivation,
+    SparseStepError,
     SparseTopKTrainingSAE,
     supports_sparse_step,
+    takes_sparse_step,
     with_sparse_step,
 )
 
@@ -97,3 +115,55 @@ def test_training_with_the_sparse_step_follows_the_dense_one():
             optimizer.step()
     for name, param in dense.named_parameters():
         torch.testing.assert_close(dict(sparse.named_parameters())[name], param, rtol=1e-3, atol=1e-4)
+
+
+def test_a_runner_asked_for_the_sparse_step_trains_topk_with_it_and_saves_a_stock_sae(
+    tmp_path, tiny_model, texts
+):
+    cfg = make_runner_config(
+        "topk",
+        masking=MaskingConfig(p=0.3, mask_token="<repo_name>"),
+        sae=tiny_sae("topk"),
+        sparse_sae_step=True,
+        **tiny_runner_settings(tmp_path),
+    )
+    runner = MaskedLanguageModelSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts)
+    assert type(runner.sae) is SparseTopKTrainingSAE
+    before = runner.sae.W_enc.detach().clone()
+    runner.run()
+    assert not torch.equal(runner.sae.W_enc.detach(), before)  # it trained
+    sae = SAE.load_from_disk(str(tmp_path / "sae"))
+    assert sae.cfg.architecture() == "topk"
+
+
+def test_the_sparse_step_leaves_other_architectures_on_saelens_step_and_refuses_a_run_with_none(tmp_path):
+    assert not takes_sparse_step(BatchTopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))
+    batchtopk = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))
+    assert with_sparse_step(batchtopk) is batchtopk
+    with pytest.raises(SparseStepError, match="this run trains batchtopk"):
+        make_runner_config(
+            "batchtopk", sae=tiny_sae("batchtopk"), sparse_sae_step=True, **tiny_runner_settings(tmp_path)
+        )
+
+
+def test_a_multi_sae_run_gives_the_sparse_step_to_its_topk_saes_only(tmp_path, tiny_model, texts):
+    settings = tiny_runner_settings(tmp_path)
+    for key in ("model_name", "hook_name", "output_path", "checkpoint_path"):
+        settings.pop(key)
+    cfg = MaskedMultiSAETrainingRunnerConfig(
+        saes={
+            "topk": TopKTrainingSAEConfig(d_in=32, d_sae=64, k=4),
+            "batchtopk": BatchTopKTrainingSAEConfig(d_in=32, d_sae=64, k=4),
+        },
+        hook_names=TINY_HOOK,
+        logger=LoggingConfig(log_to_wandb=False),
+        output_path=str(tmp_path / "multi"),
+        checkpoint_path=str(tmp_path / "checkpoints"),
+        sparse_sae_step=True,
+        **settings,
+    )
+    runner = MaskedMultiSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts)
+    assert type(runner.saes["topk"]) is SparseTopKTrainingSAE
+    assert type(runner.saes["batchtopk"]) is BatchTopKTrainingSAE
+    runner.run()
+    assert SAE.load_from_disk(str(tmp_path / "multi" / "topk")).cfg.architecture() == "topk"
