@@ -134,15 +134,18 @@ def train_sae(
     held_out: int,
     seed: int = SEED,
     dead_feature_window: int | None = None,
+    sparse_step: bool = False,
 ) -> list[Path]:
     """Train `spec` on the cached activations (the last `held_out` rows kept out; `seed` sets the initial weights
-    and the batch order; `dead_feature_window` in steps, None: SAELens's); returns its saved snapshots
-    (`<sae_folder>/tokens_<n>`), the final one last."""
+    and the batch order; `dead_feature_window` in steps, None: SAELens's; `sparse_step`: a TopK SAE takes the
+    plugin's sparse step, `training.sparse_step`); returns its saved snapshots (`<sae_folder>/tokens_<n>`), the
+    final one last."""
     from sae_lens.config import LoggingConfig, SAETrainerConfig
     from sae_lens.registry import SAE_TRAINING_CLASS_REGISTRY
     from sae_lens.training.sae_trainer import SAETrainer
 
     from sae_mask_plugin.training.defaults import complete_sae_config, sae_config_kwargs
+    from sae_mask_plugin.training.sparse_step import with_sparse_step
 
     folder = sae_folder(out, spec, seed)
     final = folder / f"tokens_{training_tokens}"
@@ -157,6 +160,7 @@ def train_sae(
     cfg.metadata.hook_name = spec.hook_name
     sae = sae_class(cfg)
     sae.b_dec.data.copy_(acts[:65_536].float().mean(dim=0))  # short runs need b_dec at the mean
+    sae = with_sparse_step(sae) if sparse_step else sae
     window = {} if dead_feature_window is None else {"dead_feature_window": dead_feature_window}
     trainer_cfg = SAETrainerConfig(
         total_training_samples=training_tokens,
@@ -179,9 +183,22 @@ def train_sae(
     sae.save_inference_model(final)
     write_json_atomic(
         folder / "training.json",
-        {"seconds": time.perf_counter() - started, "tokens": training_tokens, "seed": seed, **window},
+        {
+            "seconds": time.perf_counter() - started,
+            "tokens": training_tokens,
+            "seed": seed,
+            "sae_step": _step_name(sae),
+            **window,
+        },
     )
     return sorted(folder.glob("tokens_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def _step_name(sae) -> str:
+    """`sparse` for the plugin's sparse TopK step, `saelens` for SAELens's own."""
+    from sae_mask_plugin.training.sparse_step import SparseTopKTrainingSAE
+
+    return "sparse" if isinstance(sae, SparseTopKTrainingSAE) else "saelens"
 
 
 @torch.no_grad()
@@ -265,6 +282,11 @@ def main() -> None:
         default=None,
         help="AuxK's dead-latent window in steps (default: SAELens's 1,000, longer than these runs: AuxK off)",
     )
+    parser.add_argument(
+        "--sparse-step",
+        action="store_true",
+        help="train TopK SAEs with the plugin's sparse step (same loss and gradients, ~4x faster)",
+    )
     args = parser.parse_args()
     if args.dead_feature_window is not None and args.dead_feature_window < 1:
         parser.error(f"--dead-feature-window must be >= 1, got {args.dead_feature_window}")
@@ -278,7 +300,13 @@ def main() -> None:
     for spec in (spec for spec in GRID if args.sae is None or spec.name in args.sae):
         cache_activations(args.out, spec.layer, args.cached_tokens + args.held_out, model)
         snapshots = train_sae(
-            args.out, spec, args.training_tokens, args.held_out, args.seed, args.dead_feature_window
+            args.out,
+            spec,
+            args.training_tokens,
+            args.held_out,
+            args.seed,
+            args.dead_feature_window,
+            args.sparse_step,
         )
         for snapshot in snapshots:
             tokens = int(snapshot.name.split("_")[1])
@@ -296,6 +324,9 @@ def main() -> None:
                     "architecture": spec.architecture,
                     "seed": args.seed,
                     "dead_feature_window": args.dead_feature_window,
+                    "sae_step": json.loads((snapshot.parent / "training.json").read_text()).get(
+                        "sae_step", "saelens"
+                    ),
                     "training_tokens": tokens,
                     "words_per_letter": words,
                     "llm_dtype": args.llm_dtype,

@@ -1,0 +1,173 @@
+"""The sparse TopK training step (`training.sparse_step`) against SAELens's own step, side by side.
+
+Speed: one training step (forward, loss with AuxK, backward, Adam) of a TopK SAE on the same batch, SAELens's step
+and the sparse one interleaved `--repeats` times, per width, k and share of dead latents: ms per token and the
+ratio. Quality (`--quality-tokens N`): TopK SAEs trained with SAELens's `SAETrainer` on N tokens of real
+activations of the embedded default (`--hook`), SAELens's step at seeds 0 and 1 and the sparse step at seed 0, then
+L0, explained variance and alive fraction on held-out activations: the sparse step is kept where its difference
+from SAELens's step at the same seed is within the seed-to-seed difference.
+
+    python benchmarks/sparse_step.py [--widths 4096,8192] [--k 8,32] [--repeats 5] [--quality-tokens 262144]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Iterator
+
+import torch
+from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+from sae_lens.config import LoggingConfig, SAETrainerConfig
+from sae_lens.saes.sae import TrainStepInput
+from sae_lens.training.sae_trainer import SAETrainer
+
+from sae_mask_plugin.training.sparse_step import with_sparse_step
+
+D_IN = 576
+BATCH = 2048
+HELD_OUT = 16_384
+
+
+def step_seconds(
+    sae: TopKTrainingSAE, x: torch.Tensor, dead: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> float:
+    """Wall seconds of one training step."""
+    started = time.perf_counter()
+    optimizer.zero_grad()
+    output = sae.training_forward_pass(TrainStepInput(x, {}, dead, 1, False))
+    output.loss.backward()
+    optimizer.step()
+    return time.perf_counter() - started
+
+
+def speed(widths: list[int], ks: list[int], repeats: int) -> None:
+    """Print ms per token of both steps and their ratio, measured interleaved."""
+    print(
+        f"{'width':>6} {'k':>4} {'dead':>5} {'SAELens ms/token':>17} {'sparse ms/token':>16} {'speedup':>8}"
+    )
+    for width in widths:
+        for k in ks:
+            for dead_share in (0.0, 0.1):
+                torch.manual_seed(0)
+                dense = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=D_IN, d_sae=width, k=k))
+                sparse = with_sparse_step(dense)
+                x = torch.randn(BATCH, D_IN)
+                dead = torch.rand(width) < dead_share
+                optimizers = {
+                    name: torch.optim.Adam(sae.parameters(), lr=1e-4)
+                    for name, sae in (("dense", dense), ("sparse", sparse))
+                }
+                times: dict[str, list[float]] = {"dense": [], "sparse": []}
+                for repeat in range(repeats + 1):
+                    for name, sae in (("dense", dense), ("sparse", sparse)):
+                        seconds = step_seconds(sae, x, dead, optimizers[name])
+                        if repeat:  # the first step warms up
+                            times[name].append(seconds)
+                ms = {name: statistics.median(values) / BATCH * 1000 for name, values in times.items()}
+                print(
+                    f"{width:>6} {k:>4} {dead_share:>5.0%} {ms['dense']:>17.3f} {ms['sparse']:>16.3f} "
+                    f"{ms['dense'] / ms['sparse']:>7.2f}x",
+                    flush=True,
+                )
+
+
+def batches(acts: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
+    """Shuffled `[BATCH, D_IN]` batches of `acts`, epoch after epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        for index in torch.randperm(len(acts), generator=generator).split(BATCH):
+            if len(index) == BATCH:
+                yield acts[index]
+
+
+@torch.no_grad()
+def held_out_metrics(sae: TopKTrainingSAE, acts: torch.Tensor) -> dict[str, float]:
+    """L0, explained variance and alive fraction on `acts` [n, D_IN]."""
+    latents = sae.encode(acts)
+    recon = sae.decode(latents)
+    residual = (acts - recon).pow(2).sum() / (acts - acts.mean(dim=0)).pow(2).sum()
+    return {
+        "L0": float((latents > 0).sum(dim=1).float().mean()),
+        "EV": float(1 - residual),
+        "alive": float((latents > 0).any(dim=0).float().mean()),
+    }
+
+
+def train(acts: torch.Tensor, width: int, k: int, tokens: int, seed: int, sparse: bool) -> tuple[dict, float]:
+    """A TopK SAE trained with SAELens's trainer (AuxK window 50 steps), its held-out metrics and tokens/s."""
+    torch.manual_seed(seed)
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=D_IN, d_sae=width, k=k))
+    sae.b_dec.data.copy_(acts[:65_536].mean(dim=0))
+    sae = with_sparse_step(sae) if sparse else sae
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=tokens,
+        train_batch_size_samples=BATCH,
+        lr=4e-3,
+        lr_end=4e-3,
+        dead_feature_window=50,
+        n_checkpoints=0,
+        logger=LoggingConfig(log_to_wandb=False),
+    )
+    trainer = SAETrainer(
+        cfg=trainer_cfg,
+        sae=sae,
+        data_provider=batches(acts[:-HELD_OUT], seed),
+        save_checkpoint_fn=lambda _: None,
+    )
+    started = time.perf_counter()
+    trainer.fit()
+    return held_out_metrics(sae, acts[-HELD_OUT:]), tokens / (time.perf_counter() - started)
+
+
+def quality(hook: str, width: int, k: int, tokens: int) -> None:
+    """Print the held-out metrics of SAELens's step (seeds 0, 1) and the sparse step (seed 0)."""
+    from sae_mask_plugin.embedded.corpus import load_embedded_corpus
+    from sae_mask_plugin.embedded.model import load_embedded_model
+    from sae_mask_plugin.evals.activations import clean_token_activations
+    from sae_mask_plugin.llm_dtype import default_llm_dtype
+
+    model = load_embedded_model(dtype=getattr(torch, default_llm_dtype().dtype))
+    texts = load_embedded_corpus(seed=0, show_progress=False)["text"][:20_000]
+    acts = clean_token_activations(model, hook, texts, tokens + HELD_OUT, 128, (2, None)).float()
+    del model
+    runs = {
+        "SAELens step, seed 0": train(acts, width, k, tokens, 0, sparse=False),
+        "sparse step, seed 0": train(acts, width, k, tokens, 0, sparse=True),
+        "SAELens step, seed 1": train(acts, width, k, tokens, 1, sparse=False),
+    }
+    print(f"\nTopK w{width} k{k} at {hook}, {tokens:,} training tokens, held-out {HELD_OUT:,}:")
+    print(f"{'run':<22} {'L0':>7} {'EV':>7} {'alive':>7} {'tokens/s':>9}")
+    for name, (metrics, rate) in runs.items():
+        print(f"{name:<22} {metrics['L0']:>7.2f} {metrics['EV']:>7.4f} {metrics['alive']:>7.4f} {rate:>9.0f}")
+    reference = runs["SAELens step, seed 0"][0]
+    for name in ("sparse step, seed 0", "SAELens step, seed 1"):
+        differences = ", ".join(
+            f"{key} {runs[name][0][key] - reference[key]:+.4f}" for key in ("EV", "alive")
+        )
+        print(f"{name} - SAELens step, seed 0: {differences}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--widths", default="4096,8192")
+    parser.add_argument("--k", default="8,32")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quality-tokens", type=int, default=0, help="0: speed only")
+    parser.add_argument("--hook", default="blocks.6.hook_resid_post")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    print(f"threads: {torch.get_num_threads()}, batch {BATCH} tokens, d_in {D_IN}")
+    widths = [int(width) for width in args.widths.split(",")]
+    ks = [int(k) for k in args.k.split(",")]
+    speed(widths, ks, args.repeats)
+    if args.quality_tokens:
+        quality(args.hook, widths[-1], ks[0], args.quality_tokens)
+
+
+if __name__ == "__main__":
+    main()
