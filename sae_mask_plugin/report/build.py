@@ -18,12 +18,14 @@ from sae_mask_plugin.evals.absorption.letter_set import FIXED_LETTER_METRICS, Fi
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 from sae_mask_plugin.report import plots
 from sae_mask_plugin.report.gates import (
-    MIN_ALIVE_FRACTION,
-    MIN_EXPLAINED_VARIANCE,
+    DEFAULT_TRAINING_GATE,
+    TrainingGate,
     absorption_gate_lines,
     absorption_gate_rows,
     below_training_gate,
     gate_warnings,
+    training_gate_note,
+    with_gate_margins,
 )
 from sae_mask_plugin.report.letter_sets import apply_letter_sets, letter_set_lines
 from sae_mask_plugin.report.matching import (
@@ -73,6 +75,7 @@ class ReportData:
     ood_tasks: dict[str, Any] | None
     below_gate: dict[str, dict[str, list[str]]]
     """View → cell → its masked runs whose baseline, as compared, is below the training gate (`cells_below_training_gate`)."""
+    training_gate: TrainingGate = DEFAULT_TRAINING_GATE
     letter_sets: dict[str, FixedLetterSet] = field(default_factory=dict)
     """Cell label → the absorption letter set its SAEs are scored on (`report.letter_sets`; empty without a rule)."""
 
@@ -141,22 +144,29 @@ def _ood_tasks(records: list[RunRecord]) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
-def cells_below_training_gate(records: list[RunRecord]) -> dict[str, dict[str, list[str]]]:
+def cells_below_training_gate(
+    records: list[RunRecord], gate: TrainingGate = DEFAULT_TRAINING_GATE
+) -> dict[str, dict[str, list[str]]]:
     """View → cell → the masked runs whose baseline, as the comparison reads it (`baselines_as_compared`), is
     below the training gate; cells where every such baseline passes are absent."""
     return {
         view: {
             cell: failing
             for cell, baselines in cells.items()
-            if (failing := [run for run, metrics in baselines.items() if below_training_gate(metrics)])
+            if (failing := [run for run, metrics in baselines.items() if below_training_gate(metrics, gate)])
         }
         for view, cells in baselines_as_compared(records).items()
     }
 
 
-def collect_report_data(records: list[RunRecord], letter_set_rule: LetterSetRule | None = None) -> ReportData:
+def collect_report_data(
+    records: list[RunRecord],
+    letter_set_rule: LetterSetRule | None = None,
+    training_gate: TrainingGate = DEFAULT_TRAINING_GATE,
+) -> ReportData:
     """Compute both comparison views, the gates and the settings of `records`; with `letter_set_rule`, absorption
-    on each cell's fixed letter set too (`report.letter_sets`)."""
+    on each cell's fixed letter set too (`report.letter_sets`); `training_gate` says when a baseline is trained."""
+    records = with_gate_margins(records, training_gate)
     letter_sets: dict[str, FixedLetterSet] = {}
     if letter_set_rule is not None:
         records, letter_sets = apply_letter_sets(records, letter_set_rule)
@@ -168,9 +178,10 @@ def collect_report_data(records: list[RunRecord], letter_set_rule: LetterSetRule
         same_k=paired_comparisons(records),
         unmatched=unmatched,
         settings=settings,
-        gates=gate_warnings(records, len(settings["seeds"])),
+        gates=gate_warnings(records, len(settings["seeds"]), training_gate),
         ood_tasks=_ood_tasks(records),
-        below_gate=cells_below_training_gate(records),
+        below_gate=cells_below_training_gate(records, training_gate),
+        training_gate=training_gate,
         letter_sets=letter_sets,
     )
 
@@ -273,16 +284,16 @@ def _headline_lines(data: ReportData) -> list[str]:
                 *_compact_table(view, comparisons, single, labels),
                 "",
             ]
-        lines += _training_gate_lines(data.below_gate[view], shown, labels)
+        lines += _training_gate_lines(data.below_gate[view], shown, labels, data.training_gate)
     lines += [_ood_sentence(data.ood_tasks), ""]
     return lines
 
 
 def _training_gate_lines(
-    below_gate: dict[str, list[str]], shown: list[str], labels: dict[str, str]
+    below_gate: dict[str, list[str]], shown: list[str], labels: dict[str, str], training_gate: TrainingGate
 ) -> list[str]:
     """What the training gate did to a view's headline: the cells it left out, or that every cell is below it."""
-    gate = f"explained variance ≥ {MIN_EXPLAINED_VARIANCE}, alive fraction ≥ {MIN_ALIVE_FRACTION}"
+    gate = training_gate.describe()
     left_out = [cell for cell in below_gate if cell not in shown]
     if left_out:
         cells = "; ".join(f"{labels[cell]} ({', '.join(below_gate[cell])})" for cell in left_out)
@@ -384,7 +395,8 @@ def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) 
         f"- **{key.replace('_', ' ')}**: {', '.join(map(str, values)) or '—'}"
         for key, values in data.settings.items()
     ]
-    lines += [f"- **SAEs**: {len(data.records)} ({sum(r.is_baseline for r in data.records)} baseline)", ""]
+    lines += [f"- **SAEs**: {len(data.records)} ({sum(r.is_baseline for r in data.records)} baseline)"]
+    lines += [f"- **training gate**: {training_gate_note(data.records, data.training_gate)}", ""]
     lines += _how_to_read()
     lines += absorption_gate_lines(absorption_gate_rows(data.records))
     lines += letter_set_lines(data.letter_sets)
@@ -433,15 +445,17 @@ def build_report(
     out_dir: str | Path,
     notices: Sequence[str] = (),
     letter_set_rule: LetterSetRule | None = None,
+    training_gate: TrainingGate = DEFAULT_TRAINING_GATE,
 ) -> ReportFiles:
     """Write `report.md`, `results.json` and the plots into `out_dir` (each written atomically). `notices`
     (markdown, one line each) open the report, e.g. that it is partial; `results.json` keeps them too.
-    `letter_set_rule`: compare absorption on each cell's letter set fixed from its baselines by this rule."""
+    `letter_set_rule`: compare absorption on each cell's letter set fixed from its baselines by this rule;
+    `training_gate`: when a baseline counts as trained (a cell resting on one that is not leaves the headline)."""
     if not records:
         raise ValueError("no SAEs to report on")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = collect_report_data(records, letter_set_rule)
+    data = collect_report_data(records, letter_set_rule, training_gate)
     records = data.records
     candidates = [
         plots.plot_frontiers(records, out_dir / "metrics_vs_l0.png"),
@@ -460,6 +474,10 @@ def build_report(
         "absorption_gate": absorption_gate_rows(records),
         "absorption_letter_sets": {
             label: letter_set.to_dict() for label, letter_set in data.letter_sets.items()
+        },
+        "training_gate": {
+            **asdict(data.training_gate),
+            "text": training_gate_note(records, data.training_gate),
         },
         "below_training_gate": data.below_gate,
         "runs": [r.to_dict() for r in records],

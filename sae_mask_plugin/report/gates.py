@@ -1,7 +1,10 @@
 """Gates a reader sees before any comparison: is the setting one where the metrics can be trusted?
 
-- Training: a baseline with explained variance < 0.85 or an alive fraction (latents firing on at least one clean
-  eval token) < 0.8 is undertrained; absorption and probing differences then say little about masking.
+- Training: a baseline with an alive fraction (latents firing on at least one clean eval token) < 0.8, or an
+  explained variance below the gate's, is undertrained; absorption and probing differences then say little about
+  masking. The EV gate is convergence where the recipe gives its learning curve's plateau for the baseline's
+  shape (EV within a stated tolerance of it: an absolute figure is a coin toss at low k and out of reach at
+  some), else the absolute 0.85 (`TrainingGate`).
 - Absorption: the eval's per-letter signal gate (`evals/absorption/gate.py`) keeps a letter only where the
   probe, the word count, the SAE's main latent and two nulls say the score carries signal; an SAE with fewer
   than 20 passing letters has no absorption headline ("absorption not measurable here"). The headline is the
@@ -16,7 +19,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
@@ -26,6 +31,90 @@ MIN_EXPLAINED_VARIANCE = 0.85
 MIN_ALIVE_FRACTION = 0.8
 MIN_ABSORPTION_LETTERS = 20
 NOT_COMPUTED = "not computed"
+EV_GATE_MARGIN = "explained_variance_gate_margin"
+"""A baseline's explained variance minus its gate's EV threshold (negative: below the gate); interpolated in log L0
+like the metrics at matched L0, so an interpolated baseline is judged against the interpolated threshold."""
+
+
+class TrainingGateError(ValueError):
+    """A training gate with an impossible setting."""
+
+
+@dataclass(frozen=True)
+class TrainingGate:
+    """When a baseline counts as trained, fixed before the runs start (a recipe's `training_gate`).
+
+    Args:
+        min_alive_fraction: Latents firing on at least one clean eval token, as a share of the width.
+        plateau_explained_variance: The learning curve's plateau EV by SAE shape (`RunRecord.shape`, e.g.
+            `topk w8192 k8`): a baseline of that shape passes with EV >= plateau - `ev_tolerance`.
+        ev_tolerance: How far below its plateau a converged baseline's EV may lie.
+        min_explained_variance: The absolute EV a baseline of a shape without a plateau needs; with plateaus it is
+            also printed as a note beside the gate.
+    """
+
+    min_alive_fraction: float = MIN_ALIVE_FRACTION
+    plateau_explained_variance: dict[str, float] = field(default_factory=dict)
+    ev_tolerance: float = 0.01
+    min_explained_variance: float = MIN_EXPLAINED_VARIANCE
+
+    def __post_init__(self) -> None:
+        for name in ("min_alive_fraction", "min_explained_variance"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise TrainingGateError(f"{name} must be in [0, 1], got {value!r}")
+        if not isinstance(self.ev_tolerance, (int, float)) or not 0 <= self.ev_tolerance < 1:
+            raise TrainingGateError(f"ev_tolerance must be in [0, 1), got {self.ev_tolerance!r}")
+        if not isinstance(self.plateau_explained_variance, Mapping):
+            raise TrainingGateError(
+                "plateau_explained_variance must map SAE shapes to EV, e.g. {topk w8192 k8: 0.85}"
+            )
+        for shape, value in self.plateau_explained_variance.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
+                raise TrainingGateError(
+                    f"plateau_explained_variance[{shape!r}] must be in (0, 1], got {value!r}"
+                )
+
+    @property
+    def converges(self) -> bool:
+        """Whether the EV gate is convergence to a plateau (for the shapes given) rather than absolute."""
+        return bool(self.plateau_explained_variance)
+
+    def ev_threshold(self, shape: str) -> float:
+        """The EV a baseline of `shape` needs."""
+        plateau = self.plateau_explained_variance.get(shape)
+        return self.min_explained_variance if plateau is None else plateau - self.ev_tolerance
+
+    def describe(self) -> str:
+        """The gate in words, e.g. for the report's sentences."""
+        if not self.converges:
+            return f"explained variance ≥ {self.min_explained_variance}, alive fraction ≥ {self.min_alive_fraction}"
+        plateaus = ", ".join(
+            f"{shape} {value:.3f}" for shape, value in self.plateau_explained_variance.items()
+        )
+        return (
+            f"explained variance within {self.ev_tolerance} of its learning curve's plateau ({plateaus}; other "
+            f"shapes ≥ {self.min_explained_variance}), alive fraction ≥ {self.min_alive_fraction}"
+        )
+
+
+DEFAULT_TRAINING_GATE = TrainingGate()
+
+
+def with_gate_margins(records: list[RunRecord], gate: TrainingGate) -> list[RunRecord]:
+    """`records` with `EV_GATE_MARGIN` in each baseline's metrics (where it has an explained variance)."""
+    return [
+        replace(
+            r,
+            metrics={
+                **r.metrics,
+                EV_GATE_MARGIN: r.metrics["explained_variance"] - gate.ev_threshold(r.shape),
+            },
+        )
+        if r.is_baseline and "explained_variance" in r.metrics
+        else r
+        for r in records
+    ]
 
 
 def absorption_measurable(record: RunRecord) -> bool:
@@ -51,29 +140,44 @@ def _names(records: list[RunRecord]) -> str:
     return shown + (f" and {len(records) - 4} more" if len(records) > 4 else "")
 
 
-def below_training_gate(metrics: Mapping[str, float]) -> bool:
-    """Whether an SAE's explained variance or alive fraction is below the training gate (unmeasured: not below)."""
+def below_training_gate(metrics: Mapping[str, float], gate: TrainingGate = DEFAULT_TRAINING_GATE) -> bool:
+    """Whether a baseline's metrics (its own, or interpolated at matched L0) are below the training gate: the EV
+    margin `with_gate_margins` added (else the absolute EV) or the alive fraction (unmeasured: not below)."""
+    if EV_GATE_MARGIN in metrics:
+        ev_below = metrics[EV_GATE_MARGIN] < 0 and not math.isclose(metrics[EV_GATE_MARGIN], 0, abs_tol=1e-12)
+    else:
+        ev_below = metrics.get("explained_variance", 1.0) < gate.min_explained_variance
+    return ev_below or metrics.get("frac_alive", 1.0) < gate.min_alive_fraction
+
+
+def training_gate_note(records: list[RunRecord], gate: TrainingGate) -> str:
+    """The training gate in words; under a convergence gate, how many baselines the absolute EV would fail."""
+    if not gate.converges:
+        return gate.describe()
+    baselines = [r for r in records if r.is_baseline and "explained_variance" in r.metrics]
+    below = sum(r.metrics["explained_variance"] < gate.min_explained_variance for r in baselines)
     return (
-        metrics.get("explained_variance", 1.0) < MIN_EXPLAINED_VARIANCE
-        or metrics.get("frac_alive", 1.0) < MIN_ALIVE_FRACTION
+        f"{gate.describe()}; for reference, {below} of {len(baselines)} baselines are below the absolute "
+        f"explained variance {gate.min_explained_variance}"
     )
 
 
-def gate_warnings(records: list[RunRecord], n_seeds: int) -> list[str]:
+def gate_warnings(
+    records: list[RunRecord], n_seeds: int, gate: TrainingGate = DEFAULT_TRAINING_GATE
+) -> list[str]:
     """Warnings (markdown, one line each) about what the comparisons rest on; empty when nothing is amiss."""
     warnings: list[str] = []
     baselines = [r for r in records if r.is_baseline]
-    undertrained = [r for r in baselines if below_training_gate(r.metrics)]
+    undertrained = [r for r in baselines if below_training_gate(r.metrics, gate)]
     if undertrained:
         worst_ev = min(r.metrics.get("explained_variance", 1.0) for r in undertrained)
         worst_alive = min(r.metrics.get("frac_alive", 1.0) for r in undertrained)
         warnings.append(
-            f"**Undertrained SAEs.** {len(undertrained)} of {len(baselines)} baselines have explained variance "
-            f"< {MIN_EXPLAINED_VARIANCE} or alive fraction < {MIN_ALIVE_FRACTION} (lowest: EV {worst_ev:.3f}, "
-            f"alive {worst_alive:.3f}; {_names(undertrained)}): differences in absorption and probing may reflect "
-            "training length rather than masking, so a cell whose baseline is below the gate as compared leaves "
-            "the headline (named under it; its verdicts in the appendix are marked). Train longer before reading "
-            "those as effects."
+            f"**Undertrained SAEs.** {len(undertrained)} of {len(baselines)} baselines are below the training gate "
+            f"({gate.describe()}; lowest: EV {worst_ev:.3f}, alive {worst_alive:.3f}; {_names(undertrained)}): "
+            "differences in absorption and probing may reflect training length rather than masking, so a cell "
+            "whose baseline is below the gate as compared leaves the headline (named under it; its verdicts in the "
+            "appendix are marked). Train longer before reading those as effects."
         )
     gated = [r for r in records if "absorption_letters_passing" in r.metrics]
     not_measurable = [r for r in gated if not absorption_measurable(r)]

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from sae_mask_plugin.report.gates import comparable_metrics
+from sae_mask_plugin.report.gates import EV_GATE_MARGIN, comparable_metrics
 from sae_mask_plugin.report.records import METRICS, REFERENCE_METRICS, SAME_K_ONLY_METRICS, RunRecord
 from sae_mask_plugin.report.stats import PairedComparison, false_discovery_control
 
@@ -130,7 +130,7 @@ def _baseline_curves(records: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
     return curves
 
 
-GATED_METRICS = ("explained_variance", "frac_alive")
+GATED_METRICS = ("explained_variance", "frac_alive", EV_GATE_MARGIN)
 """The baseline metrics the training gate reads (`report.gates.below_training_gate`)."""
 
 

@@ -24,6 +24,7 @@ from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.evals.absorption.letter_set import LetterSetError, LetterSetRule
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, LlmDtypeError, default_llm_dtype, with_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
+from sae_mask_plugin.report.gates import TrainingGate, TrainingGateError
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
 
 if TYPE_CHECKING:
@@ -259,6 +260,9 @@ class Recipe:
         eval_configs: Fields of each eval's config set over the preset's, by eval name, e.g.
             `{absorption: {words_per_letter: 4}, core: {n_eval_reconstruction_batches: 1}}`.
         report: Build the comparison report (`sae-mask compare`) once every run of the grid is done.
+        training_gate: `TrainingGate` fields (`report.gates`): when a baseline counts as trained, e.g.
+            `{plateau_explained_variance: {topk w8192 k8: 0.85}, ev_tolerance: 0.01}` (None: the absolute gate,
+            explained variance >= 0.85 and alive fraction >= 0.8).
         absorption_letter_set: `LetterSetRule` fields (e.g. `{min_baseline_seeds: 4}`): the report compares
             absorption on each cell's letter set fixed from its baselines by this rule, written down before any
             masked SAE is scored (None: no fixed-set comparison).
@@ -290,6 +294,7 @@ class Recipe:
     eval_options: dict[str, list[str]] = field(default_factory=dict)
     eval_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     report: bool = False
+    training_gate: TrainingGate | None = None
     absorption_letter_set: LetterSetRule | None = None
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     throughput: dict[str, Throughput] | None = None
@@ -341,6 +346,11 @@ class Recipe:
             check_names(f"sae_by_architecture.{arch}", settings, sae_fields(arch))
         self.runs = self._expand()
         self._check_letter_set()
+        if self.training_gate is not None and not isinstance(self.training_gate, TrainingGate):
+            try:
+                self.training_gate = _build(TrainingGate, self.training_gate, "training_gate")
+            except TrainingGateError as error:
+                raise RecipeError(f"training_gate: {error}") from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
