@@ -15,6 +15,7 @@ is not a previous demo run is refused unless `--force`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -37,11 +38,23 @@ class DemoFolderError(SaeMaskUserError, ValueError):
     """The output folder holds something other than a previous run of this demo."""
 
 
-def check_output_folder(out: Path, recipe_name: str, force: bool) -> None:
-    """Raise `DemoFolderError` unless `out` is new or empty, or a previous run of the same demo recipe (resumed).
+def demo_version(recipe_name: str, overrides: Mapping[str, Any] | None) -> str:
+    """A fingerprint of what a demo run trains: its recipe file's text and the overrides (12 hex digits)."""
+    from sae_mask_plugin.sweep.recipe import find_recipe
 
-    Anything else (other files, or a demo of the other mode) is refused unless `force`; `force` never deletes
-    anything, it only allows writing beside what is there.
+    text = find_recipe(recipe_name).read_text() + json.dumps(
+        dict(overrides or {}), sort_keys=True, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def check_output_folder(out: Path, recipe_name: str, force: bool, version: str | None = None) -> None:
+    """Raise `DemoFolderError` unless `out` is new or empty, or a previous run of the same demo recipe and
+    `version` (`demo_version`; resumed).
+
+    Anything else (other files, a demo of the other mode, or one of another version, whose finished SAEs would be
+    reused beside new ones) is refused unless `force`; `force` never deletes anything, it only allows writing
+    beside what is there.
     """
     if out.exists() and not out.is_dir():
         raise DemoFolderError(f"{out} exists and is not a folder")
@@ -51,20 +64,30 @@ def check_output_folder(out: Path, recipe_name: str, force: bool) -> None:
             raise DemoFolderError(
                 f"{out} exists and is not a previous run of the demo; choose another --out or pass --force"
             )
-        previous = json.loads(marker.read_text()).get("recipe")
-        if previous != recipe_name:
+        previous = json.loads(marker.read_text())
+        if previous.get("recipe") != recipe_name:
             raise DemoFolderError(
-                f"{out} holds a {previous!r} demo run, not {recipe_name!r}; choose another --out or pass --force"
+                f"{out} holds a {previous.get('recipe')!r} demo run, not {recipe_name!r}; choose another --out or "
+                "pass --force"
+            )
+        if version is not None and previous.get("version") != version:
+            raise DemoFolderError(
+                f"{out} holds a run of another version of the {recipe_name!r} demo (its recipe or settings have "
+                "changed since), whose SAEs this run would mix with new ones; choose another --out or pass --force"
             )
 
 
-def prepare_output_folder(out: Path, recipe_name: str, force: bool) -> None:
-    """Claim `out` for the demo (see `check_output_folder`): create it and mark it as a run of `recipe_name`."""
-    check_output_folder(out, recipe_name, force)
+def prepare_output_folder(out: Path, recipe_name: str, force: bool, version: str | None = None) -> None:
+    """Claim `out` for the demo (see `check_output_folder`): create it and mark it as a run of `recipe_name` at
+    `version`."""
+    check_output_folder(out, recipe_name, force, version)
     out.mkdir(parents=True, exist_ok=True)
     marker = out / MARKER_FILENAME
     if not marker.is_file():
-        write_json_atomic(marker, {"recipe": recipe_name, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        write_json_atomic(
+            marker,
+            {"recipe": recipe_name, "version": version, "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        )
 
 
 def run_demo(
@@ -81,12 +104,13 @@ def run_demo(
     if mode not in DEMO_RECIPES:
         raise ValueError(f"mode must be one of {', '.join(DEMO_RECIPES)}; got {mode!r}")
     out = Path(out)
-    check_output_folder(out, DEMO_RECIPES[mode], force)  # before the recipe's checks load SAELens
+    version = demo_version(DEMO_RECIPES[mode], overrides)
+    check_output_folder(out, DEMO_RECIPES[mode], force, version)  # before the recipe's checks load SAELens
 
     from sae_mask_plugin.sweep import load_recipe, run_recipe
 
     recipe = load_recipe(DEMO_RECIPES[mode], overrides)
-    prepare_output_folder(out, recipe.name, force)
+    prepare_output_folder(out, recipe.name, force, version)
     print(describe_start(recipe, out), flush=True)
     run_recipe(recipe, out)
     report = out / "report" / "report.md"
@@ -121,7 +145,10 @@ def describe_start(recipe: Recipe, out: Path) -> str:
         "then": f"evals ({', '.join(recipe.evals) or 'none'}) and the report",
     }
     lines = [f"sae-mask demo: recipe {recipe.name} ({recipe.description})"]
-    return "\n".join(lines + [f"  {key:<14} {value}" for key, value in rows.items()])
+    lines += [f"  {key:<14} {value}" for key, value in rows.items()]
+    if emulated := recipe.emulated_bf16_notice():
+        lines.append(emulated)
+    return "\n".join(lines)
 
 
 def report_headline(report: Path) -> str:

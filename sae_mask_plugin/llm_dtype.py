@@ -29,6 +29,9 @@ LLM_DTYPE_METADATA_KEY = "llm_dtype"
 UNRECORDED_LLM_DTYPE = "float32"
 """The dtype assumed for SAEs that record none (SAELens's default: stock SAELens SAEs, older plugin SAEs)."""
 CPUINFO = Path("/proc/cpuinfo")
+EMULATED_BF16_SLOWDOWN = 6.0
+"""How much slower an LLM pass in bfloat16 runs than in float32 on a CPU that emulates bfloat16 (AVX2 only):
+about 6x, an estimate from 2-core CPUs of this kind, not a measurement on the machine at hand."""
 
 
 class LlmDtypeError(SaeMaskUserError, ValueError):
@@ -85,6 +88,18 @@ def resolve_llm_dtype(flags: Iterable[str]) -> LlmDtypeChoice:
 def default_llm_dtype() -> LlmDtypeChoice:
     """The default LLM dtype of this machine's CPU (`resolve_llm_dtype` of `CPUINFO`'s flags), read once."""
     return resolve_llm_dtype(cpu_flags())
+
+
+def emulated_bf16_notice(llm_dtype: str, way_out: str, choice: LlmDtypeChoice | None = None) -> str | None:
+    """One line saying that `llm_dtype` is bfloat16 on a CPU that emulates it (None otherwise): the estimated
+    slowdown and `way_out`, the option that runs float32 instead (e.g. `--set llm_dtype=float32`). `choice`
+    defaults to this machine's `default_llm_dtype()`."""
+    if llm_dtype != "bfloat16" or (choice or default_llm_dtype()).native_bf16:
+        return None
+    return (
+        f"warning: the LLM runs in bfloat16, which this CPU emulates (no {' or '.join(NATIVE_BF16_FLAGS)}): about "
+        f"{EMULATED_BF16_SLOWDOWN:g}x slower than float32 (estimated); {way_out} runs it in float32"
+    )
 
 
 def llm_dtype_or_default(value: str | None) -> str:

@@ -190,3 +190,33 @@ def test_the_same_dtype_passes():
     check_same_llm_dtype("sae", "bfloat16", "bfloat16")
     with pytest.raises(LlmDtypeError, match="--llm_dtype float32"):
         check_same_llm_dtype("sae", "float32", "bfloat16")
+
+
+def test_bfloat16_on_a_cpu_that_emulates_it_is_said_in_one_line_with_the_way_out(cpu):
+    from sae_mask_plugin.llm_dtype import emulated_bf16_notice
+
+    cpu(NO_BF16)
+    notice = emulated_bf16_notice("bfloat16", "`--set llm_dtype=float32`")
+    assert notice is not None and "\n" not in notice
+    assert "emulates" in notice and "6x slower" in notice and "`--set llm_dtype=float32`" in notice
+    assert emulated_bf16_notice("float32", "x") is None
+    cpu(AMX)
+    assert emulated_bf16_notice("bfloat16", "x") is None
+
+
+def test_the_dry_run_warns_and_estimates_at_the_emulated_speed(cpu):
+    from sae_mask_plugin.sweep import load_recipe
+    from sae_mask_plugin.sweep.plan import estimated_seconds, format_plan, plan
+
+    cpu(NO_BF16)
+    emulated = load_recipe("cpu_demo_quick", {"llm_dtype": "bfloat16"})
+    native_float32 = load_recipe("cpu_demo_quick", {"llm_dtype": "float32"})
+    text = format_plan(emulated, plan(emulated))
+    assert "bfloat16, which this CPU emulates" in text and "`--set llm_dtype=float32`" in text
+    assert "bfloat16 emulated" in text  # the estimate's machine says which speed it used
+    assert "emulates" not in format_plan(native_float32, plan(native_float32))
+    slow = sum(estimated_seconds(emulated, plan(emulated)))
+    fast = sum(estimated_seconds(native_float32, plan(native_float32)))
+    assert slow > 1.5 * fast
+    cpu(AMX)
+    assert "emulates" not in format_plan(emulated, plan(emulated))

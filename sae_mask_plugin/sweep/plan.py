@@ -272,6 +272,8 @@ def format_plan(
         notice := auxk_window_notice([run.sae for run in recipe.runs], groups[0].runner_config(recipe))
     ):
         lines.append(f"warning: {notice}")
+    if emulated := recipe.emulated_bf16_notice():
+        lines.append(emulated)
     if recipe.report:
         lines.append("then the comparison report once every run of the grid is done")
     speed = recipe.measured_throughput

@@ -22,7 +22,14 @@ import yaml
 
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.evals.absorption.letter_set import LetterSetError, LetterSetRule
-from sae_mask_plugin.llm_dtype import LLM_DTYPES, LlmDtypeError, default_llm_dtype, with_llm_dtype
+from sae_mask_plugin.llm_dtype import (
+    EMULATED_BF16_SLOWDOWN,
+    LLM_DTYPES,
+    LlmDtypeError,
+    default_llm_dtype,
+    emulated_bf16_notice,
+    with_llm_dtype,
+)
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.report.gates import TrainingGate, TrainingGateError
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
@@ -371,14 +378,36 @@ class Recipe:
             raise RecipeError(f"llm_dtype: {error}") from None
         if given is not None:
             return dtype, "set by the recipe"
-        if str(self.runner.get("llm_device") or self.device).startswith("cpu"):
+        if self.llm_on_cpu:
             return dtype, default_llm_dtype().reason
         return "float32", "SAELens's default outside the CPU"
 
     @property
+    def llm_on_cpu(self) -> bool:
+        """Whether the LLM runs on the CPU (`runner.llm_device`, else `runner.device`)."""
+        return str(self.runner.get("llm_device") or self.device).startswith("cpu")
+
+    @property
     def measured_throughput(self) -> Throughput | None:
-        """The recipe's measured speeds in its LLM dtype (None: none measured)."""
-        return (self.throughput or {}).get(self.llm_dtype)  # type: ignore[arg-type]
+        """The recipe's speeds in its LLM dtype on this machine (None: none measured). bfloat16 on a CPU that
+        emulates it: the float32 speeds with the LLM pass `EMULATED_BF16_SLOWDOWN` times slower."""
+        throughput = self.throughput or {}
+        float32 = throughput.get("float32")
+        if self.llm_dtype == "bfloat16" and self.llm_on_cpu and not default_llm_dtype().native_bf16:
+            if float32 is None:
+                return None
+            return replace(
+                float32,
+                machine=f"{float32.machine}, bfloat16 emulated (LLM pass ~1/{EMULATED_BF16_SLOWDOWN:g} of float32's)",
+                llm_tokens_per_s=float32.llm_tokens_per_s / EMULATED_BF16_SLOWDOWN,
+            )
+        return throughput.get(self.llm_dtype)  # type: ignore[arg-type]
+
+    def emulated_bf16_notice(self) -> str | None:
+        """`llm_dtype.emulated_bf16_notice` for this recipe on this machine (None on a GPU or a bfloat16 CPU)."""
+        if not self.llm_on_cpu:
+            return None
+        return emulated_bf16_notice(self.llm_dtype, "`--set llm_dtype=float32`")  # type: ignore[arg-type]
 
     def eval_settings(self) -> dict[str, Any]:
         """The config of each eval run by `sae-mask eval`: the preset's, in the LLM dtype of training, with

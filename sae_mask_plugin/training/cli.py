@@ -155,7 +155,12 @@ def describe_start(cfg: MaskedLanguageModelSAERunnerConfig[Any]) -> str:
         "LLM dtype": _describe_llm_dtype(cfg.model_from_pretrained_kwargs["dtype"]),
         "masking": mask,
     }
-    return "sae-mask train:\n" + "\n".join(f"  {key:<14} {value}" for key, value in rows.items())
+    from sae_mask_plugin.llm_dtype import emulated_bf16_notice
+
+    lines = ["sae-mask train:", *(f"  {key:<14} {value}" for key, value in rows.items())]
+    on_cpu = str(cfg.llm_device or cfg.device).startswith("cpu")
+    emulated = emulated_bf16_notice(cfg.model_from_pretrained_kwargs["dtype"], "`--llm_dtype float32`")
+    return "\n".join(lines + ([emulated] if emulated and on_cpu else []))
 
 
 def _describe_llm_dtype(llm_dtype: str) -> str:

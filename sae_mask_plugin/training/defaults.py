@@ -97,6 +97,20 @@ def sae_subgroups() -> dict[str, partial[TrainingSAEConfig]]:
     }
 
 
+SAELENS_DEAD_FEATURE_WINDOW = 1000
+"""SAELens's `dead_feature_window` (steps), longer than every short run: AuxK never acts there."""
+
+
+def short_run_dead_feature_window(training_tokens: int, train_batch_size_tokens: int) -> int:
+    """AuxK's dead-latent window for a run of this length: about a tenth of its steps (at least 1), SAELens's
+    1,000 steps for runs of 10,000 steps and more. A latent counts as dead after the window without firing, and
+    only dead latents get AuxK's gradient: with SAELens's window a short run never revives one (the second
+    edition's learning curves, `docs/smollm2_study/learning_curve/`: most latents dead with it, >= 0.97 alive with
+    a 50-step window over ~490 steps)."""
+    steps = training_tokens // train_batch_size_tokens
+    return max(1, min(SAELENS_DEAD_FEATURE_WINDOW, steps // 10))
+
+
 def make_runner_config(
     architecture: str = DEFAULT_ARCHITECTURE,
     *,
@@ -114,7 +128,8 @@ def make_runner_config(
         llm_dtype: `float32` or `bfloat16`, the dtype the LLM runs in (`model_from_pretrained_kwargs.dtype`);
             None: bfloat16 where the CPU computes it natively, else float32 (`llm_dtype.default_llm_dtype`).
         runner: `LanguageModelSAERunnerConfig` fields (e.g. `hook_name`, `training_tokens`, `seed`,
-            `output_path`), over `RUNNER_DEFAULTS`.
+            `output_path`), over `RUNNER_DEFAULTS`; without `dead_feature_window`, the run's
+            `short_run_dead_feature_window`.
     """
     if architecture not in SAE_TRAINING_CLASS_REGISTRY:
         raise ValueError(
@@ -126,6 +141,10 @@ def make_runner_config(
     if unknown:
         raise ValueError(f"{architecture} SAE configs have no field(s) {', '.join(sorted(unknown))}")
     settings = {**RUNNER_DEFAULTS, "logger": LoggingConfig(log_to_wandb=False), "verbose": False, **runner}
+    settings.setdefault(
+        "dead_feature_window",
+        short_run_dead_feature_window(settings["training_tokens"], settings["train_batch_size_tokens"]),
+    )
     settings["model_from_pretrained_kwargs"] = with_llm_dtype(
         runner.get("model_from_pretrained_kwargs"), llm_dtype
     )

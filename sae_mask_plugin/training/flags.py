@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from argparse import Action, HelpFormatter, Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass, field, make_dataclass
@@ -32,12 +33,17 @@ from simple_parsing.wrappers.field_metavar import get_metavar
 
 from sae_mask_plugin.llm_dtype import with_llm_dtype
 from sae_mask_plugin.training.cli import DESCRIPTION, FLAGS_FILE, PROG, installed_versions
-from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
+from sae_mask_plugin.training.config import (
+    AuxKWindowWarning,
+    MaskedLanguageModelSAERunnerConfig,
+    warn_when_auxk_cannot_act,
+)
 from sae_mask_plugin.training.defaults import (
     DEFAULT_ARCHITECTURE,
     RUNNER_DEFAULTS,
     complete_sae_config,
     sae_subgroups,
+    short_run_dead_feature_window,
 )
 from sae_mask_plugin.training.settings import BDecInit
 
@@ -156,9 +162,16 @@ def build_parser() -> ArgumentParser:
 
 def parse_config(argv: Sequence[str]) -> tuple[MaskedLanguageModelSAERunnerConfig[Any], TrainOptions]:
     """Parse `sae-mask train` arguments with SAELens's parser into a runner config (validated) and the options."""
-    namespace = build_parser().parse_args(list(argv))
+    with warnings.catch_warnings():  # the window is set below unless given
+        warnings.simplefilter("ignore", AuxKWindowWarning)
+        namespace = build_parser().parse_args(list(argv))
     complete_sae_config(namespace.cfg.sae)
     cfg = namespace.cfg
+    if not any(arg.split("=")[0] == "--dead_feature_window" for arg in argv):
+        cfg.dead_feature_window = short_run_dead_feature_window(
+            cfg.training_tokens, cfg.train_batch_size_tokens
+        )
+    warn_when_auxk_cannot_act([cfg.sae], cfg)
     cfg.model_from_pretrained_kwargs = with_llm_dtype(
         cfg.model_from_pretrained_kwargs, namespace.options.llm_dtype
     )

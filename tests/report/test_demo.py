@@ -75,3 +75,21 @@ def test_demo_refuses_the_other_modes_folder_and_bad_overrides(tmp_path, capsys)
     assert sae_mask(["demo", "--out", str(tmp_path / "new"), "--set", "training_tokens=-5"]) == 2
     assert "training_tokens" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # bad input is refused before anything is written
+
+
+def test_a_folder_of_another_demo_version_is_refused_with_the_reason(tmp_path, capsys):
+    version = demo.demo_version("cpu_demo_quick", None)
+    assert version == demo.demo_version("cpu_demo_quick", {})
+    assert version != demo.demo_version("cpu_demo_quick", {"training_tokens": 50_000})
+    demo.prepare_output_folder(tmp_path, "cpu_demo_quick", force=False, version=version)
+    (tmp_path / "saes").mkdir()
+    demo.prepare_output_folder(
+        tmp_path, "cpu_demo_quick", force=False, version=version
+    )  # the same demo resumes
+    with pytest.raises(demo.DemoFolderError, match="another version of the 'cpu_demo_quick' demo"):
+        demo.prepare_output_folder(tmp_path, "cpu_demo_quick", force=False, version="0123456789ab")
+    older = tmp_path / "older"
+    demo.prepare_output_folder(older, "cpu_demo_quick", force=False)  # a marker written before versions
+    (older / "saes").mkdir()
+    assert sae_mask(["demo", "--out", str(older)]) == 2
+    assert "recipe or settings have changed since" in capsys.readouterr().err

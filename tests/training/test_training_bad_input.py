@@ -13,6 +13,7 @@ from sae_mask_plugin.masking import MaskingConfigError
 from sae_mask_plugin.training import HookNotFoundError, MaskedMultiSAETrainingRunnerConfig
 from sae_mask_plugin.training.cli import main as train_main
 from sae_mask_plugin.training.config import AuxKWindowWarning, MixingBufferError
+from sae_mask_plugin.training.defaults import short_run_dead_feature_window
 
 
 @pytest.fixture(autouse=True)
@@ -127,11 +128,36 @@ def test_a_run_too_short_for_its_dead_latent_window_warns_that_auxk_stays_off() 
     with pytest.warns(
         AuxKWindowWarning, match=r"97 steps of 2,048\): AuxK \(matryoshka_batchtopk\) never revives"
     ):
-        make_runner_config()  # 200k tokens against SAELens's 1,000-step window
+        make_runner_config(dead_feature_window=1000)  # 200k tokens against SAELens's 1,000-step window
     with warnings.catch_warnings():
         warnings.simplefilter("error", AuxKWindowWarning)
+        make_runner_config()  # the short-run default window
         make_runner_config(dead_feature_window=9)
-        make_runner_config("standard")  # no AuxK to switch off
+        make_runner_config("standard", dead_feature_window=1000)  # no AuxK to switch off
+
+
+@pytest.mark.parametrize(
+    ("tokens", "batch", "window"),
+    [
+        (200_000, 2048, 9),
+        (100_000, 2048, 4),
+        (4096, 2048, 1),
+        (1_000_000, 2048, 48),
+        (100_000_000, 4096, 1000),
+    ],
+)
+def test_short_runs_default_to_a_window_of_a_tenth_of_their_steps(tokens, batch, window) -> None:
+    assert short_run_dead_feature_window(tokens, batch) == window
+    cfg = make_runner_config(training_tokens=tokens, train_batch_size_tokens=batch, n_batches_in_buffer=64)
+    assert cfg.dead_feature_window == window
+
+
+def test_the_train_command_sets_the_short_run_window_unless_given() -> None:
+    from sae_mask_plugin.training.flags import parse_config
+
+    assert parse_config(["--training_tokens", "1000000"])[0].dead_feature_window == 48
+    with pytest.warns(AuxKWindowWarning, match="dead_feature_window = 5000 steps"):
+        assert parse_config(["--dead_feature_window", "5000"])[0].dead_feature_window == 5000
     multi = {"a": BatchTopKTrainingSAEConfig(d_in=576, d_sae=256, k=8)}
     with pytest.warns(AuxKWindowWarning, match=r"AuxK \(batchtopk\)"):
         MaskedMultiSAETrainingRunnerConfig(
