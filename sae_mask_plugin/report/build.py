@@ -126,6 +126,7 @@ def _settings(records: list[RunRecord]) -> dict[str, list[Any]]:
         "widths": distinct(r.d_sae for r in records),
         "k": distinct(r.k for r in records),
         "training_tokens": distinct(r.training_tokens for r in records),
+        "llm_dtypes": distinct(r.llm_dtype for r in records),
         "seeds": distinct(r.seed for r in records),
         "masking_p": distinct(r.mask_p for r in records),
         "mask_tokens": distinct(r.mask_token for r in records),

@@ -201,6 +201,13 @@ def gate_warnings(
             f"than {MIN_ABSORPTION_LETTERS} letters (fewest: {fewest}; {_names(few_letters)}): SAEBench calls "
             "absorption unreliable there."
         )
+    dtypes = sorted({r.llm_dtype for r in records if r.llm_dtype is not None})
+    if len(dtypes) > 1:
+        counts = ", ".join(f"{sum(r.llm_dtype == dtype for r in records)} in {dtype}" for dtype in dtypes)
+        warnings.append(
+            f"**Mixed LLM dtypes** ({counts}): SAEs trained on activations of different dtypes are compared; an "
+            "arm should run in one dtype."
+        )
     uncalibrated = [r for r in records if not r.is_calibrated]
     if uncalibrated:
         warnings.append(

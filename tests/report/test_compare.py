@@ -76,6 +76,8 @@ def test_compare_pairs_a_plain_saelens_baseline_with_a_masked_run(tmp_path, embe
     by_p = {run["mask_p"]: run for run in results["runs"]}
     assert set(by_p) == {0.0, 0.3}
     assert by_p[0.0]["mask_strategy"] is None and by_p[0.3]["mask_token"] == "<repo_name>"
+    assert by_p[0.0]["llm_dtype"] is None  # stock SAELens records no LLM dtype
+    assert by_p[0.3]["llm_dtype"] == "float32"
     assert all(run["architecture"] == "batchtopk" and run["k"] == 16 for run in results["runs"])
     (cell,) = results["same_k_comparisons"]
     assert cell == "p=0.3 token | batchtopk w256 k16"

@@ -108,3 +108,17 @@ def test_a_recipe_fixes_its_gate_before_the_runs_and_refuses_a_bad_one():
         Recipe.from_dict({**recipe, "training_gate": {"ev_tolerance": 2}})
     with pytest.raises(RecipeError, match="tolerence"):
         Recipe.from_dict({**recipe, "training_gate": {"ev_tolerence": 0.01}})
+
+
+def test_a_report_mixing_llm_dtypes_says_so_before_anything_else(tmp_path):
+    records = _pairs(0.9, 0.9)
+    records = [replace(r, llm_dtype="bfloat16" if r.seed == 0 else "float32") for r in records]
+    results = json.loads(build_report(records, tmp_path).results.read_text())
+    assert results["settings"]["llm_dtypes"] == ["bfloat16", "float32"]
+    (warning,) = [w for w in results["gates"] if w.startswith("**Mixed LLM dtypes**")]
+    assert "(3 in bfloat16, 6 in float32)" in warning
+    one_dtype = [replace(r, llm_dtype="bfloat16") for r in records]
+    assert not any(
+        "Mixed" in w
+        for w in json.loads(build_report(one_dtype, tmp_path / "one").results.read_text())["gates"]
+    )
