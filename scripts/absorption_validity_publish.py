@@ -20,6 +20,7 @@ from sae_mask_plugin.evals.absorption.gate import REASON_FEW_WORDS
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 
 DOCS = Path("docs/absorption_validity")
+ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 
 
 def _ungated_mean(letters: list[dict[str, Any]], field: str, min_probe_f1: float) -> float | None:
@@ -46,6 +47,11 @@ def summarize_row(row: dict[str, Any]) -> dict[str, Any]:
     letters = gate_json["letters"]
     return {
         "run": row["run"],
+        "architecture": row.get("architecture", "topk"),
+        "seed": row.get("seed", 0),
+        "dead_feature_window": row.get("dead_feature_window"),
+        "sae_step": row.get("sae_step", "saelens"),
+        "passing_letters": "".join(summary["passing_letters"]),
         "llm_dtype": row["llm_dtype"],
         "cached_tokens": row["cached_tokens"],
         "layer": row["layer"],
@@ -108,13 +114,31 @@ SERIES_FIELDS = (
 )
 """What each one-factor series reports: (row field, label, digits)."""
 
+SETTING = ("architecture", "seed", "dead_feature_window")
+"""Fields every series holds fixed beside its factors (rows written before them: TopK, seed 0, SAELens's window)."""
 FACTORS = {
-    "k": ("layer", "d_sae", "training_tokens"),
-    "d_sae": ("layer", "k", "training_tokens"),
-    "layer": ("d_sae", "k", "training_tokens"),
-    "training_tokens": ("layer", "d_sae", "k"),
+    "k": ("layer", "d_sae", "training_tokens", *SETTING),
+    "d_sae": ("layer", "k", "training_tokens", *SETTING),
+    "layer": ("d_sae", "k", "training_tokens", *SETTING),
+    "training_tokens": ("layer", "d_sae", "k", *SETTING),
 }
 """Each factor of the grid and the factors held fixed while it varies."""
+
+
+def _setting(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row.get(field) for field in SETTING)
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """`L6 w8192 k8`, with the architecture (other than TopK), seed (other than 0), AuxK window and dtype."""
+    label = f"L{row['layer']} w{row['d_sae']} k{row['k']}"
+    if row.get("architecture", "topk") != "topk":
+        label += f" {row['architecture']}"
+    if row.get("seed", 0):
+        label += f" s{row['seed']}"
+    if row.get("dead_feature_window") is not None:
+        label += f" auxk{row['dead_feature_window']}"
+    return label + (" (bf16)" if row.get("llm_dtype") == "bfloat16" else "")
 
 
 def one_factor_series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,8 +150,8 @@ def one_factor_series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         held = [f for f in fixed if f != "training_tokens"]
         groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
         for r in rows:
-            groups.setdefault(tuple(r[f] for f in held), []).append(r)
-        for key, members in sorted(groups.items()):
+            groups.setdefault(tuple(r.get(f) for f in held), []).append(r)
+        for key, members in sorted(groups.items(), key=lambda item: str(item[0])):
             if factor != "training_tokens":
                 by_tokens: dict[int, list[dict[str, Any]]] = {}
                 for m in members:
@@ -151,6 +175,87 @@ def one_factor_series(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return series
 
 
+def across_seeds(table: list[dict[str, Any]], needed: int) -> list[dict[str, Any]]:
+    """Per setting (block, width, k, architecture, AuxK window, word list), its SAEs' final snapshots over seeds:
+    letters passing per seed, how many seeds reach `needed`, the letters passing in every seed and in all but one,
+    and the letters passing in every snapshot of each seed (the gate's stability within one SAE)."""
+    settings: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in table:
+        key = (
+            r["layer"],
+            r["d_sae"],
+            r["k"],
+            r["architecture"],
+            r["dead_feature_window"],
+            r["words_per_letter"],
+        )
+        settings.setdefault(key, []).append(r)
+    summaries = []
+    for key, rows in settings.items():
+        words = key[-1]
+        by_seed: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_seed.setdefault(r["seed"], []).append(r)
+        finals = {
+            seed: max(snapshots, key=lambda r: r["training_tokens"]) for seed, snapshots in by_seed.items()
+        }
+        counts = {letter: sum(letter in r["passing_letters"] for r in finals.values()) for letter in ALPHABET}
+        n = len(finals)
+        summaries.append(
+            {
+                "setting": row_label({**rows[0], "seed": 0, "llm_dtype": None}),
+                "words_per_letter": words,
+                "seeds": sorted(finals),
+                "training_tokens": sorted({r["training_tokens"] for r in finals.values()}),
+                "letters_passing": [finals[seed]["letters_passing"] for seed in sorted(finals)],
+                "seeds_reaching_needed": sum(r["letters_passing"] >= needed for r in finals.values()),
+                "letters_every_seed": "".join(letter for letter, c in counts.items() if c == n),
+                "letters_all_but_one_seed": "".join(
+                    letter for letter, c in counts.items() if c >= max(1, n - 1)
+                ),
+                "letters_every_snapshot": {
+                    seed: "".join(
+                        letter
+                        for letter in ALPHABET
+                        if all(letter in r["passing_letters"] for r in by_seed[seed])
+                    )
+                    for seed in sorted(by_seed)
+                },
+            }
+        )
+    return summaries
+
+
+def across_seeds_lines(summaries: list[dict[str, Any]], needed: int) -> list[str]:
+    """The "Across seeds" section: settings with a `passing_letters` record (rows from the low-L0 search on)."""
+    if not summaries:
+        return []
+    lines = [
+        "## Across seeds and snapshots",
+        "",
+        f"Final snapshots per seed; a setting passes the gate where most seeds reach {needed} letters. A fixed "
+        "letter set for a paired comparison takes the letters passing in all but one of the baseline seeds "
+        "(`absorption_letter_set: {min_baseline_seeds: n - 1}`); the letters passing in every snapshot of one SAE "
+        "show how much the set moves during training.",
+        "",
+        "| setting | words/letter | seeds | tokens | letters passing per seed | seeds reaching "
+        f"{needed} | letters in every seed | in all but one seed | in every snapshot, per seed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summaries:
+        snapshots = "; ".join(
+            f"s{seed}: {letters or '—'}" for seed, letters in row["letters_every_snapshot"].items()
+        )
+        lines.append(
+            f"| {row['setting']} | {row['words_per_letter']} | {len(row['seeds'])} | "
+            f"{' / '.join(f'{t:,}' for t in row['training_tokens'])} | "
+            f"{' / '.join(map(str, row['letters_passing']))} | {row['seeds_reaching_needed']} of {len(row['seeds'])} | "
+            f"{row['letters_every_seed'] or '—'} ({len(row['letters_every_seed'])}) | "
+            f"{row['letters_all_but_one_seed'] or '—'} ({len(row['letters_all_but_one_seed'])}) | {snapshots} |"
+        )
+    return [*lines, ""]
+
+
 def build(rows: dict[str, dict[str, Any]], kept: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The published results of raw `rows`, plus `kept` rows already summarized (an earlier `results.json`) that
     the raw rows do not re-run (same run and word list)."""
@@ -158,7 +263,14 @@ def build(rows: dict[str, dict[str, Any]], kept: Sequence[dict[str, Any]] = ()) 
     rerun = {(r["run"], r["words_per_letter"]) for r in fresh}
     table = sorted(
         [*fresh, *(r for r in kept if (r["run"], r["words_per_letter"]) not in rerun)],
-        key=lambda r: (r["layer"], r["d_sae"], r["k"], r["training_tokens"], r["words_per_letter"]),
+        key=lambda r: (
+            r["layer"],
+            r["d_sae"],
+            r["k"],
+            str(_setting(r)),
+            r["training_tokens"],
+            r["words_per_letter"],
+        ),
     )
     series = {
         words: one_factor_series([r for r in table if r["words_per_letter"] == words])
@@ -172,11 +284,15 @@ def build(rows: dict[str, dict[str, Any]], kept: Sequence[dict[str, Any]] = ()) 
 def series_lines(series: dict[int, list[dict[str, Any]]]) -> list[str]:
     """One line per one-factor series: how letters passing and the main latents change along it."""
     names = {"k": "k (L0)", "d_sae": "width", "layer": "block", "training_tokens": "training tokens"}
-    fixed_names = {"layer": "L", "d_sae": "w", "k": "k"}
+    fixed_names = {"layer": "L", "d_sae": "w", "k": "k", "seed": "s", "dead_feature_window": "auxk"}
     lines = []
     for words, groups in series.items():
         for group in groups:
-            fixed = " ".join(f"{fixed_names[f]}{v}" for f, v in group["fixed"].items())
+            fixed = " ".join(
+                f"{fixed_names.get(f, '')}{v}"
+                for f, v in group["fixed"].items()
+                if v is not None and (f, v) not in {("architecture", "topk"), ("seed", 0)}
+            )
             if group["training_tokens"] is not None:
                 fixed += f" at {group['training_tokens']:,} tokens"
             changes = "; ".join(
@@ -277,8 +393,7 @@ def table_lines(table: list[dict[str, Any]]) -> list[str]:
     ]
     for r in table:
         lines.append(
-            f"| L{r['layer']} w{r['d_sae']} k{r['k']}{' (bf16)' if r.get('llm_dtype') == 'bfloat16' else ''} | "
-            f"{r['words_per_letter']} | {r['training_tokens']} | "
+            f"| {row_label(r)} | {r['words_per_letter']} | {r['training_tokens']} | "
             f"{r['l0']:.1f} | {r['explained_variance']:.3f} | {r['letters_with_probe']} | "
             f"{r['median_probe_positive_words']:g} | {r['letters_passing']} / {r['letters_passing_saebench_cosines']} | "
             f"{r['letters_passing_but_word_count']} | "
@@ -396,7 +511,9 @@ def readme(
         + ", ".join(f"{hook} {seconds:.0f} s" for hook, seconds in first.items())
         + (f"; further SAEs {min(further):.0f}–{max(further):.0f} s." if further else "."),
     ]
-    lines += ["", "## One factor at a time", "", *series_lines(results["series"])]
+    searched = [r for r in table if r.get("passing_letters") is not None]
+    lines += ["", *across_seeds_lines(across_seeds(searched, needed), needed)]
+    lines += ["## One factor at a time", "", *series_lines(results["series"])]
     lines += ["", *word_budget_lines(budget), *choice_lines(results, budget, needed)]
     if first_pass is not None:
         lines += first_pass_lines(first_pass)
@@ -407,6 +524,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=Path, default=Path("outputs/absorption_validity/rows.json"))
     parser.add_argument("--docs", type=Path, default=DOCS)
+    parser.add_argument(
+        "--budget",
+        type=Path,
+        default=DOCS / "word_budget.json",
+        help="scripts/absorption_validity_words.py's output",
+    )
     parser.add_argument(
         "--keep-published",
         action="store_true",
@@ -419,7 +542,7 @@ def main() -> None:
     results = build(rows, kept)
     needed = next(iter(rows.values()))["metrics"]["gate"]["absorption_letters_needed"]
     write_json_atomic(args.docs / "results.json", results)
-    budget = json.loads((args.docs / "word_budget.json").read_text())
+    budget = json.loads(args.budget.read_text())
     first_pass_path = args.docs / "first_pass.json"
     first_pass = json.loads(first_pass_path.read_text()) if first_pass_path.is_file() else None
     write_text_atomic(args.docs / "README.md", readme(results, needed, budget, first_pass))

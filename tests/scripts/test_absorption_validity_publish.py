@@ -137,7 +137,13 @@ def test_one_factor_series_hold_the_other_factors_fixed() -> None:
     series = {group["factor"]: group for group in results["series"][300]}
     assert set(series) == {"k", "training_tokens"}
     assert series["k"]["values"] == [16, 32, 64] and series["k"]["letters_passing"] == [10, 21, 18]
-    assert series["k"]["fixed"] == {"layer": 6, "d_sae": 8192}
+    assert series["k"]["fixed"] == {
+        "layer": 6,
+        "d_sae": 8192,
+        "architecture": "topk",
+        "seed": 0,
+        "dead_feature_window": None,
+    }
     assert series["training_tokens"]["values"] == [90_112, 264_192]
     assert series["training_tokens"]["letters_passing"] == [5, 21]
     text = publish.readme(results, GATE.min_passing_letters, BUDGET)
@@ -158,3 +164,46 @@ def test_published_rows_are_kept_unless_re_run() -> None:
     assert by_run["L6-w8192-k16-t264192"]["letters_passing"] == 10
     assert by_run["L6-w8192-k32-t264192"]["letters_passing"] == 21
     assert by_run["L6-w8192-k32-t264192"]["eval_wall_seconds"] == 40.0
+
+
+def _seeded(words_with_enough: int, training_tokens: int, seed: int) -> dict[str, Any]:
+    """A row of the low-L0 search: TopK k 8 with AuxK's window at 50 steps, seed `seed`."""
+    row = _row(words_with_enough, training_tokens, 30.0, k=8)
+    suffix = f"-s{seed}" if seed else ""
+    return {
+        **row,
+        "run": f"L6-w8192-k8{suffix}-t{training_tokens}",
+        "architecture": "topk",
+        "seed": seed,
+        "dead_feature_window": 50,
+        "sae_step": "sparse",
+    }
+
+
+def test_settings_are_read_across_seeds_and_snapshots() -> None:
+    """Seed 0 passes letters a-v (22), seed 1 a-t (20), seed 2 a-r (18) at the end; seed 0's early snapshot a-p."""
+    publish = load_script("absorption_validity_publish")
+    rows = {
+        "s0-early": _seeded(16, 350_208, 0),
+        "s0": _seeded(22, 1_048_576, 0),
+        "s1": _seeded(20, 1_048_576, 1),
+        "s2": _seeded(18, 1_048_576, 2),
+    }
+    results = publish.build(rows)
+    (summary,) = publish.across_seeds(results["rows"], GATE.min_passing_letters)
+    assert summary["setting"] == "L6 w8192 k8 auxk50"
+    assert summary["letters_passing"] == [22, 20, 18]
+    assert summary["seeds_reaching_needed"] == 2
+    assert summary["letters_every_seed"] == "abcdefghijklmnopqr"
+    assert summary["letters_all_but_one_seed"] == "abcdefghijklmnopqrst"
+    assert summary["letters_every_snapshot"] == {
+        0: "abcdefghijklmnop",
+        1: "abcdefghijklmnopqrst",
+        2: "abcdefghijklmnopqr",
+    }
+    text = publish.readme(results, GATE.min_passing_letters, BUDGET)
+    assert (
+        "| L6 w8192 k8 auxk50 | 300 | 3 | 1,048,576 | 22 / 20 / 18 | 2 of 3 | abcdefghijklmnopqr (18) |"
+        in text
+    )
+    assert "| L6 w8192 k8 s1 auxk50 | 300 | 1048576 |" in text  # the per-SAE table names the seed
