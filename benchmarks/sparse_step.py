@@ -1,13 +1,14 @@
-"""The sparse TopK training step (`training.sparse_step`) against SAELens's own step, side by side.
+"""The sparse training step of the TopK family (`training.sparse_step`) against SAELens's own step, side by side.
 
-Speed: one training step (forward, loss with AuxK, backward, Adam) of a TopK SAE on the same batch, SAELens's step
-and the sparse one interleaved `--repeats` times, per width, k and share of dead latents: ms per token and the
-ratio. Quality (`--quality-tokens N`): TopK SAEs trained with SAELens's `SAETrainer` on N tokens of real
-activations of the embedded default (`--hook`), SAELens's step at seeds 0 and 1 and the sparse step at seed 0, then
-L0, explained variance and alive fraction on held-out activations: the sparse step is kept where its difference
-from SAELens's step at the same seed is within the seed-to-seed difference.
+Speed: one training step (forward, loss with AuxK, backward, Adam) on the same batch, SAELens's step and the sparse
+one interleaved `--repeats` times, per architecture, width, k and share of dead latents: ms per token and the
+ratio. Quality (`--quality-tokens N`): SAEs of `--quality-architecture` trained with SAELens's `SAETrainer` on N
+tokens of real activations of the embedded default (`--hook`), SAELens's step at seeds 0 and 1 and the sparse step
+at seed 0, then L0, explained variance and alive fraction on held-out activations: the sparse step is kept where
+its difference from SAELens's step at the same seed is within the seed-to-seed difference.
 
-    python benchmarks/sparse_step.py [--widths 4096,8192] [--k 8,32] [--repeats 5] [--quality-tokens 262144]
+    python benchmarks/sparse_step.py [--architectures topk,batchtopk,matryoshka_batchtopk] [--widths 4096,8192]
+        [--k 8,32] [--repeats 5] [--quality-tokens 262144 --quality-architecture topk]
 """
 
 from __future__ import annotations
@@ -15,24 +16,34 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator
 
 import torch
-from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+from sae_lens import SAE
 from sae_lens.config import LoggingConfig, SAETrainerConfig
-from sae_lens.saes.sae import TrainStepInput
+from sae_lens.registry import get_sae_training_class
+from sae_lens.saes.sae import TrainingSAE, TrainStepInput
 from sae_lens.training.sae_trainer import SAETrainer
 
-from sae_mask_plugin.training.sparse_step import with_sparse_step
+from sae_mask_plugin.training.defaults import complete_sae_config, sae_config_kwargs
+from sae_mask_plugin.training.sparse_step import SPARSE_STEP_ARCHITECTURES, with_sparse_step
 
 D_IN = 576
 BATCH = 2048
 HELD_OUT = 16_384
 
 
+def make_sae(architecture: str, width: int, k: int) -> TrainingSAE:
+    """A training SAE of the plugin's short-run settings (Matryoshka: its default widths)."""
+    sae_class, config_class = get_sae_training_class(architecture)
+    kwargs = sae_config_kwargs(config_class, d_in=D_IN, d_sae=width, k=k)
+    return sae_class(complete_sae_config(config_class(**kwargs)))
+
+
 def step_seconds(
-    sae: TopKTrainingSAE, x: torch.Tensor, dead: torch.Tensor, optimizer: torch.optim.Optimizer
+    sae: TrainingSAE, x: torch.Tensor, dead: torch.Tensor, optimizer: torch.optim.Optimizer
 ) -> float:
     """Wall seconds of one training step."""
     started = time.perf_counter()
@@ -43,35 +54,36 @@ def step_seconds(
     return time.perf_counter() - started
 
 
-def speed(widths: list[int], ks: list[int], repeats: int) -> None:
+def speed(architectures: list[str], widths: list[int], ks: list[int], repeats: int) -> None:
     """Print ms per token of both steps and their ratio, measured interleaved."""
     print(
-        f"{'width':>6} {'k':>4} {'dead':>5} {'SAELens ms/token':>17} {'sparse ms/token':>16} {'speedup':>8}"
+        f"{'architecture':>20} {'width':>6} {'k':>4} {'dead':>5} {'SAELens ms/token':>17} {'sparse ms/token':>16} "
+        f"{'speedup':>8}"
     )
-    for width in widths:
-        for k in ks:
-            for dead_share in (0.0, 0.1):
-                torch.manual_seed(0)
-                dense = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=D_IN, d_sae=width, k=k))
-                sparse = with_sparse_step(dense)
-                x = torch.randn(BATCH, D_IN)
-                dead = torch.rand(width) < dead_share
-                optimizers = {
-                    name: torch.optim.Adam(sae.parameters(), lr=1e-4)
-                    for name, sae in (("dense", dense), ("sparse", sparse))
-                }
-                times: dict[str, list[float]] = {"dense": [], "sparse": []}
-                for repeat in range(repeats + 1):
-                    for name, sae in (("dense", dense), ("sparse", sparse)):
-                        seconds = step_seconds(sae, x, dead, optimizers[name])
-                        if repeat:  # the first step warms up
-                            times[name].append(seconds)
-                ms = {name: statistics.median(values) / BATCH * 1000 for name, values in times.items()}
-                print(
-                    f"{width:>6} {k:>4} {dead_share:>5.0%} {ms['dense']:>17.3f} {ms['sparse']:>16.3f} "
-                    f"{ms['dense'] / ms['sparse']:>7.2f}x",
-                    flush=True,
-                )
+    for architecture, width, k, dead_share in (
+        (a, w, k, d) for a in architectures for w in widths for k in ks for d in (0.0, 0.1)
+    ):
+        torch.manual_seed(0)
+        dense = make_sae(architecture, width, k)
+        sparse = with_sparse_step(dense)
+        x = torch.randn(BATCH, D_IN)
+        dead = torch.rand(width) < dead_share
+        optimizers = {
+            name: torch.optim.Adam(sae.parameters(), lr=1e-4)
+            for name, sae in (("dense", dense), ("sparse", sparse))
+        }
+        times: dict[str, list[float]] = {"dense": [], "sparse": []}
+        for repeat in range(repeats + 1):
+            for name, sae in (("dense", dense), ("sparse", sparse)):
+                seconds = step_seconds(sae, x, dead, optimizers[name])
+                if repeat:  # the first step warms up
+                    times[name].append(seconds)
+        ms = {name: statistics.median(values) / BATCH * 1000 for name, values in times.items()}
+        print(
+            f"{architecture:>20} {width:>6} {k:>4} {dead_share:>5.0%} {ms['dense']:>17.3f} {ms['sparse']:>16.3f} "
+            f"{ms['dense'] / ms['sparse']:>7.2f}x",
+            flush=True,
+        )
 
 
 def batches(acts: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
@@ -84,7 +96,7 @@ def batches(acts: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
 
 
 @torch.no_grad()
-def held_out_metrics(sae: TopKTrainingSAE, acts: torch.Tensor) -> dict[str, float]:
+def held_out_metrics(sae: TrainingSAE, acts: torch.Tensor) -> dict[str, float]:
     """L0, explained variance and alive fraction on `acts` [n, D_IN]."""
     latents = sae.encode(acts)
     recon = sae.decode(latents)
@@ -96,10 +108,13 @@ def held_out_metrics(sae: TopKTrainingSAE, acts: torch.Tensor) -> dict[str, floa
     }
 
 
-def train(acts: torch.Tensor, width: int, k: int, tokens: int, seed: int, sparse: bool) -> tuple[dict, float]:
-    """A TopK SAE trained with SAELens's trainer (AuxK window 50 steps), its held-out metrics and tokens/s."""
+def train(
+    acts: torch.Tensor, architecture: str, width: int, k: int, tokens: int, seed: int, sparse: bool
+) -> tuple[dict, float]:
+    """An SAE trained with SAELens's trainer (AuxK window 50 steps), its held-out metrics and tokens/s; BatchTopK
+    SAEs are scored as saved (JumpReLU at their learned threshold)."""
     torch.manual_seed(seed)
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=D_IN, d_sae=width, k=k))
+    sae = make_sae(architecture, width, k)
     sae.b_dec.data.copy_(acts[:65_536].mean(dim=0))
     sae = with_sparse_step(sae) if sparse else sae
     trainer_cfg = SAETrainerConfig(
@@ -119,10 +134,14 @@ def train(acts: torch.Tensor, width: int, k: int, tokens: int, seed: int, sparse
     )
     started = time.perf_counter()
     trainer.fit()
-    return held_out_metrics(sae, acts[-HELD_OUT:]), tokens / (time.perf_counter() - started)
+    rate = tokens / (time.perf_counter() - started)
+    with tempfile.TemporaryDirectory() as folder:
+        sae.save_inference_model(folder)
+        saved = SAE.load_from_disk(folder)
+    return held_out_metrics(saved, acts[-HELD_OUT:]), rate
 
 
-def quality(hook: str, width: int, k: int, tokens: int) -> None:
+def quality(hook: str, architecture: str, width: int, k: int, tokens: int) -> None:
     """Print the held-out metrics of SAELens's step (seeds 0, 1) and the sparse step (seed 0)."""
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
     from sae_mask_plugin.embedded.model import load_embedded_model
@@ -134,11 +153,11 @@ def quality(hook: str, width: int, k: int, tokens: int) -> None:
     acts = clean_token_activations(model, hook, texts, tokens + HELD_OUT, 128, (2, None)).float()
     del model
     runs = {
-        "SAELens step, seed 0": train(acts, width, k, tokens, 0, sparse=False),
-        "sparse step, seed 0": train(acts, width, k, tokens, 0, sparse=True),
-        "SAELens step, seed 1": train(acts, width, k, tokens, 1, sparse=False),
+        "SAELens step, seed 0": train(acts, architecture, width, k, tokens, 0, sparse=False),
+        "sparse step, seed 0": train(acts, architecture, width, k, tokens, 0, sparse=True),
+        "SAELens step, seed 1": train(acts, architecture, width, k, tokens, 1, sparse=False),
     }
-    print(f"\nTopK w{width} k{k} at {hook}, {tokens:,} training tokens, held-out {HELD_OUT:,}:")
+    print(f"\n{architecture} w{width} k{k} at {hook}, {tokens:,} training tokens, held-out {HELD_OUT:,}:")
     print(f"{'run':<22} {'L0':>7} {'EV':>7} {'alive':>7} {'tokens/s':>9}")
     for name, (metrics, rate) in runs.items():
         print(f"{name:<22} {metrics['L0']:>7.2f} {metrics['EV']:>7.4f} {metrics['alive']:>7.4f} {rate:>9.0f}")
@@ -154,19 +173,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--architectures", default=",".join(SPARSE_STEP_ARCHITECTURES))
     parser.add_argument("--widths", default="4096,8192")
     parser.add_argument("--k", default="8,32")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quality-tokens", type=int, default=0, help="0: speed only")
+    parser.add_argument("--quality-architecture", default="topk", choices=SPARSE_STEP_ARCHITECTURES)
     parser.add_argument("--hook", default="blocks.6.hook_resid_post")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     print(f"threads: {torch.get_num_threads()}, batch {BATCH} tokens, d_in {D_IN}")
     widths = [int(width) for width in args.widths.split(",")]
     ks = [int(k) for k in args.k.split(",")]
-    speed(widths, ks, args.repeats)
+    speed(args.architectures.split(","), widths, ks, args.repeats)
     if args.quality_tokens:
-        quality(args.hook, widths[-1], ks[0], args.quality_tokens)
+        quality(args.hook, args.quality_architecture, widths[-1], ks[0], args.quality_tokens)
 
 
 if __name__ == "__main__":

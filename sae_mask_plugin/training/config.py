@@ -102,9 +102,9 @@ class MaskedLanguageModelSAERunnerConfig(LanguageModelSAERunnerConfig[T_TRAINING
             clean held-out text is k (BatchTopK-family SAEs; the learned threshold stays in the metadata). Off by
             default, so a p = 0 run stays identical to stock SAELens.
         calibration_tokens (int): Clean tokens the calibration reads (the embedded corpus's calibration split).
-        sparse_sae_step (bool): Train a TopK SAE with the sparse step (`training.sparse_step`: SAELens's loss and
-            gradients on the k active latents, ~4x faster on a CPU). Off by default, so a p = 0 run stays
-            identical to stock SAELens.
+        sparse_sae_step (bool): Train a TopK, BatchTopK or Matryoshka BatchTopK SAE with the sparse step
+            (`training.sparse_step`: SAELens's loss and gradients on the active latents, ~4x faster on a CPU).
+            Off by default, so a p = 0 run stays identical to stock SAELens.
     """
 
     masking: MaskingConfig = field(default_factory=MaskingConfig)
@@ -142,8 +142,8 @@ class MaskedMultiSAETrainingRunnerConfig(MultiSAETrainingRunnerConfig):
             so that its mean L0 on clean held-out text is its k (the learned threshold stays in the metadata);
             SAEs of other architectures are saved as trained, with the reason in their metadata. Off by default.
         calibration_tokens (int): Clean tokens the calibration reads (the embedded corpus's calibration split).
-        sparse_sae_step (bool): Train the TopK SAEs with the sparse step (`training.sparse_step`); SAEs of other
-            architectures keep SAELens's step. Off by default.
+        sparse_sae_step (bool): Train the TopK-family SAEs with the sparse step (`training.sparse_step`); SAEs of
+            other architectures keep SAELens's step. Off by default.
     """
 
     masking: MaskingConfig = field(default_factory=MaskingConfig)

@@ -1,18 +1,19 @@
-"""A TopK training step that touches only the active latents: the same loss and gradients as SAELens's, cheaper.
+"""A training step for the TopK family that touches only the active latents: SAELens's loss and gradients, cheaper.
 
-SAELens's TopK step (`TrainingSAE.training_forward_pass`) decodes a dense `[batch, d_sae]` activation matrix
-and backpropagates through dense products, although only k of d_sae latents are active per token: the decoder
-product and both weight gradients cost as much as the encoder, which is the one product a step needs densely.
-`SparseTopKTrainingSAE` keeps the dense encoder product (to choose the top k), then works on the chosen latents
-only: the decoder sums k rows of `W_dec` per token (`embedding_bag`), and the encoder's gradient is added to the
-k chosen columns of `W_enc` (`GatheredPreActivation`). AuxK, the auxiliary loss that trains dead latents, runs on
-the dead latents' columns only. With no dead latents, and in exact arithmetic, loss and gradients equal
-SAELens's (tests check it to float32 rounding); the SAE saved is SAELens's own TopK SAE.
+SAELens's TopK-family steps (`TrainingSAE.training_forward_pass`) decode a dense `[batch, d_sae]` activation
+matrix and backpropagate through dense products, although only about k of d_sae latents are active per token:
+the decoder product and both weight gradients cost as much as the encoder, which is the one product a step needs
+densely. The sparse step keeps the dense encoder product (to choose the active latents), then works on the
+chosen (token, latent) pairs only: the decoder sums the chosen rows of `W_dec` per token (`embedding_bag`), and
+the encoder's gradient goes to the chosen columns of `W_enc` (`GatheredPreActivation`, sparse products). AuxK,
+the auxiliary loss that trains dead latents, runs on the dead latents' columns only; Matryoshka's inner losses
+decode the pairs below each level's width. In exact arithmetic loss and gradients equal SAELens's (tests check
+them to float32 rounding); the SAE saved is SAELens's own.
 
-The step applies where the dense one is plain: activations not normalized at run time, 2-D input (no
-attention-head reshaping), dense activations (`use_sparse_activations` off); rescaling by decoder norm (SAELens's
-TopK default) is computed as SAELens does. Elsewhere `supports_sparse_step` is False and
-`SparseTopKTrainingSAE` runs SAELens's own step unchanged.
+Covered: TopK (k per token), BatchTopK (k x batch over the batch) and Matryoshka BatchTopK (without
+`use_matryoshka_aux_loss`), with activations not normalized at run time, 2-D input and dense activations;
+rescaling by decoder norm (SAELens's default) is computed as SAELens does. Elsewhere `supports_sparse_step` is
+False and SAELens's step runs unchanged.
 """
 
 from __future__ import annotations
@@ -21,29 +22,40 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from sae_lens import (
+    BatchTopKTrainingSAE,
+    MatryoshkaBatchTopKTrainingSAE,
+    MatryoshkaBatchTopKTrainingSAEConfig,
+)
 from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig, TrainStepInput, TrainStepOutput
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from torch.nn import functional
 
 from sae_mask_plugin.errors import SaeMaskUserError
 
+SPARSE_STEP_ARCHITECTURES = ("topk", "batchtopk", "matryoshka_batchtopk")
 
-def supports_sparse_step(cfg: TopKTrainingSAEConfig) -> bool:
-    """Whether the sparse step computes what SAELens's step computes for this config."""
+
+def supports_sparse_step(cfg: TrainingSAEConfig) -> bool:
+    """Whether the sparse step computes what SAELens's step computes for this training config."""
     return (
-        cfg.normalize_activations == "none"
+        isinstance(cfg, TopKTrainingSAEConfig)
+        and cfg.architecture() in SPARSE_STEP_ARCHITECTURES
+        and cfg.normalize_activations == "none"
         and not cfg.use_sparse_activations
         and cfg.reshape_activations == "none"
+        and not getattr(cfg, "use_matryoshka_aux_loss", False)
     )
 
 
 class GatheredPreActivation(torch.autograd.Function):
-    """`(x @ W_enc + b_enc)[row, latents[row]]`, its value given, its gradient added to the gathered columns only.
+    """`(x @ W_enc + b_enc)[tokens[i], latents[i]]` for chosen pairs i, the value given, the gradient added to the
+    chosen pairs only.
 
-    Forward inputs: x [batch, d_in], W_enc [d_in, d_sae], b_enc [d_sae], latents [batch, m] (long), and the values
-    already computed without gradient, [batch, m]. Backward: grad_x [batch, d_in], grad_W_enc [d_in, d_sae] (zero
-    outside the gathered columns), grad_b_enc [d_sae]; cost O(batch * m * d_in) instead of O(batch * d_sae * d_in)
-    (the dense gradient is allocated, not multiplied).
+    Forward inputs: x [batch, d_in], W_enc [d_in, d_sae], b_enc [d_sae], tokens (sorted) and latents [n] (long),
+    and the n values already computed without gradient. Backward: grad_x [batch, d_in], grad_W_enc [d_in, d_sae] (zero
+    outside the chosen columns), grad_b_enc [d_sae], through sparse products: O(n * d_in) instead of
+    O(batch * d_sae * d_in) (the dense gradient is allocated, not multiplied).
     """
 
     @staticmethod
@@ -52,84 +64,116 @@ class GatheredPreActivation(torch.autograd.Function):
         x: torch.Tensor,
         W_enc: torch.Tensor,
         b_enc: torch.Tensor,
+        tokens: torch.Tensor,
         latents: torch.Tensor,
         values: torch.Tensor,
     ) -> torch.Tensor:
-        ctx.save_for_backward(x, W_enc, latents)
+        ctx.save_for_backward(x, W_enc, tokens, latents)
         return values.clone()
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        x, W_enc, latents = ctx.saved_tensors
+        x, W_enc, tokens, latents = ctx.saved_tensors
         grad_x = grad_W_enc = grad_b_enc = None
         if ctx.needs_input_grad[0]:
-            grad_x = decode_chosen(latents, grad, W_enc.t().contiguous())
+            grad_x = decode_pairs(tokens, latents, grad, W_enc.t().contiguous(), x.shape[0])
         if ctx.needs_input_grad[1]:
-            # [d_sae, batch] sparse (one entry per chosen token-latent pair) @ x: the gathered columns' gradient
-            tokens = torch.arange(x.shape[0], device=x.device).repeat_interleave(latents.shape[1])
-            chosen = torch.sparse_coo_tensor(
-                torch.stack([latents.reshape(-1), tokens]),
-                grad.reshape(-1),
-                (W_enc.shape[1], x.shape[0]),
-                check_invariants=False,
-            )
-            grad_W_enc = torch.sparse.mm(chosen, x).t()
+            # [d_sae, batch] sparse @ x: each chosen column's gradient
+            chosen_t = _sparse(latents, tokens, grad, (W_enc.shape[1], x.shape[0]))
+            grad_W_enc = torch.sparse.mm(chosen_t, x).t()
         if ctx.needs_input_grad[2]:
             grad_b_enc = torch.zeros(W_enc.shape[1], dtype=grad.dtype, device=grad.device)
-            grad_b_enc.index_add_(0, latents.reshape(-1), grad.reshape(-1))
-        return grad_x, grad_W_enc, grad_b_enc, None, None
+            grad_b_enc.index_add_(0, latents, grad)
+        return grad_x, grad_W_enc, grad_b_enc, None, None, None
 
 
-def decode_chosen(latents: torch.Tensor, acts: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-    """`sum_j acts[i, j] * W_dec[latents[i, j]]` per token: [batch, m] latents and acts → [batch, d_in]."""
-    return functional.embedding_bag(latents, W_dec, per_sample_weights=acts, mode="sum")
+def _sparse(
+    rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """A COO matrix of `size` with `values` at (rows, columns)."""
+    return torch.sparse_coo_tensor(torch.stack([rows, columns]), values, size, check_invariants=False)
 
 
-class SparseTopKTrainingSAE(TopKTrainingSAE):
-    """SAELens's `TopKTrainingSAE` with the sparse training step (`supports_sparse_step` configs)."""
+def decode_pairs(
+    tokens: torch.Tensor, latents: torch.Tensor, weights: torch.Tensor, W_dec: torch.Tensor, batch: int
+) -> torch.Tensor:
+    """`sum_i weights[i] * W_dec[latents[i]]` per token: pairs sorted by token ([n] each) → [batch, d_in] (zero rows
+    for tokens without a pair)."""
+    counts = torch.bincount(tokens, minlength=batch)
+    offsets = torch.cumsum(counts, 0) - counts
+    return functional.embedding_bag(latents, W_dec, offsets, mode="sum", per_sample_weights=weights)
+
+
+class _SparseStep:
+    """The sparse step, mixed into SAELens's TopK-family training SAEs (see the module docstring)."""
+
+    cfg: TopKTrainingSAEConfig
+    W_enc: torch.nn.Parameter
+    b_enc: torch.nn.Parameter
+    W_dec: torch.nn.Parameter
+    b_dec: torch.nn.Parameter
+
+    def choose(self, hidden_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The active (token, latent) pairs of a batch, sorted by token: the top k per token."""
+        latents = hidden_pre.topk(int(self.cfg.k), dim=-1, sorted=False).indices
+        tokens = torch.arange(hidden_pre.shape[0], device=hidden_pre.device).repeat_interleave(
+            latents.shape[1]
+        )
+        return tokens, latents.reshape(-1)
 
     def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
-        """SAELens's TopK step, computed on the k chosen latents per token (module docstring). `hidden_pre` in
-        the output is the dense pre-activation without gradient; `feature_acts` is dense, for firing counts."""
+        """SAELens's step on the chosen pairs. `hidden_pre` in the output is the dense pre-activation without
+        gradient; `feature_acts` is dense, for firing counts and logging."""
         if not supports_sparse_step(self.cfg) or step_input.sae_in.ndim != 2:
-            return super().training_forward_pass(step_input)
-        sae_in = self.process_sae_in(step_input.sae_in)
-        # rescaling by decoder norm (SAELens's TopK default): pre-activations times ||W_dec row||, decoded rows
-        # divided by it; gradients flow through the norms as in SAELens
+            return super().training_forward_pass(step_input)  # type: ignore[misc]
+        sae_in = self.process_sae_in(step_input.sae_in)  # type: ignore[attr-defined]
+        batch = sae_in.shape[0]
+        # rescaling by decoder norm: pre-activations times ||W_dec row||, decoded rows divided by it; gradients
+        # flow through the norms as in SAELens
         norms = self.W_dec.norm(dim=-1) if self.cfg.rescale_acts_by_decoder_norm else None
         with torch.no_grad():
             unscaled = sae_in @ self.W_enc + self.b_enc
             hidden_pre = unscaled if norms is None else unscaled * norms
-            latents = hidden_pre.topk(self.cfg.k, dim=-1, sorted=False).indices
-        acts = self._chosen_pre_activations(sae_in, unscaled, latents, norms).relu()
-        sae_out = self._decode_chosen_scaled(latents, acts, norms) + self.b_dec
-        mse_loss = self.mse_loss_fn(sae_out, step_input.sae_in).sum(dim=-1).mean()
+            tokens, latents = self.choose(hidden_pre)
+        acts = self._chosen_pre_activations(sae_in, unscaled, tokens, latents, norms).relu()
+        weights = acts if norms is None else acts / norms[latents]
+        sae_out = decode_pairs(tokens, latents, weights, self.W_dec, batch) + self.b_dec
+        mse_loss = self.mse_loss_fn(sae_out, step_input.sae_in).sum(dim=-1).mean()  # type: ignore[attr-defined]
         aux_loss = self._sparse_aux_loss(sae_in, step_input, sae_out, unscaled, hidden_pre, norms)
-        feature_acts = torch.zeros_like(hidden_pre).scatter_(-1, latents, acts.detach())
+        losses = {"mse_loss": mse_loss, "auxiliary_reconstruction_loss": aux_loss}
+        loss = mse_loss + aux_loss
+        for width, inner_loss in self.inner_losses(step_input.sae_in, tokens, latents, weights):
+            losses[f"inner_mse_loss_{width}"] = inner_loss
+            loss = loss + inner_loss
+        feature_acts = torch.zeros_like(hidden_pre).index_put_((tokens, latents), acts.detach())
         return TrainStepOutput(
             sae_in=step_input.sae_in,
             sae_out=sae_out,
             feature_acts=feature_acts,
             hidden_pre=hidden_pre,
-            loss=mse_loss + aux_loss,
-            losses={"mse_loss": mse_loss, "auxiliary_reconstruction_loss": aux_loss},
+            loss=loss,
+            losses=losses,
         )
+
+    def inner_losses(
+        self, target: torch.Tensor, tokens: torch.Tensor, latents: torch.Tensor, weights: torch.Tensor
+    ) -> list[tuple[int, torch.Tensor]]:
+        """Matryoshka's inner reconstruction losses by level width (none for other architectures)."""
+        return []
 
     def _chosen_pre_activations(
-        self, sae_in: torch.Tensor, unscaled: torch.Tensor, latents: torch.Tensor, norms: torch.Tensor | None
+        self,
+        sae_in: torch.Tensor,
+        unscaled: torch.Tensor,
+        tokens: torch.Tensor,
+        latents: torch.Tensor,
+        norms: torch.Tensor | None,
     ) -> torch.Tensor:
-        """The pre-activations [batch, m] of the chosen latents [batch, m], with gradient, from the dense
-        `unscaled` [batch, d_sae] computed without it (times the decoder norms when rescaling)."""
-        pre = GatheredPreActivation.apply(
-            sae_in, self.W_enc, self.b_enc, latents, unscaled.gather(1, latents)
-        )
+        """The pre-activations [n] of the chosen pairs, with gradient, from the dense `unscaled` [batch, d_sae]
+        computed without it (times the decoder norms when rescaling)."""
+        values = unscaled[tokens, latents]
+        pre = GatheredPreActivation.apply(sae_in, self.W_enc, self.b_enc, tokens, latents, values)
         return pre if norms is None else pre * norms[latents]
-
-    def _decode_chosen_scaled(
-        self, latents: torch.Tensor, acts: torch.Tensor, norms: torch.Tensor | None
-    ) -> torch.Tensor:
-        """SAELens's `act_times_W_dec` on the chosen latents: [batch, m] → [batch, d_in], without `b_dec`."""
-        return decode_chosen(latents, acts if norms is None else acts / norms[latents], self.W_dec)
 
     def _sparse_aux_loss(
         self,
@@ -149,13 +193,65 @@ class SparseTopKTrainingSAE(TopKTrainingSAE):
         half = step_input.sae_in.shape[-1] // 2
         dead = dead_neuron_mask.nonzero().squeeze(-1)
         with torch.no_grad():
-            chosen_among_dead = hidden_pre[:, dead].topk(min(half, num_dead), dim=-1, sorted=False).indices
-        latents = dead[chosen_among_dead]
-        acts = self._chosen_pre_activations(sae_in, unscaled, latents, norms)
+            among_dead = hidden_pre[:, dead].topk(min(half, num_dead), dim=-1, sorted=False).indices
+        tokens = torch.arange(sae_in.shape[0], device=sae_in.device).repeat_interleave(among_dead.shape[1])
+        latents = dead[among_dead.reshape(-1)]
+        acts = self._chosen_pre_activations(sae_in, unscaled, tokens, latents, norms)
+        weights = acts if norms is None else acts / norms[latents]
+        recons = decode_pairs(tokens, latents, weights, self.W_dec, sae_in.shape[0])
         residual = (step_input.sae_in - sae_out).detach()
-        recons = self._decode_chosen_scaled(latents, acts, norms)
         scale = min(num_dead / half, 1.0)
         return self.cfg.aux_loss_coefficient * scale * (recons - residual).pow(2).sum(dim=-1).mean()
+
+
+class SparseTopKTrainingSAE(_SparseStep, TopKTrainingSAE):
+    """SAELens's `TopKTrainingSAE` with the sparse step."""
+
+
+class SparseBatchTopKTrainingSAE(_SparseStep, BatchTopKTrainingSAE):
+    """SAELens's `BatchTopKTrainingSAE` with the sparse step: k x batch pairs chosen over the whole batch, and the
+    threshold SAELens tracks for inference updated from them."""
+
+    def choose(self, hidden_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The top k x batch ReLU'd pre-activations of the whole batch, sorted by token."""
+        flat = hidden_pre.relu().flatten()
+        chosen = flat.topk(int(self.cfg.k * hidden_pre.shape[0]), dim=-1).indices.sort().values
+        return chosen // hidden_pre.shape[1], chosen % hidden_pre.shape[1]
+
+    def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
+        if not supports_sparse_step(self.cfg) or step_input.sae_in.ndim != 2:
+            return super().training_forward_pass(step_input)
+        output = _SparseStep.training_forward_pass(self, step_input)
+        self.update_topk_threshold(output.feature_acts)
+        output.metrics["topk_threshold"] = self.topk_threshold
+        return output
+
+
+class SparseMatryoshkaBatchTopKTrainingSAE(SparseBatchTopKTrainingSAE, MatryoshkaBatchTopKTrainingSAE):
+    """SAELens's `MatryoshkaBatchTopKTrainingSAE` with the sparse step: each inner level decodes the chosen pairs
+    below its width."""
+
+    cfg: MatryoshkaBatchTopKTrainingSAEConfig  # type: ignore[assignment]
+
+    def inner_losses(
+        self, target: torch.Tensor, tokens: torch.Tensor, latents: torch.Tensor, weights: torch.Tensor
+    ) -> list[tuple[int, torch.Tensor]]:
+        losses = []
+        for width in self.cfg.matryoshka_widths[:-1]:  # the outer level is the SAE's own loss
+            inside = latents < width
+            recon = decode_pairs(
+                tokens[inside], latents[inside], weights[inside], self.W_dec, target.shape[0]
+            )
+            losses.append((width, self.mse_loss_fn(recon + self.b_dec, target).sum(dim=-1).mean()))
+        return losses
+
+
+SPARSE_STEP_CLASSES: dict[type[TrainingSAE[Any]], type[TrainingSAE[Any]]] = {
+    TopKTrainingSAE: SparseTopKTrainingSAE,
+    BatchTopKTrainingSAE: SparseBatchTopKTrainingSAE,
+    MatryoshkaBatchTopKTrainingSAE: SparseMatryoshkaBatchTopKTrainingSAE,
+}
+"""SAELens's training class → the same class with the sparse step."""
 
 
 class SparseStepError(SaeMaskUserError, ValueError):
@@ -163,11 +259,8 @@ class SparseStepError(SaeMaskUserError, ValueError):
 
 
 def takes_sparse_step(cfg: TrainingSAEConfig) -> bool:
-    """Whether an SAE of this training config trains with the sparse step when a runner asks for it: TopK SAEs
-    (not the BatchTopK family, whose selection is per batch) with a `supports_sparse_step` config."""
-    return (
-        isinstance(cfg, TopKTrainingSAEConfig) and cfg.architecture() == "topk" and supports_sparse_step(cfg)
-    )
+    """Whether an SAE of this training config trains with the sparse step when a runner asks for it."""
+    return supports_sparse_step(cfg)
 
 
 def check_sparse_step(sae_configs: Iterable[TrainingSAEConfig]) -> None:
@@ -176,15 +269,17 @@ def check_sparse_step(sae_configs: Iterable[TrainingSAEConfig]) -> None:
     if not any(takes_sparse_step(cfg) for cfg in configs):
         architectures = ", ".join(sorted({cfg.architecture() for cfg in configs}))
         raise SparseStepError(
-            f"sparse_sae_step applies to TopK SAEs without run-time activation normalization or sparse "
-            f"activations; this run trains {architectures}: set sparse_sae_step to False"
+            f"sparse_sae_step applies to {', '.join(SPARSE_STEP_ARCHITECTURES)} SAEs without run-time activation "
+            f"normalization, sparse activations or Matryoshka's own aux loss; this run trains {architectures}: set "
+            "sparse_sae_step to False"
         )
 
 
 def with_sparse_step(sae: TrainingSAE[Any]) -> TrainingSAE[Any]:
-    """`sae` as a `SparseTopKTrainingSAE` (same config and weights) where `takes_sparse_step`, else `sae`."""
-    if isinstance(sae, SparseTopKTrainingSAE) or not takes_sparse_step(sae.cfg):
+    """`sae` with the sparse step (same config, weights and buffers) where `takes_sparse_step`, else `sae`."""
+    sparse_class = SPARSE_STEP_CLASSES.get(type(sae))
+    if sparse_class is None or not takes_sparse_step(sae.cfg):
         return sae
-    sparse = SparseTopKTrainingSAE(sae.cfg)  # type: ignore[arg-type]
+    sparse = sparse_class(sae.cfg)  # type: ignore[call-arg]
     sparse.load_state_dict(sae.state_dict())
     return sparse.to(sae.W_enc.device)

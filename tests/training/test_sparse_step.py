@@ -1,4 +1,5 @@
-"""The sparse TopK step computes SAELens's loss and gradients (AuxK included), and falls back where it cannot."""
+"""The sparse step computes SAELens's TopK-family loss and gradients (AuxK, Matryoshka levels and the BatchTopK
+threshold included), and leaves SAELens's step in place where it cannot."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ from sae_lens import (
     SAE,
     BatchTopKTrainingSAE,
     BatchTopKTrainingSAEConfig,
+    MatryoshkaBatchTopKTrainingSAE,
+    MatryoshkaBatchTopKTrainingSAEConfig,
+    StandardTrainingSAE,
+    StandardTrainingSAEConfig,
     TopKTrainingSAE,
     TopKTrainingSAEConfig,
 )
 from sae_lens.config import LoggingConfig
-from sae_lens.saes.sae import TrainStepInput
+from sae_lens.saes.sae import TrainingSAE, TrainStepInput
 from tiny_transformer import TINY_HOOK
 from training_helpers import tiny_runner_settings, tiny_sae
 
@@ -25,6 +30,7 @@ from sae_mask_plugin import (
 )
 from sae_mask_plugin.training.sparse_step import (
     GatheredPreActivation,
+    SparseMatryoshkaBatchTopKTrainingSAE,
     SparseStepError,
     SparseTopKTrainingSAE,
     supports_sparse_step,
@@ -33,11 +39,23 @@ from sae_mask_plugin.training.sparse_step import (
 )
 
 D_IN, D_SAE, K, BATCH = 32, 256, 8, 64
+CONFIGS = {
+    "topk": TopKTrainingSAEConfig,
+    "batchtopk": BatchTopKTrainingSAEConfig,
+    "matryoshka_batchtopk": MatryoshkaBatchTopKTrainingSAEConfig,
+}
+CLASSES = {
+    "topk": TopKTrainingSAE,
+    "batchtopk": BatchTopKTrainingSAE,
+    "matryoshka_batchtopk": MatryoshkaBatchTopKTrainingSAE,
+}
 
 
-def _pair(**cfg) -> tuple[TopKTrainingSAE, SparseTopKTrainingSAE]:
+def _pair(architecture: str = "topk", **cfg) -> tuple[TrainingSAE, TrainingSAE]:
     torch.manual_seed(0)
-    dense = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, **cfg))
+    if architecture == "matryoshka_batchtopk":
+        cfg.setdefault("matryoshka_widths", [16, 64, D_SAE])
+    dense = CLASSES[architecture](CONFIGS[architecture](d_in=D_IN, d_sae=D_SAE, k=K, **cfg))
     with torch.no_grad():  # a trained-looking SAE: biases away from zero
         dense.b_enc.normal_(0, 0.1)
         dense.b_dec.normal_(0, 0.5)
@@ -52,30 +70,41 @@ def _step(sae, x: torch.Tensor, dead: torch.Tensor | None):
     return out, grads
 
 
+@pytest.mark.parametrize("architecture", list(CONFIGS))
 @pytest.mark.parametrize("n_dead", [0, 5, 100])
-@pytest.mark.parametrize("apply_b_dec_to_input", [True, False])
-@pytest.mark.parametrize("rescale_acts_by_decoder_norm", [True, False])
+@pytest.mark.parametrize(
+    ("apply_b_dec_to_input", "rescale_acts_by_decoder_norm"), [(True, True), (False, True), (True, False)]
+)
 def test_loss_and_gradients_match_saelens_step(
-    n_dead: int, apply_b_dec_to_input: bool, rescale_acts_by_decoder_norm: bool
+    architecture: str, n_dead: int, apply_b_dec_to_input: bool, rescale_acts_by_decoder_norm: bool
 ):
     dense, sparse = _pair(
-        apply_b_dec_to_input=apply_b_dec_to_input, rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm
+        architecture,
+        apply_b_dec_to_input=apply_b_dec_to_input,
+        rescale_acts_by_decoder_norm=rescale_acts_by_decoder_norm,
     )
-    assert supports_sparse_step(sparse.cfg)
+    assert supports_sparse_step(sparse.cfg) and type(sparse) is not type(dense)
+    assert isinstance(sparse, type(dense))
     x = torch.randn(BATCH, D_IN) * 3
     dead = torch.zeros(D_SAE, dtype=torch.bool)
     dead[torch.randperm(D_SAE)[:n_dead]] = True
     want, want_grads = _step(dense, x, dead)
     got, got_grads = _step(sparse, x, dead)
     assert sparse.W_enc.data_ptr() != dense.W_enc.data_ptr()  # independent copies
-    for name in ("mse_loss", "auxiliary_reconstruction_loss"):
-        torch.testing.assert_close(got.losses[name], want.losses[name], rtol=1e-5, atol=1e-6)
+    assert set(got.losses) == set(want.losses)
+    for name, value in want.losses.items():
+        torch.testing.assert_close(got.losses[name], value, rtol=1e-5, atol=1e-5, msg=name)
     assert (want.losses["auxiliary_reconstruction_loss"] > 0) == (n_dead > 0)
+    torch.testing.assert_close(got.loss, want.loss, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.sae_out, want.sae_out, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got.feature_acts, want.feature_acts, rtol=1e-5, atol=1e-6)
     assert set(got_grads) == set(want_grads)
     for name, grad in want_grads.items():
         torch.testing.assert_close(got_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    if architecture != "topk":  # the threshold SAELens tracks for inference moved the same way
+        assert float(sparse.topk_threshold) > 0
+        torch.testing.assert_close(sparse.topk_threshold, dense.topk_threshold)
+        assert set(got.metrics) == set(want.metrics)
 
 
 def test_the_gathered_pre_activation_passes_torchs_gradient_check():
@@ -83,30 +112,42 @@ def test_the_gathered_pre_activation_passes_torchs_gradient_check():
     x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
     W_enc = torch.randn(5, 12, dtype=torch.float64, requires_grad=True)
     b_enc = torch.randn(12, dtype=torch.float64, requires_grad=True)
-    latents = torch.stack([torch.randperm(12)[:3] for _ in range(6)])
+    tokens = torch.tensor([0, 0, 1, 3, 3, 3, 5])  # token 2 and 4 choose nothing, token 3 three latents
+    latents = torch.tensor([2, 7, 7, 0, 4, 11, 9])
 
     def gathered(x, W_enc, b_enc):
-        values = (x @ W_enc + b_enc).gather(1, latents)
-        return GatheredPreActivation.apply(x, W_enc, b_enc, latents, values.detach())
+        values = (x @ W_enc + b_enc)[tokens, latents]
+        return GatheredPreActivation.apply(x, W_enc, b_enc, tokens, latents, values.detach())
 
     assert torch.autograd.gradcheck(gathered, (x, W_enc, b_enc))
 
 
-def test_configs_the_sparse_step_cannot_compute_run_saelens_step_unchanged():
-    assert supports_sparse_step(TopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))
-    for cfg in ({"use_sparse_activations": True}, {"normalize_activations": "expected_average_only_in"}):
-        assert not supports_sparse_step(TopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, **cfg))
-    dense, sparse = _pair(normalize_activations="expected_average_only_in")
+@pytest.mark.parametrize(
+    ("architecture", "cfg"),
+    [
+        ("topk", {"normalize_activations": "expected_average_only_in"}),
+        ("batchtopk", {"normalize_activations": "expected_average_only_in"}),
+        ("matryoshka_batchtopk", {"use_matryoshka_aux_loss": True}),
+    ],
+)
+def test_configs_the_sparse_step_cannot_compute_run_saelens_step_unchanged(architecture, cfg):
+    assert not supports_sparse_step(
+        TopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K, use_sparse_activations=True)
+    )
+    dense, sparse = _pair(architecture, **cfg)
+    assert not supports_sparse_step(sparse.cfg)
     x = torch.randn(BATCH, D_IN)
-    want, want_grads = _step(dense, x, None)
-    got, got_grads = _step(sparse, x, None)
+    dead = torch.arange(D_SAE) < 20
+    want, want_grads = _step(dense, x, dead)
+    got, got_grads = _step(sparse, x, dead)
     assert torch.equal(got.loss, want.loss)
     assert all(torch.equal(got_grads[name], grad) for name, grad in want_grads.items())
 
 
-def test_training_with_the_sparse_step_follows_the_dense_one():
+@pytest.mark.parametrize("architecture", list(CONFIGS))
+def test_training_with_the_sparse_step_follows_the_dense_one(architecture):
     """Ten Adam steps from the same weights on the same batches stay together (float32 rounding only)."""
-    dense, sparse = _pair()
+    dense, sparse = _pair(architecture)
     batches = [torch.randn(BATCH, D_IN) * 3 for _ in range(10)]
     for sae in (dense, sparse):
         optimizer = torch.optim.Adam(sae.parameters(), lr=1e-3)
@@ -137,23 +178,26 @@ def test_a_runner_asked_for_the_sparse_step_trains_topk_with_it_and_saves_a_stoc
 
 
 def test_the_sparse_step_leaves_other_architectures_on_saelens_step_and_refuses_a_run_with_none(tmp_path):
-    assert not takes_sparse_step(BatchTopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))
-    batchtopk = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE, k=K))
-    assert with_sparse_step(batchtopk) is batchtopk
-    with pytest.raises(SparseStepError, match="this run trains batchtopk"):
+    assert not takes_sparse_step(StandardTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE))
+    standard = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE))
+    assert with_sparse_step(standard) is standard
+    with pytest.raises(SparseStepError, match="this run trains standard"):
         make_runner_config(
-            "batchtopk", sae=tiny_sae("batchtopk"), sparse_sae_step=True, **tiny_runner_settings(tmp_path)
+            "standard", sae=tiny_sae("standard"), sparse_sae_step=True, **tiny_runner_settings(tmp_path)
         )
 
 
-def test_a_multi_sae_run_gives_the_sparse_step_to_its_topk_saes_only(tmp_path, tiny_model, texts):
+def test_a_multi_sae_run_gives_the_sparse_step_to_the_saes_that_take_it(tmp_path, tiny_model, texts):
     settings = tiny_runner_settings(tmp_path)
     for key in ("model_name", "hook_name", "output_path", "checkpoint_path"):
         settings.pop(key)
     cfg = MaskedMultiSAETrainingRunnerConfig(
         saes={
             "topk": TopKTrainingSAEConfig(d_in=32, d_sae=64, k=4),
-            "batchtopk": BatchTopKTrainingSAEConfig(d_in=32, d_sae=64, k=4),
+            "matryoshka": MatryoshkaBatchTopKTrainingSAEConfig(
+                d_in=32, d_sae=64, k=4, matryoshka_widths=[16, 64]
+            ),
+            "standard": StandardTrainingSAEConfig(d_in=32, d_sae=64),
         },
         hook_names=TINY_HOOK,
         logger=LoggingConfig(log_to_wandb=False),
@@ -164,6 +208,8 @@ def test_a_multi_sae_run_gives_the_sparse_step_to_its_topk_saes_only(tmp_path, t
     )
     runner = MaskedMultiSAETrainingRunner(cfg, override_model=tiny_model, override_dataset=texts)
     assert type(runner.saes["topk"]) is SparseTopKTrainingSAE
-    assert type(runner.saes["batchtopk"]) is BatchTopKTrainingSAE
+    assert type(runner.saes["matryoshka"]) is SparseMatryoshkaBatchTopKTrainingSAE
+    assert type(runner.saes["standard"]) is StandardTrainingSAE
     runner.run()
     assert SAE.load_from_disk(str(tmp_path / "multi" / "topk")).cfg.architecture() == "topk"
+    assert SAE.load_from_disk(str(tmp_path / "multi" / "matryoshka")).cfg.architecture() == "jumprelu"
