@@ -24,7 +24,13 @@ from pathlib import Path
 
 from sae_mask_plugin.files import write_text_atomic
 from sae_mask_plugin.report.build import build_report
-from sae_mask_plugin.report.statements import block_names, fill_blocks, generated_blocks, records_from_results
+from sae_mask_plugin.report.statements import (
+    block_names,
+    fill_blocks,
+    generated_blocks,
+    records_from_results,
+    rules_from_results,
+)
 
 
 def main() -> int:
@@ -48,7 +54,12 @@ def main() -> int:
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
     if args.rebuild_report:
-        files = build_report(records_from_results(results), args.rebuild_report, notices=args.notice)
+        files = build_report(
+            records_from_results(results),
+            args.rebuild_report,
+            notices=args.notice,
+            **rules_from_results(results),
+        )
         print(f"report: {files.report}")
         return 0
     blocks = generated_blocks(results)

@@ -35,7 +35,14 @@ from sae_mask_plugin.report.matching import (
     matched_l0_comparisons,
     same_k_pairs,
 )
-from sae_mask_plugin.report.records import KEY_METRICS, METRICS, METRICS_BY_KEY, RunRecord, better_label
+from sae_mask_plugin.report.records import (
+    DUPLICATE_METRICS,
+    KEY_METRICS,
+    METRICS,
+    METRICS_BY_KEY,
+    RunRecord,
+    better_label,
+)
 from sae_mask_plugin.report.statements import (
     both_intervals,
     count_tests,
@@ -218,7 +225,10 @@ def _comparison_rows(cell_comparisons: list[PairedComparison], baseline_label: s
         values.append(c.difference.format(4))
         if alternative:
             values.append("—" if c.alternative is None else c.alternative.difference.format(4))
-        values += [_format_p(c.p_value), _format_p(c.q_value), str(c.difference.n), c.verdict]
+        q_value = _format_p(c.q_value)
+        if c.metric in DUPLICATE_METRICS:
+            q_value = f"not in the FDR family (restates {METRICS_BY_KEY[DUPLICATE_METRICS[c.metric]].label})"
+        values += [_format_p(c.p_value), q_value, str(c.difference.n), c.verdict]
         rows.append(f"| {' | '.join(values)} |")
     return rows
 

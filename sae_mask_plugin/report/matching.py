@@ -23,7 +23,13 @@ from typing import Literal, get_args
 import numpy as np
 
 from sae_mask_plugin.report.gates import EV_GATE_MARGIN, comparable_metrics
-from sae_mask_plugin.report.records import METRICS, REFERENCE_METRICS, SAME_K_ONLY_METRICS, RunRecord
+from sae_mask_plugin.report.records import (
+    DUPLICATE_METRICS,
+    METRICS,
+    REFERENCE_METRICS,
+    SAME_K_ONLY_METRICS,
+    RunRecord,
+)
 from sae_mask_plugin.report.stats import PairedComparison, false_discovery_control
 
 L0_METRIC = "l0"
@@ -172,7 +178,8 @@ def baselines_as_compared(records: list[RunRecord]) -> dict[str, dict[str, dict[
 def compare_pairs(
     pairs: dict[str, list[PairedMetrics]], include_reference: bool
 ) -> dict[str, list[PairedComparison]]:
-    """One `PairedComparison` per cell and metric (in `METRICS` order), with q-values over all of them.
+    """One `PairedComparison` per cell and metric (in `METRICS` order), with q-values over all of them but the
+    `DUPLICATE_METRICS` (each finding counted once; those keep no q-value).
 
     `include_reference` keeps L0 and the other reference metrics (same-k view: they show what differs besides
     masking); the matched-L0 view leaves them out (L0 is equal there by construction)."""
@@ -192,9 +199,11 @@ def compare_pairs(
                         spec.higher_is_better,
                     )
                 )
-    adjusted = iter(false_discovery_control([c for cell in comparisons.values() for c in cell]))
+    family = [c for cell in comparisons.values() for c in cell if c.metric not in DUPLICATE_METRICS]
+    adjusted = iter(false_discovery_control(family))
     return {
-        cell: [next(adjusted) for _ in cell_comparisons] for cell, cell_comparisons in comparisons.items()
+        cell: [c if c.metric in DUPLICATE_METRICS else next(adjusted) for c in cell_comparisons]
+        for cell, cell_comparisons in comparisons.items()
     }
 
 

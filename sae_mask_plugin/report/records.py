@@ -96,6 +96,13 @@ KEY_METRICS: tuple[str, ...] = (
 rate (the score the synthetic control in `docs/absorption_control/` found to rank-track true absorption), then
 SAEBench's gated absorption fraction (not validated on ground truth); both are absent where absorption is not
 measurable, and SAEBench's other scores stay in the full tables."""
+DUPLICATE_METRICS: dict[str, str] = {
+    "mse": "explained_variance",
+    "oracle_minus_sae_ood_accuracy": "sae_ood_accuracy",
+}
+"""Metrics that restate another's finding (MSE is explained variance on another scale; the oracle's OOD accuracy
+is the same for both arms, so oracle − SAE moves exactly as SAE OOD accuracy): shown, and outside the FDR family,
+so each finding is counted once."""
 SAME_K_ONLY_METRICS = frozenset(FIXED_LETTER_METRICS)
 """Metrics compared at the same k only: the fixed letter set is per k, and a matched-L0 baseline curve crosses k."""
 REFERENCE_METRICS = frozenset(spec.key for spec in METRICS if spec.higher_is_better is None)

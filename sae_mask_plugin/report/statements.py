@@ -11,15 +11,22 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from scipy import stats
 
 from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
+from sae_mask_plugin.evals.absorption.letter_set import LetterSetRule
 from sae_mask_plugin.files import write_text_atomic
-from sae_mask_plugin.report.gates import NOT_COMPUTED, absorption_measurable
-from sae_mask_plugin.report.records import METRICS_BY_KEY, RunRecord, better_label
+from sae_mask_plugin.report.gates import (
+    DEFAULT_TRAINING_GATE,
+    NOT_COMPUTED,
+    TrainingGate,
+    absorption_measurable,
+)
+from sae_mask_plugin.report.records import DUPLICATE_METRICS, METRICS_BY_KEY, RunRecord, better_label
 from sae_mask_plugin.report.stats import (
     ALTERNATIVE_INTERPOLATION,
     CONFIDENCE,
@@ -54,6 +61,21 @@ STUDY_METRICS = (*DECISION_HALF_WIDTHS, "frac_alive", "ce_loss_score")
 def records_from_results(results: Mapping[str, Any]) -> list[RunRecord]:
     """The `RunRecord`s a `results.json` was built from (its `runs`)."""
     return [RunRecord(**run) for run in results["runs"]]
+
+
+def rules_from_results(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The rules a `results.json` was built under, as `build_report` / `collect_report_data` keyword arguments:
+    its `training_gate` (absent: the absolute default) and its absorption `letter_set_rule` (absent: none)."""
+    gate = results.get("training_gate")
+    training_gate = (
+        TrainingGate(**{f.name: gate[f.name] for f in fields(TrainingGate)})
+        if gate
+        else DEFAULT_TRAINING_GATE
+    )
+    letter_sets = results.get("absorption_letter_sets") or {}
+    rule = next(iter(letter_sets.values()))["rule"] if letter_sets else None
+    letter_set_rule = LetterSetRule(**{f.name: rule[f.name] for f in fields(LetterSetRule)}) if rule else None
+    return {"training_gate": training_gate, "letter_set_rule": letter_set_rule}
 
 
 def signed(value: float, digits: int = 3) -> str:
@@ -121,7 +143,12 @@ def both_intervals(comparison: PairedComparison, digits: int = 3) -> str:
 
 
 def count_tests(comparisons: Comparisons) -> int:
-    return sum(c.p_value is not None for cell in comparisons.values() for c in cell)
+    """The tests of a view's FDR family (each finding once: `DUPLICATE_METRICS` are shown, not counted)."""
+    return sum(
+        c.p_value is not None and c.metric not in DUPLICATE_METRICS
+        for cell in comparisons.values()
+        for c in cell
+    )
 
 
 BELOW_GATE_MARK = " (baselines below the training gate)"
@@ -139,7 +166,7 @@ def view_verdicts(
     zero) with their q-values, the verdicts that depend on the interpolation, and what is left; the cells in
     `below_gate` carry `BELOW_GATE_MARK`."""
     tested = [(cell, c) for cell, cell_comparisons in comparisons.items() for c in cell_comparisons]
-    tested = [(cell, c) for cell, c in tested if c.p_value is not None]
+    tested = [(cell, c) for cell, c in tested if c.p_value is not None and c.metric not in DUPLICATE_METRICS]
     if not tested:
         return [f"- **{view}**: no cell has two or more pairs, so there is no interval and no test."]
     labels = marked_labels(labels, below_gate)
@@ -224,11 +251,11 @@ def decision(comparison: PairedComparison) -> str:
     if threshold is None:
         return "no detectable difference"
     if all(half_width(r.difference) <= threshold for r in readings):
-        if comparison.higher_is_better is False:
-            bound = max(-r.difference.low for r in readings)  # type: ignore[operator]
-            return f"decided: no reduction beyond {bound:.3f}"
-        bound = max(r.difference.high for r in readings)  # type: ignore[type-var]
-        return f"decided: no gain beyond {bound:.3f}"
+        up = max(r.difference.high for r in readings)  # type: ignore[type-var]
+        down = max(-r.difference.low for r in readings)  # type: ignore[operator]
+        if comparison.higher_is_better is False:  # lower is better: a reduction is the gain
+            return f"decided: no reduction beyond {down:.3f} and no increase beyond {up:.3f}"
+        return f"decided: no gain beyond {up:.3f} and no loss beyond {down:.3f}"
     needed = max(seeds_needed(implied_sd(r.difference), threshold) for r in readings)
     return f"undecided (~{needed} seeds would decide)"
 
@@ -402,11 +429,12 @@ def baseline_ranges(records: list[RunRecord]) -> str:
 
 def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> dict[str, str]:
     """Every generated block of the study's docs, from a report's `results.json`: `study-tables` (the study
-    README's tables) and `what-we-found` (README's bullets)."""
+    README's tables), `what-we-found` (the bullets with the FDR sentence) and `what-we-found-brief` (the bullets,
+    for README)."""
     from sae_mask_plugin.report.build import collect_report_data
 
     records = records_from_results(results)
-    data = collect_report_data(records)
+    data = collect_report_data(records, **rules_from_results(results))
     matched_labels = short_cell_labels(list(data.matched))
     same_k_labels = short_cell_labels(list(data.same_k))
     verdicts = [
@@ -426,7 +454,12 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         "",
         *study_table(data.matched, condition, headline_absence, below_gate),
         "",
-        "Verdicts per view (the report's headline):",
+        "Verdicts per view (the report's headline; "
+        + ", ".join(
+            f"{METRICS_BY_KEY[duplicate].label} restates {METRICS_BY_KEY[primary].label}"
+            for duplicate, primary in DUPLICATE_METRICS.items()
+        )
+        + ": neither is counted):",
         "",
         *verdicts,
     ]
@@ -469,18 +502,18 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         elif entries:
             found.append(f"- **{metric_label(metric)}**: {' / '.join(entries)}")
     n_warnings = len(data.gates)
-    found += [
-        "",
-        fdr_sentence({"matched L0": data.matched, "same k": data.same_k}),
-        f"Baselines: {baseline_ranges(records)}; "
-        + (
-            f"{n_warnings} gate warning{'s' if n_warnings > 1 else ''} in the report "
-            f"({'; '.join(_gate_names(data.gates))})."
-            if data.gates
-            else "no gate warning in the report."
-        ),
-    ]
-    return {"study-tables": "\n".join(tables), "what-we-found": "\n".join(found)}
+    baselines = f"Baselines: {baseline_ranges(records)}; " + (
+        f"{n_warnings} gate warning{'s' if n_warnings > 1 else ''} in the report "
+        f"({'; '.join(_gate_names(data.gates))})."
+        if data.gates
+        else "no gate warning in the report."
+    )
+    fdr = fdr_sentence({"matched L0": data.matched, "same k": data.same_k})
+    return {
+        "study-tables": "\n".join(tables),
+        "what-we-found": "\n".join([*found, "", fdr, baselines]),
+        "what-we-found-brief": "\n".join([*found, "", baselines]),
+    }
 
 
 def _variants_of(comparisons: Comparisons, condition: str) -> list[str]:
