@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
+from sae_mask_plugin.errors import CommandParser, SaeMaskUserError, reports_user_errors
 from sae_mask_plugin.files import write_json_atomic
 from sae_mask_plugin.llm_dtype import LLM_DTYPES
 
@@ -107,9 +107,11 @@ def run_demo(
     version = demo_version(DEMO_RECIPES[mode], overrides)
     check_output_folder(out, DEMO_RECIPES[mode], force, version)  # before the recipe's checks load SAELens
 
+    from sae_mask_plugin.embedded.model import check_model_available
     from sae_mask_plugin.sweep import load_recipe, run_recipe
 
     recipe = load_recipe(DEMO_RECIPES[mode], overrides)
+    check_model_available(recipe.model_name)  # a missing model answers before the corpus is built
     prepare_output_folder(out, recipe.name, force, version)
     print(describe_start(recipe, out), flush=True)
     run_recipe(recipe, out)
@@ -171,7 +173,7 @@ def report_headline(report: Path) -> str:
 def main(argv: list[str]) -> int:
     from sae_mask_plugin.sweep.cli import add_override_argument
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sae-mask demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

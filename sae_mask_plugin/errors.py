@@ -8,14 +8,24 @@ imports nothing heavy, so the command line can handle errors before torch or SAE
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 DEBUG_ENV_VAR = "SAE_MASK_DEBUG"
 USER_ERROR_STATUS = 2
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An `argparse` parser whose errors are one line, as every other error of the command line:
+    `prog: error: message (see prog --help)`, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USER_ERROR_STATUS, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 class SaeMaskUserError(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from importlib.metadata import PackageNotFoundError, version
 
 from sae_mask_plugin.embedded.model import (
@@ -14,7 +13,7 @@ from sae_mask_plugin.embedded.model import (
     gguf_path,
     is_embedded_model_built,
 )
-from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.errors import CommandParser, reports_user_errors
 from sae_mask_plugin.llm_dtype import NATIVE_BF16_FLAGS, cpu_flags, default_llm_dtype
 
 PACKAGES = (
@@ -79,7 +78,7 @@ def describe() -> dict[str, object]:
 @reports_user_errors("sae-mask info")
 def main(argv: list[str]) -> int:
     """Print `describe()`; with `--build`, convert the embedded model into its cache first."""
-    parser = argparse.ArgumentParser(prog="sae-mask info", description=__doc__)
+    parser = CommandParser(prog="sae-mask info", description=__doc__)
     parser.add_argument(
         "--build", action="store_true", help="build the embedded model cache if it is missing"
     )

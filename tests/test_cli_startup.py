@@ -67,6 +67,8 @@ def test_help_loads_nothing_heavy(argv):
         (["sweep", "cpu_demo_quick", "--set", "bad"], "expected KEY=VALUE"),
         (["sweep", "cpu_demo_quick", "--dry-run", "--set", "training_tokens=-5"], "training_tokens must be"),
         (["eval", "--sae", "{tmp}/missing", "--out", "{tmp}/evals"], "does not exist"),
+        (["eval", "--evals", "bogus", "--sae", "{tmp}", "--out", "{tmp}/evals"], "unknown eval(s) bogus"),
+        (["sweep", "cpu_demo_quick", "--dry-run", "--shard", "5/4"], "shard 5/4 does not exist"),
         (["info", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (
             ["mask-tokens", "--model", "no-such-model", "--hook", "blocks.12.hook_resid_post"],

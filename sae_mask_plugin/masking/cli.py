@@ -6,13 +6,13 @@ import argparse
 import sys
 
 from sae_mask_plugin.embedded.model import DEFAULT_HOOK, EMBEDDED_MODEL_NAME
-from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.errors import CommandParser, reports_user_errors
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, llm_dtype_or_default
 from sae_mask_plugin.masking.config import DEFAULT_MAX_NORM_RATIO
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sae-mask mask-tokens",
         description="Mask real text with each candidate token (the tokenizer's special tokens and a few ordinary "
         "ones) and print the median activation norm at masked positions over that at clean positions. A ratio "

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
-from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.errors import CommandParser, reports_user_errors
 
 
 @reports_user_errors("sae-mask compare")
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sae-mask compare",
         description=(
             "Build report.md, results.json and PNG plots comparing baseline and masked SAEs. Each RUN_DIR is "

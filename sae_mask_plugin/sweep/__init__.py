@@ -15,8 +15,9 @@ from sae_mask_plugin.lazy import lazy_exports
 if TYPE_CHECKING:
     from sae_mask_plugin.sweep.cli import main
     from sae_mask_plugin.sweep.execute import is_finished, run_recipe, run_shard, submit_shards, train_group
-    from sae_mask_plugin.sweep.plan import Group, MemoryEstimate, Shard, ShardSpecError, format_plan, plan
+    from sae_mask_plugin.sweep.plan import Group, MemoryEstimate, format_plan, plan
     from sae_mask_plugin.sweep.recipe import RECIPES_DIR, Recipe, RecipeError, Run, SlurmSettings, load_recipe
+    from sae_mask_plugin.sweep.shard import Shard, ShardSpecError
 
 __all__ = [
     "RECIPES_DIR",
@@ -46,9 +47,8 @@ __getattr__, __dir__ = lazy_exports(
         **dict.fromkeys(
             ["is_finished", "run_recipe", "run_shard", "submit_shards", "train_group"], f"{__name__}.execute"
         ),
-        **dict.fromkeys(
-            ["Group", "MemoryEstimate", "Shard", "ShardSpecError", "format_plan", "plan"], f"{__name__}.plan"
-        ),
+        **dict.fromkeys(["Group", "MemoryEstimate", "format_plan", "plan"], f"{__name__}.plan"),
+        **dict.fromkeys(["Shard", "ShardSpecError"], f"{__name__}.shard"),
         **dict.fromkeys(
             ["RECIPES_DIR", "Recipe", "RecipeError", "Run", "SlurmSettings", "load_recipe"],
             f"{__name__}.recipe",

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from sae_mask_plugin.errors import SaeMaskUserError, reports_user_errors
+from sae_mask_plugin.errors import CommandParser, SaeMaskUserError, reports_user_errors
 
 LAUNCHERS = ("local", "submitit")
 """The launchers of `sweep.execute` (a test checks they agree), named here so that `--help` imports no SAELens."""
@@ -40,7 +40,7 @@ def add_override_argument(parser: argparse.ArgumentParser, example: str) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sae-mask sweep",
         description=(
             "Expand a recipe (recipes/*.yaml) into runs, group the runs that share one masked LLM pass into one "
@@ -89,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Entry point of `sae-mask sweep`."""
     args = build_parser().parse_args(argv)
+    from sae_mask_plugin.sweep.shard import Shard, ShardSpecError
+
+    try:  # a bad share answers before the recipe's checks load SAELens
+        shard = Shard.parse(args.shard) if args.shard else None
+        if shard is not None and args.launcher == "submitit":
+            raise ShardSpecError("--shard picks one machine's share; with --launcher submitit use --shards N")
+        if args.shards is not None:
+            Shard(0, args.shards)
+    except ShardSpecError as error:
+        raise SaeMaskUserError(str(error)) from None
     from sae_mask_plugin.sweep.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, dict(args.overrides))  # a bad name or file answers before SAELens loads
@@ -101,17 +111,9 @@ def main(argv: list[str]) -> int:
         sae_dir,
         submit_shards,
     )
-    from sae_mask_plugin.sweep.plan import Shard, ShardSpecError, format_plan, plan
+    from sae_mask_plugin.sweep.plan import format_plan, plan
 
-    try:
-        shard = Shard.parse(args.shard) if args.shard else None
-        if shard is not None and args.launcher == "submitit":
-            raise ShardSpecError("--shard picks one machine's share; with --launcher submitit use --shards N")
-        groups = plan(recipe)
-        if args.shards is not None:
-            Shard(0, args.shards)
-    except ShardSpecError as error:
-        raise SaeMaskUserError(str(error)) from None
+    groups = plan(recipe)
     out = Path(args.out or Path("sweeps") / recipe.name)
     archived = read_archive(args.archive, recipe.name)
     if args.dry_run:

@@ -35,10 +35,11 @@ from sae_mask_plugin.files import build_lock
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.sweep.archive import read_archive, write_group_archive
 from sae_mask_plugin.sweep.cli import PARTIAL_REPORT_MARK
-from sae_mask_plugin.sweep.plan import Group, Shard, pending_group, plan
+from sae_mask_plugin.sweep.plan import Group, pending_group, plan
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
 from sae_mask_plugin.sweep.saebench import STATUS_FILENAME as SCR_TPP_STATUS_FILENAME
 from sae_mask_plugin.sweep.saebench import run_scr_and_tpp
+from sae_mask_plugin.sweep.shard import Shard
 from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig
 from sae_mask_plugin.training.interruption import (
     TrainingInterrupted,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -11,6 +10,7 @@ from sae_lens import LoggingConfig
 from sae_mask_plugin.calibration.settings import DEFAULT_CALIBRATION_TOKENS
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, Recipe, RecipeError, Run
+from sae_mask_plugin.sweep.shard import Shard
 from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig, auxk_window_notice
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
@@ -28,42 +28,6 @@ untied unembedding). Measured peaks above the process before the job: 1.9-2.0x t
 stand-in, 2.9-3.3x for the Gemma-2-2B stand-in (README); 2.35 keeps the estimate within 30 % of both. On a GPU
 the Hugging Face copy stays in host memory."""
 GIB = 2**30
-
-
-class ShardSpecError(ValueError):
-    """A `--shard i/n` that names no share of the grid."""
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Share `index` of `count` (0-based): every `count`-th group of the plan, starting at `index`."""
-
-    index: int
-    count: int
-
-    def __post_init__(self) -> None:
-        if self.count < 1 or not 0 <= self.index < self.count:
-            raise ShardSpecError(
-                f"shard {self.index}/{self.count} does not exist: use i/n with n >= 1 and 0 <= i < n "
-                f"(e.g. 0/{max(self.count, 2)})"
-            )
-
-    @classmethod
-    def parse(cls, spec: str) -> Shard:
-        """Read `i/n`, e.g. `0/4` for the first of four shares."""
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
-        if match is None:
-            raise ShardSpecError(f"shard spec {spec!r} is not of the form i/n (e.g. 0/4)")
-        return cls(int(match.group(1)), int(match.group(2)))
-
-    def select(self, groups: Sequence[Group]) -> list[Group]:
-        """This shard's groups: a deterministic share of the whole plan (finished or not), dealt round-robin
-        from the largest group (total SAE parameters) down, so that shards get similar work."""
-        by_size = sorted(groups, key=lambda group: -group.sae_parameters)
-        return by_size[self.index :: self.count]
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from simple_parsing.helpers.custom_actions import BooleanOptionalAction
 from simple_parsing.utils import str2bool
 
 from sae_mask_plugin.embedded.model import check_model_available, check_model_name
-from sae_mask_plugin.errors import reports_user_errors
+from sae_mask_plugin.errors import USER_ERROR_STATUS, CommandParser, debug_enabled, reports_user_errors
 from sae_mask_plugin.llm_dtype import check_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig, parse_mask_token
 
@@ -89,7 +89,7 @@ def flag_parser(argv: Sequence[str], flags: dict[str, Any]) -> argparse.Argument
     _add_flag(selector, next(flag for flag in shared_flags if flag["dest"] == ARCHITECTURE_DEST))
     chosen, _ = selector.parse_known_args(list(argv))
     architecture = getattr(chosen, ARCHITECTURE_DEST, flags["default_architecture"])
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=PROG, description=DESCRIPTION, formatter_class=SimpleHelpFormatter, exit_on_error=False
     )
     for group in flags["groups"]:
@@ -179,8 +179,10 @@ def main(argv: list[str]) -> int:
     try:
         cfg, options = parse_args(argv)
     except (ArgumentError, ValueError) as error:
+        if debug_enabled():
+            raise
         print(f"sae-mask train: {error}", file=sys.stderr)
-        return 2
+        return USER_ERROR_STATUS
     except SystemExit as exit_:  # --help, or an error argparse reports itself
         return int(exit_.code or 0)
     if cfg.model_class_name == "HookedTransformer":

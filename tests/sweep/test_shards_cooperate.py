@@ -26,7 +26,8 @@ from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.sweep import Recipe
 from sae_mask_plugin.sweep.archive import ArchiveError, read_archive, write_group_archive
 from sae_mask_plugin.sweep.cli import _report_line
-from sae_mask_plugin.sweep.plan import Group, Shard, plan
+from sae_mask_plugin.sweep.plan import Group, plan
+from sae_mask_plugin.sweep.shard import Shard
 
 BUILD_SECONDS = 1.0
 
