@@ -9,7 +9,7 @@ Benjamini-Hochberg q-value within its view; a verdict claims an effect only when
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -391,6 +391,11 @@ def _ood_task_lines(ood_tasks: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _setting_text(key: str) -> Callable[[Any], str]:
+    """How a setting's values print: mask tokens as code (a token like `<filename>` is not HTML), others as is."""
+    return (lambda value: f"`{value}`") if key == "mask_tokens" else str
+
+
 def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) -> str:
     lines = [*(f"> {notice}\n>" for notice in notices)]
     if notices:
@@ -403,7 +408,7 @@ def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) 
     lines += _headline_lines(data)
     lines += ["## Setup", ""]
     lines += [
-        f"- **{key.replace('_', ' ')}**: {', '.join(map(str, values)) or '—'}"
+        f"- **{key.replace('_', ' ')}**: {', '.join(map(_setting_text(key), values)) or '—'}"
         for key, values in data.settings.items()
     ]
     lines += [f"- **SAEs**: {len(data.records)} ({sum(r.is_baseline for r in data.records)} baseline)"]

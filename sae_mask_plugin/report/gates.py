@@ -276,11 +276,12 @@ def absorption_gate_lines(rows: list[dict[str, Any]]) -> list[str]:
         "full-absorption rate (each letter's words scored with its k = 1 main latent alone, without SAEBench's "
         "feature-split latents): the score the synthetic control (`docs/absorption_control/`) found to rank-track "
         "true absorption, which SAEBench's absorption fraction, shown beside it, did not. SAEBench's ungated "
-        "scores of an SAE below the gate stay in the run table but are not compared (no signal to test).",
+        "scores of an SAE below the gate stay in the run table but are not compared (no signal to test). Columns: "
+        "letters passing the gate / needed; the k = 1 full-absorption rate over them (gated) and a random SAE's; "
+        "SAEBench's absorption fraction over them (not validated on ground truth) and a random SAE's; the main "
+        "latents' mean precision and recall.",
         "",
-        "| run | letters passing / needed | k = 1 full-absorption rate (gated) | random SAE | "
-        "absorption fraction (SAEBench, gated; not validated on ground truth) | random SAE | "
-        "main-latent precision | main-latent recall |",
+        "| run | letters | k = 1 rate | random | SAEBench fraction | random | precision | recall |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
