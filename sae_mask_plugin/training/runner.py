@@ -53,12 +53,19 @@ from sae_mask_plugin.training.sparse_step import with_sparse_step
 
 PROGRESS_UPDATE_STEPS = 10
 """SAELens's trainers move their progress bar every 100 steps (204,800 tokens at 2,048 tokens a step), so a short
-run shows 0 % until it ends; the masked runners move it every 10 steps."""
+run shows 0 % until it ends; the masked runners move it every 10 steps, and runs shorter than 100 steps every
+tenth of the run (every step below 20 steps)."""
+
+
+def progress_interval(total_steps: int) -> int:
+    """Steps between progress-bar updates of a run of `total_steps` (`PROGRESS_UPDATE_STEPS` at most)."""
+    return max(1, min(PROGRESS_UPDATE_STEPS, total_steps // 10))
 
 
 def with_finer_progress(trainer: SAETrainer[Any, Any] | MultiSAETrainer) -> None:
-    """Make `trainer` update its tqdm bar every `PROGRESS_UPDATE_STEPS` steps instead of SAELens's 100."""
-    trainer._update_pbar = partial(trainer._update_pbar, update_interval=PROGRESS_UPDATE_STEPS)  # type: ignore[method-assign]
+    """Make `trainer` update its tqdm bar every `progress_interval` steps instead of SAELens's 100."""
+    steps = trainer.cfg.total_training_samples // trainer.cfg.train_batch_size_samples
+    trainer._update_pbar = partial(trainer._update_pbar, update_interval=progress_interval(steps))  # type: ignore[method-assign]
 
 
 def masking_seed(masking: MaskingConfig, run_seed: int) -> int:

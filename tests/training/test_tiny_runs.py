@@ -17,7 +17,7 @@ from sae_mask_plugin import (
     read_masking_metadata,
 )
 from sae_mask_plugin.training import read_masking_record
-from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS
+from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS, progress_interval
 
 ARCHITECTURES = ["standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated"]
 
@@ -55,6 +55,13 @@ def test_progress_bar_moves_before_the_end_of_a_short_run(tmp_path, tiny_model, 
     runner = runner_for("topk", tmp_path, tiny_model, texts, MaskingConfig(p=0.3, mask_token="<repo_name>"))
     runner.run()  # 16 steps: SAELens alone would first move its bar at step 100
     assert f"{PROGRESS_UPDATE_STEPS}| " in capsys.readouterr().err
+
+
+def test_the_progress_bar_of_a_run_of_a_few_steps_reaches_its_end(tmp_path, tiny_model, texts, capsys):
+    assert [progress_interval(steps) for steps in (5, 16, 40, 98, 1000)] == [1, 1, 4, 9, 10]
+    runner = runner_for("topk", tmp_path, tiny_model, texts, MaskingConfig(p=0.0), training_tokens=5 * 128)
+    runner.run()  # 5 steps: a bar moved every 10 steps would stay at 0
+    assert "640/640" in capsys.readouterr().err
 
 
 def test_baseline_and_masked_share_data_order_and_init(tmp_path, tiny_model, texts):
