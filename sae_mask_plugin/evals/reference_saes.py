@@ -27,7 +27,7 @@ def train_reference_sae(
     """Train a BatchTopK SAE on the embedded default and save it under `output_path`; returns that folder.
 
     Short runs need a large learning rate, a fast top-k threshold and `b_dec` initialised to the mean
-    activation (DESIGN). `model` may pass an already loaded embedded `HookedTransformer`.
+    activation (`training.defaults`). `model` may pass an already loaded embedded `HookedTransformer`.
     """
     from sae_lens import (
         BatchTopKTrainingSAEConfig,

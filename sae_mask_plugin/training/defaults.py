@@ -1,4 +1,4 @@
-"""Settings that train a useful SAE in a short CPU run on the embedded default (DESIGN, "Measured"), and a
+"""Settings that train a useful SAE in a short CPU run on the embedded default (measured below), and a
 one-call Python entry point for scripts (the demo, sweeps).
 
 Short runs (<= 1 M tokens) need `b_dec` initialised to the activation mean, a learning rate of 2e-3…5e-3 and,
