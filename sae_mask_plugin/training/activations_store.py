@@ -2,9 +2,9 @@
 
 Only the training stream is masked: `get_raw_llm_batch` / `get_filtered_llm_batch` (single hook) and the
 multi-hook batch draw. `get_batch_tokens` is left alone because SAELens's in-training evals (`run_evals`) read
-clean text through it, and masking it would mask those evals too. The stream returns the *original* token ids next to the activations, so
-`exclude_special_tokens` drops what the text was (BOS), never a masked position whose mask token happens to be
-special; `loss_positions` then selects masked/unmasked positions explicitly.
+clean text through it, and masking it would mask those evals too. The stream returns the *original* token ids
+next to the activations, so `exclude_special_tokens` drops what the text was (BOS), never a masked position whose
+mask token happens to be special; `loss_positions` then selects masked/unmasked positions explicitly.
 
 Its checkpoint state makes a resumed run train on exactly the batches the uninterrupted run would have: besides
 SAELens's dataset position it saves the number of context windows drawn (SAELens's row count repeats windows of a
