@@ -251,11 +251,16 @@ def absorption_gate_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
                 "run": r.name,
                 "absorption_letters_passing": int(r.metrics["absorption_letters_passing"]),
                 "absorption_letters_needed": int(r.metrics["absorption_letters_needed"]),
+                "absorption_letters_eligible": _optional_int(r.metrics.get("absorption_letters_eligible")),
                 **{metric: r.metrics.get(metric) for metric in _GATE_ROW_METRICS},
                 "headline": headline_text,
             }
         )
     return rows
+
+
+def _optional_int(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def absorption_gate_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -277,7 +282,8 @@ def absorption_gate_lines(rows: list[dict[str, Any]]) -> list[str]:
         "feature-split latents): the score the synthetic control (`docs/absorption_control/`) found to rank-track "
         "true absorption, which SAEBench's absorption fraction, shown beside it, did not. SAEBench's ungated "
         "scores of an SAE below the gate stay in the run table but are not compared (no signal to test). Columns: "
-        "letters passing the gate / needed; the k = 1 full-absorption rate over them (gated) and a random SAE's; "
+        "letters passing the gate / needed (of those eligible: a usable probe and enough probe-positive words, "
+        "which the SAE cannot change); the k = 1 full-absorption rate over them (gated) and a random SAE's; "
         "SAEBench's absorption fraction over them (not validated on ground truth) and a random SAE's; the main "
         "latents' mean precision and recall.",
         "",
@@ -287,7 +293,13 @@ def absorption_gate_lines(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         fraction = row["gated_absorption_fraction_score"]
         lines.append(
-            f"| {row['run']} | {row['absorption_letters_passing']} / {row['absorption_letters_needed']} | "
+            f"| {row['run']} | {row['absorption_letters_passing']} / {row['absorption_letters_needed']}"
+            + (
+                f" (of {row['absorption_letters_eligible']})"
+                if row["absorption_letters_eligible"] is not None
+                else ""
+            )
+            + " | "
             f"{row['headline']} | {number(row['random_sae_k1_full_absorption_score'])} | "
             f"{NOT_MEASURABLE if fraction is None else number(fraction)} | "
             f"{number(row['random_sae_absorption_fraction_score'])} | "

@@ -200,3 +200,22 @@ def test_bad_records_are_rejected(change, message):
 def test_duplicate_letters_are_rejected():
     with pytest.raises(ValueError, match="once"):
         summarize([GOOD, GOOD], CONFIG)
+
+
+def test_the_letter_minimum_is_read_against_the_letters_eligible():
+    """A letter is eligible when its probe is usable and it has enough probe-positive words (the LLM side): the
+    SAE can only decide the rest, so the headline says how many of the eligible letters the minimum needs."""
+    few_words = replace(GOOD, num_probe_positive_words=CONFIG.min_probe_positive_words - 1)
+    weak_probe = replace(GOOD, probe_f1=CONFIG.min_probe_f1 - 0.01)
+    imprecise = replace(GOOD, main_latent_precision=0.1)  # eligible, fails on the SAE's side
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    records = [
+        replace(template, letter=letter)
+        for letter, template in zip(
+            letters, [GOOD] * 18 + [imprecise] * 4 + [few_words] * 3 + [weak_probe], strict=True
+        )
+    ]
+    summary = summarize(records, CONFIG)
+    assert (summary.letters_passing, summary.letters_eligible) == (18, 22)
+    assert summary.describe() == f"{NOT_MEASURABLE} (18 letters pass, 20 needed of 22 eligible)"
+    assert summary.to_dict()["letters_eligible"] == 22

@@ -30,9 +30,11 @@ def assert_report_matches_results(report: str, results: dict[str, Any], report_d
         values = re.findall(r"-?\d+\.\d{4}", row)
         assert values == [f"{value:.4f}" for value in _reported_metrics(run, results)]
     for gate in results.get("absorption_gate", []):
+        eligible = gate.get("absorption_letters_eligible")
         expected = (
-            f"| {gate['run']} | {gate['absorption_letters_passing']} / {gate['absorption_letters_needed']} | "
-            f"{gate['headline']} |"
+            f"| {gate['run']} | {gate['absorption_letters_passing']} / {gate['absorption_letters_needed']}"
+            + ("" if eligible is None else f" (of {eligible})")
+            + f" | {gate['headline']} |"
         )
         assert expected in report
     for name in results["plots"]:

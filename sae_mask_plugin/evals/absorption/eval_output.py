@@ -96,6 +96,12 @@ class AbsorptionGateMetrics(BaseMetrics):
         title="Letters Needed",
         description="Passing letters needed for a headline (min_feats_for_eval)",
     )
+    absorption_letters_eligible: int | None = Field(
+        default=None,
+        title="Letters Eligible",
+        description="Letters that can pass at all on this model, hook and word list: a probe with F1 at the gate's "
+        "minimum and enough probe-positive test words (the SAE decides the rest); the minimum is read against it",
+    )
     gated_k1_full_absorption_score: float | None = Field(
         title="Gated k = 1 Full Absorption Rate",
         description="Mean full-absorption rate with only each letter's k = 1 main latent (no feature-split "

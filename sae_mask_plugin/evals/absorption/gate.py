@@ -251,6 +251,9 @@ class AbsorptionGateSummary:
     mean_main_latent_precision: float | None  # over all letters given
     mean_main_latent_recall: float | None
     letters_failing_by_reason: dict[str, int] = field(default_factory=dict)
+    letters_eligible: int = (
+        0  # letters with a usable probe and enough probe-positive words (the SAE decides the rest)
+    )
 
     @property
     def passing_letters(self) -> tuple[str, ...]:
@@ -269,6 +272,7 @@ class AbsorptionGateSummary:
         return {
             "letters_passing": self.letters_passing,
             "min_passing_letters": self.min_passing_letters,
+            "letters_eligible": self.letters_eligible,
             "passing_letters": list(self.passing_letters),
             "headline_absorption_fraction": self.headline_absorption_fraction,
             "headline_full_absorption_rate": self.headline_full_absorption_rate,
@@ -286,7 +290,8 @@ class AbsorptionGateSummary:
         absorption fraction, or `NOT_MEASURABLE`."""
         if not self.measurable:
             return (
-                f"{NOT_MEASURABLE} ({self.letters_passing} letters pass, {self.min_passing_letters} needed)"
+                f"{NOT_MEASURABLE} ({self.letters_passing} letters pass, {self.min_passing_letters} needed of "
+                f"{self.letters_eligible} eligible)"
             )
         k1 = self.headline_k1_full_absorption_rate
         k1_text = "" if k1 is None else f"k = 1 full-absorption rate {k1:.3f}, "
@@ -329,4 +334,9 @@ def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> 
         mean_main_latent_precision=_mean([r.main_latent_precision for r in records]),
         mean_main_latent_recall=_mean([r.main_latent_recall for r in records]),
         letters_failing_by_reason=failing,
+        letters_eligible=sum(
+            r.probe_f1 >= config.min_probe_f1
+            and r.num_probe_positive_words >= config.min_probe_positive_words
+            for r in records
+        ),
     )

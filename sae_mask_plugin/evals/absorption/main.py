@@ -594,6 +594,7 @@ def evaluate_sae(
     gate_metrics = AbsorptionGateMetrics(
         absorption_letters_passing=summary.letters_passing,
         absorption_letters_needed=gate.min_passing_letters,
+        absorption_letters_eligible=summary.letters_eligible,
         gated_k1_full_absorption_score=summary.headline_k1_full_absorption_rate,
         gated_absorption_fraction_score=summary.headline_absorption_fraction,
         gated_full_absorption_score=summary.headline_full_absorption_rate,
