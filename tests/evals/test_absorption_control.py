@@ -294,3 +294,25 @@ def test_cells_of_another_config_are_refused(tmp_path: Path) -> None:
     cells.mkdir()
     (cells / "config.json").write_text(json.dumps({"other": 1}))
     assert main(["--tiny", "--out", str(tmp_path), "--summarise-only"]) == 2
+
+
+def test_the_gated_scores_spearman_carries_n_p_and_a_bootstrap_interval() -> None:
+    from sae_mask_plugin.evals.absorption.control.report import spearman_with_interval
+
+    rising = spearman_with_interval([(x + 0.01 * (x % 3), x) for x in range(12)])
+    assert rising["rho"] > 0.95 and rising["p_value"] < 0.001 and rising["n"] == 12
+    assert rising["ci_low"] <= rising["rho"] <= rising["ci_high"] <= 1.0
+    shuffled = spearman_with_interval(
+        list(zip(range(12), [5, 0, 9, 2, 11, 7, 1, 10, 3, 8, 6, 4], strict=True))
+    )
+    assert shuffled["p_value"] > 0.5 and shuffled["ci_low"] < 0 < shuffled["ci_high"]  # no relation: covers 0
+    assert spearman_with_interval([(0.1, 0.2), (0.3, 0.4)])["rho"] is None
+
+
+def test_the_published_control_gives_the_gated_k1_headlines_spearman() -> None:
+    results = json.loads((Path(__file__).parents[2] / "docs/absorption_control/results.json").read_text())
+    headline = results["gate"]["spearman_gated_vs_true"]["k = 1 full-absorption rate (the headline)"]
+    assert headline["n"] == results["gate"]["cells_measurable"] >= 10
+    assert headline["ci_low"] <= headline["rho"] <= headline["ci_high"]
+    readme = (Path(__file__).parents[2] / "docs/absorption_control/README.md").read_text()
+    assert f"k = 1 full-absorption rate (the headline) {headline['rho']:.2f} (n {headline['n']}" in readme

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from sae_mask_plugin.evals.absorption.gate import (  # noqa: E402
@@ -129,6 +130,8 @@ def gate_of(record: dict[str, Any], random_record: dict[str, Any] | None) -> dic
             main_latents_recall_on_probe_positive=letter["main_latents_recall_on_probe_positive"],
             absorption_fraction=letter[f"absorption_fraction_{variant}"],
             full_absorption_rate=letter[f"full_absorption_rate_{variant}"],
+            k1_absorption_fraction=letter.get("absorption_fraction_k1"),
+            k1_full_absorption_rate=letter.get("full_absorption_rate_k1"),
             null_other_letter_absorption_fraction=letter[f"absorption_fraction_other_letter_{variant}"],
             random_sae_main_latent_f1=random_f1[letter["letter"]],
         )
@@ -145,6 +148,39 @@ def gate_of(record: dict[str, Any], random_record: dict[str, Any] | None) -> dic
     }
 
 
+GATED_SCORES = {
+    "k = 1 full-absorption rate (the headline)": "headline_k1_full_absorption_rate",
+    "k = 1 absorption fraction": "headline_k1_absorption_fraction",
+    "absorption fraction (SAEBench)": "headline_absorption_fraction",
+    "full-absorption rate (SAEBench)": "headline_full_absorption_rate",
+}
+"""The gated scores whose Spearman with the truth the control publishes, by label (`AbsorptionGateSummary` keys)."""
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def spearman_with_interval(pairs: list[tuple[float, float]], seed: int = 0) -> dict[str, Any]:
+    """Spearman of (measured, true) pairs with its p-value, n and a 95 % percentile bootstrap interval over the
+    pairs (`BOOTSTRAP_RESAMPLES` resamples, seeded; resamples with a constant side are skipped)."""
+    if len(pairs) < 3:
+        return {"rho": None, "p_value": None, "n": len(pairs), "ci_low": None, "ci_high": None}
+    measured, truth = np.array(pairs).T
+    result = stats.spearmanr(measured, truth)
+    rng = np.random.default_rng(seed)
+    resampled = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        index = rng.integers(0, len(pairs), len(pairs))
+        if np.ptp(measured[index]) > 0 and np.ptp(truth[index]) > 0:
+            resampled.append(stats.spearmanr(measured[index], truth[index]).statistic)
+    low, high = np.percentile(resampled, [2.5, 97.5]) if resampled else (None, None)
+    return {
+        "rho": float(result.statistic),
+        "p_value": float(result.pvalue),
+        "n": len(pairs),
+        "ci_low": None if low is None else float(low),
+        "ci_high": None if high is None else float(high),
+    }
+
+
 def gate_results(grid: list[dict[str, Any]], random: list[dict[str, Any]]) -> dict[str, Any]:
     """The gate on every trained cell that recorded its inputs: how many are measurable, and whether the gated
     headline rank-tracks the truth."""
@@ -152,13 +188,16 @@ def gate_results(grid: list[dict[str, Any]], random: list[dict[str, Any]]) -> di
     gated = [(r, gate_of(r, random_by_shape.get(_shape(r)))) for r in grid]
     gated = [(r, g) for r, g in gated if g is not None]
     measurable = [(r, g) for r, g in gated if g["headline_absorption_fraction"] is not None]
-    pairs = [(g["headline_absorption_fraction"], r["true_absorption_intrinsic"]) for r, g in measurable]
-    rho = stats.spearmanr(*zip(*pairs, strict=True)).statistic if len(pairs) >= 3 else None
     return {
         "cells_gated": len(gated),
         "cells_measurable": len(measurable),
         "mean_letters_passing": _mean([g["letters_passing"] for _, g in gated]),
-        "spearman_gated_headline_vs_true": None if rho is None else float(rho),
+        "spearman_gated_vs_true": {
+            label: spearman_with_interval(
+                [(g[key], r["true_absorption_intrinsic"]) for r, g in measurable if g[key] is not None]
+            )
+            for label, key in GATED_SCORES.items()
+        },
         "true_absorption_passing_letters": _mean([g["true_absorption_passing_letters"] for _, g in gated]),
         "true_absorption_failing_letters": _mean([g["true_absorption_failing_letters"] for _, g in gated]),
         "letters_failing_by_reason": {
@@ -368,9 +407,14 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
     lines.append(
         f"- Per-letter signal gate (`evals/absorption/gate.py`, d-scaled cosine gates) on the {gate['cells_gated']}"
         f" trained SAEs recorded with its inputs: {_fmt(gate['mean_letters_passing'], 1)} of 26 letters pass on"
-        f" average and {gate['cells_measurable']} SAEs reach the 20 letters needed for a headline; the gated"
-        f" headline's Spearman with the truth over those is {_fmt(gate['spearman_gated_headline_vs_true'])}."
-        " True absorption"
+        f" average and {gate['cells_measurable']} SAEs reach the 20 letters needed for a headline. Over those, each"
+        " gated score's Spearman with the truth (n, p, 95 % bootstrap interval over the SAEs): "
+        + "; ".join(
+            f"{label} {_fmt(r['rho'])} (n {r['n']}, p {_fmt(r['p_value'], 3)}, [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}])"
+            for label, r in gate["spearman_gated_vs_true"].items()
+        )
+        + ". The gate measures only the SAEs where it opens, so these are read with its selection in mind (see"
+        " below: passing letters have more true absorption than failing ones). True absorption"
         f" of passing letters averages {_fmt(gate['true_absorption_passing_letters'])}, of failing ones"
         f" {_fmt(gate['true_absorption_failing_letters'])}; failures by reason: {gate['letters_failing_by_reason']}."
     )
