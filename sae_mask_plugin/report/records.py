@@ -13,6 +13,7 @@ from typing import Any
 
 from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY
 from sae_mask_plugin.evals.absorption.letter_set import (
+    FIXED_DROPPED,
     FIXED_FRACTION_SCORE,
     FIXED_K1_SCORE,
     FIXED_LETTER_METRICS,
@@ -59,6 +60,10 @@ METRICS: tuple[MetricSpec, ...] = (
         False,
     ),
     MetricSpec(FIXED_PASSING, "absorption: letters of the fixed set passing the gate", True),
+    MetricSpec(FIXED_DROPPED, "dropped-word rate, k = 1 (fixed letter set; not validated, reference)", None),
+    MetricSpec(
+        "gated_k1_dropped_score", "dropped-word rate, k = 1 (gated letters; not validated, reference)", None
+    ),
     MetricSpec(
         "random_sae_k1_full_absorption_score", "k = 1 full-absorption rate of a random SAE (reference)", None
     ),

@@ -209,3 +209,25 @@ def test_probe_caches_are_keyed_by_the_llm_dtype_and_float32_keeps_its_key():
     settings = _probe_settings(float32, "blocks.3.hook_resid_post", -6)
     assert "llm_dtype" not in settings  # existing float32 probe caches stay valid
     assert _probe_settings(bfloat16, "blocks.3.hook_resid_post", -6) == {**settings, "llm_dtype": "bfloat16"}
+
+
+def test_a_word_with_nothing_aligned_firing_is_dropped_not_absorbed():
+    """Of a letter's 4 probe-positive words, SAEBench scored the 3 whose main latents were silent: one fully
+    absorbed, one with an aligned latent firing (partly absorbed), one with only unaligned or negative latents
+    (dropped)."""
+    import pandas as pd
+
+    from sae_mask_plugin.evals.absorption.main import with_dropped_rate
+
+    raw = pd.DataFrame(
+        {
+            "letter": ["a", "a", "a"],
+            "is_full_absorption": [True, False, False],
+            "projection_feat_probe_cos": [[0.5, 0.0], [0.3, 0.1], [0.1, 0.4]],
+            "probe_projections": [[2.0, 0.1], [0.5, 0.1], [0.3, -0.2]],
+        }
+    )
+    table = pd.DataFrame({"letter": ["a", "b"], "num_probe_true_positives": [4, 0]})
+    dropped = with_dropped_rate(table, raw, aligned_cos=0.2)
+    assert dropped["dropped_rate"].tolist() == [0.25, 0.0]
+    assert "dropped_rate" not in table  # the table given is left as it was

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sae_mask_plugin.evals.absorption.letter_set import (
+    FIXED_DROPPED,
     FIXED_FRACTION_SCORE,
     FIXED_K1_SCORE,
     FIXED_PASSING,
@@ -130,3 +131,14 @@ def test_letter_scores_are_read_from_the_headline_variant_of_an_absorption_eval_
     assert scores == {"a": LetterScore(True, 0.25, 0.3), "b": LetterScore(False, 0.5, 0.3)}
     assert letter_scores_from_eval({"eval_result_unstructured": {"probe_f1_by_letter": {}}}) is None
     assert letter_scores_from_eval({"eval_result_metrics": {}}) is None
+
+
+def test_the_dropped_word_rate_is_averaged_over_the_set_when_every_letter_has_one():
+    letter_set = fix_letter_set(["ab", "ab"], LetterSetRule(min_baseline_seeds=2, min_letters=2))
+    scores = {
+        "a": LetterScore(True, 0.2, 0.1, k1_dropped_rate=0.1),
+        "b": LetterScore(True, 0.4, 0.2, k1_dropped_rate=0.3),
+    }
+    assert letter_set_scores(scores, letter_set)[FIXED_DROPPED] == pytest.approx(0.2)
+    older = {"a": LetterScore(True, 0.2, 0.1), "b": LetterScore(True, 0.4, 0.2)}  # evals before the rate
+    assert letter_set_scores(older, letter_set)[FIXED_DROPPED] is None

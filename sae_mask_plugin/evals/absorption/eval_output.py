@@ -109,6 +109,13 @@ class AbsorptionGateMetrics(BaseMetrics):
         "control (docs/absorption_control/); null: absorption not measurable here",
         json_schema_extra=DEFAULT_DISPLAY,
     )
+    gated_k1_dropped_score: float | None = Field(
+        default=None,
+        title="Dropped-Word Rate, k = 1 Main Latent (Gated)",
+        description="Share of probe-positive words, averaged over passing letters, where the k = 1 main latent is "
+        "silent and no latent aligned with the probe (decoder cosine at the absorber gate, positive projection) fires "
+        "among the top projecting ones: the letter is dropped, not absorbed (None: not measurable or not computed)",
+    )
     gated_absorption_fraction_score: float | None = Field(
         title="Gated Mean Absorption Fraction",
         description="Mean absorption fraction over passing letters only; null: absorption not measurable here",

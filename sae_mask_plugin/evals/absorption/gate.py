@@ -156,6 +156,7 @@ class LetterRecord:
     full_absorption_rate: float | None = None
     k1_absorption_fraction: float | None = None  # the same with only the k = 1 main latent; None: not scored
     k1_full_absorption_rate: float | None = None
+    k1_dropped_rate: float | None = None  # probe-positive words where no latent aligned with the probe fires
     null_other_letter_absorption_fraction: float | None = None  # scored with another letter's main latents
     random_sae_main_latent_f1: float | None = None  # a random SAE of the same shape's k = 1 latent F1
 
@@ -174,6 +175,7 @@ class LetterRecord:
             "full_absorption_rate",
             "k1_absorption_fraction",
             "k1_full_absorption_rate",
+            "k1_dropped_rate",
             "null_other_letter_absorption_fraction",
             "random_sae_main_latent_f1",
         ):
@@ -248,6 +250,7 @@ class AbsorptionGateSummary:
     headline_full_absorption_rate: float | None  # SAEBench's full-absorption rate
     headline_k1_full_absorption_rate: float | None  # the score the ground-truth control validated
     headline_k1_absorption_fraction: float | None
+    headline_k1_dropped_rate: float | None  # where nothing aligned with the letter fires: not absorption
     mean_main_latent_precision: float | None  # over all letters given
     mean_main_latent_recall: float | None
     letters_failing_by_reason: dict[str, int] = field(default_factory=dict)
@@ -277,6 +280,7 @@ class AbsorptionGateSummary:
             "headline_absorption_fraction": self.headline_absorption_fraction,
             "headline_full_absorption_rate": self.headline_full_absorption_rate,
             "headline_k1_full_absorption_rate": self.headline_k1_full_absorption_rate,
+            "headline_k1_dropped_rate": self.headline_k1_dropped_rate,
             "headline_k1_absorption_fraction": self.headline_k1_absorption_fraction,
             "mean_main_latent_precision": self.mean_main_latent_precision,
             "mean_main_latent_recall": self.mean_main_latent_recall,
@@ -330,6 +334,7 @@ def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> 
         headline_absorption_fraction=gated("absorption_fraction"),
         headline_full_absorption_rate=gated("full_absorption_rate"),
         headline_k1_full_absorption_rate=gated("k1_full_absorption_rate"),
+        headline_k1_dropped_rate=gated("k1_dropped_rate"),
         headline_k1_absorption_fraction=gated("k1_absorption_fraction"),
         mean_main_latent_precision=_mean([r.main_latent_precision for r in records]),
         mean_main_latent_recall=_mean([r.main_latent_recall for r in records]),

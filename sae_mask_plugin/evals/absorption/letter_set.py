@@ -11,7 +11,9 @@ baselines of that cell, by a rule written down before any masked SAE is scored (
 - `fixed_letters_absorption_fraction_score`: SAEBench's absorption fraction over the set (beside it);
 - `fixed_letters_passing`: how many letters of the set pass the gate in this SAE. A masked SAE that loses (or
   gains) letter latents shows here; on a letter it lost, its k = 1 score reads like absorption, so the two are
-  read together.
+  read together;
+- `fixed_letters_k1_dropped_score`: the share of probe-positive words where nothing aligned with the letter fires
+  (dropped, not absorbed; recorded beside the scores, not yet validated on ground truth).
 
 Typical use:
 
@@ -32,7 +34,8 @@ from typing import Any
 FIXED_K1_SCORE = "fixed_letters_k1_full_absorption_score"
 FIXED_FRACTION_SCORE = "fixed_letters_absorption_fraction_score"
 FIXED_PASSING = "fixed_letters_passing"
-FIXED_LETTER_METRICS = (FIXED_K1_SCORE, FIXED_FRACTION_SCORE, FIXED_PASSING)
+FIXED_DROPPED = "fixed_letters_k1_dropped_score"
+FIXED_LETTER_METRICS = (FIXED_K1_SCORE, FIXED_FRACTION_SCORE, FIXED_PASSING, FIXED_DROPPED)
 
 
 class LetterSetError(ValueError):
@@ -140,6 +143,7 @@ class LetterScore:
     passed: bool
     k1_full_absorption_rate: float | None
     absorption_fraction: float | None
+    k1_dropped_rate: float | None = None
 
 
 def letter_set_scores(
@@ -161,6 +165,7 @@ def letter_set_scores(
         FIXED_K1_SCORE: mean("k1_full_absorption_rate"),
         FIXED_FRACTION_SCORE: mean("absorption_fraction"),
         FIXED_PASSING: float(sum(scores[letter].passed for letter in letter_set.letters)),
+        FIXED_DROPPED: mean("k1_dropped_rate"),
     }
 
 
@@ -176,6 +181,7 @@ def letter_scores_from_eval(result: Mapping[str, Any]) -> dict[str, LetterScore]
             passed=bool(entry["by_variant"][variant]["passed"]),
             k1_full_absorption_rate=entry["by_variant"][variant].get("k1_full_absorption_rate"),
             absorption_fraction=entry["by_variant"][variant].get("absorption_fraction"),
+            k1_dropped_rate=entry["by_variant"][variant].get("k1_dropped_rate"),
         )
         for entry in gate["letters"]
     }

@@ -276,9 +276,34 @@ def _letter_absorption(
         raw = calculate_projection_and_cos_sims(
             calculator, sae, context.probe, layer=context.layer, likely_negs=likely_negs
         )
-        return _aggregate_results_df(raw) if len(raw) else pd.DataFrame({"letter": []})
+        if not len(raw):
+            return pd.DataFrame({"letter": []})
+        return with_dropped_rate(_aggregate_results_df(raw), raw, gates.absorber)
 
     return load_df_or_run(compute, path, force=force)
+
+
+def with_dropped_rate(table: pd.DataFrame, raw: pd.DataFrame, aligned_cos: float) -> pd.DataFrame:
+    """SAEBench's per-letter table with `dropped_rate`: the share of a letter's probe-positive words where the main
+    latents are silent (every word SAEBench scores) and no latent among the top projecting ones both points along
+    the probe (decoder cosine >= `aligned_cos`, the absorber gate) and projects positively onto it. Such a word is
+    not absorbed (nothing carries the letter), it is dropped; SAEBench's scores do not tell the two apart."""
+    aligned = raw.apply(
+        lambda row: any(
+            cos >= aligned_cos and projection > 0
+            for cos, projection in zip(
+                row["projection_feat_probe_cos"], row["probe_projections"], strict=True
+            )
+        ),
+        axis=1,
+    )
+    dropped = (~aligned & ~raw["is_full_absorption"].astype(bool)).groupby(raw["letter"]).sum()
+    table = table.copy()
+    table["dropped_rate"] = [
+        float(dropped.get(letter, 0)) / positives if positives else 0.0
+        for letter, positives in zip(table["letter"], table["num_probe_true_positives"], strict=True)
+    ]
+    return table
 
 
 def _k_sparse_probing(
@@ -321,7 +346,10 @@ def _k_sparse_probing(
 
 
 def _by_letter(table: pd.DataFrame | None, column: str) -> dict[str, float]:
-    return {} if table is None else dict(zip(table["letter"], table[column].astype(float), strict=True))
+    """`{letter: value}` of one column (empty without the table, or for a cached table written before the column)."""
+    if table is None or column not in table:
+        return {}
+    return dict(zip(table["letter"], table[column].astype(float), strict=True))
 
 
 def letter_records(
@@ -342,6 +370,7 @@ def letter_records(
         _by_letter(observed, "full_absorption_rate"),
     )
     k1_fraction, k1_full = _by_letter(k1, "mean_absorption_fraction"), _by_letter(k1, "full_absorption_rate")
+    k1_dropped = _by_letter(k1, "dropped_rate")
     null_fraction = _by_letter(null, "mean_absorption_fraction")
     records = []
     for _, row in metrics_df.iterrows():
@@ -363,6 +392,7 @@ def letter_records(
                 full_absorption_rate=full.get(letter),
                 k1_absorption_fraction=k1_fraction.get(letter),
                 k1_full_absorption_rate=k1_full.get(letter),
+                k1_dropped_rate=k1_dropped.get(letter),
                 null_other_letter_absorption_fraction=null_fraction.get(letter),
                 random_sae_main_latent_f1=random_f1[letter],
             )
@@ -396,6 +426,7 @@ def _letters_json(
         "full_absorption_rate",
         "k1_absorption_fraction",
         "k1_full_absorption_rate",
+        "k1_dropped_rate",
         "null_other_letter_absorption_fraction",
     )
     letters = []
@@ -596,6 +627,7 @@ def evaluate_sae(
         absorption_letters_needed=gate.min_passing_letters,
         absorption_letters_eligible=summary.letters_eligible,
         gated_k1_full_absorption_score=summary.headline_k1_full_absorption_rate,
+        gated_k1_dropped_score=summary.headline_k1_dropped_rate,
         gated_absorption_fraction_score=summary.headline_absorption_fraction,
         gated_full_absorption_score=summary.headline_full_absorption_rate,
         random_sae_k1_full_absorption_score=random_sae_mean("random_sae_k1_full_absorption_rate"),
