@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The low-L0 absorption search for the study's absorption arm (docs/absorption_validity/low_l0): block 6, low k,
+# one epoch of ~1 M fresh cached tokens, AuxK window 50 steps. Resumable: rerun the same line to continue.
+#   OUT=outputs/absorption_search bash scripts/absorption_validity_low_l0.sh
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+export OMP_NUM_THREADS=1
+PY=.venv/bin/python
+OUT=${OUT:-outputs/absorption_search}
+COMMON=(--out $OUT --cached-tokens 1048576 --training-tokens 1048576 --dead-feature-window 50 --words-per-letter 600)
+run() { $PY scripts/absorption_validity.py "${COMMON[@]}" "$@"; }
+run --sae L6-w8192-k8
+run --sae L6-w8192-k6 --sparse-step
+run --sae L6-w8192-k4 --sparse-step
+run --sae L6-w8192-k12 --sparse-step
+run --sae L6-w16384-k8 --sparse-step
+run --sae L6-w8192-k8-matryoshka
+run --sae L6-w8192-k8 --sparse-step --seed 1
+run --sae L6-w8192-k8 --sparse-step --seed 2
+run --sae L6-w8192-k6 --sparse-step --seed 1
+run --sae L6-w8192-k6 --sparse-step --seed 2
