@@ -207,3 +207,14 @@ def test_settings_are_read_across_seeds_and_snapshots() -> None:
         in text
     )
     assert "| L6 w8192 k8 s1 auxk50 | 300 | 1048576 |" in text  # the per-SAE table names the seed
+
+
+def test_a_folder_intro_opens_the_readme() -> None:
+    publish = load_script("absorption_validity_publish")
+    results = publish.build({"a": _seeded(18, 1_048_576, 0)})
+    text = publish.readme(results, GATE.min_passing_letters, BUDGET, intro="**What these rows are for.**")
+    assert text.splitlines()[:3] == [
+        "# Where first-letter absorption carries signal on SmolLM2-135M",
+        "",
+        "**What these rows are for.**",
+    ]
