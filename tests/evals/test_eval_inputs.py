@@ -56,7 +56,7 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
             "the evals support the hooks",
         ),
         (lambda root: _sae_folder(root, hook="blocks.3.hook_mlp_out"), "absorption", [], "absorption needs"),
-        (lambda root: _sae_folder(root), "absorption,probing", [], "unknown eval(s) ['probing']"),
+        (lambda root: _sae_folder(root), "absorption,probing", [], "unknown eval(s) probing"),
         (lambda root: _sae_folder(root), "ood", ["--ood-tasks", "5_hist_fig_ismale,99_moon"], "99_moon"),
         (lambda root: _sae_folder(root), "sparse_probing", ["--datasets", "no_such_set"], "no_such_set"),
     ],

@@ -184,11 +184,11 @@ def test_the_shard_finishing_last_writes_the_last_report(
     written: list[bool] = []
     building = threading.Event()
 
-    def slow_build(records, out_dir, notices=()):
+    def slow_build(records, out_dir, notices=(), **rules):
         building.set()
         time.sleep(BUILD_SECONDS)
         written.append(bool(notices))
-        return real_build(records, out_dir, notices=notices)
+        return real_build(records, out_dir, notices=notices, **rules)
 
     monkeypatch.setattr(sae_mask_plugin.report, "build_report", slow_build)
     _write_results(recipe, tmp_path, ["core"])
