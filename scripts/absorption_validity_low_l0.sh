@@ -9,13 +9,20 @@ PY=.venv/bin/python
 OUT=${OUT:-outputs/absorption_search}
 COMMON=(--out $OUT --cached-tokens 1048576 --training-tokens 1048576 --dead-feature-window 50 --words-per-letter 600)
 run() { $PY scripts/absorption_validity.py "${COMMON[@]}" "$@"; }
-run --sae L6-w8192-k8
+run --sae L6-w8192-k8  # the first SAE: SAELens's step (the sparse step was measured on it afterwards)
 run --sae L6-w8192-k6 --sparse-step
 run --sae L6-w8192-k4 --sparse-step
 run --sae L6-w8192-k12 --sparse-step
-run --sae L6-w16384-k8 --sparse-step
-run --sae L6-w8192-k8-matryoshka
-run --sae L6-w8192-k8 --sparse-step --seed 1
-run --sae L6-w8192-k8 --sparse-step --seed 2
+# seeds of the closest settings, then width and the study's architecture
+run --sae L6-w8192-k4 --sparse-step --seed 1
+run --sae L6-w8192-k4 --sparse-step --seed 2
 run --sae L6-w8192-k6 --sparse-step --seed 1
 run --sae L6-w8192-k6 --sparse-step --seed 2
+run --sae L6-w8192-k8 --sparse-step --seed 1
+run --sae L6-w8192-k8 --sparse-step --seed 2
+run --sae L6-w16384-k4 --sparse-step
+run --sae L6-w16384-k8 --sparse-step
+run --sae L6-w8192-k4-matryoshka --sparse-step
+run --sae L6-w8192-k8-matryoshka --sparse-step
+run --sae L6-w8192-k4 --sparse-step --seed 3
+run --sae L6-w8192-k4 --sparse-step --seed 4
