@@ -10,11 +10,10 @@ from typing import Any
 import yaml
 
 from sae_mask_plugin.errors import CommandParser, SaeMaskUserError, reports_user_errors
+from sae_mask_plugin.sweep.partial import PARTIAL_REPORT_MARK
 
 LAUNCHERS = ("local", "submitit")
 """The launchers of `sweep.execute` (a test checks they agree), named here so that `--help` imports no SAELens."""
-PARTIAL_REPORT_MARK = "> **Partial report"
-"""How a report written while evals were missing begins (`sweep.execute.partial_report_notice`)."""
 SLURM_FLAGS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism")
 
 

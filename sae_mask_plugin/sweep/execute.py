@@ -34,7 +34,7 @@ from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.files import build_lock
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.sweep.archive import read_archive, write_group_archive
-from sae_mask_plugin.sweep.cli import PARTIAL_REPORT_MARK
+from sae_mask_plugin.sweep.partial import partial_report_notice
 from sae_mask_plugin.sweep.plan import Group, pending_group, plan
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
 from sae_mask_plugin.sweep.saebench import STATUS_FILENAME as SCR_TPP_STATUS_FILENAME
@@ -194,15 +194,6 @@ def archive_group(recipe: Recipe, group: Group, out_dir: str | Path, archive: st
     evals = out / "evals" / group.name
     records = collect_runs([sae_dir(out, run) for run in group.runs] + ([evals] if evals.is_dir() else []))
     return write_group_archive(archive, recipe.name, group.name, records)
-
-
-def partial_report_notice(missing: Sequence[str]) -> str:
-    """The first line of a report written while evals are missing."""
-    shown = "; ".join(missing[:6]) + (f"; and {len(missing) - 6} more" if len(missing) > 6 else "")
-    return (
-        f"{PARTIAL_REPORT_MARK.removeprefix('> ')}: {len(missing)} evals have no result yet** ({shown}). Another shard may still be "
-        "running them (it rewrites this report when it finishes), or they failed (see the eval summaries)."
-    )
 
 
 def build_report_if_complete(

@@ -13,7 +13,6 @@ import json
 import sys
 from argparse import SUPPRESS, ArgumentError
 from collections.abc import Callable, Sequence
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,18 +24,12 @@ from sae_mask_plugin.embedded.model import check_model_available, check_model_na
 from sae_mask_plugin.errors import USER_ERROR_STATUS, CommandParser, debug_enabled, reports_user_errors
 from sae_mask_plugin.llm_dtype import check_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig, parse_mask_token
+from sae_mask_plugin.training.command import DESCRIPTION, FLAGS_FILE, PROG, installed_versions
 
 if TYPE_CHECKING:
     from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
     from sae_mask_plugin.training.flags import TrainOptions
 
-PROG = "sae-mask train"
-DESCRIPTION = (
-    "Train an SAE with SAELens, masked or not. Every SAELens training flag is accepted; --p 0 trains the baseline. "
-    "Defaults: the embedded model and corpus, settings for a short CPU run."
-)
-FLAGS_FILE = Path(__file__).with_name("flags.json")
-SNAPSHOT_PACKAGES = ("sae-lens", "simple-parsing")
 ARCHITECTURE_DEST = "cfg.sae"
 MASKING_DEST_PREFIX = "cfg.masking."
 LLM_DTYPE_DEST = "options.llm_dtype"
@@ -51,11 +44,6 @@ VALUE_TYPES: dict[str, Callable[[str], Any]] = {
 }
 """The snapshot's value parsers that load nothing heavy, by name; values of the other flags (SAELens's own parsers)
 are checked by SAELens's parser."""
-
-
-def installed_versions() -> dict[str, str]:
-    """The installed versions of the packages the snapshot of the flags depends on."""
-    return {name: version(name) for name in SNAPSHOT_PACKAGES}
 
 
 def load_flags() -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ from simple_parsing.helpers.custom_actions import BooleanOptionalAction
 from simple_parsing.wrappers.field_metavar import get_metavar
 
 from sae_mask_plugin.llm_dtype import with_llm_dtype
-from sae_mask_plugin.training.cli import DESCRIPTION, FLAGS_FILE, PROG, installed_versions
+from sae_mask_plugin.training.command import DESCRIPTION, FLAGS_FILE, PROG, installed_versions
 from sae_mask_plugin.training.config import (
     AuxKWindowWarning,
     MaskedLanguageModelSAERunnerConfig,
