@@ -316,3 +316,58 @@ def test_the_published_control_gives_the_gated_k1_headlines_spearman() -> None:
     assert headline["ci_low"] <= headline["rho"] <= headline["ci_high"]
     readme = (Path(__file__).parents[2] / "docs/absorption_control/README.md").read_text()
     assert f"k = 1 full-absorption rate (the headline) {headline['rho']:.2f} (n {headline['n']}" in readme
+
+
+def _cell(seed: int, modifier: dict | None, shift: float) -> dict:
+    """A control cell (topk d 64 w 320) whose 26 letters all pass the gate; k = 1 rate and truth 0.3 + `shift`,
+    with a seed-dependent wobble."""
+    letters = []
+    for index, letter in enumerate(LETTERS):
+        rate = 0.3 + shift + 0.01 * ((index + seed) % 3)
+        letters.append(
+            {
+                "letter": letter,
+                "probe_f1": 0.95,
+                "num_probe_true_positives": 80,
+                "k1_precision": 0.9,
+                "k1_recall": 0.8,
+                "k1_f1": 0.85,
+                "k1_cos_probe_dec": 0.9,
+                "main_latents_recall_on_probe_positive": 0.8,
+                "absorption_fraction_scaled": rate,
+                "full_absorption_rate_scaled": rate,
+                "absorption_fraction_k1": rate,
+                "full_absorption_rate_k1": rate,
+                "absorption_fraction_other_letter_scaled": 0.95,
+                "true_absorption": rate,
+            }
+        )
+    spec = {
+        "architecture": "topk",
+        "hidden_dim": 64,
+        "width": 320,
+        "k": 2,
+        "seed": seed,
+        "modifier": modifier,
+    }
+    name = f"topk-d64-w320-k2-s{seed}" + ("" if modifier is None else f"-{modifier['kind']}-p{modifier['p']}")
+    return {"name": name, "spec": spec, "measured": {"letters": letters}}
+
+
+def test_the_paired_comparison_recovers_a_known_difference_on_a_fixed_letter_set() -> None:
+    from sae_mask_plugin.evals.absorption.control.report import comparison_check
+
+    breaking = {"kind": "cooccurrence_breaking", "p": 0.3}
+    mechanism = [_cell(seed, None, 0.0) for seed in range(3)] + [
+        _cell(seed, breaking, -0.1) for seed in range(3)
+    ]
+    random_cell = _cell(0, None, 0.0)
+    for letter in random_cell["measured"]["letters"]:
+        letter["k1_f1"] = 0.1  # the null the trained main latents beat
+    (check,) = comparison_check(mechanism, [random_cell])
+    assert check["letter_set"]["n_letters"] == 26 and check["letter_set"]["rule"]["min_baseline_seeds"] == 2
+    assert check["measured_difference"]["mean"] == pytest.approx(-0.1)
+    assert check["true_difference"]["mean"] == pytest.approx(-0.1)
+    assert check["sign_recovered"] and check["measured_interval_excludes_zero"]
+    assert check["true_difference_inside_measured_interval"]
+    assert comparison_check(mechanism[:1] + mechanism[3:], [random_cell]) == []  # one baseline: no set to fix

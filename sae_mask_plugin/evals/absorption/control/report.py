@@ -21,6 +21,15 @@ from sae_mask_plugin.evals.absorption.gate import (  # noqa: E402
     headline_variant,
     summarize,
 )
+from sae_mask_plugin.evals.absorption.letter_set import (  # noqa: E402
+    FIXED_K1_SCORE,
+    FIXED_PASSING,
+    FixedLetterSet,
+    LetterScore,
+    LetterSetRule,
+    fix_letter_set,
+    letter_set_scores,
+)
 from sae_mask_plugin.files import atomic_file, write_json_atomic, write_text_atomic  # noqa: E402
 
 MEASURED_KEYS = {
@@ -208,6 +217,93 @@ def gate_results(grid: list[dict[str, Any]], random: list[dict[str, Any]]) -> di
     }
 
 
+COMPARISON_KIND = "cooccurrence_breaking"
+"""The modifier whose SAEs the paired-comparison check sets against the unmodified ones: it lowers the true
+intrinsic absorption by a known amount (the mechanism test)."""
+
+
+def comparison_check(mechanism: list[dict[str, Any]], random: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The study's absorption comparison run where the truth is known: per p of `COMPARISON_KIND`, the letters
+    passing the gate in all but one of the unmodified SAEs' seeds are fixed (`letter_set.LetterSetRule`), then each
+    seed's modified SAE is paired with its unmodified one and scored on exactly those letters; the measured k = 1
+    full-absorption rate's paired difference (mean and 95 % t-interval over seeds) is set beside the true
+    absorption's difference on the same letters, with the letters passing per arm. Entries are empty (with the
+    reason) where a set cannot be fixed."""
+    random_by_shape = {_shape(r): r for r in random}
+    baselines = {r["spec"]["seed"]: r for r in mechanism if r["spec"]["modifier"] is None}
+    gates = {
+        r["name"]: gate_of(r, random_by_shape.get(_shape(r)))
+        for r in mechanism
+        if r["spec"]["modifier"] is None or r["spec"]["modifier"]["kind"] == COMPARISON_KIND
+    }
+    if len(baselines) < 2 or any(gates[r["name"]] is None for r in baselines.values()):
+        return []
+    rule = LetterSetRule(min_baseline_seeds=len(baselines) - 1)
+    letter_set = fix_letter_set([gates[r["name"]]["passing_letters"] for r in baselines.values()], rule)
+    checks = []
+    for p in sorted({r["spec"]["modifier"]["p"] for r in mechanism if r["spec"]["modifier"]}):
+        arms = {
+            r["spec"]["seed"]: r
+            for r in mechanism
+            if r["spec"]["modifier"] == {"kind": COMPARISON_KIND, "p": p}
+        }
+        seeds = sorted(arms.keys() & baselines.keys())
+        entry: dict[str, Any] = {
+            "kind": COMPARISON_KIND,
+            "p": p,
+            "seeds": seeds,
+            "letter_set": letter_set.to_dict(),
+        }
+        if not letter_set.measurable or len(seeds) < 2:
+            checks.append(
+                {**entry, "reason": "fewer than two paired seeds or too few letters in the fixed set"}
+            )
+            continue
+        scored = {
+            side: [_on_letter_set(records[seed], gates[records[seed]["name"]], letter_set) for seed in seeds]
+            for side, records in (("baseline", baselines), ("modified", arms))
+        }
+        differences = {
+            quantity: interval([m[quantity] - b[quantity] for b, m in zip(*scored.values(), strict=True)])
+            for quantity in ("measured", "true", "letters_passing")
+        }
+        measured, true = differences["measured"], differences["true"]
+        checks.append(
+            {
+                **entry,
+                **{f"{quantity}_difference": value for quantity, value in differences.items()},
+                "sign_recovered": measured["mean"] * true["mean"] > 0,
+                "measured_interval_excludes_zero": measured["low"] > 0 or measured["high"] < 0,
+                "true_difference_inside_measured_interval": measured["low"]
+                <= true["mean"]
+                <= measured["high"],
+            }
+        )
+    return checks
+
+
+def _on_letter_set(
+    record: dict[str, Any], gate: dict[str, Any], letter_set: FixedLetterSet
+) -> dict[str, float]:
+    """One SAE on a fixed letter set: its measured k = 1 full-absorption rate (`letter_set_scores`), the true
+    absorption averaged over the same letters, and how many of them pass its own gate."""
+    letters = {letter["letter"]: letter for letter in record["measured"]["letters"]}
+    scores = {
+        letter: LetterScore(
+            passed=letter in gate["passing_letters"],
+            k1_full_absorption_rate=entry["full_absorption_rate_k1"],
+            absorption_fraction=entry[f"absorption_fraction_{gate['variant']}"],
+        )
+        for letter, entry in letters.items()
+    }
+    fixed = letter_set_scores(scores, letter_set)
+    return {
+        "measured": fixed[FIXED_K1_SCORE],
+        "true": statistics.mean(letters[letter]["true_absorption"] for letter in letter_set.letters),
+        "letters_passing": fixed[FIXED_PASSING],
+    }
+
+
 def summarise(records: dict[str, list[dict[str, Any]]], kinds: list[str]) -> dict[str, Any]:
     grid, random, mechanism = records["grid"], records["random"], records["mechanism"]
     random_scores = [r["measured"][HEADLINE] for r in random if r["measured"][HEADLINE] is not None]
@@ -238,6 +334,7 @@ def summarise(records: dict[str, list[dict[str, Any]]], kinds: list[str]) -> dic
         ],
         "gate": gate_results(grid, random),
         "mechanism": mechanism_curves(mechanism, kinds),
+        "comparison_check": comparison_check(mechanism, random),
         "grid": [cell_row(r) for r in grid],
         "random": [cell_row(r) for r in random],
         "mechanism_cells": [cell_row(r) for r in mechanism],
@@ -331,6 +428,33 @@ def plot_mechanism(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def comparison_line(check: dict[str, Any]) -> str:
+    """One README bullet: the study's paired absorption comparison against a known difference in truth."""
+    label = f"{check['kind'].replace('_', ' ')} at p {check['p']:g} against the unmodified SAEs"
+    if "reason" in check:
+        return f"- Paired comparison, {label}: not made ({check['reason']})."
+    measured, true, letters = check["measured_difference"], check["true_difference"], check["letter_set"]
+    reading = (
+        "recovers the sign of the true difference"
+        if check["sign_recovered"]
+        else "does not recover the sign of the true difference"
+    )
+    width = (
+        "its interval excludes zero"
+        if check["measured_interval_excludes_zero"]
+        else f"its interval includes zero at {measured['n']} seeds"
+    )
+    return (
+        f"- Paired comparison as the study runs it ({label}; {letters['n_letters']} letters fixed from the"
+        f" unmodified SAEs, {letters['rule']['text']}; {measured['n']} paired seeds): the measured k = 1"
+        f" full-absorption rate differs by {_fmt(measured['mean'], 3)} [{_fmt(measured['low'], 3)},"
+        f" {_fmt(measured['high'], 3)}] where the true absorption on the same letters differs by"
+        f" {_fmt(true['mean'], 3)} [{_fmt(true['low'], 3)}, {_fmt(true['high'], 3)}]: it {reading}, the true"
+        f" difference lies {'inside' if check['true_difference_inside_measured_interval'] else 'outside'} the"
+        f" measured interval, and {width}. Letters passing per arm differ by {_fmt(check['letters_passing_difference']['mean'], 2)}."
+    )
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -418,6 +542,8 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         f" of passing letters averages {_fmt(gate['true_absorption_passing_letters'])}, of failing ones"
         f" {_fmt(gate['true_absorption_failing_letters'])}; failures by reason: {gate['letters_failing_by_reason']}."
     )
+    for check in results.get("comparison_check", []):
+        lines.append(comparison_line(check))
     for kind, curves in results["mechanism"].items():
         parts = []
         for hierarchy, points in curves.items():
