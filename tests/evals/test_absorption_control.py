@@ -371,3 +371,29 @@ def test_the_paired_comparison_recovers_a_known_difference_on_a_fixed_letter_set
     assert check["sign_recovered"] and check["measured_interval_excludes_zero"]
     assert check["true_difference_inside_measured_interval"]
     assert comparison_check(mechanism[:1] + mechanism[3:], [random_cell]) == []  # one baseline: no set to fix
+
+
+def test_a_vocabulary_like_world_weights_its_words_by_zipf_and_keeps_the_letters_world_as_it_was() -> None:
+    from sae_mask_plugin.evals.absorption.control.config import vocabulary_config
+    from sae_mask_plugin.evals.absorption.control.synthetic import firing_probabilities
+
+    letters_world = WorldConfig()
+    assert (
+        letters_world.word_probabilities()
+        == [letters_world.word_probability] * letters_world.words_per_letter
+    )
+    config = vocabulary_config()
+    world = config.world
+    probabilities = world.word_probabilities()
+    assert world.words_per_letter == 50 and probabilities[0] == world.word_probability
+    assert probabilities[9] == pytest.approx(world.word_probability / 10)  # rank 10 fires a tenth as often
+    assert all(a > b for a, b in zip(probabilities, probabilities[1:], strict=False))
+    per_feature = firing_probabilities(world)
+    first_word = 26  # features 26.. are the words, letter by letter
+    assert per_feature[first_word + 50].item() == pytest.approx(
+        probabilities[0]
+    )  # the next letter's top word
+    assert {spec.seed for spec in config.mechanism_specs()} == set(range(6))
+    assert config.grid_specs()[0].width >= world.num_words
+    with pytest.raises(ControlConfigError, match="word_zipf_exponent"):
+        WorldConfig(word_zipf_exponent=-0.5)

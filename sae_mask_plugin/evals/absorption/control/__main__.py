@@ -20,6 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cells", type=Path, default=None, help="per-cell JSON folder (default: OUT/cells)")
     parser.add_argument("--tiny", action="store_true", help="a tiny grid for a smoke test")
     parser.add_argument(
+        "--world",
+        choices=("letters", "vocabulary"),
+        default="letters",
+        help="letters: 4 words per letter (the published control); vocabulary: 50 Zipf-weighted words per letter",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -36,9 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from sae_mask_plugin.evals.absorption.control.config import ControlConfig, tiny_config
+    from sae_mask_plugin.evals.absorption.control.config import (
+        ControlConfig,
+        ControlConfigError,
+        tiny_config,
+        vocabulary_config,
+    )
 
-    config = tiny_config() if args.tiny else ControlConfig()
+    if args.tiny and args.world == "vocabulary":
+        raise ControlConfigError("--tiny runs the letters world's smoke grid; drop --world vocabulary")
+    config = (
+        tiny_config() if args.tiny else vocabulary_config() if args.world == "vocabulary" else ControlConfig()
+    )
     import torch
 
     from sae_mask_plugin.evals.absorption.control.report import summarise, write_outputs

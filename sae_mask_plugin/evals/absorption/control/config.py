@@ -87,9 +87,13 @@ class WorldConfig:
     """The synthetic activations: 26 intrinsic letter parents, each with `words_per_letter` word children (a
     token is at most one word); `context_parents` contextual parents with `context_children` children each;
     `background_features` independent contextual features; one `mask` feature that fires only under replacement.
-    Firing probabilities are per sample (children: given their parent), magnitudes have mean 1."""
+    Firing probabilities are per sample (children: given their parent), magnitudes have mean 1. With
+    `word_zipf_exponent` s > 0 the words of a letter are Zipf-weighted as a vocabulary's are: the word of rank r
+    fires with probability `word_probability` * r ** -s (the top word with `word_probability`), so a few words make
+    most of a letter's occurrences and many are rare."""
 
     words_per_letter: int = 4
+    word_zipf_exponent: float = 0.0
     context_parents: int = 6
     context_children: int = 3
     background_features: int = 24
@@ -115,6 +119,16 @@ class WorldConfig:
             check_probability(name, getattr(self, name))
         if self.magnitude_std < 0:
             raise ControlConfigError(f"magnitude_std must be >= 0, got {self.magnitude_std}")
+        if self.word_zipf_exponent < 0:
+            raise ControlConfigError(f"word_zipf_exponent must be >= 0, got {self.word_zipf_exponent}")
+
+    def word_probabilities(self) -> list[float]:
+        """Each word's firing probability given its letter, by rank within the letter ([words_per_letter]):
+        `word_probability` * rank ** -s (equal without a Zipf exponent)."""
+        return [
+            self.word_probability * (rank + 1) ** -self.word_zipf_exponent
+            for rank in range(self.words_per_letter)
+        ]
 
     @property
     def num_words(self) -> int:
@@ -254,6 +268,8 @@ class ControlConfig:
     mechanism_k: int = 2
     mechanism_ps: tuple[float, ...] = (0.0, 0.3, 0.7)
     mechanism_kinds: tuple[str, ...] = MODIFIER_KINDS
+    mechanism_seeds: tuple[int, ...] | None = None
+    """Seeds of the mechanism test (and so of the paired-comparison check); None: `seeds`."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -267,6 +283,8 @@ class ControlConfig:
         ):
             if not getattr(self, name):
                 raise ControlConfigError(f"{name} must not be empty")
+        if self.mechanism_seeds is not None and not self.mechanism_seeds:
+            raise ControlConfigError("mechanism_seeds must not be empty (None: the grid's seeds)")
         _check_positive("training_samples", self.training_samples)
         _check_positive("batch_size", self.batch_size)
         if self.lr <= 0:
@@ -305,7 +323,7 @@ class ControlConfig:
             self.mechanism_k,
         )
         specs = []
-        for seed in self.seeds:
+        for seed in self.mechanism_seeds or self.seeds:
             for p in self.mechanism_ps:
                 if p == 0:
                     specs.append(SAESpec(*shape, seed))
@@ -332,4 +350,29 @@ def tiny_config() -> ControlConfig:
         mechanism_width=128,
         mechanism_k=2,
         mechanism_ps=(0.0, 0.5),
+    )
+
+
+def vocabulary_config() -> ControlConfig:
+    """A world shaped like a vocabulary: 26 letters x 50 Zipf-weighted words (exponent 1), where the 4-word world
+    made each word a large share of its letter. One SAE shape with a width to match its 1,300 word features, and the
+    mechanism test at that shape over 6 seeds, unmodified against co-occurrence breaking and replacement at p 0.3:
+    what the paired-comparison check reads. Not yet run (`python -m sae_mask_plugin.evals.absorption.control
+    --world vocabulary`)."""
+    shape = {"architecture": "topk", "hidden_dim": 256, "width": 2048, "k": 8}
+    return ControlConfig(
+        world=WorldConfig(words_per_letter=50, word_zipf_exponent=1.0),
+        architectures=(shape["architecture"],),
+        hidden_dims=(shape["hidden_dim"],),
+        widths=(shape["width"],),
+        ks=(shape["k"],),
+        seeds=(0,),
+        training_samples=600_000,
+        mechanism_architecture=shape["architecture"],
+        mechanism_hidden_dim=shape["hidden_dim"],
+        mechanism_width=shape["width"],
+        mechanism_k=shape["k"],
+        mechanism_ps=(0.0, 0.3),
+        mechanism_kinds=("cooccurrence_breaking", "replacement"),
+        mechanism_seeds=tuple(range(6)),
     )

@@ -51,7 +51,9 @@ def firing_probabilities(world: WorldConfig) -> torch.Tensor:
     """Per-feature firing probability, shape [num_features] (children: given their parent; mask: 0)."""
     probabilities = torch.zeros(world.num_features)
     probabilities[:NUM_LETTERS] = world.letter_probability
-    probabilities[NUM_LETTERS : NUM_LETTERS + world.num_words] = world.word_probability
+    probabilities[NUM_LETTERS : NUM_LETTERS + world.num_words] = torch.tensor(
+        world.word_probabilities()
+    ).repeat(NUM_LETTERS)
     contextual = world.contextual_hierarchy()
     probabilities[world.contextual_features()] = world.background_probability
     probabilities[list(contextual.children)] = world.context_parent_probability
