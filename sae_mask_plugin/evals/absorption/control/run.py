@@ -199,9 +199,25 @@ def planned_cells(config: ControlConfig) -> list[tuple[str, SAESpec, bool]]:
 
     def priority(cell: tuple[str, SAESpec, bool]) -> tuple[bool, int]:
         part, spec, _ = cell
-        return part == "grid" and spec.seed != config.seeds[0], config.seeds.index(spec.seed)
+        return part == "grid" and spec.seed != config.seeds[0], spec.seed
 
     return sorted(cells, key=priority)
+
+
+def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A cells folder's recorded config with the settings added since it was written at their defaults (which
+    reproduce what those cells ran: e.g. uniform word probabilities, the grid's seeds for the mechanism test)."""
+    defaults = json.loads(json.dumps(asdict(ControlConfig())))
+
+    def merge(recorded: Any, default: Any) -> Any:
+        if isinstance(recorded, dict) and isinstance(default, dict):
+            return {
+                key: merge(recorded[key], default.get(key)) if key in recorded else default[key]
+                for key in {*recorded, *default}
+            }
+        return recorded
+
+    return merge(stored, defaults)
 
 
 def run_cells(
@@ -217,7 +233,7 @@ def run_cells(
     settings_path = cells_dir / "config.json"
     if not settings_path.exists():
         write_json_atomic(settings_path, settings)
-    elif json.loads(settings_path.read_text()) != settings:
+    elif with_defaults(json.loads(settings_path.read_text())) != settings:
         raise ControlConfigError(
             f"{cells_dir} holds cells of a different config; choose another cells folder"
         )
