@@ -297,7 +297,11 @@ def main() -> None:
     model = load_embedded_model(dtype=getattr(torch, args.llm_dtype))
     rows_path = args.out / "rows.json"
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+    word_lists = args.words_per_letter or [600]
     for spec in (spec for spec in GRID if args.sae is None or spec.name in args.sae):
+        final = f"{sae_folder(args.out, spec, args.seed).name}-t{args.training_tokens}"
+        if all(f"{final}-words{words}" in rows for words in word_lists):
+            continue  # its rows are in (a resumed search whose SAEs are gone)
         cache_activations(args.out, spec.layer, args.cached_tokens + args.held_out, model)
         snapshots = train_sae(
             args.out,
@@ -311,7 +315,7 @@ def main() -> None:
         for snapshot in snapshots:
             tokens = int(snapshot.name.split("_")[1])
             run_name = f"{snapshot.parent.name}-t{tokens}"
-            for words in args.words_per_letter or [600]:
+            for words in word_lists:
                 key = f"{run_name}-words{words}"
                 if key in rows:
                     continue
