@@ -371,6 +371,20 @@ def test_the_paired_comparison_recovers_a_known_difference_on_a_fixed_letter_set
     assert check["sign_recovered"] and check["measured_interval_excludes_zero"]
     assert check["true_difference_inside_measured_interval"]
     assert comparison_check(mechanism[:1] + mechanism[3:], [random_cell]) == []  # one baseline: no set to fix
+    json.dumps(check)  # plain JSON values (no numpy booleans)
+
+
+def test_two_halves_of_unmodified_seeds_compare_as_equal_truth() -> None:
+    from sae_mask_plugin.evals.absorption.control.report import comparison_check
+
+    mechanism = [_cell(seed, None, 0.0) for seed in range(4)]
+    random_cell = _cell(0, None, 0.0)
+    for letter in random_cell["measured"]["letters"]:
+        letter["k1_f1"] = 0.1
+    (check,) = comparison_check(mechanism, [random_cell])
+    assert check["equal_truth"] and check["seeds"] == [2, 3]
+    assert check["measured_difference"]["low"] <= 0 <= check["measured_difference"]["high"]
+    assert check["true_difference"]["mean"] == pytest.approx(check["measured_difference"]["mean"])
 
 
 def test_a_vocabulary_like_world_weights_its_words_by_zipf_and_keeps_the_letters_world_as_it_was() -> None:

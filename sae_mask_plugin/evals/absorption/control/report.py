@@ -223,12 +223,13 @@ intrinsic absorption by a known amount (the mechanism test)."""
 
 
 def comparison_check(mechanism: list[dict[str, Any]], random: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The study's absorption comparison run where the truth is known: per p of `COMPARISON_KIND`, the letters
-    passing the gate in all but one of the unmodified SAEs' seeds are fixed (`letter_set.LetterSetRule`), then each
-    seed's modified SAE is paired with its unmodified one and scored on exactly those letters; the measured k = 1
-    full-absorption rate's paired difference (mean and 95 % t-interval over seeds) is set beside the true
-    absorption's difference on the same letters, with the letters passing per arm. Entries are empty (with the
-    reason) where a set cannot be fixed."""
+    """The study's absorption comparison run where the truth is known. Per p of `COMPARISON_KIND`: the letters
+    passing the gate in all but one of the unmodified SAEs' seeds are fixed (`letter_set.LetterSetRule`), each
+    seed's modified SAE is paired with its unmodified one and both are scored on exactly those letters; the
+    measured k = 1 full-absorption rate's paired difference (mean and 95 % t-interval over seeds) is set beside the
+    true absorption's difference on the same letters, with the letters passing per arm. With four or more
+    unmodified seeds, their first half is also compared with their second half the same way (equal truth: the
+    interval should cover zero). An entry says why where it cannot be made."""
     random_by_shape = {_shape(r): r for r in random}
     baselines = {r["spec"]["seed"]: r for r in mechanism if r["spec"]["modifier"] is None}
     gates = {
@@ -238,48 +239,58 @@ def comparison_check(mechanism: list[dict[str, Any]], random: list[dict[str, Any
     }
     if len(baselines) < 2 or any(gates[r["name"]] is None for r in baselines.values()):
         return []
-    rule = LetterSetRule(min_baseline_seeds=len(baselines) - 1)
-    letter_set = fix_letter_set([gates[r["name"]]["passing_letters"] for r in baselines.values()], rule)
     checks = []
+    letter_set = _fixed_from(list(baselines.values()), gates)
     for p in sorted({r["spec"]["modifier"]["p"] for r in mechanism if r["spec"]["modifier"]}):
         arms = {
             r["spec"]["seed"]: r
             for r in mechanism
             if r["spec"]["modifier"] == {"kind": COMPARISON_KIND, "p": p}
         }
-        seeds = sorted(arms.keys() & baselines.keys())
-        entry: dict[str, Any] = {
-            "kind": COMPARISON_KIND,
-            "p": p,
-            "seeds": seeds,
-            "letter_set": letter_set.to_dict(),
-        }
-        if not letter_set.measurable or len(seeds) < 2:
-            checks.append(
-                {**entry, "reason": "fewer than two paired seeds or too few letters in the fixed set"}
-            )
-            continue
-        scored = {
-            side: [_on_letter_set(records[seed], gates[records[seed]["name"]], letter_set) for seed in seeds]
-            for side, records in (("baseline", baselines), ("modified", arms))
-        }
-        differences = {
-            quantity: interval([m[quantity] - b[quantity] for b, m in zip(*scored.values(), strict=True)])
-            for quantity in ("measured", "true", "letters_passing")
-        }
-        measured, true = differences["measured"], differences["true"]
-        checks.append(
-            {
-                **entry,
-                **{f"{quantity}_difference": value for quantity, value in differences.items()},
-                "sign_recovered": measured["mean"] * true["mean"] > 0,
-                "measured_interval_excludes_zero": measured["low"] > 0 or measured["high"] < 0,
-                "true_difference_inside_measured_interval": measured["low"]
-                <= true["mean"]
-                <= measured["high"],
-            }
-        )
+        pairs = [(baselines[seed], arms[seed]) for seed in sorted(arms.keys() & baselines.keys())]
+        checks.append(_paired_difference({"kind": COMPARISON_KIND, "p": p}, pairs, letter_set, gates))
+    if len(baselines) >= 4:
+        seeds = sorted(baselines)
+        first, second = seeds[: len(seeds) // 2], seeds[len(seeds) // 2 : 2 * (len(seeds) // 2)]
+        halves = [(baselines[a], baselines[b]) for a, b in zip(first, second, strict=True)]
+        entry = {"kind": "unmodified", "p": 0.0, "equal_truth": True}
+        checks.append(_paired_difference(entry, halves, _fixed_from([a for a, _ in halves], gates), gates))
     return checks
+
+
+def _fixed_from(baselines: list[dict[str, Any]], gates: dict[str, Any]) -> FixedLetterSet:
+    """The letters passing the gate in all but one of `baselines` (at least one)."""
+    rule = LetterSetRule(min_baseline_seeds=max(1, len(baselines) - 1))
+    return fix_letter_set([gates[r["name"]]["passing_letters"] for r in baselines], rule)
+
+
+def _paired_difference(
+    entry: dict[str, Any],
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    letter_set: FixedLetterSet,
+    gates: dict[str, Any],
+) -> dict[str, Any]:
+    """One check: (reference, compared) SAEs paired by seed, scored on `letter_set`; the differences compared −
+    reference of the measured k = 1 rate, the truth and the letters passing, and how the measured one reads."""
+    entry = {**entry, "seeds": [b["spec"]["seed"] for _, b in pairs], "letter_set": letter_set.to_dict()}
+    if not letter_set.measurable or len(pairs) < 2:
+        return {**entry, "reason": "fewer than two paired seeds or too few letters in the fixed set"}
+    scored = [
+        [_on_letter_set(record, gates[record["name"]], letter_set) for record in pair] for pair in pairs
+    ]
+    differences = {
+        quantity: interval([compared[quantity] - reference[quantity] for reference, compared in scored])
+        for quantity in ("measured", "true", "letters_passing")
+    }
+    measured, true = differences["measured"], differences["true"]
+    low, high = measured["low"], measured["high"]
+    return {
+        **entry,
+        **{f"{quantity}_difference": value for quantity, value in differences.items()},
+        "sign_recovered": bool(measured["mean"] * true["mean"] > 0),
+        "measured_interval_excludes_zero": bool(low > 0 or high < 0),
+        "true_difference_inside_measured_interval": bool(low <= true["mean"] <= high),
+    }
 
 
 def _on_letter_set(
@@ -430,15 +441,19 @@ def plot_mechanism(results: dict[str, Any], path: Path) -> None:
 
 def comparison_line(check: dict[str, Any]) -> str:
     """One README bullet: the study's paired absorption comparison against a known difference in truth."""
-    label = f"{check['kind'].replace('_', ' ')} at p {check['p']:g} against the unmodified SAEs"
+    if check.get("equal_truth"):
+        label = "unmodified SAEs of one half of the seeds against the other half: equal truth"
+    else:
+        label = f"{check['kind'].replace('_', ' ')} at p {check['p']:g} against the unmodified SAEs"
     if "reason" in check:
         return f"- Paired comparison, {label}: not made ({check['reason']})."
     measured, true, letters = check["measured_difference"], check["true_difference"], check["letter_set"]
-    reading = (
-        "recovers the sign of the true difference"
-        if check["sign_recovered"]
-        else "does not recover the sign of the true difference"
-    )
+    if check.get("equal_truth"):
+        reading = "should find no difference"
+    elif check["sign_recovered"]:
+        reading = "recovers the sign of the true difference"
+    else:
+        reading = "does not recover the sign of the true difference"
     width = (
         "its interval excludes zero"
         if check["measured_interval_excludes_zero"]
