@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +36,7 @@ from sae_mask_plugin.files import build_lock
 from sae_mask_plugin.report.records import RunRecord
 from sae_mask_plugin.sweep.archive import read_archive, write_group_archive
 from sae_mask_plugin.sweep.partial import partial_report_notice
-from sae_mask_plugin.sweep.plan import Group, pending_group, plan
+from sae_mask_plugin.sweep.plan import Group, pending_group, plan, progress_line
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, EXTERNAL_EVALS, Recipe, Run, load_recipe
 from sae_mask_plugin.sweep.saebench import STATUS_FILENAME as SCR_TPP_STATUS_FILENAME
 from sae_mask_plugin.sweep.saebench import run_scr_and_tpp
@@ -236,16 +237,26 @@ def run_shard(
     is archived there. The shard that completes the grid also writes the report."""
     archived = read_archive(archive, recipe.name)
     paths: list[Path] = []
-    for whole_group in shard.select(plan(recipe)) if shard is not None else plan(recipe):
-        group = pending_group(whole_group, lambda run: run.name in archived)
-        if group is None:
-            continue
+    selected = shard.select(plan(recipe)) if shard is not None else plan(recipe)
+    groups = [
+        group for whole in selected if (group := pending_group(whole, lambda run: run.name in archived))
+    ]
+    started = time.monotonic()
+
+    def progress(index: int, stage: str) -> None:
+        print(progress_line(recipe, groups, index, stage, time.monotonic() - started), flush=True)
+
+    for index, group in enumerate(groups):
+        progress(index, "training and calibration")
         group_paths = train_group(recipe, group, out_dir)
         if recipe.evals:
+            progress(index, "evals")
             evaluate_group(recipe, group, group_paths, out_dir)
         if archive is not None:
             archive_group(recipe, group, out_dir, archive)
         paths += group_paths
+    if recipe.report:
+        progress(len(groups), "report")
     build_report_if_complete(recipe, out_dir, archive)
     return paths
 

@@ -261,3 +261,23 @@ def format_plan(
             "from the recipe's measured throughput, on a machine running nothing else)"
         )
     return "\n".join(lines)
+
+
+def progress_line(recipe: Recipe, groups: Sequence[Group], index: int, stage: str, elapsed: float) -> str:
+    """One progress line of a local run: the stage of group `index` of `groups` (or the report when `index` is
+    past them), the wall time so far and, from the recipe's throughput, an estimate of the time left (that group's
+    training counted only before it ran, the first SAE's eval cost only in the first group)."""
+    if index >= len(groups):
+        return f"[{recipe.name}] every group done: the report; {duration(elapsed)} so far"
+    group = groups[index]
+    line = f"[{recipe.name}] group {index + 1}/{len(groups)} {group.name} ({len(group.runs)} SAEs): {stage}"
+    line += f"; {duration(elapsed)} so far"
+    speed = recipe.measured_throughput
+    if speed is None:
+        return line
+    training, evals = estimated_seconds(recipe, groups[index:])
+    if stage == "evals":
+        training -= estimated_seconds(recipe, groups[index : index + 1])[0]
+    if index > 0 and recipe.evals:
+        evals -= speed.eval_seconds_first - speed.eval_seconds_each
+    return f"{line}, ~{duration(training + evals)} left (estimate from the recipe's throughput)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sae_mask_plugin.sweep.plan import GIB, estimated_seconds, format_plan, pending_group, plan
+from sae_mask_plugin.sweep.plan import GIB, duration, estimated_seconds, format_plan, pending_group, plan
 from sae_mask_plugin.sweep.recipe import RecipeError, load_recipe
 
 
@@ -141,3 +141,24 @@ def test_bad_throughput_fails_at_load(change, message):
         load_recipe("cpu_demo_quick", {"throughput": {"float32": {**THROUGHPUT, **change}}})
     with pytest.raises(RecipeError, match="throughput"):
         load_recipe("cpu_demo_quick", {"throughput": {"float16": THROUGHPUT}})
+
+
+def test_a_local_run_prints_one_line_per_stage_with_the_time_left() -> None:
+    from sae_mask_plugin.sweep.plan import progress_line
+
+    recipe = load_recipe("cpu_demo_quick")
+    groups = plan(recipe)
+    first = progress_line(recipe, groups, 0, "training and calibration", 0.0)
+    assert first.startswith(
+        "[cpu_demo_quick] group 1/2 p0-s0 (3 SAEs): training and calibration; 0 min so far, ~"
+    )
+    training, evals = estimated_seconds(recipe, groups)
+    assert f"~{duration(training + evals)} left" in first
+    later = progress_line(recipe, groups, 1, "evals", 600.0)
+    assert "group 2/2" in later and "10 min so far" in later
+    left = [float(line.split("~")[1].split(" min")[0]) for line in (first, later)]
+    assert left[1] < left[0]
+    assert (
+        progress_line(recipe, groups, 2, "report", 900.0)
+        == "[cpu_demo_quick] every group done: the report; 15 min so far"
+    )

@@ -59,9 +59,12 @@ def _check_sae_folders(paths: list[Path], out: Path) -> None:
     assert (out / "report" / "report.md").is_file()
 
 
-def test_two_shards_through_the_local_launcher(tiny_recipe: Recipe, tmp_path: Path, monkeypatch) -> None:
+def test_two_shards_through_the_local_launcher(
+    tiny_recipe: Recipe, tmp_path: Path, monkeypatch, capsys
+) -> None:
     first = run_recipe(tiny_recipe, tmp_path, shard="0/2")
     assert len(first) == 1 and not (tmp_path / "report").exists()
+    assert "(1 SAEs): training and calibration; 0 min so far" in capsys.readouterr().out  # one line per stage
     second = run_recipe(tiny_recipe, tmp_path, shard="1/2")
     assert len(second) == 1
     _check_sae_folders(first + second, tmp_path)
