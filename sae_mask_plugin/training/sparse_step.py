@@ -18,6 +18,7 @@ False and SAELens's step runs unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +35,9 @@ from torch.nn import functional
 from sae_mask_plugin.errors import SaeMaskUserError
 
 SPARSE_STEP_ARCHITECTURES = ("topk", "batchtopk", "matryoshka_batchtopk")
+CANDIDATES_PER_K = 4
+"""BatchTopK's selection looks at each token's top 4 x k latents before choosing over the batch (exact unless a
+token fills them all, when the whole batch is searched)."""
 
 
 def supports_sparse_step(cfg: TrainingSAEConfig) -> bool:
@@ -213,10 +217,21 @@ class SparseBatchTopKTrainingSAE(_SparseStep, BatchTopKTrainingSAE):
     threshold SAELens tracks for inference updated from them."""
 
     def choose(self, hidden_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The top k x batch ReLU'd pre-activations of the whole batch, sorted by token."""
-        flat = hidden_pre.relu().flatten()
-        chosen = flat.topk(int(self.cfg.k * hidden_pre.shape[0]), dim=-1).indices.sort().values
-        return chosen // hidden_pre.shape[1], chosen % hidden_pre.shape[1]
+        """The top k x batch ReLU'd pre-activations of the whole batch, sorted by token. Chosen in two stages, each
+        token's top `CANDIDATES_PER_K` x k first and the batch's top k x batch among those, which is the same set
+        unless a token fills all its candidates (then the whole batch is searched, as SAELens does)."""
+        acts = hidden_pre.relu()
+        batch, width = acts.shape
+        total = int(self.cfg.k * batch)
+        per_token = min(width, CANDIDATES_PER_K * math.ceil(self.cfg.k))
+        candidates = acts.topk(per_token, dim=-1, sorted=False)
+        chosen = candidates.values.flatten().topk(total).indices
+        tokens = torch.div(chosen, per_token, rounding_mode="floor")
+        if per_token < width and int(torch.bincount(tokens, minlength=batch).max()) >= per_token:
+            flat = acts.flatten().topk(total).indices.sort().values
+            return flat // width, flat % width
+        order = tokens.argsort()
+        return tokens[order], candidates.indices.flatten()[chosen][order]
 
     def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
         if not supports_sparse_step(self.cfg) or step_input.sae_in.ndim != 2:

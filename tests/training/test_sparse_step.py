@@ -213,3 +213,21 @@ def test_a_multi_sae_run_gives_the_sparse_step_to_the_saes_that_take_it(tmp_path
     runner.run()
     assert SAE.load_from_disk(str(tmp_path / "multi" / "topk")).cfg.architecture() == "topk"
     assert SAE.load_from_disk(str(tmp_path / "multi" / "matryoshka")).cfg.architecture() == "jumprelu"
+
+
+def test_batchtopk_chooses_the_batchs_top_pairs_also_when_one_token_holds_many():
+    """The two-stage choice (each token's candidates, then the batch's top) equals the whole batch's top k x
+    batch; a token with more active latents than its candidates sends the choice to the whole batch."""
+    _, sparse = _pair("batchtopk")
+    for heavy in (False, True):
+        hidden_pre = torch.randn(BATCH, D_SAE)
+        if heavy:
+            hidden_pre[3] = 50 + torch.rand(D_SAE)  # one token above every other, on every latent
+        tokens, latents = sparse.choose(hidden_pre)
+        flat = hidden_pre.relu().flatten().topk(K * BATCH).indices
+        assert set(zip(tokens.tolist(), latents.tolist(), strict=True)) == {
+            (int(i) // D_SAE, int(i) % D_SAE) for i in flat
+        }
+        assert torch.equal(tokens, tokens.sort().values)
+        if heavy:
+            assert int((tokens == 3).sum()) == D_SAE
