@@ -22,6 +22,7 @@ from sae_mask_plugin.report.gates import (
     TrainingGate,
     absorption_gate_lines,
     absorption_gate_rows,
+    absorption_measurable,
     below_training_gate,
     gate_warnings,
     training_gate_note,
@@ -391,6 +392,48 @@ def _ood_task_lines(ood_tasks: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def summary_sentences(data: ReportData) -> list[str]:
+    """Three plain sentences that open the report: what was compared, what the gates let through, and what the
+    comparison shows (the effects that hold after FDR, or why none can be claimed). Every number is the report's."""
+    baselines = [r for r in data.records if r.is_baseline]
+    masked = [r for r in data.records if not r.is_baseline]
+    seeds = data.settings["seeds"]
+    conditions = sorted({r.condition for r in masked})
+    compared = (
+        f"This report compares {len(masked)} masked SAEs ({', '.join(conditions) or 'none'}) with {len(baselines)} "
+        f"baselines ({', '.join(sorted({r.shape for r in data.records}))}) over {len(seeds)} seed"
+        f"{'' if len(seeds) == 1 else 's'}."
+    )
+    below = [r for r in baselines if below_training_gate(r.metrics, data.training_gate)]
+    gated = [r for r in data.records if "absorption_letters_passing" in r.metrics]
+    absorption = (
+        f" Absorption is measurable for {sum(absorption_measurable(r) for r in gated)} of {len(gated)} SAEs."
+        if gated
+        else ""
+    )
+    gates = f"{len(baselines) - len(below)} of {len(baselines)} baselines pass the training gate.{absorption}"
+    holding: dict[tuple[str, str], list[float]] = {}
+    for cell in data.headline_cells("matched L0"):
+        for c in data.matched.get(cell, []):
+            if c.survives_fdr and not c.depends_on_interpolation and c.metric in KEY_METRICS:
+                verdict = c.single_verdict.removeprefix("masked ")
+                holding.setdefault((METRICS_BY_KEY[c.metric].label, verdict), []).append(c.difference.mean)
+    if len(seeds) < 2:
+        shows = "With one seed no difference has an interval, so none below is called an effect."
+    elif holding:
+        parts = [
+            f"{label} {verdict} in {len(means)} cell{'' if len(means) == 1 else 's'} "
+            f"({min(means):+.3f} to {max(means):+.3f})"
+            if len(means) > 1
+            else f"{label} {verdict} in 1 cell ({means[0]:+.3f})"
+            for (label, verdict), means in holding.items()
+        ]
+        shows = f"At matched L0, the masked SAEs' differences that hold after FDR: {'; '.join(parts)}."
+    else:
+        shows = "At matched L0, no headline difference holds after FDR."
+    return [compared, gates, shows]
+
+
 def _setting_text(key: str) -> Callable[[Any], str]:
     """How a setting's values print: mask tokens as code (a token like `<filename>` is not HTML), others as is."""
     return (lambda value: f"`{value}`") if key == "mask_tokens" else str
@@ -401,7 +444,7 @@ def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) 
     if notices:
         lines[-1] = lines[-1].removesuffix("\n>")
         lines.append("")
-    lines += ["# Masked regularization: baseline vs masked SAEs", ""]
+    lines += ["# Masked regularization: baseline vs masked SAEs", "", *summary_sentences(data), ""]
     lines += [f"> ⚠ {warning}\n>" for warning in data.gates]
     if data.gates:
         lines.append("")

@@ -28,3 +28,23 @@ def test_the_absorption_gate_table_has_short_headers_explained_above_it():
     header = next(line for line in lines if line.startswith("| run |"))
     assert len(header) <= 100
     assert "| run-p0.0-k16-s0 | 12 / 20 | absorption not measurable here |" in "\n".join(lines)
+
+
+def test_the_report_opens_with_three_sentences_read_off_its_numbers(tmp_path):
+    records = []
+    for seed in range(3):
+        for k, l0 in ((16, 16.0), (32, 32.0)):
+            records.append(run_record(0.0, seed, k, l0=l0, explained_variance=0.9, frac_alive=0.95))
+        records.append(
+            run_record(0.3, seed, 32, l0=24.0, explained_variance=0.85 - 0.001 * seed, frac_alive=0.95)
+        )
+    report = build_report(records, tmp_path).report.read_text()
+    opening = report.split("\n\n")[1].splitlines()  # one paragraph, a sentence a line
+    assert opening[0].startswith("This report compares 3 masked SAEs (p=0.3 token) with 6 baselines")
+    assert opening[0].endswith("over 3 seeds.")
+    assert opening[1] == "6 of 6 baselines pass the training gate."
+    assert opening[2].startswith(
+        "At matched L0, the masked SAEs' differences that hold after FDR: explained variance"
+    )
+    one_seed = build_report(records[:3], tmp_path / "one").report.read_text()
+    assert "With one seed no difference has an interval" in one_seed
