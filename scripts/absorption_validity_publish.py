@@ -342,6 +342,41 @@ def word_budget_lines(budget: dict[str, Any]) -> list[str]:
     return lines
 
 
+def seed_choice_lines(summaries: list[dict[str, Any]], needed: int) -> list[str]:
+    """The arm's setting, read off the across-seeds summaries: a setting whose seeds mostly reach `needed` letters,
+    else the fixed-letter design with the setting whose all-but-one-seed letter set is largest (10 letters at
+    least), else neither."""
+    lines = ["## The arm's setting (across seeds)", ""]
+    seeded = [row for row in summaries if len(row["seeds"]) >= 3]
+    passing = [row for row in seeded if row["seeds_reaching_needed"] > len(row["seeds"]) / 2]
+    if passing:
+        best = max(passing, key=lambda row: row["seeds_reaching_needed"] / len(row["seeds"]))
+        return [
+            *lines,
+            f"{best['setting']} reaches {needed} letters in {best['seeds_reaching_needed']} of {len(best['seeds'])} "
+            "seeds: the gate passes there in most seeds.",
+            "",
+        ]
+    if not seeded:
+        return [*lines, "No setting has three seeds yet: the choice waits for them.", ""]
+    fixed = max(seeded, key=lambda row: len(row["letters_all_but_one_seed"]))
+    reach = ", ".join(
+        f"{row['setting']} {row['seeds_reaching_needed']} of {len(row['seeds'])}" for row in seeded
+    )
+    if len(fixed["letters_all_but_one_seed"]) >= 10:
+        choice = (
+            f"the fixed-letter design applies: {fixed['setting']} has {len(fixed['letters_all_but_one_seed'])} letters "
+            f"passing in all but one of its seeds ({len(fixed['letters_every_seed'])} in every seed)"
+        )
+    else:
+        choice = "no setting has 10 letters passing in all but one of its seeds either"
+    return [
+        *lines,
+        f"No setting with three or more seeds reaches {needed} letters in most seeds ({reach}); {choice}.",
+        "",
+    ]
+
+
 def choice_lines(results: dict[str, Any], budget: dict[str, Any], needed: int) -> list[str]:
     """The study's setting, read off the table and the word budget."""
     enough = next(row for row in budget["rows"] if row["letters_with_min_test_words"] >= needed)
@@ -515,10 +550,16 @@ def readme(
         + ", ".join(f"{hook} {seconds:.0f} s" for hook, seconds in first.items())
         + (f"; further SAEs {min(further):.0f}–{max(further):.0f} s." if further else "."),
     ]
-    searched = [r for r in table if r.get("passing_letters") is not None]
-    lines += ["", *across_seeds_lines(across_seeds(searched, needed), needed)]
-    lines += ["## One factor at a time", "", *series_lines(results["series"])]
-    lines += ["", *word_budget_lines(budget), *choice_lines(results, budget, needed)]
+    summaries = across_seeds([r for r in table if r.get("passing_letters") is not None], needed)
+    seeded = any(
+        len(row["seeds"]) >= 2 for row in summaries
+    )  # a grid of one seed per setting has no such reading
+    if seeded:
+        lines += ["", *across_seeds_lines(summaries, needed), *seed_choice_lines(summaries, needed)]
+    lines += ["", "## One factor at a time", "", *series_lines(results["series"])]
+    # rows with seeds are chosen from across seeds (above); a single SAE passing once decides nothing
+    choice = [] if seeded else choice_lines(results, budget, needed)
+    lines += ["", *word_budget_lines(budget), *choice]
     if first_pass is not None:
         lines += first_pass_lines(first_pass)
     return "\n".join(lines) + "\n"

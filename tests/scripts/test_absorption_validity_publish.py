@@ -218,3 +218,24 @@ def test_a_folder_intro_opens_the_readme() -> None:
         "",
         "**What these rows are for.**",
     ]
+
+
+def test_the_arm_setting_is_read_across_seeds_not_off_one_passing_snapshot() -> None:
+    publish = load_script("absorption_validity_publish")
+    rows = {
+        "s0": _seeded(22, 1_048_576, 0),  # one seed passes (22 letters with enough words, all precise)
+        "s1": _seeded(18, 1_048_576, 1),
+        "s2": _seeded(16, 1_048_576, 2),
+    }
+    text = publish.readme(publish.build(rows), GATE.min_passing_letters, BUDGET)
+    assert "The study's setting" not in text  # one SAE passing decides nothing
+    assert (
+        "No setting with three or more seeds reaches 20 letters in most seeds (L6 w8192 k8 auxk50 1 of 3); the "
+        "fixed-letter design applies: L6 w8192 k8 auxk50 has 18 letters passing in all but one of its seeds "
+        "(16 in every seed)." in text
+    )
+    rows["s2"] = _seeded(21, 1_048_576, 2)
+    text = publish.readme(publish.build(rows), GATE.min_passing_letters, BUDGET)
+    assert (
+        "L6 w8192 k8 auxk50 reaches 20 letters in 2 of 3 seeds: the gate passes there in most seeds." in text
+    )
