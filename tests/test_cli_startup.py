@@ -63,6 +63,7 @@ def test_help_loads_nothing_heavy(argv):
         (["mask-tokens", "--p", "2"], "need 0 < --p < 1"),
         (["compare", "{tmp}/missing", "--out", "{tmp}/report"], "not a folder"),
         (["compare", "{tmp}", "--out", "{tmp}/report"], "no saved SAE"),
+        (["compare", "{tmp}", "--out", "{tmp}/report", "--recipe", "no_such_recipe"], "shipped recipes: "),
         (["sweep", "no_such_recipe", "--dry-run"], "shipped recipes: "),
         (["sweep", "cpu_demo_quick", "--set", "bad"], "expected KEY=VALUE"),
         (["sweep", "cpu_demo_quick", "--dry-run", "--set", "training_tokens=-5"], "training_tokens must be"),

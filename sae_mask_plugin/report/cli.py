@@ -20,13 +20,28 @@ def main(argv: list[str]) -> int:
         "run_dirs", nargs="+", metavar="RUN_DIR", help="folders holding SAEs and eval results"
     )
     parser.add_argument("--out", required=True, help="folder for report.md, results.json and plots")
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        help="a recipe (file or shipped name) whose training_gate and absorption_letter_set the report applies",
+    )
     args = parser.parse_args(argv)
+    rules: dict = {}
+    if args.recipe is not None:  # a bad recipe answers before the runs are read
+        from sae_mask_plugin.report.gates import DEFAULT_TRAINING_GATE
+        from sae_mask_plugin.sweep.recipe import load_recipe
+
+        recipe = load_recipe(args.recipe)
+        rules = {
+            "training_gate": recipe.training_gate or DEFAULT_TRAINING_GATE,
+            "letter_set_rule": recipe.absorption_letter_set,
+        }
     from sae_mask_plugin.report.collect import collect_runs
 
     # Missing or foreign folders answer before the report's plotting loads.
     records = collect_runs(args.run_dirs)
     from sae_mask_plugin.report.build import build_report
 
-    files = build_report(records, args.out)
+    files = build_report(records, args.out, **rules)
     print(f"{len(records)} SAEs compared; report: {files.report}")
     return 0

@@ -84,6 +84,15 @@ def test_compare_pairs_a_plain_saelens_baseline_with_a_masked_run(tmp_path, embe
     assert {c["metric"] for c in results["same_k_comparisons"][cell]} >= {"sae_ood_accuracy", "sae_ood_gap"}
     assert results["matched_l0_comparisons"] == {}  # one k and no core eval: nothing to match on
 
+    gated = tmp_path / "report-with-rules"
+    argv = ["compare", str(tmp_path / "plain"), str(tmp_path / "masked"), "--out", str(gated)]
+    assert sae_mask([*argv, "--recipe", "smollm2_study_v2"]) == 0  # the recipe's gate written before its runs
+    gate = json.loads((gated / "results.json").read_text())["training_gate"]
+    assert gate["plateau_explained_variance"] == {
+        "matryoshka_batchtopk w4096 k16": 0.806,
+        "matryoshka_batchtopk w4096 k32": 0.831,
+    }
+
 
 def test_compare_refuses_folders_without_saes(tmp_path, capsys):
     assert sae_mask(["compare", str(tmp_path), "--out", str(tmp_path / "report")]) == 2
