@@ -273,15 +273,10 @@ class SparseStepError(SaeMaskUserError, ValueError):
     """`sparse_sae_step` asked of a run where no SAE can take it."""
 
 
-def takes_sparse_step(cfg: TrainingSAEConfig) -> bool:
-    """Whether an SAE of this training config trains with the sparse step when a runner asks for it."""
-    return supports_sparse_step(cfg)
-
-
 def check_sparse_step(sae_configs: Iterable[TrainingSAEConfig]) -> None:
     """Raise `SparseStepError` when none of `sae_configs` can take the sparse step (before any model load)."""
     configs = list(sae_configs)
-    if not any(takes_sparse_step(cfg) for cfg in configs):
+    if not any(supports_sparse_step(cfg) for cfg in configs):
         architectures = ", ".join(sorted({cfg.architecture() for cfg in configs}))
         raise SparseStepError(
             f"sparse_sae_step applies to {', '.join(SPARSE_STEP_ARCHITECTURES)} SAEs without run-time activation "
@@ -291,9 +286,9 @@ def check_sparse_step(sae_configs: Iterable[TrainingSAEConfig]) -> None:
 
 
 def with_sparse_step(sae: TrainingSAE[Any]) -> TrainingSAE[Any]:
-    """`sae` with the sparse step (same config, weights and buffers) where `takes_sparse_step`, else `sae`."""
+    """`sae` with the sparse step (same config, weights and buffers) where `supports_sparse_step`, else `sae`."""
     sparse_class = SPARSE_STEP_CLASSES.get(type(sae))
-    if sparse_class is None or not takes_sparse_step(sae.cfg):
+    if sparse_class is None or not supports_sparse_step(sae.cfg):
         return sae
     sparse = sparse_class(sae.cfg)  # type: ignore[call-arg]
     sparse.load_state_dict(sae.state_dict())

@@ -34,7 +34,6 @@ from sae_mask_plugin.training.sparse_step import (
     SparseStepError,
     SparseTopKTrainingSAE,
     supports_sparse_step,
-    takes_sparse_step,
     with_sparse_step,
 )
 
@@ -178,7 +177,7 @@ def test_a_runner_asked_for_the_sparse_step_trains_topk_with_it_and_saves_a_stoc
 
 
 def test_the_sparse_step_leaves_other_architectures_on_saelens_step_and_refuses_a_run_with_none(tmp_path):
-    assert not takes_sparse_step(StandardTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE))
+    assert not supports_sparse_step(StandardTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE))
     standard = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=D_IN, d_sae=D_SAE))
     assert with_sparse_step(standard) is standard
     with pytest.raises(SparseStepError, match="this run trains standard"):
