@@ -28,14 +28,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     rules: dict = {}
     if args.recipe is not None:  # a bad recipe answers before the runs are read
-        from sae_mask_plugin.report.gates import DEFAULT_TRAINING_GATE
         from sae_mask_plugin.sweep.recipe import load_recipe
 
-        recipe = load_recipe(args.recipe)
-        rules = {
-            "training_gate": recipe.training_gate or DEFAULT_TRAINING_GATE,
-            "letter_set_rule": recipe.absorption_letter_set,
-        }
+        rules = load_recipe(args.recipe).report_rules()
     from sae_mask_plugin.report.collect import collect_runs
 
     # Missing or foreign folders answer before the report's plotting loads.

@@ -210,7 +210,6 @@ def build_report_if_complete(
     if not recipe.report or not all(is_finished(sae_dir(out, run)) for run in present):
         return None
     from sae_mask_plugin.report import build_report, collect_runs
-    from sae_mask_plugin.report.gates import DEFAULT_TRAINING_GATE
 
     with build_lock(out / "report"):
         missing = missing_evals(recipe, out, done=list(archived))
@@ -220,13 +219,7 @@ def build_report_if_complete(
             roots += [out / "evals"] if (out / "evals").is_dir() else []
             records = collect_runs(roots) + records
         notices = [partial_report_notice(missing)] if missing else []
-        return build_report(
-            records,
-            out / "report",
-            notices=notices,
-            letter_set_rule=recipe.absorption_letter_set,
-            training_gate=recipe.training_gate or DEFAULT_TRAINING_GATE,
-        ).report
+        return build_report(records, out / "report", notices=notices, **recipe.report_rules()).report
 
 
 def run_shard(

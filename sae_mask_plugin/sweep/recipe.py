@@ -31,7 +31,7 @@ from sae_mask_plugin.llm_dtype import (
     with_llm_dtype,
 )
 from sae_mask_plugin.masking.config import MaskingConfig
-from sae_mask_plugin.report.gates import TrainingGate, TrainingGateError
+from sae_mask_plugin.report.gates import DEFAULT_TRAINING_GATE, TrainingGate, TrainingGateError
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
 
 if TYPE_CHECKING:
@@ -408,6 +408,14 @@ class Recipe:
         if not self.llm_on_cpu:
             return None
         return emulated_bf16_notice(self.llm_dtype, "`--set llm_dtype=float32`")  # type: ignore[arg-type]
+
+    def report_rules(self) -> dict[str, Any]:
+        """The `build_report` keywords this recipe sets: its training gate (the default when unset) and its
+        absorption letter-set rule."""
+        return {
+            "training_gate": self.training_gate or DEFAULT_TRAINING_GATE,
+            "letter_set_rule": self.absorption_letter_set,
+        }
 
     def eval_settings(self) -> dict[str, Any]:
         """The config of each eval run by `sae-mask eval`: the preset's, in the LLM dtype of training, with
