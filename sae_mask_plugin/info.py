@@ -14,7 +14,7 @@ from sae_mask_plugin.embedded.model import (
     is_embedded_model_built,
 )
 from sae_mask_plugin.errors import CommandParser, reports_user_errors
-from sae_mask_plugin.llm_dtype import NATIVE_BF16_FLAGS, cpu_flags, default_llm_dtype
+from sae_mask_plugin.llm_dtype import NATIVE_BF16_FLAGS, cpu_flags, cpu_model, default_llm_dtype
 
 PACKAGES = (
     "sae-mask-plugin",
@@ -68,6 +68,7 @@ def describe() -> dict[str, object]:
         "cache_root": f"{cache_root()} (override with ${CACHE_ENV_VAR})",
         "model_cache": str(embedded_model_dir()),
         "model_cache_built": is_embedded_model_built(),
+        "cpu_model": cpu_model() or "not named by the system",
         "cpu_bf16_features": ", ".join(
             f"{flag} {'yes' if flag in flags else 'no'}" for flag in NATIVE_BF16_FLAGS
         ),

@@ -26,6 +26,9 @@ NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 """`/proc/cpuinfo` flags of CPUs that compute bfloat16 matrix products natively (AMX tiles, AVX-512 dot products)."""
 LLM_DTYPE_METADATA_KEY = "llm_dtype"
 """The key under which a saved SAE's metadata records the dtype of the LLM activations it was trained on."""
+CPU_MODEL_METADATA_KEY = "cpu_model"
+"""The key under which a saved SAE's metadata records the CPU model that computed its LLM activations (bfloat16
+speed and rounding differ between CPU kinds; None where the CPU names no model)."""
 UNRECORDED_LLM_DTYPE = "float32"
 """The dtype assumed for SAEs that record none (SAELens's default: stock SAELens SAEs, older plugin SAEs)."""
 CPUINFO = Path("/proc/cpuinfo")
@@ -69,6 +72,20 @@ def cpu_flags(cpuinfo: Path | None = None) -> frozenset[str]:
         if key.strip() in ("flags", "Features"):
             return frozenset(value.split())
     return frozenset()
+
+
+def cpu_model(cpuinfo: Path | None = None) -> str | None:
+    """The `model name` of the first processor in `cpuinfo` (default `CPUINFO`), e.g. `AMD EPYC 9R14 96-Core
+    Processor`; None when the file is missing or names no model."""
+    try:
+        text = (cpuinfo or CPUINFO).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return None
 
 
 def resolve_llm_dtype(flags: Iterable[str]) -> LlmDtypeChoice:

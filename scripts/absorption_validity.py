@@ -23,7 +23,7 @@ import torch
 
 from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
 from sae_mask_plugin.files import atomic_file, write_json_atomic
-from sae_mask_plugin.llm_dtype import default_llm_dtype
+from sae_mask_plugin.llm_dtype import cpu_model, default_llm_dtype
 
 CONTEXT_SIZE = 128
 SEQPOS_SLICE = (2, None)  # as the demo recipe trains: the first text token of a window carries massive norms
@@ -334,6 +334,7 @@ def main() -> None:
                     "training_tokens": tokens,
                     "words_per_letter": words,
                     "llm_dtype": args.llm_dtype,
+                    "cpu_model": cpu_model(),
                     "cached_tokens": args.cached_tokens,
                     "eval_wall_seconds": result["wall_seconds"],
                     **held_out_quality(args.out, snapshot, spec.layer, args.held_out),

@@ -12,6 +12,7 @@ from sae_mask_plugin.llm_dtype import (
     LlmDtypeError,
     check_same_llm_dtype,
     cpu_flags,
+    cpu_model,
     default_llm_dtype,
     resolve_llm_dtype,
     with_llm_dtype,
@@ -27,7 +28,10 @@ def cpu(tmp_path, monkeypatch):
 
     def report(flags: str) -> None:
         path = tmp_path / "cpuinfo"
-        path.write_text(f"processor\t: 0\nvendor_id\t: test\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+        path.write_text(
+            f"processor\t: 0\nvendor_id\t: test\nmodel name\t: Test CPU 9000\nflags\t\t: {flags}\n\n"
+            "processor\t: 1\n"
+        )
         monkeypatch.setattr(llm_dtype, "CPUINFO", path)
         default_llm_dtype.cache_clear()
 
@@ -62,6 +66,14 @@ def test_flags_are_read_from_cpuinfo(cpu, tmp_path):
     assert cpu_flags(tmp_path / "missing") == frozenset()
 
 
+def test_the_cpu_model_is_read_from_cpuinfo(cpu, tmp_path):
+    cpu(AMX)
+    assert cpu_model() == "Test CPU 9000"
+    assert cpu_model(tmp_path / "missing") is None
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd\n")
+    assert cpu_model(tmp_path / "arm") is None
+
+
 def test_explicit_dtypes_win_and_contradictions_are_refused(cpu):
     cpu(NO_BF16)
     assert with_llm_dtype(None, None) == {"dtype": "float32"}
@@ -82,7 +94,7 @@ def test_info_prints_the_deciding_features_and_the_default(cpu, capsys):
     cpu(NO_BF16)
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert "amx_bf16 no, avx512_bf16 no" in out
+    assert "amx_bf16 no, avx512_bf16 no" in out and "cpu_model          Test CPU 9000" in out
     assert "default_llm_dtype  float32 (the CPU has neither amx_bf16 nor avx512_bf16" in out
     cpu(AMX)
     main([])

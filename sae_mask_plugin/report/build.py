@@ -135,6 +135,7 @@ def _settings(records: list[RunRecord]) -> dict[str, list[Any]]:
         "k": distinct(r.k for r in records),
         "training_tokens": distinct(r.training_tokens for r in records),
         "llm_dtypes": distinct(r.llm_dtype for r in records),
+        "cpu_models": distinct(r.cpu_model for r in records),
         "seeds": distinct(r.seed for r in records),
         "masking_p": distinct(r.mask_p for r in records),
         "mask_tokens": distinct(r.mask_token for r in records),

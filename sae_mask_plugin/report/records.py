@@ -20,7 +20,7 @@ from sae_mask_plugin.evals.absorption.letter_set import (
     FIXED_PASSING,
 )
 from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
-from sae_mask_plugin.llm_dtype import LLM_DTYPE_METADATA_KEY
+from sae_mask_plugin.llm_dtype import CPU_MODEL_METADATA_KEY, LLM_DTYPE_METADATA_KEY
 from sae_mask_plugin.training.metadata import (
     read_masking_record,
     saved_training_architecture,
@@ -145,6 +145,8 @@ class RunRecord:
     """The positions a masked SAE trained on (`all`, `unmasked` or `masked`; `all` for a baseline)."""
     llm_dtype: str | None = None
     """The dtype of the LLM activations the SAE trained on, from its metadata (None: not recorded)."""
+    cpu_model: str | None = None
+    """The CPU model that computed the LLM activations the SAE trained on (None: not recorded)."""
     absorption_letters: dict[str, dict[str, Any]] | None = None
     """Per letter, the absorption eval's `LetterScore` fields (None: no absorption eval with its gate)."""
 
@@ -220,4 +222,5 @@ def read_sae_record(
         ood_tasks=ood_tasks,
         loss_positions=str(masking.get("loss_positions", "all")) if mask_p > 0 else "all",
         llm_dtype=metadata.get(LLM_DTYPE_METADATA_KEY),
+        cpu_model=metadata.get(CPU_MODEL_METADATA_KEY),
     )

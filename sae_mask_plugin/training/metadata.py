@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sae_mask_plugin.files import SAE_CFG_FILENAME
-from sae_mask_plugin.llm_dtype import LLM_DTYPE_METADATA_KEY
+from sae_mask_plugin.llm_dtype import CPU_MODEL_METADATA_KEY, LLM_DTYPE_METADATA_KEY, cpu_model
 from sae_mask_plugin.masking.config import MaskingConfig
 
 if TYPE_CHECKING:  # reading saved folders needs no torch or SAELens (the report's and calibration's checks)
@@ -95,9 +95,11 @@ def read_cache_masking(cache_path: str | Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_llm_dtype_metadata(sae: SAE[Any] | TrainingSAE[Any], llm_dtype: str) -> None:
-    """Record the dtype of the LLM activations the SAE trained on (`llm_dtype.recorded_llm_dtype` reads it)."""
+def write_compute_metadata(sae: SAE[Any] | TrainingSAE[Any], llm_dtype: str) -> None:
+    """Record the dtype of the LLM activations the SAE trained on (`llm_dtype.recorded_llm_dtype` reads it) and
+    the CPU model of this machine, which computed them."""
     sae.cfg.metadata[LLM_DTYPE_METADATA_KEY] = llm_dtype
+    sae.cfg.metadata[CPU_MODEL_METADATA_KEY] = cpu_model()
 
 
 def write_cache_llm_dtype(cache_path: str | Path, llm_dtype: str) -> None:

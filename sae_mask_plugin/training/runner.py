@@ -44,7 +44,7 @@ from sae_mask_plugin.training.metadata import (
     masking_record,
     read_cache_llm_dtype,
     read_cache_masking,
-    write_llm_dtype_metadata,
+    write_compute_metadata,
     write_masking_metadata,
 )
 from sae_mask_plugin.training.preflight import build_masker, check_cached_window_length, preflight
@@ -211,7 +211,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
     def _set_sae_metadata(self) -> None:
         super()._set_sae_metadata()
         write_masking_metadata(self.sae, self.masking_record())
-        write_llm_dtype_metadata(self.sae, self.llm_dtype)
+        write_compute_metadata(self.sae, self.llm_dtype)
 
     def save_final_sae(
         self,
@@ -222,7 +222,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         """SAELens's saving, staged so that a failure leaves no partial file in `output_path`; with
         `calibrate_threshold` the staged SAE is calibrated on clean text before it is published."""
         write_masking_metadata(sae, self.masking_record())
-        write_llm_dtype_metadata(sae, self.llm_dtype)
+        write_compute_metadata(sae, self.llm_dtype)
         with staged_directory(output_path) as staging:
             super().save_final_sae(sae, str(staging), log_feature_sparsity)
             if self.cfg.calibrate_threshold:
@@ -301,7 +301,7 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
         llm_dtype = model_llm_dtype(self.model)
         for sae in saes.values():
             write_masking_metadata(sae, record)
-            write_llm_dtype_metadata(sae, llm_dtype)
+            write_compute_metadata(sae, llm_dtype)
 
     def _set_sae_metadata(self) -> None:
         super()._set_sae_metadata()

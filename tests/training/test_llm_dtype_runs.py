@@ -15,7 +15,8 @@ from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig,
 from sae_mask_plugin.calibration import CALIBRATION_METADATA_KEY
 from sae_mask_plugin.evals.common import read_sae_source
 from sae_mask_plugin.evals.dtype_fidelity import mean_next_token_loss, relative_error
-from sae_mask_plugin.llm_dtype import LlmDtypeError, recorded_llm_dtype
+from sae_mask_plugin.llm_dtype import LlmDtypeError, cpu_model, recorded_llm_dtype
+from sae_mask_plugin.report.records import read_sae_record
 from sae_mask_plugin.training.metadata import read_masking_metadata
 
 
@@ -42,6 +43,7 @@ def test_the_llm_dtype_is_recorded_with_the_sae_and_guards_its_evals(
 
     saved = json.loads((tmp_path / "sae" / "cfg.json").read_text())["metadata"]
     assert recorded_llm_dtype(saved) == dtype
+    assert read_sae_record(tmp_path / "sae").cpu_model == saved["cpu_model"] == cpu_model()
     assert saved[CALIBRATION_METADATA_KEY]["clean_l0_calibrated"] == pytest.approx(
         4, rel=0.05
     )  # calibrated in `dtype`
