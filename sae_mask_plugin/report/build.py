@@ -54,6 +54,12 @@ from sae_mask_plugin.report.statements import (
     view_verdicts,
 )
 from sae_mask_plugin.report.stats import ALTERNATIVE_INTERPOLATION, PRIMARY_INTERPOLATION, PairedComparison
+from sae_mask_plugin.report.study_reference import (
+    ReferenceRow,
+    StudyReference,
+    reference_lines,
+    reference_rows,
+)
 
 REPORT_FILE = "report.md"
 RESULTS_FILE = "results.json"
@@ -86,6 +92,13 @@ class ReportData:
     training_gate: TrainingGate = DEFAULT_TRAINING_GATE
     letter_sets: dict[str, FixedLetterSet] = field(default_factory=dict)
     """Cell label → the absorption letter set its SAEs are scored on (`report.letter_sets`; empty without a rule)."""
+    study_reference: StudyReference | None = None
+    """A published study whose intervals the report's differences are placed against (`report.study_reference`)."""
+
+    @property
+    def reference_rows(self) -> list[ReferenceRow]:
+        """The report's differences beside the study's intervals (empty without a reference)."""
+        return [] if self.study_reference is None else reference_rows(self.views, self.study_reference)
 
     @property
     def views(self) -> dict[str, Comparisons]:
@@ -173,9 +186,11 @@ def collect_report_data(
     records: list[RunRecord],
     letter_set_rule: LetterSetRule | None = None,
     training_gate: TrainingGate = DEFAULT_TRAINING_GATE,
+    study_reference: StudyReference | None = None,
 ) -> ReportData:
     """Compute both comparison views, the gates and the settings of `records`; with `letter_set_rule`, absorption
-    on each cell's fixed letter set too (`report.letter_sets`); `training_gate` says when a baseline is trained."""
+    on each cell's fixed letter set too (`report.letter_sets`); `training_gate` says when a baseline is trained;
+    `study_reference`: a published study to place the differences against."""
     records = with_gate_margins(records, training_gate)
     letter_sets: dict[str, FixedLetterSet] = {}
     if letter_set_rule is not None:
@@ -193,6 +208,7 @@ def collect_report_data(
         below_gate=cells_below_training_gate(records, training_gate),
         training_gate=training_gate,
         letter_sets=letter_sets,
+        study_reference=study_reference,
     )
 
 
@@ -449,6 +465,8 @@ def _markdown(data: ReportData, plot_files: list[Path], notices: Sequence[str]) 
     lines += [f"> ⚠ {warning}\n>" for warning in data.gates]
     if data.gates:
         lines.append("")
+    if data.study_reference is not None:
+        lines += reference_lines(data.reference_rows, data.study_reference)
     lines += _headline_lines(data)
     lines += ["## Setup", ""]
     lines += [
@@ -506,16 +524,18 @@ def build_report(
     notices: Sequence[str] = (),
     letter_set_rule: LetterSetRule | None = None,
     training_gate: TrainingGate = DEFAULT_TRAINING_GATE,
+    study_reference: StudyReference | None = None,
 ) -> ReportFiles:
     """Write `report.md`, `results.json` and the plots into `out_dir` (each written atomically). `notices`
     (markdown, one line each) open the report, e.g. that it is partial; `results.json` keeps them too.
     `letter_set_rule`: compare absorption on each cell's letter set fixed from its baselines by this rule;
-    `training_gate`: when a baseline counts as trained (a cell resting on one that is not leaves the headline)."""
+    `training_gate`: when a baseline counts as trained (a cell resting on one that is not leaves the headline);
+    `study_reference`: a published study whose intervals each difference is placed against, after the opening."""
     if not records:
         raise ValueError("no SAEs to report on")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = collect_report_data(records, letter_set_rule, training_gate)
+    data = collect_report_data(records, letter_set_rule, training_gate, study_reference)
     records = data.records
     candidates = [
         plots.plot_frontiers(records, out_dir / "metrics_vs_l0.png"),
@@ -532,6 +552,13 @@ def build_report(
         ],
         "ood_tasks": data.ood_tasks,
         "absorption_gate": absorption_gate_rows(records),
+        "study_reference": None
+        if data.study_reference is None
+        else {
+            "name": data.study_reference.name,
+            "about": data.study_reference.about,
+            "rows": [{**asdict(row), "placement": row.placement} for row in data.reference_rows],
+        },
         "absorption_letter_sets": {
             label: letter_set.to_dict() for label, letter_set in data.letter_sets.items()
         },

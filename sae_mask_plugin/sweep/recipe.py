@@ -32,6 +32,7 @@ from sae_mask_plugin.llm_dtype import (
 )
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.report.gates import DEFAULT_TRAINING_GATE, TrainingGate, TrainingGateError
+from sae_mask_plugin.report.study_reference import available_study_references, load_study_reference
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
 
 if TYPE_CHECKING:
@@ -273,6 +274,8 @@ class Recipe:
         absorption_letter_set: `LetterSetRule` fields (e.g. `{min_baseline_seeds: 4}`): the report compares
             absorption on each cell's letter set fixed from its baselines by this rule, written down before any
             masked SAE is scored (None: no fixed-set comparison).
+        study_reference: A published study shipped with the package (`report.study_reference`, e.g.
+            `smollm2_study_v2`) whose 95 % intervals the report places each difference against (None: none).
         slurm: Resources of each SLURM array task.
         throughput: Speeds measured on a machine per LLM dtype (`{float32: {...}, bfloat16: {...}}`), for the
             dry run's estimate of the wall time there in the recipe's `llm_dtype` (None: no estimate).
@@ -303,6 +306,7 @@ class Recipe:
     report: bool = False
     training_gate: TrainingGate | None = None
     absorption_letter_set: LetterSetRule | None = None
+    study_reference: str | None = None
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     throughput: dict[str, Throughput] | None = None
     runs: list[Run] = field(init=False, repr=False)
@@ -340,6 +344,11 @@ class Recipe:
         if any(not 0 < a < b <= 1 for a, b in zip(fractions, [*fractions[1:], 1.0], strict=True)):
             raise RecipeError(f"matryoshka_fractions must increase strictly within (0, 1), got {fractions}")
         check_names("masking", self.masking, MASKING_FIELDS)
+        if self.study_reference is not None and self.study_reference not in available_study_references():
+            raise RecipeError(
+                f"study_reference: no study named {self.study_reference!r}; shipped: "
+                f"{', '.join(available_study_references())}"
+            )
         check_names("eval_options", self.eval_options, EVAL_OPTIONS)
         # The checks below read SAELens's configs and registry, and SAEBench's eval configs.
         check_names("runner", self.runner, runner_fields())
@@ -410,11 +419,14 @@ class Recipe:
         return emulated_bf16_notice(self.llm_dtype, "`--set llm_dtype=float32`")  # type: ignore[arg-type]
 
     def report_rules(self) -> dict[str, Any]:
-        """The `build_report` keywords this recipe sets: its training gate (the default when unset) and its
-        absorption letter-set rule."""
+        """The `build_report` keywords this recipe sets: its training gate (the default when unset), its
+        absorption letter-set rule and the study its differences are placed against."""
         return {
             "training_gate": self.training_gate or DEFAULT_TRAINING_GATE,
             "letter_set_rule": self.absorption_letter_set,
+            "study_reference": None
+            if self.study_reference is None
+            else load_study_reference(self.study_reference),
         }
 
     def eval_settings(self) -> dict[str, Any]:

@@ -44,7 +44,9 @@ def test_tiny_demo_writes_a_consistent_report_and_resumes(tmp_path):
     unmatched = {entry["cell"] for entry in results["unmatched"]}
     assert matched | unmatched == set(results["same_k_comparisons"]) and not matched & unmatched
     text = report.read_text()
-    assert "SmolLM2-135M-Instruct" in text and "blocks.12.hook_resid_post" in text and "8192" in text
+    assert "SmolLM2-135M-Instruct" in text and "blocks.6.hook_resid_post" in text and "8192" in text
+    # the tiny grid's cells are not the study's
+    assert "No cell of this report is a cell of smollm2_study_v2" in text
     assert "One seed per condition" in text and "no interval is available" in text
     assert "## Headline" in text and "calibrated to L0 = k on 4096 clean tokens for 4 of 4 SAEs" in text
 
