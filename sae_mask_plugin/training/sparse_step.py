@@ -38,6 +38,10 @@ SPARSE_STEP_ARCHITECTURES = ("topk", "batchtopk", "matryoshka_batchtopk")
 CANDIDATES_PER_K = 4
 """BatchTopK's selection looks at each token's top 4 x k latents before choosing over the batch (exact unless a
 token fills them all, when the whole batch is searched)."""
+THRESHOLD_PREFILTER = 0.9
+"""BatchTopK's selection first keeps the pre-activations above 0.9 x the threshold SAELens tracks (a running
+estimate of the smallest chosen activation); when at least k x batch pass, the batch's top k x batch lie among
+them (exact), else the per-token candidates are searched."""
 
 
 def supports_sparse_step(cfg: TrainingSAEConfig) -> bool:
@@ -98,6 +102,13 @@ def _sparse(
     return torch.sparse_coo_tensor(torch.stack([rows, columns]), values, size, check_invariants=False)
 
 
+def row_pairs(columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(tokens, latents)` pairs sorted by token ([batch * m] each) of `columns` [batch, m], the latents chosen per
+    token."""
+    tokens = torch.arange(columns.shape[0], device=columns.device).repeat_interleave(columns.shape[1])
+    return tokens, columns.reshape(-1)
+
+
 def decode_pairs(
     tokens: torch.Tensor, latents: torch.Tensor, weights: torch.Tensor, W_dec: torch.Tensor, batch: int
 ) -> torch.Tensor:
@@ -119,11 +130,7 @@ class _SparseStep:
 
     def choose(self, hidden_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The active (token, latent) pairs of a batch, sorted by token: the top k per token."""
-        latents = hidden_pre.topk(int(self.cfg.k), dim=-1, sorted=False).indices
-        tokens = torch.arange(hidden_pre.shape[0], device=hidden_pre.device).repeat_interleave(
-            latents.shape[1]
-        )
-        return tokens, latents.reshape(-1)
+        return row_pairs(hidden_pre.topk(int(self.cfg.k), dim=-1, sorted=False).indices)
 
     def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
         """SAELens's step on the chosen pairs. `hidden_pre` in the output is the dense pre-activation without
@@ -140,7 +147,7 @@ class _SparseStep:
             hidden_pre = unscaled if norms is None else unscaled * norms
             tokens, latents = self.choose(hidden_pre)
         acts = self._chosen_pre_activations(sae_in, unscaled, tokens, latents, norms).relu()
-        weights = acts if norms is None else acts / norms[latents]
+        weights = self._decoder_weights(acts, latents, norms)
         sae_out = decode_pairs(tokens, latents, weights, self.W_dec, batch) + self.b_dec
         mse_loss = self.mse_loss_fn(sae_out, step_input.sae_in).sum(dim=-1).mean()  # type: ignore[attr-defined]
         aux_loss = self._sparse_aux_loss(sae_in, step_input, sae_out, unscaled, hidden_pre, norms)
@@ -150,7 +157,7 @@ class _SparseStep:
             losses[f"inner_mse_loss_{width}"] = inner_loss
             loss = loss + inner_loss
         feature_acts = torch.zeros_like(hidden_pre).index_put_((tokens, latents), acts.detach())
-        return TrainStepOutput(
+        output = TrainStepOutput(
             sae_in=step_input.sae_in,
             sae_out=sae_out,
             feature_acts=feature_acts,
@@ -158,6 +165,19 @@ class _SparseStep:
             loss=loss,
             losses=losses,
         )
+        self.after_sparse_step(output)
+        return output
+
+    def after_sparse_step(self, output: TrainStepOutput) -> None:
+        """What SAELens's step does after its loss (nothing for TopK)."""
+
+    @staticmethod
+    def _decoder_weights(
+        acts: torch.Tensor, latents: torch.Tensor, norms: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The weights [n] that multiply the chosen `W_dec` rows: the activations, divided by the decoder norms
+        when activations were rescaled by them."""
+        return acts if norms is None else acts / norms[latents]
 
     def inner_losses(
         self, target: torch.Tensor, tokens: torch.Tensor, latents: torch.Tensor, weights: torch.Tensor
@@ -198,10 +218,9 @@ class _SparseStep:
         dead = dead_neuron_mask.nonzero().squeeze(-1)
         with torch.no_grad():
             among_dead = hidden_pre[:, dead].topk(min(half, num_dead), dim=-1, sorted=False).indices
-        tokens = torch.arange(sae_in.shape[0], device=sae_in.device).repeat_interleave(among_dead.shape[1])
-        latents = dead[among_dead.reshape(-1)]
+        tokens, latents = row_pairs(dead[among_dead])
         acts = self._chosen_pre_activations(sae_in, unscaled, tokens, latents, norms)
-        weights = acts if norms is None else acts / norms[latents]
+        weights = self._decoder_weights(acts, latents, norms)
         recons = decode_pairs(tokens, latents, weights, self.W_dec, sae_in.shape[0])
         residual = (step_input.sae_in - sae_out).detach()
         scale = min(num_dead / half, 1.0)
@@ -217,29 +236,32 @@ class SparseBatchTopKTrainingSAE(_SparseStep, BatchTopKTrainingSAE):
     threshold SAELens tracks for inference updated from them."""
 
     def choose(self, hidden_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The top k x batch ReLU'd pre-activations of the whole batch, sorted by token. Chosen in two stages, each
+        """The top k x batch ReLU'd pre-activations of the whole batch, sorted by token: among those above
+        `THRESHOLD_PREFILTER` x the tracked threshold when k x batch of them pass it, else in two stages, each
         token's top `CANDIDATES_PER_K` x k first and the batch's top k x batch among those, which is the same set
         unless a token fills all its candidates (then the whole batch is searched, as SAELens does)."""
         acts = hidden_pre.relu()
         batch, width = acts.shape
         total = int(self.cfg.k * batch)
+        flat_acts = acts.flatten()
+        above = (flat_acts > THRESHOLD_PREFILTER * float(self.topk_threshold)).nonzero().squeeze(-1)
+        if len(above) >= total:
+            flat = above[flat_acts[above].topk(total, sorted=False).indices].sort().values
+            return flat // width, flat % width
         per_token = min(width, CANDIDATES_PER_K * math.ceil(self.cfg.k))
         candidates = acts.topk(per_token, dim=-1, sorted=False)
         chosen = candidates.values.flatten().topk(total).indices
         tokens = torch.div(chosen, per_token, rounding_mode="floor")
         if per_token < width and int(torch.bincount(tokens, minlength=batch).max()) >= per_token:
-            flat = acts.flatten().topk(total).indices.sort().values
+            flat = flat_acts.topk(total).indices.sort().values
             return flat // width, flat % width
         order = tokens.argsort()
         return tokens[order], candidates.indices.flatten()[chosen][order]
 
-    def training_forward_pass(self, step_input: TrainStepInput) -> TrainStepOutput:
-        if not supports_sparse_step(self.cfg) or step_input.sae_in.ndim != 2:
-            return super().training_forward_pass(step_input)
-        output = _SparseStep.training_forward_pass(self, step_input)
+    def after_sparse_step(self, output: TrainStepOutput) -> None:
+        """SAELens's threshold update from the chosen activations (as `BatchTopKTrainingSAE` does after its step)."""
         self.update_topk_threshold(output.feature_acts)
         output.metrics["topk_threshold"] = self.topk_threshold
-        return output
 
 
 class SparseMatryoshkaBatchTopKTrainingSAE(SparseBatchTopKTrainingSAE, MatryoshkaBatchTopKTrainingSAE):

@@ -214,10 +214,14 @@ def test_a_multi_sae_run_gives_the_sparse_step_to_the_saes_that_take_it(tmp_path
     assert SAE.load_from_disk(str(tmp_path / "multi" / "matryoshka")).cfg.architecture() == "jumprelu"
 
 
-def test_batchtopk_chooses_the_batchs_top_pairs_also_when_one_token_holds_many():
-    """The two-stage choice (each token's candidates, then the batch's top) equals the whole batch's top k x
-    batch; a token with more active latents than its candidates sends the choice to the whole batch."""
+@pytest.mark.parametrize("threshold", [0.0, 1.0, 100.0])  # prefilter wide, near the k x batch-th value, empty
+def test_batchtopk_chooses_the_batchs_top_pairs_also_when_one_token_holds_many(threshold):
+    """Each way of choosing (among the pre-activations above the tracked threshold; each token's candidates, then
+    the batch's top) gives the whole batch's top k x batch; a token with more active latents than its candidates
+    sends the two-stage choice to the whole batch."""
     _, sparse = _pair("batchtopk")
+    sparse.topk_threshold.fill_(threshold)
+    torch.manual_seed(1)
     for heavy in (False, True):
         hidden_pre = torch.randn(BATCH, D_SAE)
         if heavy:
