@@ -81,6 +81,10 @@ def test_unknown_and_offline_models(offline, tmp_path, capfd):
         (["train", "--mask_token", "two words", "--p", "0.3"], "is not a single token"),
         (["compare", "{tmp}/missing", "--out", "{tmp}/report"], "not a folder"),
         (["compare", "{tmp}", "--out", "{tmp}/report"], "no saved SAE"),
+        (
+            ["compare", "{tmp}", "--out", "{tmp}/r", "--study-reference", "nope"],
+            "no study reference named 'nope'",
+        ),
         (["eval", "--sae", "{tmp}/missing", "--out", "{tmp}/evals"], "does not exist"),
         (["demo", "--out", "{tmp}"], "not a previous run of the demo"),
         (["demo", "--out", "{tmp}/new", "--set", "training_tokens=-5"], "training_tokens must be"),

@@ -23,14 +23,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--recipe",
         default=None,
-        help="a recipe (file or shipped name) whose training_gate and absorption_letter_set the report applies",
+        help="a recipe (file or shipped name) whose training_gate, absorption_letter_set and study_reference the "
+        "report applies",
+    )
+    parser.add_argument(
+        "--study-reference",
+        default=None,
+        metavar="NAME",
+        help="a published study shipped with the package (e.g. smollm2_study_v2) whose 95 %% intervals each "
+        "difference is placed against (overrides the recipe's)",
     )
     args = parser.parse_args(argv)
     rules: dict = {}
-    if args.recipe is not None:  # a bad recipe answers before the runs are read
+    if args.recipe is not None:  # a bad recipe or study name answers before the runs are read
         from sae_mask_plugin.sweep.recipe import load_recipe
 
         rules = load_recipe(args.recipe).report_rules()
+    if args.study_reference is not None:
+        from sae_mask_plugin.report.study_reference import load_study_reference
+
+        rules["study_reference"] = load_study_reference(args.study_reference)
     from sae_mask_plugin.report.collect import collect_runs
 
     # Missing or foreign folders answer before the report's plotting loads.

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.files import write_json_atomic
 from sae_mask_plugin.report.records import METRICS_BY_KEY
 from sae_mask_plugin.report.stats import PairedComparison
@@ -68,7 +69,7 @@ class ReferenceRow:
         return self.study.place(self.difference)
 
 
-class StudyReferenceError(ValueError):
+class StudyReferenceError(SaeMaskUserError, ValueError):
     """A reference name with no shipped file."""
 
 
