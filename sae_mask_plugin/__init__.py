@@ -2,19 +2,26 @@
 
 The public names load on first use (PEP 562), so `import sae_mask_plugin` and `sae-mask --help` import no torch,
 SAELens or TransformerLens. Using any public name registers the embedded model name with TransformerLens
-(`register_with_transformer_lens`), so SAELens and SAEBench load it by name.
+(`register_with_transformer_lens`), so SAELens and SAEBench load it by name. Importing the package (which any import
+of one of its modules does first) gives the runners their post-save threshold calibration (`training.post_save`),
+which `training` cannot import, so `calibrate_threshold=True` works wherever the runners are imported from.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sae_mask_plugin.lazy import lazy_exports
+from sae_mask_plugin.training import post_save
 
 __version__ = "0.1.0"
 """The package version: the only place it is written (pyproject.toml reads it, `sae-mask --version` prints it)."""
 
 if TYPE_CHECKING:
+    from transformer_lens import HookedTransformer
+
     from sae_mask_plugin.embedded import (
         EMBEDDED_MODEL_NAME,
         load_embedded_model,
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
     )
     from sae_mask_plugin.errors import SaeMaskUserError
     from sae_mask_plugin.masking import MaskingConfig
+    from sae_mask_plugin.sae_metadata import read_masking_metadata
     from sae_mask_plugin.training import (
         MaskedActivationsStore,
         MaskedCacheActivationsRunner,
@@ -32,7 +40,6 @@ if TYPE_CHECKING:
         MaskedMultiSAETrainingRunner,
         MaskedMultiSAETrainingRunnerConfig,
         make_runner_config,
-        read_masking_metadata,
         train_sae,
     )
 
@@ -57,6 +64,22 @@ __all__ = [
 ]
 
 
+def _calibrate_saved_saes(
+    sae_dirs_by_hook: dict[str, list[Path]],
+    model: HookedTransformer,
+    n_tokens: int,
+    context_size: int,
+    seqpos_slice: Sequence[int | None],
+) -> None:
+    """The runners' threshold calibration (`training.post_save`): `calibration.threshold`'s, loaded on first use."""
+    from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
+
+    calibrate_saved_saes_at_hooks(sae_dirs_by_hook, model, n_tokens, context_size, seqpos_slice)
+
+
+post_save.calibrate_saved_saes = _calibrate_saved_saes
+
+
 def _register_embedded_model() -> None:
     from sae_mask_plugin.embedded.model import register_with_transformer_lens
 
@@ -72,6 +95,7 @@ __getattr__, __dir__ = lazy_exports(
         ),
         "MaskingConfig": "sae_mask_plugin.masking",
         "SaeMaskUserError": "sae_mask_plugin.errors",
+        "read_masking_metadata": "sae_mask_plugin.sae_metadata",
         **dict.fromkeys(
             [
                 "MaskedActivationsStore",
@@ -82,7 +106,6 @@ __getattr__, __dir__ = lazy_exports(
                 "MaskedMultiSAETrainingRunner",
                 "MaskedMultiSAETrainingRunnerConfig",
                 "make_runner_config",
-                "read_masking_metadata",
                 "train_sae",
             ],
             "sae_mask_plugin.training",
