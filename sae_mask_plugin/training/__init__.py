@@ -13,6 +13,7 @@ from sae_mask_plugin.embedded.model import register_with_transformer_lens
 from sae_mask_plugin.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from sae_mask_plugin.embedded.model import HookNotFoundError
     from sae_mask_plugin.training.activations_store import MaskedActivationsStore, MaskTokenNormError
     from sae_mask_plugin.training.cache import MaskedCacheActivationsRunner
     from sae_mask_plugin.training.config import (
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     )
     from sae_mask_plugin.training.defaults import make_runner_config, train_sae
     from sae_mask_plugin.training.interruption import TrainingInterrupted, latest_complete_checkpoint
-    from sae_mask_plugin.training.preflight import HookNotFoundError
     from sae_mask_plugin.training.runner import (
         MaskedLanguageModelSAETrainingRunner,
         MaskedMultiSAETrainingRunner,
@@ -59,7 +59,7 @@ __getattr__, __dir__ = lazy_exports(
         ),
         **dict.fromkeys(["make_runner_config", "train_sae"], f"{__name__}.defaults"),
         **dict.fromkeys(["TrainingInterrupted", "latest_complete_checkpoint"], f"{__name__}.interruption"),
-        "HookNotFoundError": f"{__name__}.preflight",
+        "HookNotFoundError": "sae_mask_plugin.embedded.model",
         **dict.fromkeys(
             ["MaskedLanguageModelSAETrainingRunner", "MaskedMultiSAETrainingRunner"], f"{__name__}.runner"
         ),
