@@ -52,8 +52,12 @@ class ModelUnavailableError(SaeMaskUserError, RuntimeError):
 
 
 def cache_root() -> Path:
-    """Root folder of the plugin's caches: `$SAE_MASK_CACHE`, else `~/.cache/sae_mask_plugin`."""
-    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "sae_mask_plugin").expanduser()
+    """Root folder of the plugin's caches, as an absolute path: `$SAE_MASK_CACHE`, else `~/.cache/sae_mask_plugin`."""
+    return (
+        Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "sae_mask_plugin")
+        .expanduser()
+        .absolute()
+    )
 
 
 def embedded_model_dir() -> Path:
