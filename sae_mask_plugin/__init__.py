@@ -2,26 +2,19 @@
 
 The public names load on first use (PEP 562), so `import sae_mask_plugin` and `sae-mask --help` import no torch,
 SAELens or TransformerLens. Using any public name registers the embedded model name with TransformerLens
-(`register_with_transformer_lens`), so SAELens and SAEBench load it by name. Importing the package (which any import
-of one of its modules does first) gives the runners their post-save threshold calibration (`training.post_save`),
-which `training` cannot import, so `calibrate_threshold=True` works wherever the runners are imported from.
+(`register_with_transformer_lens`), so SAELens and SAEBench load it by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sae_mask_plugin.lazy import lazy_exports
-from sae_mask_plugin.training import post_save
 
 __version__ = "0.1.0"
 """The package version: the only place it is written (pyproject.toml reads it, `sae-mask --version` prints it)."""
 
 if TYPE_CHECKING:
-    from transformer_lens import HookedTransformer
-
     from sae_mask_plugin.embedded import (
         EMBEDDED_MODEL_NAME,
         load_embedded_model,
@@ -62,22 +55,6 @@ __all__ = [
     "register_with_transformer_lens",
     "SaeMaskUserError",
 ]
-
-
-def _calibrate_saved_saes(
-    sae_dirs_by_hook: dict[str, list[Path]],
-    model: HookedTransformer,
-    n_tokens: int,
-    context_size: int,
-    seqpos_slice: Sequence[int | None],
-) -> None:
-    """The runners' threshold calibration (`training.post_save`): `calibration.threshold`'s, loaded on first use."""
-    from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
-
-    calibrate_saved_saes_at_hooks(sae_dirs_by_hook, model, n_tokens, context_size, seqpos_slice)
-
-
-post_save.calibrate_saved_saes = _calibrate_saved_saes
 
 
 def _register_embedded_model() -> None:

@@ -221,16 +221,23 @@ def test_cycles_are_found_through_function_level_and_relative_imports(tmp_path):
     assert nodes_of(module_cycle) == {"pkg.high.tool", "pkg.low.util"}
 
 
-def test_training_imports_no_calibration_and_masking_no_training():
-    """Calibration comes after training (the runners reach it through `training.post_save`), and the masking
-    command checks hooks with `embedded.model`, not with the training preflight."""
+def test_calibration_imports_no_training_nor_evals_and_masking_no_training():
+    """Calibration is a layer below training (the runners calibrate the SAEs they save), so it imports neither
+    `training` nor `evals`; the masking command checks hooks with `embedded.model`, not with the training
+    preflight; and the layers form no loop."""
+    imports = package_imports(PACKAGE_ROOT)
     crossings = [
         f"{imp.path}:{imp.line} imports {imp.imported}"
-        for imp in package_imports(PACKAGE_ROOT)
+        for imp in imports
         if (subpackage(imp.importer), subpackage(imp.imported))
         in {
-            ("sae_mask_plugin.training", "sae_mask_plugin.calibration"),
+            ("sae_mask_plugin.calibration", "sae_mask_plugin.training"),
+            ("sae_mask_plugin.calibration", "sae_mask_plugin.evals"),
             ("sae_mask_plugin.masking", "sae_mask_plugin.training"),
         }
     ]
     assert not crossings, "\n".join(crossings)
+    assert ("sae_mask_plugin.training", "sae_mask_plugin.calibration") in {
+        (subpackage(imp.importer), subpackage(imp.imported)) for imp in imports
+    }
+    assert not import_cycles(imports, subpackage)

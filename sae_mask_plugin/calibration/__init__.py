@@ -1,7 +1,6 @@
 """Clean-text threshold calibration of BatchTopK-family SAEs (so baseline and masked SAEs compare at one L0).
 
-Names load on first use, so `sae-mask calibrate --help` imports no torch through here; the runners reach
-calibration through `training.post_save`, which the package's `__init__` fills."""
+Names load on first use, so `sae-mask calibrate --help` and the runner configs import no torch through here."""
 
 from __future__ import annotations
 
@@ -10,6 +9,12 @@ from typing import TYPE_CHECKING
 from sae_mask_plugin.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from sae_mask_plugin.calibration.settings import (
+        CALIBRATABLE_ARCHITECTURES,
+        CALIBRATION_METADATA_KEY,
+        DEFAULT_CALIBRATION_TOKENS,
+        CalibrationError,
+    )
     from sae_mask_plugin.calibration.threshold import (
         ThresholdCalibration,
         calibrate_sae,
@@ -17,12 +22,6 @@ if TYPE_CHECKING:
         calibration_activations,
         fvu_and_l0,
         threshold_for_l0,
-    )
-    from sae_mask_plugin.calibration_settings import (
-        CALIBRATABLE_ARCHITECTURES,
-        CALIBRATION_METADATA_KEY,
-        DEFAULT_CALIBRATION_TOKENS,
-        CalibrationError,
     )
 
 _SETTINGS = [
@@ -55,7 +54,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        **dict.fromkeys(_SETTINGS, "sae_mask_plugin.calibration_settings"),
+        **dict.fromkeys(_SETTINGS, f"{__name__}.settings"),
         **dict.fromkeys(_THRESHOLD, f"{__name__}.threshold"),
     },
 )

@@ -13,7 +13,7 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from sae_mask_plugin.calibration_settings import (
+from sae_mask_plugin.calibration.settings import (
     DEFAULT_CALIBRATION_TOKENS,
     DEFAULT_CONTEXT_SIZE,
     CalibrationError,

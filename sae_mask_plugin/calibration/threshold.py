@@ -24,7 +24,7 @@ import torch
 from sae_lens import SAE
 from transformer_lens import HookedTransformer
 
-from sae_mask_plugin.calibration_settings import (
+from sae_mask_plugin.calibration.settings import (
     CALIBRATION_METADATA_KEY,
     CALIBRATION_TEXT,
     DEFAULT_CALIBRATION_TOKENS,

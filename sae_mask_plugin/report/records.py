@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sae_mask_plugin.calibration_settings import CALIBRATION_METADATA_KEY
+from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY
 from sae_mask_plugin.evals.absorption.letter_set import (
     FIXED_DROPPED,
     FIXED_FRACTION_SCORE,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from sae_lens import LoggingConfig
 
-from sae_mask_plugin.calibration_settings import DEFAULT_CALIBRATION_TOKENS
+from sae_mask_plugin.calibration.settings import DEFAULT_CALIBRATION_TOKENS
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, Recipe, RecipeError, Run
 from sae_mask_plugin.sweep.shard import Shard

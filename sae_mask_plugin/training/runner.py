@@ -23,7 +23,8 @@ from sae_lens.training.multi_sae_trainer import MultiSAETrainer
 from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
-from sae_mask_plugin.calibration_settings import CALIBRATION_METADATA_KEY, not_calibratable_reason
+from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY, not_calibratable_reason
+from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
 from sae_mask_plugin.files import staged_directory, write_json_atomic
 from sae_mask_plugin.llm_dtype import model_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
@@ -34,7 +35,6 @@ from sae_mask_plugin.sae_metadata import (
     write_compute_metadata,
     write_masking_metadata,
 )
-from sae_mask_plugin.training import post_save
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import (
     MaskedLanguageModelSAERunnerConfig,
@@ -226,7 +226,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         with staged_directory(output_path) as staging:
             super().save_final_sae(sae, str(staging), log_feature_sparsity)
             if self.cfg.calibrate_threshold:
-                post_save.calibrate_saved_saes(
+                calibrate_saved_saes_at_hooks(
                     {self.cfg.hook_name: [staging]},
                     self.model,  # type: ignore[arg-type]
                     self.cfg.calibration_tokens,
@@ -333,7 +333,7 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
                 for name, reason in not_calibrated.items():
                     if reason is None:
                         by_hook[self.cfg.hook_names_per_sae[name]].append(staging / name)
-                post_save.calibrate_saved_saes(
+                calibrate_saved_saes_at_hooks(
                     dict(by_hook),
                     self.model,  # type: ignore[arg-type]
                     self.cfg.calibration_tokens,

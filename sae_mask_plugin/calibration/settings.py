@@ -1,7 +1,6 @@
 """Threshold-calibration settings and checks that answer before anything heavy loads (no torch, no SAELens).
 
-Shared by the runner configs, which check `calibrate_threshold` where they are built, and by `calibration`, which
-calibrates; so they sit below both."""
+The runner configs check `calibrate_threshold` with them where they are built."""
 
 from __future__ import annotations
 
