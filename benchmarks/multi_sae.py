@@ -28,8 +28,8 @@ from sae_mask_plugin import (
     load_embedded_model,
     make_runner_config,
 )
+from sae_mask_plugin.clean_activations import clean_token_activations
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, llm_dtype_or_default
 from sae_mask_plugin.training.defaults import (
     DEFAULT_HOOK,

@@ -143,9 +143,9 @@ def train(
 
 def quality(hook: str, architecture: str, width: int, k: int, tokens: int) -> None:
     """Print the held-out metrics of SAELens's step (seeds 0, 1) and the sparse step (seed 0)."""
+    from sae_mask_plugin.clean_activations import clean_token_activations
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
     from sae_mask_plugin.embedded.model import load_embedded_model
-    from sae_mask_plugin.evals.activations import clean_token_activations
     from sae_mask_plugin.llm_dtype import default_llm_dtype
 
     model = load_embedded_model(dtype=getattr(torch, default_llm_dtype().dtype))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from sae_mask_plugin.errors import SaeMaskUserError
     from sae_mask_plugin.masking import MaskingConfig
+    from sae_mask_plugin.sae_metadata import read_masking_metadata
     from sae_mask_plugin.training import (
         MaskedActivationsStore,
         MaskedCacheActivationsRunner,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
         MaskedMultiSAETrainingRunner,
         MaskedMultiSAETrainingRunnerConfig,
         make_runner_config,
-        read_masking_metadata,
         train_sae,
     )
 
@@ -72,6 +72,7 @@ __getattr__, __dir__ = lazy_exports(
         ),
         "MaskingConfig": "sae_mask_plugin.masking",
         "SaeMaskUserError": "sae_mask_plugin.errors",
+        "read_masking_metadata": "sae_mask_plugin.sae_metadata",
         **dict.fromkeys(
             [
                 "MaskedActivationsStore",
@@ -82,7 +83,6 @@ __getattr__, __dir__ = lazy_exports(
                 "MaskedMultiSAETrainingRunner",
                 "MaskedMultiSAETrainingRunnerConfig",
                 "make_runner_config",
-                "read_masking_metadata",
                 "train_sae",
             ],
             "sae_mask_plugin.training",

@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "set saved BatchTopK SAEs' thresholds so their clean-text L0 is k",
     ),
     "eval": ("sae_mask_plugin.evals.cli", "absorption, sparse-probing and OOD-probing evals of saved SAEs"),
-    "compare": ("sae_mask_plugin.report.cli", "baseline-vs-masked report from trained and evaluated SAEs"),
+    "compare": ("sae_mask_plugin.compare", "baseline-vs-masked report from trained and evaluated SAEs"),
     "demo": (
         "sae_mask_plugin.demo",
         "train baseline + masked SAEs on the embedded default, evaluate, report",

@@ -88,8 +88,8 @@ N_CHECKPOINTS = 2
 def cache_activations(out: Path, layer: int, n_tokens: int, model) -> None:
     """`acts/blocks.<layer>.pt`: [n_tokens, d_model] clean-token activations of the embedded corpus, stored in
     bfloat16 (the LLM runs in its own dtype)."""
+    from sae_mask_plugin.clean_activations import clean_token_activations
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-    from sae_mask_plugin.evals.activations import clean_token_activations
 
     path = out / "acts" / f"blocks.{layer}.pt"
     if path.is_file():

@@ -24,9 +24,9 @@ import torch
 from sae_lens import SAE
 
 from sae_mask_plugin.calibration.threshold import fvu_and_l0
+from sae_mask_plugin.clean_activations import clean_token_activations, packed_windows
 from sae_mask_plugin.embedded.corpus import load_calibration_texts, load_embedded_corpus
 from sae_mask_plugin.embedded.model import DEFAULT_HOOK, load_embedded_model
-from sae_mask_plugin.evals.activations import clean_token_activations, packed_windows
 from sae_mask_plugin.evals.common import read_sae_source
 from sae_mask_plugin.evals.dtype_fidelity import mean_next_token_loss, relative_error
 from sae_mask_plugin.files import write_json_atomic, write_text_atomic

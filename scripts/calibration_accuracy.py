@@ -20,10 +20,10 @@ from sae_lens import SAE
 
 from sae_mask_plugin import load_embedded_model
 from sae_mask_plugin.calibration.threshold import calibrate_sae, mean_l0
+from sae_mask_plugin.clean_activations import clean_token_activations
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
-from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.files import write_json_atomic
-from sae_mask_plugin.training.metadata import saved_training_k, trained_positions
+from sae_mask_plugin.sae_metadata import saved_training_k, trained_positions
 
 CONTEXT_SIZE = 128
 UNSEEN_TOKENS = 32_768

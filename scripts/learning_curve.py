@@ -34,19 +34,19 @@ from transformer_lens import HookedTransformer  # noqa: E402
 
 from sae_mask_plugin import load_embedded_model  # noqa: E402
 from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks, fvu_and_l0  # noqa: E402
+from sae_mask_plugin.clean_activations import clean_token_activations  # noqa: E402
 from sae_mask_plugin.embedded.corpus import load_calibration_texts  # noqa: E402
-from sae_mask_plugin.evals.activations import clean_token_activations  # noqa: E402
 from sae_mask_plugin.evals.runner import evaluate_saes  # noqa: E402
 from sae_mask_plugin.files import staged_directory, write_json_atomic, write_text_atomic  # noqa: E402
 from sae_mask_plugin.report.collect import flatten_metrics  # noqa: E402
 from sae_mask_plugin.report.gates import MIN_ALIVE_FRACTION, MIN_EXPLAINED_VARIANCE  # noqa: E402
+from sae_mask_plugin.sae_metadata import read_masking_record, write_masking_metadata  # noqa: E402
 from sae_mask_plugin.sweep import load_recipe, plan  # noqa: E402
 from sae_mask_plugin.sweep.cli import add_override_argument  # noqa: E402
 from sae_mask_plugin.sweep.execute import sae_dir, train_group  # noqa: E402
 from sae_mask_plugin.sweep.plan import Group  # noqa: E402
 from sae_mask_plugin.sweep.recipe import Recipe  # noqa: E402
 from sae_mask_plugin.training.interruption import CHECKPOINT_COMPLETE_FILENAME  # noqa: E402
-from sae_mask_plugin.training.metadata import read_masking_record, write_masking_metadata  # noqa: E402
 
 CURVE_METRICS = (
     "clean_fvu",

@@ -34,7 +34,7 @@ from sae_mask_plugin.report.masked_latents import (
     masked_stream_activations,
 )
 from sae_mask_plugin.report.statements import update_block
-from sae_mask_plugin.training.metadata import read_masking_metadata, trained_positions
+from sae_mask_plugin.sae_metadata import read_masking_metadata, trained_positions
 
 CONTEXT_SIZE = 128
 

@@ -79,7 +79,7 @@ def test_every_offline_python_block_runs_as_printed(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.xdist_group("pythia_standin")  # with the hub tests: one worker builds the stand-in hub
 def test_every_hub_python_block_runs_against_the_standin_hub(pythia_standin_home, tmp_path):
-    from sae_mask_plugin.training.metadata import read_masking_metadata
+    from sae_mask_plugin.sae_metadata import read_masking_metadata
 
     env = {
         **os.environ,

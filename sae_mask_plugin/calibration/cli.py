@@ -21,7 +21,7 @@ from sae_mask_plugin.calibration.settings import (
 )
 from sae_mask_plugin.errors import CommandParser, reports_user_errors
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, check_same_llm_dtype, recorded_llm_dtype
-from sae_mask_plugin.training.metadata import trained_positions
+from sae_mask_plugin.sae_metadata import trained_positions
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,6 @@
-"""Calibration settings and checks that answer before anything heavy loads (no torch, no SAELens)."""
+"""Threshold-calibration settings and checks that answer before anything heavy loads (no torch, no SAELens).
+
+The runner configs check `calibrate_threshold` with them where they are built."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.files import SAE_CFG_FILENAME
-from sae_mask_plugin.training.metadata import saved_training_architecture, saved_training_k
+from sae_mask_plugin.sae_metadata import saved_training_architecture, saved_training_k
 
 CALIBRATION_METADATA_KEY = "threshold_calibration"
 CALIBRATABLE_ARCHITECTURES: tuple[str, ...] = ("batchtopk", "matryoshka_batchtopk")

@@ -32,8 +32,8 @@ from sae_mask_plugin.calibration.settings import (
     CalibrationError,
     check_saved_sae,
 )
+from sae_mask_plugin.clean_activations import clean_token_activations
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
-from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.files import staged_directory
 
 ENCODE_BATCH_TOKENS = 4_096

@@ -6,6 +6,9 @@ there by TransformerLens. Importing `sae_mask_plugin` registers `EMBEDDED_MODEL_
 code that loads models by name (SAELens's `load_model`, SAEBench's evals) gets the embedded model unchanged:
 
     HookedTransformer.from_pretrained_no_processing(EMBEDDED_MODEL_NAME)
+
+Model names and hook names of any TransformerLens model are checked here before a model loads (`check_model_name`,
+`check_hooks` with `model_hook_names`), so every command answers a typo at once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -48,8 +52,12 @@ class ModelUnavailableError(SaeMaskUserError, RuntimeError):
 
 
 def cache_root() -> Path:
-    """Root folder of the plugin's caches: `$SAE_MASK_CACHE`, else `~/.cache/sae_mask_plugin`."""
-    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "sae_mask_plugin").expanduser()
+    """Root folder of the plugin's caches, as an absolute path: `$SAE_MASK_CACHE`, else `~/.cache/sae_mask_plugin`."""
+    return (
+        Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "sae_mask_plugin")
+        .expanduser()
+        .absolute()
+    )
 
 
 def embedded_model_dir() -> Path:
@@ -249,3 +257,37 @@ def check_model_name(model_name: str) -> None:
             f"{EMBEDDED_MODEL_NAME!r}; TransformerLens lists {len(names['official'])} "
             f"others in transformer_lens.supported_models.OFFICIAL_MODEL_NAMES."
         )
+
+
+class HookNotFoundError(SaeMaskUserError, ValueError):
+    """A hook name that the model does not have."""
+
+
+def model_hook_names(model_name: str, model_class_name: str = "HookedTransformer") -> set[str] | None:
+    """Hook names of a TransformerLens model, from its config on the meta device (no weights, no memory); None
+    when they cannot be had so (another model class, or a config not reachable offline)."""
+    if model_class_name != "HookedTransformer":
+        return None
+    import torch
+    from transformer_lens import HookedTransformer
+    from transformer_lens import loading_from_pretrained as loading
+
+    register_with_transformer_lens()  # the embedded default resolves by name
+    try:
+        cfg = loading.get_pretrained_model_config(model_name)
+    except (OSError, ValueError):
+        return None
+    cfg.device = "meta"
+    with torch.device("meta"):
+        return set(HookedTransformer(cfg, move_to_device=False).hook_dict)
+
+
+def check_hooks(hook_names: Iterable[str], available: set[str] | None, model_name: str) -> None:
+    """Raise `HookNotFoundError` for the first hook not in `available` (None: unknown, no check)."""
+    if available is None:
+        return
+    for hook in hook_names:
+        if hook not in available:
+            close = difflib.get_close_matches(hook, sorted(available), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise HookNotFoundError(f"hook {hook!r} is not a hook of model {model_name!r}{hint}")

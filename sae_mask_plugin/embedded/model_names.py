@@ -21,13 +21,12 @@ SNAPSHOT_PACKAGE = "transformer-lens"
 def describe_model_names() -> dict[str, Any]:
     """The snapshot, from the installed TransformerLens: its version, official model names and their aliases.
 
-    Names registered at run time (the embedded default, once used) are not TransformerLens's own and are left out.
+    Local folders registered at run time (the embedded default's, once used: `embedded.model` registers its absolute
+    path) are not TransformerLens's own names and are left out.
     """
     from transformer_lens import supported_models
 
-    from sae_mask_plugin.embedded.model import is_embedded_name
-
-    official = [name for name in supported_models.OFFICIAL_MODEL_NAMES if not is_embedded_name(name)]
+    official = [name for name in supported_models.OFFICIAL_MODEL_NAMES if not Path(name).is_absolute()]
     aliases = {
         name: list(supported_models.MODEL_ALIASES[name])
         for name in official

@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         )
         return 2
 
-    from sae_mask_plugin.embedded.model import check_model_available
+    from sae_mask_plugin.embedded.model import check_hooks, check_model_available, model_hook_names
 
     check_model_available(args.model)  # the model name first: it costs no torch
 
@@ -71,7 +71,6 @@ def main(argv: list[str]) -> int:
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
     from sae_mask_plugin.embedded.model import load_model
     from sae_mask_plugin.masking.mask_token import choose_mask_token, measure_mask_tokens, sample_token_batch
-    from sae_mask_plugin.training.preflight import check_hooks, model_hook_names
 
     check_hooks([args.hook], model_hook_names(args.model), args.model)
     print(f"loading {args.model} ...", file=sys.stderr, flush=True)

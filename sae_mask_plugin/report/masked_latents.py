@@ -19,7 +19,7 @@ import torch
 from sae_lens import SAE
 from transformer_lens import HookedTransformer
 
-from sae_mask_plugin.evals.activations import outside_positions, packed_windows, special_token_ids
+from sae_mask_plugin.clean_activations import outside_positions, packed_windows, special_token_ids
 from sae_mask_plugin.evals.common import hook_layer
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.masking.core import TokenMasker

@@ -21,7 +21,7 @@ from sae_mask_plugin.evals.absorption.letter_set import (
 )
 from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME
 from sae_mask_plugin.llm_dtype import CPU_MODEL_METADATA_KEY, LLM_DTYPE_METADATA_KEY
-from sae_mask_plugin.training.metadata import (
+from sae_mask_plugin.sae_metadata import (
     read_masking_record,
     saved_training_architecture,
     saved_training_k,

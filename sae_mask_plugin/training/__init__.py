@@ -1,7 +1,7 @@
-"""Masked SAE training as thin SAELens subclasses: configs, the masked activations store, runners, metadata.
+"""Masked SAE training as thin SAELens subclasses: configs, the masked activations store, runners.
 
 Names load on first use (PEP 562) and register the embedded model with TransformerLens, so a light module of this
-package (`training.cli`, `training.metadata`, `training.settings`) imports without torch or SAELens, and the
+package (`training.cli`, `training.settings`) imports without torch or SAELens, and the
 runners' own imports cannot loop back through here. SAELens and SAEBench load models by name: `training.preflight`,
 which every runner imports, registers the embedded model too."""
 
@@ -13,6 +13,7 @@ from sae_mask_plugin.embedded.model import register_with_transformer_lens
 from sae_mask_plugin.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from sae_mask_plugin.embedded.model import HookNotFoundError
     from sae_mask_plugin.training.activations_store import MaskedActivationsStore, MaskTokenNormError
     from sae_mask_plugin.training.cache import MaskedCacheActivationsRunner
     from sae_mask_plugin.training.config import (
@@ -22,12 +23,6 @@ if TYPE_CHECKING:
     )
     from sae_mask_plugin.training.defaults import make_runner_config, train_sae
     from sae_mask_plugin.training.interruption import TrainingInterrupted, latest_complete_checkpoint
-    from sae_mask_plugin.training.metadata import (
-        read_cache_masking,
-        read_masking_metadata,
-        read_masking_record,
-    )
-    from sae_mask_plugin.training.preflight import HookNotFoundError
     from sae_mask_plugin.training.runner import (
         MaskedLanguageModelSAETrainingRunner,
         MaskedMultiSAETrainingRunner,
@@ -46,9 +41,6 @@ __all__ = [
     "TrainingInterrupted",
     "latest_complete_checkpoint",
     "make_runner_config",
-    "read_cache_masking",
-    "read_masking_metadata",
-    "read_masking_record",
     "train_sae",
 ]
 
@@ -67,10 +59,7 @@ __getattr__, __dir__ = lazy_exports(
         ),
         **dict.fromkeys(["make_runner_config", "train_sae"], f"{__name__}.defaults"),
         **dict.fromkeys(["TrainingInterrupted", "latest_complete_checkpoint"], f"{__name__}.interruption"),
-        **dict.fromkeys(
-            ["read_cache_masking", "read_masking_metadata", "read_masking_record"], f"{__name__}.metadata"
-        ),
-        "HookNotFoundError": f"{__name__}.preflight",
+        "HookNotFoundError": "sae_mask_plugin.embedded.model",
         **dict.fromkeys(
             ["MaskedLanguageModelSAETrainingRunner", "MaskedMultiSAETrainingRunner"], f"{__name__}.runner"
         ),

@@ -14,9 +14,9 @@ from datasets import Dataset
 from sae_lens.cache_activations_runner import CacheActivationsRunner
 
 from sae_mask_plugin.llm_dtype import model_llm_dtype
+from sae_mask_plugin.sae_metadata import write_cache_llm_dtype, write_cache_masking
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import MaskedCacheActivationsRunnerConfig
-from sae_mask_plugin.training.metadata import write_cache_llm_dtype, write_cache_masking
 from sae_mask_plugin.training.preflight import preflight
 from sae_mask_plugin.training.runner import attach_masking, store_masking_record
 

@@ -6,19 +6,17 @@ inspected this way (not a TransformerLens model, or not reachable offline) is ch
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import datasets
-import torch
 from sae_lens.util import get_special_token_ids
-from transformer_lens import HookedRootModule, HookedTransformer
+from transformer_lens import HookedRootModule
 from transformer_lens import loading_from_pretrained as loading
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from sae_mask_plugin.embedded.model import register_with_transformer_lens
+from sae_mask_plugin.embedded.model import check_hooks, model_hook_names, register_with_transformer_lens
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import MaskingConfig, MaskingConfigError
 from sae_mask_plugin.masking.core import TokenMasker
@@ -27,10 +25,6 @@ from sae_mask_plugin.masking.mask_token import default_mask_token, resolve_mask_
 # The checks and the runners (which import this module) resolve model names through TransformerLens: the embedded
 # one must resolve.
 register_with_transformer_lens()
-
-
-class HookNotFoundError(SaeMaskUserError, ValueError):
-    """A hook name that the model does not have."""
 
 
 def load_tokenizer(model_name: str) -> PreTrainedTokenizerBase | None:
@@ -42,30 +36,6 @@ def load_tokenizer(model_name: str) -> PreTrainedTokenizerBase | None:
         return AutoTokenizer.from_pretrained(loading.get_official_model_name(model_name))
     except (OSError, ValueError):
         return None
-
-
-def model_hook_names(model_name: str, model_class_name: str = "HookedTransformer") -> set[str] | None:
-    """Hook names of a TransformerLens model, from its config on the meta device (no weights, no memory)."""
-    if model_class_name != "HookedTransformer":
-        return None
-    try:
-        cfg = loading.get_pretrained_model_config(model_name)
-    except (OSError, ValueError):
-        return None
-    cfg.device = "meta"
-    with torch.device("meta"):
-        return set(HookedTransformer(cfg, move_to_device=False).hook_dict)
-
-
-def check_hooks(hook_names: Iterable[str], available: set[str] | None, model_name: str) -> None:
-    """Raise `HookNotFoundError` for the first hook not in `available` (None: unknown, no check)."""
-    if available is None:
-        return
-    for hook in hook_names:
-        if hook not in available:
-            close = difflib.get_close_matches(hook, sorted(available), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise HookNotFoundError(f"hook {hook!r} is not a hook of model {model_name!r}{hint}")
 
 
 class CachedActivationsShapeError(SaeMaskUserError, ValueError):

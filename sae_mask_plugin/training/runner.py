@@ -28,6 +28,13 @@ from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
 from sae_mask_plugin.files import staged_directory, write_json_atomic
 from sae_mask_plugin.llm_dtype import model_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
+from sae_mask_plugin.sae_metadata import (
+    masking_record,
+    read_cache_llm_dtype,
+    read_cache_masking,
+    write_compute_metadata,
+    write_masking_metadata,
+)
 from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import (
     MaskedLanguageModelSAERunnerConfig,
@@ -39,13 +46,6 @@ from sae_mask_plugin.training.interruption import (
     mark_checkpoint_complete,
     stop_requests,
     stopped_after_training,
-)
-from sae_mask_plugin.training.metadata import (
-    masking_record,
-    read_cache_llm_dtype,
-    read_cache_masking,
-    write_compute_metadata,
-    write_masking_metadata,
 )
 from sae_mask_plugin.training.preflight import build_masker, check_cached_window_length, preflight
 from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit

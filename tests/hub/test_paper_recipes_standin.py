@@ -22,8 +22,8 @@ import yaml
 from sae_lens import SAE
 from script_module import load_script
 
+from sae_mask_plugin.sae_metadata import read_masking_metadata
 from sae_mask_plugin.sweep.recipe import load_recipe
-from sae_mask_plugin.training.metadata import read_masking_metadata
 
 RUN_NAMES = ["matryoshka_batchtopk-k8-w256-p0-s0", "matryoshka_batchtopk-k8-w256-p0.3-token-s0"]
 

@@ -10,8 +10,8 @@ import pytest
 from sae_lens import SAE
 
 import sae_mask_plugin.sweep.execute as execute
+from sae_mask_plugin.sae_metadata import read_masking_metadata
 from sae_mask_plugin.sweep import Recipe, run_recipe
-from sae_mask_plugin.training.metadata import read_masking_metadata
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from sae_mask_plugin import (
 )
 from sae_mask_plugin.calibration import CALIBRATION_METADATA_KEY, CalibrationError
 from sae_mask_plugin.calibration.threshold import mean_l0
+from sae_mask_plugin.clean_activations import clean_token_activations, packed_windows, special_token_ids
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
-from sae_mask_plugin.evals.activations import clean_token_activations, packed_windows, special_token_ids
 
 CALIBRATION_TOKENS = 8_192
 K = 4

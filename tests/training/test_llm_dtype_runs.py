@@ -17,7 +17,7 @@ from sae_mask_plugin.evals.common import read_sae_source
 from sae_mask_plugin.evals.dtype_fidelity import mean_next_token_loss, relative_error
 from sae_mask_plugin.llm_dtype import LlmDtypeError, cpu_model, recorded_llm_dtype
 from sae_mask_plugin.report.records import read_sae_record
-from sae_mask_plugin.training.metadata import read_masking_metadata
+from sae_mask_plugin.sae_metadata import read_masking_metadata
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,12 @@ from sae_mask_plugin import (
 )
 from sae_mask_plugin.evals.common import read_sae_source
 from sae_mask_plugin.masking import MaskingConfigError
-from sae_mask_plugin.training import read_cache_masking, read_masking_record
-from sae_mask_plugin.training.metadata import CACHE_LLM_DTYPE_FILENAME, read_cache_llm_dtype
+from sae_mask_plugin.sae_metadata import (
+    CACHE_LLM_DTYPE_FILENAME,
+    read_cache_llm_dtype,
+    read_cache_masking,
+    read_masking_record,
+)
 from sae_mask_plugin.training.preflight import CachedActivationsShapeError
 from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS
 

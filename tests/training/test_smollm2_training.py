@@ -14,10 +14,11 @@ from training_helpers import REPO_NAME_ID, recorded_inputs
 
 from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig, make_runner_config, train_sae
 from sae_mask_plugin.calibration import calibrate_saved_sae, calibration_activations, fvu_and_l0
+from sae_mask_plugin.clean_activations import clean_token_activations
 from sae_mask_plugin.embedded.corpus import load_calibration_texts
-from sae_mask_plugin.evals.activations import clean_token_activations
 from sae_mask_plugin.masking.mask_token import choose_mask_token, measure_mask_tokens, sample_token_batch
-from sae_mask_plugin.training import MaskTokenNormError, read_masking_record
+from sae_mask_plugin.sae_metadata import read_masking_record
+from sae_mask_plugin.training import MaskTokenNormError
 from sae_mask_plugin.training.cli import main as train_main
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from sae_mask_plugin import (
     make_runner_config,
     read_masking_metadata,
 )
-from sae_mask_plugin.training import read_masking_record
+from sae_mask_plugin.sae_metadata import read_masking_record
 from sae_mask_plugin.training.runner import PROGRESS_UPDATE_STEPS, progress_interval
 
 ARCHITECTURES = ["standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated"]

@@ -30,12 +30,13 @@ from sae_bench.evals.core.main import (
 from sae_lens import SAE
 from transformer_lens import HookedTransformer
 
+from sae_mask_plugin.clean_activations import packed_windows, special_token_ids
 from sae_mask_plugin.embedded.probing_data import held_out_texts
-from sae_mask_plugin.evals.activations import UntrainedPositions, packed_windows, special_token_ids
+from sae_mask_plugin.evals.activations import UntrainedPositions
 from sae_mask_plugin.evals.common import LazyModel, run_each_sae, saebench_output_fields
 from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
 from sae_mask_plugin.evals.core.eval_output import CoreEvalOutput
-from sae_mask_plugin.training.metadata import trained_positions
+from sae_mask_plugin.sae_metadata import trained_positions
 
 
 class HeldOutTokens:

@@ -1,5 +1,5 @@
 """Masking settings and the LLM dtype stored with saved SAEs (in `SAEMetadata`, hence `cfg.json`) and with
-activation caches.
+activation caches: the runners write them, calibration, the evals and the report read them.
 
 Stock `SAE.load_from_disk` keeps unknown metadata keys, so a masked SAE loads without the plugin; the plugin
 reads the settings back with `read_masking_metadata`. An SAE without a masking record is a baseline.
