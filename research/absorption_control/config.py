@@ -357,7 +357,7 @@ def vocabulary_config() -> ControlConfig:
     """A world shaped like a vocabulary: 26 letters x 50 Zipf-weighted words (exponent 1), where the 4-word world
     made each word a large share of its letter. One SAE shape with a width to match its 1,300 word features, and the
     mechanism test at that shape over 6 seeds, unmodified against co-occurrence breaking and replacement at p 0.3:
-    what the paired-comparison check reads. Not yet run (`python -m sae_mask_plugin.evals.absorption.control
+    what the paired-comparison check reads. Not yet run (`python -m research.absorption_control
     --world vocabulary`)."""
     shape = {"architecture": "topk", "hidden_dim": 256, "width": 2048, "k": 8}
     return ControlConfig(

@@ -1,17 +1,17 @@
 """Regenerate the study's statements from a report's results.json: the generated blocks of markdown files (the
 study README's tables, README's "What we found" bullets), or check that they are current.
 
-    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json \
+    python -m research.study_statements docs/smollm2_study/first_edition/results.json \
         --update docs/smollm2_study/first_edition/README.md
-    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json \
+    python -m research.study_statements docs/smollm2_study/first_edition/results.json \
         --check docs/smollm2_study/first_edition/README.md README.md
-    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json --print what-we-found
-    python scripts/study_statements.py docs/smollm2_study/first_edition/results.json \
+    python -m research.study_statements docs/smollm2_study/first_edition/results.json --print what-we-found
+    python -m research.study_statements docs/smollm2_study/first_edition/results.json \
         --rebuild-report docs/smollm2_study/first_edition \
         --notice "First edition, superseded: ..."
 
 A block is the text between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->`; every number in
-it is recomputed from the results' runs (`sae_mask_plugin.report.statements`). Blocks other scripts generate (the
+it is recomputed from the results' runs (`research.study_pages`). Blocks other modules generate (the
 study page's shard times and masked-latent counts) are left as they are.
 """
 
@@ -22,15 +22,15 @@ import json
 import sys
 from pathlib import Path
 
-from sae_mask_plugin.files import write_text_atomic
-from sae_mask_plugin.report.build import build_report
-from sae_mask_plugin.report.statements import (
+from research.study_pages import (
     block_names,
     fill_blocks,
     generated_blocks,
     records_from_results,
     rules_from_results,
 )
+from sae_mask_plugin.files import write_text_atomic
+from sae_mask_plugin.report.build import build_report
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""`python -m sae_mask_plugin.evals.absorption.control --out docs/absorption_control [--tiny]`: run (or resume)
+"""`python -m research.absorption_control --out docs/absorption_control [--tiny]`: run (or resume)
 the control and write `results.json`, the plots and the README into `--out`."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sae_mask_plugin.errors import reports_user_errors
 
-PROG = "python -m sae_mask_plugin.evals.absorption.control"
+PROG = "python -m research.absorption_control"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from sae_mask_plugin.evals.absorption.control.config import (
+    from research.absorption_control.config import (
         ControlConfig,
         ControlConfigError,
         tiny_config,
@@ -56,8 +56,8 @@ def main(argv: list[str]) -> int:
     )
     import torch
 
-    from sae_mask_plugin.evals.absorption.control.report import summarise, write_outputs
-    from sae_mask_plugin.evals.absorption.control.run import run_cells
+    from research.absorption_control.report import summarise, write_outputs
+    from research.absorption_control.run import run_cells
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@ from sae_lens.synthetic import (
     hierarchy_modifier,
 )
 
-from sae_mask_plugin.evals.absorption.control.config import (
+from research.absorption_control.config import (
     NUM_LETTERS,
     FeatureHierarchy,
     ModifierConfig,

@@ -1,9 +1,9 @@
 """Run a paper recipe end to end on CPU on STAND-IN checkpoints under the real hub names, and measure it.
 
-    python scripts/run_paper_recipe_standin.py paper_pythia160m --hf-home /tmp/standin-hf --out /tmp/standin-run
-    python scripts/run_paper_recipe_standin.py paper_gemma2_2b --hf-home /tmp/standin-hf --out /tmp/standin-run
+    python -m research.paper_recipe_standin paper_pythia160m --hf-home /tmp/standin-hf --out /tmp/standin-run
+    python -m research.paper_recipe_standin paper_gemma2_2b --hf-home /tmp/standin-hf --out /tmp/standin-run
 
-It builds the stand-ins if they are missing (`scripts/build_hub_standins.py`: random weights with the exact
+It builds the stand-ins if they are missing (`research/hub_standins.py`: random weights with the exact
 architecture, a stand-in tokenizer, stand-in Pile texts), then, with `HF_HOME` pointing there and the hub off
 (`HF_HUB_OFFLINE=1`), runs `sae-mask sweep RECIPE` with `SMALL_OVERRIDES` (tiny token counts and widths, CPU,
 one baseline and one masked SAE; every stage kept: training, core / absorption / sparse-probing / OOD evals,
@@ -189,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hf_home = Path(args.hf_home).expanduser().resolve()
     os.environ.update(offline_environment(hf_home))  # before any Hugging Face library is imported
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from build_hub_standins import STANDIN_NOTE, build_all
-
+    from research.hub_standins import STANDIN_NOTE, build_all
     from sae_mask_plugin.sweep.cli import parse_override
 
     build_all(hf_home, [RECIPE_MODELS[args.recipe]])

@@ -18,8 +18,8 @@ from sae_bench.evals.absorption.probing import LinearProbe
 from sae_bench.evals.absorption.vocab import LETTERS
 from sae_lens import StandardSAE, StandardSAEConfig
 
-from sae_mask_plugin.evals.absorption.control.__main__ import main
-from sae_mask_plugin.evals.absorption.control.config import (
+from research.absorption_control.__main__ import main
+from research.absorption_control.config import (
     NUM_LETTERS,
     ControlConfig,
     ControlConfigError,
@@ -29,15 +29,15 @@ from sae_mask_plugin.evals.absorption.control.config import (
     SAESpec,
     WorldConfig,
 )
-from sae_mask_plugin.evals.absorption.control.metrics import (
+from research.absorption_control.metrics import (
     k_sparse_metrics,
     k_sparse_scores,
     measured_absorption,
     train_letter_probe,
     true_absorption,
 )
-from sae_mask_plugin.evals.absorption.control.run import draw_eval_data
-from sae_mask_plugin.evals.absorption.control.synthetic import (
+from research.absorption_control.run import draw_eval_data
+from research.absorption_control.synthetic import (
     ContextDropout,
     CooccurrenceBreaking,
     Replacement,
@@ -297,7 +297,7 @@ def test_cells_of_another_config_are_refused(tmp_path: Path) -> None:
 
 
 def test_the_gated_scores_spearman_carries_n_p_and_a_bootstrap_interval() -> None:
-    from sae_mask_plugin.evals.absorption.control.report import spearman_with_interval
+    from research.absorption_control.report import spearman_with_interval
 
     rising = spearman_with_interval([(x + 0.01 * (x % 3), x) for x in range(12)])
     assert rising["rho"] > 0.95 and rising["p_value"] < 0.001 and rising["n"] == 12
@@ -355,7 +355,7 @@ def _cell(seed: int, modifier: dict | None, shift: float) -> dict:
 
 
 def test_the_paired_comparison_recovers_a_known_difference_on_a_fixed_letter_set() -> None:
-    from sae_mask_plugin.evals.absorption.control.report import comparison_check
+    from research.absorption_control.report import comparison_check
 
     breaking = {"kind": "cooccurrence_breaking", "p": 0.3}
     mechanism = [_cell(seed, None, 0.0) for seed in range(3)] + [
@@ -375,7 +375,7 @@ def test_the_paired_comparison_recovers_a_known_difference_on_a_fixed_letter_set
 
 
 def test_two_halves_of_unmodified_seeds_compare_as_equal_truth() -> None:
-    from sae_mask_plugin.evals.absorption.control.report import comparison_check
+    from research.absorption_control.report import comparison_check
 
     mechanism = [_cell(seed, None, 0.0) for seed in range(4)]
     random_cell = _cell(0, None, 0.0)
@@ -388,8 +388,8 @@ def test_two_halves_of_unmodified_seeds_compare_as_equal_truth() -> None:
 
 
 def test_a_vocabulary_like_world_weights_its_words_by_zipf_and_keeps_the_letters_world_as_it_was() -> None:
-    from sae_mask_plugin.evals.absorption.control.config import vocabulary_config
-    from sae_mask_plugin.evals.absorption.control.synthetic import firing_probabilities
+    from research.absorption_control.config import vocabulary_config
+    from research.absorption_control.synthetic import firing_probabilities
 
     letters_world = WorldConfig()
     assert (

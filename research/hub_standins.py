@@ -1,6 +1,6 @@
 """Build STAND-IN hub checkpoints and data so the paper recipes run offline under their real names.
 
-    python scripts/build_hub_standins.py --hf-home /tmp/standin-hf [--models pythia-160m-deduped gemma-2-2b]
+    python -m research.hub_standins --hf-home /tmp/standin-hf [--models pythia-160m-deduped gemma-2-2b]
     export HF_HOME=/tmp/standin-hf HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
     sae-mask sweep paper_pythia160m --set ...     # TransformerLens loads EleutherAI/pythia-160m-deduped from there
 
@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STANDIN_NOTE = (
-    "STAND-IN: random weights and a stand-in tokenizer, built offline by scripts/build_hub_standins.py"
-)
+STANDIN_NOTE = "STAND-IN: random weights and a stand-in tokenizer, built offline by research/hub_standins.py"
 STANDIN_REVISION = "0000000000000000000000000000000000005a1d"
 """The fake commit hash of every stand-in snapshot (a real cache names snapshots by commit)."""
 STANDIN_DATASET = "monology/pile-uncopyrighted"

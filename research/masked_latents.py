@@ -6,7 +6,7 @@ explanation of the alive-fraction cost). `masked_stream_activations` redraws a t
 own masking settings, text packed into windows as SAELens does, the trained window positions, special tokens
 left out); `masked_position_latents` counts the latents whose firings fall mostly on masked positions.
 
-    python scripts/study_masked_latents.py SAE_DIR [SAE_DIR ...] --tokens 65536 --out masked_latents.json
+    python -m research.study_masked_latents SAE_DIR [SAE_DIR ...] --tokens 65536 --out masked_latents.json
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def masked_stream_activations(
 
 
 def masked_latents_table(files: Sequence[dict]) -> list[str]:
-    """A markdown table of masked-position latent counts over the files `scripts/study_masked_latents.py` writes
+    """A markdown table of masked-position latent counts over the files `research/study_masked_latents.py` writes
     (`{"tokens", "context_size", "rows"}`): one line per arm and k (a masked SAE on its own masking, or a baseline
     on a masked SAE's stream), the counts as mean and range over its seeds."""
     arms: dict[tuple[str, int], dict[str, list]] = {}

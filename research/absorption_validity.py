@@ -5,9 +5,9 @@ One LLM pass per hook caches residual activations of the embedded corpus (SmolLM
 trained on them with SAELens's own `SAETrainer` (snapshots during training give the training-token trend); each
 SAE then gets the gated absorption eval, whose LLM side (probe data, absorption prompts) is cached once per
 hook and word list, so a further SAE costs SAE encodes and probe fits only. Every stage resumes from what is on
-disk. `scripts/absorption_validity_publish.py` turns the results into `docs/absorption_validity/`.
+disk. `research/absorption_validity_publish.py` turns the results into `docs/absorption_validity/`.
 
-    python scripts/absorption_validity.py --out outputs/absorption_validity
+    python -m research.absorption_validity --out outputs/absorption_validity
 """
 
 from __future__ import annotations

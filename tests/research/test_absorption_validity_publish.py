@@ -1,12 +1,11 @@
-"""`scripts/absorption_validity_publish.py`: the validity README's sentences follow the rows they are built from."""
+"""`research/absorption_validity_publish.py`: the validity README's sentences follow the rows they are built from."""
 
 from __future__ import annotations
 
 import string
 from typing import Any
 
-from script_module import load_script
-
+from research import absorption_validity_publish as publish
 from sae_mask_plugin.evals.absorption.gate import AbsorptionGateConfig, LetterRecord, summarize
 
 GATE = AbsorptionGateConfig(d_model=576, min_passing_letters=20)
@@ -22,7 +21,7 @@ BUDGET = {
 
 
 def _row(words_with_enough: int, training_tokens: int, eval_seconds: float, k: int = 32) -> dict[str, Any]:
-    """A raw row as `scripts/absorption_validity.py` writes it (block 6, 8,192 latents): every letter precise and
+    """A raw row as `research/absorption_validity.py` writes it (block 6, 8,192 latents): every letter precise and
     aligned, the first `words_with_enough` letters with enough probe-positive words."""
     records = [
         LetterRecord(
@@ -97,7 +96,6 @@ def _row(words_with_enough: int, training_tokens: int, eval_seconds: float, k: i
 
 
 def test_too_few_words_rules_out_a_headline_whatever_the_latents() -> None:
-    publish = load_script("absorption_validity_publish")
     rows = {"a": _row(16, 88_064, 900.0), "b": _row(16, 264_192, 30.0)}
     results = publish.build(rows)
     text = publish.readme(results, GATE.min_passing_letters, BUDGET)
@@ -110,7 +108,6 @@ def test_too_few_words_rules_out_a_headline_whatever_the_latents() -> None:
 
 
 def test_a_measurable_row_picks_the_setting_and_shows_its_headline() -> None:
-    publish = load_script("absorption_validity_publish")
     rows = {"a": _row(16, 88_064, 900.0), "b": _row(24, 264_192, 30.0)}
     results = publish.build(rows)
     first_pass = publish.build({"old": _row(0, 98_304, 50.0)})
@@ -126,7 +123,6 @@ def test_a_measurable_row_picks_the_setting_and_shows_its_headline() -> None:
 def test_one_factor_series_hold_the_other_factors_fixed() -> None:
     """k varies over snapshots of equal training tokens only (here the final ones, where all three k exist);
     training tokens vary within one SAE; a factor with one value is no series."""
-    publish = load_script("absorption_validity_publish")
     rows = {
         "k16": _row(10, 264_192, 30.0, k=16),
         "k32-early": _row(5, 90_112, 30.0),
@@ -156,7 +152,6 @@ def test_one_factor_series_hold_the_other_factors_fixed() -> None:
 
 def test_published_rows_are_kept_unless_re_run() -> None:
     """Rows of an earlier results.json stay in the table; a raw row of the same run and word list replaces one."""
-    publish = load_script("absorption_validity_publish")
     earlier = publish.build({"k16": _row(10, 264_192, 900.0, k=16), "k32": _row(5, 264_192, 30.0)})
     results = publish.build({"k32": _row(21, 264_192, 40.0)}, kept=earlier["rows"])
     by_run = {r["run"]: r for r in results["rows"]}
@@ -182,7 +177,6 @@ def _seeded(words_with_enough: int, training_tokens: int, seed: int) -> dict[str
 
 def test_settings_are_read_across_seeds_and_snapshots() -> None:
     """Seed 0 passes letters a-v (22), seed 1 a-t (20), seed 2 a-r (18) at the end; seed 0's early snapshot a-p."""
-    publish = load_script("absorption_validity_publish")
     rows = {
         "s0-early": _seeded(16, 350_208, 0),
         "s0": _seeded(22, 1_048_576, 0),
@@ -210,7 +204,6 @@ def test_settings_are_read_across_seeds_and_snapshots() -> None:
 
 
 def test_a_folder_intro_opens_the_readme() -> None:
-    publish = load_script("absorption_validity_publish")
     results = publish.build({"a": _seeded(18, 1_048_576, 0)})
     text = publish.readme(results, GATE.min_passing_letters, BUDGET, intro="**What these rows are for.**")
     assert text.splitlines()[:3] == [
@@ -221,7 +214,6 @@ def test_a_folder_intro_opens_the_readme() -> None:
 
 
 def test_the_arm_setting_is_read_across_seeds_not_off_one_passing_snapshot() -> None:
-    publish = load_script("absorption_validity_publish")
     rows = {
         "s0": _seeded(22, 1_048_576, 0),  # one seed passes (22 letters with enough words, all precise)
         "s1": _seeded(18, 1_048_576, 1),

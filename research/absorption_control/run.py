@@ -23,7 +23,7 @@ from sae_lens.registry import get_sae_training_class
 from sae_lens.saes.sae import TrainingSAE
 from sae_lens.synthetic import FeatureDictionary, train_toy_sae
 
-from sae_mask_plugin.evals.absorption.control.config import (
+from research.absorption_control.config import (
     NUM_LETTERS,
     ControlConfig,
     ControlConfigError,
@@ -31,12 +31,12 @@ from sae_mask_plugin.evals.absorption.control.config import (
     SAESpec,
     WorldConfig,
 )
-from sae_mask_plugin.evals.absorption.control.metrics import (
+from research.absorption_control.metrics import (
     measured_absorption,
     train_letter_probe,
     true_absorption,
 )
-from sae_mask_plugin.evals.absorption.control.synthetic import build_feature_dictionary, build_generator
+from research.absorption_control.synthetic import build_feature_dictionary, build_generator
 from sae_mask_plugin.files import write_json_atomic
 
 EVAL_SEED_OFFSET = 10_000

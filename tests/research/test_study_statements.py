@@ -1,4 +1,4 @@
-"""`scripts/study_statements.py`: it fills its own blocks from a results.json and leaves other generators' blocks."""
+"""`python -m research.study_statements`: it fills its own blocks from a results.json and leaves other generators' blocks."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
-SCRIPT = ROOT / "scripts" / "study_statements.py"
 FIRST_EDITION_RESULTS = ROOT / "docs" / "smollm2_study" / "first_edition" / "results.json"
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), str(FIRST_EDITION_RESULTS), *map(str, args)],
+        [sys.executable, "-m", "research.study_statements", str(FIRST_EDITION_RESULTS), *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
+        cwd=ROOT,
     )
 
 

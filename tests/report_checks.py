@@ -1,4 +1,4 @@
-"""Checks shared by the report tests: every number in report.md is the one in results.json."""
+"""Checks shared by the report and study-page tests: every number in report.md is the one in results.json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`scripts/study_shard_times.py`: the study's shard times table follows `shard_times.json`."""
+"""`research/study_shard_times.py`: the study's shard times table follows `shard_times.json`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from script_module import load_script
 
-from sae_mask_plugin.report.statements import block_names, fill_blocks
+from research import study_shard_times
+from research.study_pages import block_names, fill_blocks
 
 ROOT = Path(__file__).parents[2]
 STUDY = ROOT / "docs" / "smollm2_study"
@@ -28,8 +28,7 @@ def _run(start: str, end: str | None, estimate: int = 60, printed: bool = True) 
 
 
 def test_each_row_says_the_estimate_the_measured_time_and_how_far_apart_they_are():
-    script = load_script("study_shard_times")
-    rows = script.shard_times_table(
+    rows = study_shard_times.shard_times_table(
         [
             _run("2026-12-06T17:00:00Z", "2026-12-06T18:15:00Z", estimate=60),
             _run("2026-12-06T17:00:00Z", None, estimate=84, printed=False),
@@ -44,18 +43,17 @@ def test_each_row_says_the_estimate_the_measured_time_and_how_far_apart_they_are
 def test_a_run_stopped_before_its_shards_end_is_not_compared_with_the_shards_estimate():
     stopped = _run("2026-12-06T17:00:00Z", "2026-12-06T17:30:00Z", estimate=60)
     stopped["stopped_during"] = "its evals"
-    row = load_script("study_shard_times").shard_times_table([stopped])[2]
+    row = study_shard_times.shard_times_table([stopped])[2]
     assert row == "| 2/5 | p0-s2, p0.3-token-s2 | 60 | 30 | — (stopped during its evals) | nothing |"
 
 
 def test_the_total_sums_measured_times_and_names_the_estimates_standing_in_for_unrecorded_ends():
-    script = load_script("study_shard_times")
     runs = [
         _run("2026-12-06T17:00:00Z", "2026-12-06T18:15:00Z"),
         _run("2026-12-06T19:00:00Z", "2026-12-06T19:50:00Z"),
     ]
-    assert script.shard_times_total(runs) == "Total: 2 h 05 min measured over 2 shard runs."
-    assert script.shard_times_total([*runs, _run("2026-12-06T20:00:00Z", None, estimate=84)]) == (
+    assert study_shard_times.shard_times_total(runs) == "Total: 2 h 05 min measured over 2 shard runs."
+    assert study_shard_times.shard_times_total([*runs, _run("2026-12-06T20:00:00Z", None, estimate=84)]) == (
         "Total: 2 h 05 min measured over 2 shard runs; 3 h 29 min with the estimate standing in for the 1 whose "
         "end was not recorded."
     )
@@ -63,17 +61,14 @@ def test_the_total_sums_measured_times_and_names_the_estimates_standing_in_for_u
 
 def test_an_end_before_its_start_is_an_error():
     with pytest.raises(ValueError, match="not after start"):
-        load_script("study_shard_times").measured_minutes(
-            _run("2026-12-06T18:00:00Z", "2026-12-06T17:00:00Z")
-        )
+        study_shard_times.measured_minutes(_run("2026-12-06T18:00:00Z", "2026-12-06T17:00:00Z"))
 
 
 def test_the_study_readme_table_is_regenerated_from_the_file():
-    script = load_script("study_shard_times")
     text = (STUDY / "README.md").read_text()
     assert {"shard-times", "masked-latents"} <= set(block_names(text))
-    block = script.shard_times_block(json.loads((STUDY / "shard_times.json").read_text())["runs"])
+    block = study_shard_times.shard_times_block(json.loads((STUDY / "shard_times.json").read_text())["runs"])
     assert fill_blocks(text, {"shard-times": block}, keep_others=True) == text, (
-        "stale: python scripts/study_shard_times.py docs/smollm2_study/shard_times.json "
+        "stale: python -m research.study_shard_times docs/smollm2_study/shard_times.json "
         "--update docs/smollm2_study/README.md"
     )

@@ -6,7 +6,7 @@ so the number of letters with at least the gate's minimum is an upper bound on t
 The prompt length gives the LLM tokens the eval's first SAE costs per hook (probe data for every word, plus
 absorption prompts for the test words). Writes `docs/absorption_validity/word_budget.json`.
 
-    python scripts/absorption_validity_words.py
+    python -m research.absorption_validity_words
 """
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 from tiny_transformer import TINY_D_MODEL
 
-from sae_mask_plugin.masking.config import MaskingConfig
-from sae_mask_plugin.report.masked_latents import (
+from research.masked_latents import (
     masked_latents_table,
     masked_position_latents,
     masked_stream_activations,
 )
-from sae_mask_plugin.report.statements import block_names, fill_blocks
+from research.study_pages import block_names, fill_blocks
+from sae_mask_plugin.masking.config import MaskingConfig
 
 STUDY = Path(__file__).resolve().parents[2] / "docs" / "smollm2_study"
 D_IN = TINY_D_MODEL  # the tiny transformer's width: the axis SAE reads its stream too
@@ -117,7 +117,7 @@ def test_the_study_readme_table_is_regenerated_from_the_files():
     assert "masked-latents" in block_names(text)
     table = "\n".join(masked_latents_table(files))
     assert fill_blocks(text, {"masked-latents": table}, keep_others=True) == text, (
-        "stale: python scripts/study_masked_latents.py --table docs/smollm2_study/masked_latents "
+        "stale: python -m research.study_masked_latents --table docs/smollm2_study/masked_latents "
         "--update docs/smollm2_study/README.md"
     )
 

@@ -1,6 +1,6 @@
 """The study's shard wall times against the dry run's estimates, as a generated markdown table.
 
-    python scripts/study_shard_times.py docs/smollm2_study/shard_times.json [--update docs/smollm2_study/README.md]
+    python -m research.study_shard_times docs/smollm2_study/shard_times.json [--update docs/smollm2_study/README.md]
 
 Reads the record of each shard run (`{"runs": [{"shard", "groups", "estimate_minutes", "estimate_printed_before_run",
 "start", "end", "beside", ...}]}`, times in ISO 8601 UTC) and prints one row per run: the estimate, the measured wall time and how far the
@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sae_mask_plugin.report.statements import update_block
+from research.study_pages import update_block
 
 BLOCK_NAME = "shard-times"
 

@@ -1,8 +1,8 @@
 """How many of each SAE's latents fire mainly on masked positions of a masked training-like stream.
 
-    python scripts/study_masked_latents.py SAE_DIR [SAE_DIR ...] [--masking-from MASKED_SAE_DIR] \
+    python -m research.study_masked_latents SAE_DIR [SAE_DIR ...] [--masking-from MASKED_SAE_DIR] \
         [--tokens 65536] [--out masked_latents.json]
-    python scripts/study_masked_latents.py --table docs/smollm2_study/masked_latents \
+    python -m research.study_masked_latents --table docs/smollm2_study/masked_latents \
         [--update docs/smollm2_study/README.md]
 
 Each masked SAE is measured on a stream masked with its own settings (mask token, p, strategy; masking seed =
@@ -24,16 +24,16 @@ from pathlib import Path
 import torch
 from sae_lens import SAE
 
-from sae_mask_plugin import load_embedded_model
-from sae_mask_plugin.embedded.corpus import load_embedded_corpus
-from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME, write_json_atomic
-from sae_mask_plugin.llm_dtype import recorded_llm_dtype
-from sae_mask_plugin.report.masked_latents import (
+from research.masked_latents import (
     masked_latents_table,
     masked_position_latents,
     masked_stream_activations,
 )
-from sae_mask_plugin.report.statements import update_block
+from research.study_pages import update_block
+from sae_mask_plugin import load_embedded_model
+from sae_mask_plugin.embedded.corpus import load_embedded_corpus
+from sae_mask_plugin.files import RUNNER_CFG_FILENAME, SAE_CFG_FILENAME, write_json_atomic
+from sae_mask_plugin.llm_dtype import recorded_llm_dtype
 from sae_mask_plugin.training.metadata import read_masking_metadata, trained_positions
 
 CONTEXT_SIZE = 128

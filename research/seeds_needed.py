@@ -1,6 +1,6 @@
 """Which paired comparisons of a report are decided, and how many paired seeds the others would take.
 
-    python scripts/seeds_needed.py REPORT_DIR/results.json
+    python -m research.seeds_needed REPORT_DIR/results.json
 
 For each matched-L0 comparison: the paired 95 % t-interval's half-width against the decision threshold (0.05
 for absorption scores, 0.02 for accuracies and explained variance); where it is wider, the number of seeds n at
@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from sae_mask_plugin.report.statements import DECISION_HALF_WIDTHS, half_width, implied_sd, seeds_needed
-from sae_mask_plugin.report.stats import Summary
+from research.study_pages import DECISION_HALF_WIDTHS
+from sae_mask_plugin.report.stats import Summary, half_width, implied_sd, seeds_needed
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ from sae_lens import SAE
 from sae_lens.util import cosine_similarities
 from scipy.optimize import linear_sum_assignment
 
-from sae_mask_plugin.evals.absorption.control.config import NUM_LETTERS, FeatureHierarchy, MeasureConfig
+from research.absorption_control.config import NUM_LETTERS, FeatureHierarchy, MeasureConfig
 from sae_mask_plugin.evals.absorption.gate import CosineGates, cosine_gates
 from sae_mask_plugin.evals.absorption.main import k1_main_latents
 

@@ -3,7 +3,7 @@
 The oracle does not depend on any SAE, so this needs only the model (activations are cached under `--cache`,
 the same cache `sae-mask eval` uses when given the same folder):
 
-    python -m sae_mask_plugin.evals.ood_probing.signal_table --layers 6,12,20 --cache evals/cache
+    python -m research.ood_signal_table --layers 6,12,20 --cache evals/cache
 """
 
 from __future__ import annotations
