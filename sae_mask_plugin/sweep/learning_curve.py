@@ -1,25 +1,22 @@
 """Learning curve of a recipe's setting: explained variance, alive fraction, L0 (the recipe's own core eval) and
-FVU on clean unseen text against training tokens, to choose the recipe's token budget.
-
-    python scripts/learning_curve.py smollm2_study_v2 --out DIR --tokens 1600000 --points 4 --k 8 16 32 \
-        [--p 0 0.3] [--set runner.dead_feature_window=1000]
+FVU on clean unseen text against training tokens, to choose the recipe's token budget (`sae-mask learning-curve`).
 
 The curve trains the recipe's own jobs (its hook, width, architecture, runner settings and LLM dtype; one seed,
 the given p and k), each (p, seed) job training every k from one masked LLM pass as the sweep does, with SAELens
-checkpoints at `--points - 1` evenly spaced token counts. Every checkpoint and final SAE becomes an inference SAE
+checkpoints at `points - 1` evenly spaced token counts. Every checkpoint and final SAE becomes an inference SAE
 (as SAELens saves the final one), its threshold calibrated to L0 = k on clean text, and is evaluated with the
-recipe's eval settings (`--evals`, default core) and for FVU and L0 on clean text no run read. Everything is
-resumable: finished jobs, converted checkpoints and evals are not redone, and an interrupted job resumes from its
-latest complete checkpoint. Writes `<out>/learning_curve.json`, `.png` and `.md` (a table and the token count
-from which each k passes the report's training gates).
+recipe's eval settings (default core) and for FVU and L0 on clean text no run read. Everything is resumable:
+finished jobs, converted checkpoints and evals are not redone, and an interrupted job resumes from its latest
+complete checkpoint. Writes `<out>/learning_curve.json`, `.png` and `.md` (a table and the token count from which
+each k passes the report's training gates).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +29,18 @@ from sae_lens import SAE, TrainingSAE  # noqa: E402
 from sae_lens.constants import SAE_CFG_FILENAME  # noqa: E402
 from transformer_lens import HookedTransformer  # noqa: E402
 
-from sae_mask_plugin import load_embedded_model  # noqa: E402
 from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks, fvu_and_l0  # noqa: E402
 from sae_mask_plugin.embedded.corpus import load_calibration_texts  # noqa: E402
+from sae_mask_plugin.embedded.model import load_model  # noqa: E402
 from sae_mask_plugin.evals.activations import clean_token_activations  # noqa: E402
 from sae_mask_plugin.evals.runner import evaluate_saes  # noqa: E402
 from sae_mask_plugin.files import staged_directory, write_json_atomic, write_text_atomic  # noqa: E402
 from sae_mask_plugin.report.collect import flatten_metrics  # noqa: E402
 from sae_mask_plugin.report.gates import MIN_ALIVE_FRACTION, MIN_EXPLAINED_VARIANCE  # noqa: E402
-from sae_mask_plugin.sweep import load_recipe, plan  # noqa: E402
-from sae_mask_plugin.sweep.cli import add_override_argument  # noqa: E402
 from sae_mask_plugin.sweep.execute import sae_dir, train_group  # noqa: E402
-from sae_mask_plugin.sweep.plan import Group  # noqa: E402
-from sae_mask_plugin.sweep.recipe import Recipe  # noqa: E402
+from sae_mask_plugin.sweep.plan import Group, plan  # noqa: E402
+from sae_mask_plugin.sweep.recipe import Recipe, load_recipe  # noqa: E402
+from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig  # noqa: E402
 from sae_mask_plugin.training.interruption import CHECKPOINT_COMPLETE_FILENAME  # noqa: E402
 from sae_mask_plugin.training.metadata import read_masking_record, write_masking_metadata  # noqa: E402
 
@@ -129,8 +125,11 @@ def curve_folders(out: Path, group: Group, recipe: Recipe) -> dict[str, dict[int
     return {name: dict(sorted(points.items())) for name, points in folders.items()}
 
 
-def calibrate(folders: list[Path], recipe: Recipe, model: HookedTransformer) -> None:
-    """Calibrate every folder not yet calibrated (one clean-activation pass for all, on the trained positions)."""
+def calibrate(
+    folders: list[Path], recipe: Recipe, runner: MaskedMultiSAETrainingRunnerConfig, model: HookedTransformer
+) -> None:
+    """Calibrate every folder not yet calibrated (one clean-activation pass for all, on the positions the
+    `runner` config trained)."""
     pending = [
         folder
         for folder in folders
@@ -140,24 +139,24 @@ def calibrate(folders: list[Path], recipe: Recipe, model: HookedTransformer) -> 
         calibrate_saved_saes_at_hooks(
             {recipe.hook_name: pending},
             model,
-            context_size=recipe.runner["context_size"],
-            seqpos_slice=recipe.runner["seqpos_slice"],
+            context_size=runner.context_size,
+            seqpos_slice=runner.seqpos_slice,
         )
 
 
 def clean_text_metrics(
-    folders: list[Path], recipe: Recipe, model: HookedTransformer
+    folders: list[Path], recipe: Recipe, runner: MaskedMultiSAETrainingRunnerConfig, model: HookedTransformer
 ) -> dict[str, dict[str, float]]:
     """FVU and L0 of each SAE on 32,768 tokens of clean text no run or calibration read (the calibration split's
-    second half), on the trained window positions."""
+    second half), on the window positions the `runner` config trained."""
     texts = load_calibration_texts(show_progress=False)
     unseen = clean_token_activations(
         model,
         recipe.hook_name,
         texts[len(texts) // 2 :],
         CLEAN_TOKENS,
-        recipe.runner["context_size"],
-        recipe.runner["seqpos_slice"],
+        runner.context_size,
+        runner.seqpos_slice,
         show_progress=False,
     )
     metrics = {}
@@ -195,7 +194,7 @@ def markdown_table(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
         f"Learning curve of `{settings['recipe']}` at `{settings['hook_name']}` (LLM in {settings['llm_dtype']}), "
         f"seed {settings['seed']}, AuxK dead-latent window {settings['dead_feature_window']} steps"
         + "".join(f", `{key}` = {value}" for key, value in settings["overrides"].items())
-        + "; generated by `scripts/learning_curve.py` from `learning_curve.json`.",
+        + "; generated by `sae-mask learning-curve` from `learning_curve.json`.",
         "",
         "| training tokens | p | k | FVU, clean unseen text | core EV | alive fraction | L0 clean / core "
         "| CE loss recovered |",
@@ -246,60 +245,42 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "recipe", help="a recipe name or file (its first grid block gives architecture and width)"
-    )
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--tokens", type=int, default=2_000_000)
-    parser.add_argument(
-        "--points", type=int, default=5, help="evaluated token counts, the final one included"
-    )
-    parser.add_argument("--p", type=float, nargs="+", default=[0.0])
-    parser.add_argument("--k", type=int, nargs="+", required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--evals", nargs="+", default=["core"], help="evals of the recipe to run at each point"
-    )
-    add_override_argument(parser, "--set runner.dead_feature_window=1000")
-    args = parser.parse_args()
-    if args.points < 1 or args.tokens < args.points * 2048:
-        parser.error("--points must be >= 1 and --tokens at least 2,048 per point")
-    args.overrides = dict(args.overrides)
-    recipe = curve_recipe(args.recipe, args.tokens, args.points, args.p, args.k, args.seed, args.overrides)
-    unknown = set(args.evals) - set(recipe.evals)
-    if unknown:
-        parser.error(f"--evals: the recipe runs {', '.join(recipe.evals)}, not {', '.join(sorted(unknown))}")
-
+def run_learning_curve(
+    recipe: Recipe, out: str | Path, evals: Sequence[str], arguments: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Train, calibrate and evaluate the curve of `recipe` (from `curve_recipe`) into `out`, running its `evals`,
+    and write `learning_curve.json` (its settings: the recipe's, then `arguments`, what the curve was asked for),
+    `.png` and `.md`; returns the rows (`curve_points`)."""
+    out = Path(out)
     started = time.perf_counter()
     arms: dict[str, dict[int, Path]] = {}
     groups = plan(recipe)
     for group in groups:
-        train_group(recipe, group, args.out)
-        arms.update(curve_folders(args.out, group, recipe))
+        train_group(recipe, group, out)
+        arms.update(curve_folders(out, group, recipe))
     folders = [folder for points in arms.values() for folder in points.values()]
-    model = load_embedded_model(dtype=getattr(torch, recipe.llm_dtype))
-    calibrate(folders, recipe, model)
+    model = load_model(recipe.model_name, dtype=getattr(torch, recipe.llm_dtype))
+    runner = groups[0].runner_config(recipe)  # the window settings every group shares
+    calibrate(folders, recipe, runner, model)
     eval_settings = recipe.eval_settings()
     evaluate_saes(
         folders,
-        evals=args.evals,
-        out_dir=args.out / "evals",
+        evals=list(evals),
+        out_dir=out / "evals",
         preset=recipe.eval_preset,
-        configs={name: eval_settings[name] for name in args.evals},
+        configs={name: eval_settings[name] for name in evals},
         llm_dtype=recipe.llm_dtype,
     )
-    rows = curve_points(args.out / "evals", recipe, arms, clean_text_metrics(folders, recipe, model))
+    rows = curve_points(out / "evals", recipe, arms, clean_text_metrics(folders, recipe, runner, model))
     settings = {
         "recipe": recipe.name,
         "hook_name": recipe.hook_name,
         "llm_dtype": recipe.llm_dtype,
-        "dead_feature_window": groups[0].runner_config(recipe).dead_feature_window,
-        **{key: value for key, value in vars(args).items() if key not in ("out", "recipe")},
+        "dead_feature_window": runner.dead_feature_window,
+        **arguments,
     }
     write_json_atomic(
-        args.out / "learning_curve.json",
+        out / "learning_curve.json",
         {
             "settings": settings,
             "targets": TARGETS,
@@ -307,11 +288,6 @@ def main() -> None:
             "wall_seconds_this_invocation": round(time.perf_counter() - started, 1),
         },
     )
-    plot(rows, args.out / "learning_curve.png")
-    write_text_atomic(args.out / "learning_curve.md", markdown_table(rows, settings))
-    for row in rows:
-        print(json.dumps(row))
-
-
-if __name__ == "__main__":
-    main()
+    plot(rows, out / "learning_curve.png")
+    write_text_atomic(out / "learning_curve.md", markdown_table(rows, settings))
+    return rows
