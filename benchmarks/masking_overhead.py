@@ -27,8 +27,7 @@ from sae_mask_plugin import (
 )
 from sae_mask_plugin.embedded.corpus import load_embedded_corpus
 from sae_mask_plugin.llm_dtype import LLM_DTYPES, llm_dtype_or_default
-from sae_mask_plugin.report.statements import implied_sd, seeds_needed
-from sae_mask_plugin.report.stats import Summary
+from sae_mask_plugin.report.stats import Summary, implied_sd, seeds_needed
 
 TARGET = 0.98
 

@@ -35,6 +35,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "train baseline + masked SAEs on the embedded default, evaluate, report",
     ),
     "sweep": ("sae_mask_plugin.sweep", "run a recipe grid (p x k x architecture), optionally sharded"),
+    "learning-curve": (
+        "sae_mask_plugin.sweep.learning_curve_cli",
+        "a recipe's metrics against training tokens, to choose its token budget",
+    ),
 }
 
 

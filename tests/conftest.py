@@ -53,10 +53,9 @@ def embedded_model():
 @pytest.fixture(scope="session")
 def pythia_standin_home(tmp_path_factory):
     """A Hugging Face home holding the stand-in Pythia-160M-deduped (exact architecture, random weights) and
-    stand-in Pile texts (`scripts/build_hub_standins.py`), built once per test session."""
-    from script_module import load_script
+    stand-in Pile texts (`research/hub_standins.py`), built once per test session."""
+    from research import hub_standins as standins
 
-    standins = load_script("build_hub_standins")
     home = tmp_path_factory.mktemp("standin-hf")
     standins.build_all(home, ["pythia-160m-deduped"], dataset_texts=1500)
     return home

@@ -81,6 +81,11 @@ def test_help_loads_nothing_heavy(argv):
         (["calibrate", "--sae", "{tmp}", "--tokens", "0"], "--tokens must be >= 1"),
         (["demo", "--out", "{tmp}"], "is not a previous run of the demo"),
         (["demo", "--out", "{tmp}/notes.txt"], "exists and is not a folder"),
+        (
+            ["learning-curve", "cpu_demo_quick", "--out", "{tmp}", "--k", "16", "--points", "0"],
+            "--points must be >= 1",
+        ),
+        (["learning-curve", "no_such_recipe", "--out", "{tmp}", "--k", "16"], "shipped recipes: "),
     ],
 )
 def test_bad_input_answers_before_anything_heavy_loads(argv, message, tmp_path):

@@ -57,13 +57,6 @@ def test_every_module_imports_first_in_a_fresh_package():
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
 
 
-# The one import loop left, to be removed: `report.statements` builds report data through `report.build`, which
-# prints statements (also through `report.plots`). Delete this entry with the loop.
-KNOWN_MODULE_CYCLES = [
-    {"sae_mask_plugin.report.build", "sae_mask_plugin.report.plots", "sae_mask_plugin.report.statements"}
-]
-
-
 @dataclass(frozen=True)
 class Import:
     """One import statement of a package module that names another package module."""
@@ -177,10 +170,6 @@ def describe(cycle: list[Import], node=lambda module: module) -> str:
     return names + steps
 
 
-def nodes_of(cycle: list[Import]) -> set[str]:
-    return {imp.importer for imp in cycle}
-
-
 def test_subpackages_import_no_subpackage_that_imports_them_back():
     cycles = import_cycles(package_imports(PACKAGE_ROOT), subpackage)
     assert not cycles, "subpackages import one another (move what they share below both):\n" + "\n".join(
@@ -190,12 +179,7 @@ def test_subpackages_import_no_subpackage_that_imports_them_back():
 
 def test_modules_import_no_module_that_imports_them_back():
     cycles = import_cycles(package_imports(PACKAGE_ROOT))
-    unknown = [
-        cycle for cycle in cycles if not any(nodes_of(cycle) <= known for known in KNOWN_MODULE_CYCLES)
-    ]
-    assert not unknown, "modules import one another:\n" + "\n".join(describe(cycle) for cycle in unknown)
-    stale = [known for known in KNOWN_MODULE_CYCLES if not any(nodes_of(cycle) <= known for cycle in cycles)]
-    assert not stale, f"these import loops are gone: delete them from KNOWN_MODULE_CYCLES: {stale}"
+    assert not cycles, "modules import one another:\n" + "\n".join(describe(cycle) for cycle in cycles)
 
 
 def test_cycles_are_found_through_function_level_and_relative_imports(tmp_path):
@@ -218,7 +202,7 @@ def test_cycles_are_found_through_function_level_and_relative_imports(tmp_path):
         "\n    pkg/low/util.py:2 imports pkg.high.tool"
     )
     [module_cycle] = import_cycles(imports)
-    assert nodes_of(module_cycle) == {"pkg.high.tool", "pkg.low.util"}
+    assert {imp.importer for imp in module_cycle} == {"pkg.high.tool", "pkg.low.util"}
 
 
 def test_calibration_imports_no_training_nor_evals_and_masking_no_training():

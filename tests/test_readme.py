@@ -3,7 +3,7 @@ cannot drift from the code.
 
 The blocks run in order (README, then the pages in `mkdocs.yml`'s nav order), each distinct block once, in one
 working folder. Offline blocks run in this process, unchanged. Blocks that name a hub model run in a fresh
-interpreter against a local stand-in of the hub (`scripts/build_hub_standins.py`: Pythia-160M-deduped's exact
+interpreter against a local stand-in of the hub (`research/hub_standins.py`: Pythia-160M-deduped's exact
 architecture with random weights, embedded-corpus texts as the Pile; the hub switched off, W&B disabled), changed
 in the one line their comment allows: the training budget.
 """

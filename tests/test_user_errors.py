@@ -99,6 +99,27 @@ def test_unknown_and_offline_models(offline, tmp_path, capfd):
         (["calibrate"], "error: the following arguments are required: --sae"),
         (["info", "--no-such-flag"], "error: unrecognized arguments: --no-such-flag"),
         (["mask-tokens", "--p", "x"], "error: argument --p: invalid float value: 'x'"),
+        (
+            ["learning-curve", "cpu_demo_quick", "--out", "{tmp}/curve"],
+            "the following arguments are required: --k",
+        ),
+        (
+            ["learning-curve", "cpu_demo_quick", "--out", "{tmp}/curve", "--k", "16", "--evals", "scr"],
+            "--evals: the recipe runs core, absorption, sparse_probing, ood, not scr",
+        ),
+        (
+            [
+                "learning-curve",
+                "cpu_demo_quick",
+                "--out",
+                "{tmp}/curve",
+                "--k",
+                "16",
+                "--set",
+                "runner.devise=cpu",
+            ],
+            "did you mean device",
+        ),
     ],
 )
 def test_expected_failures_are_one_line_messages(argv, message, tmp_path, capfd):

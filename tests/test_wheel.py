@@ -50,6 +50,7 @@ def test_the_sdist_and_wheel_pass_the_release_checks(dist: Path):
     run([Path(sys.executable).with_name("check-wheel-contents"), wheel], cwd=dist)
     names = set(zipfile.ZipFile(wheel).namelist())
     assert set(SHIPPED_DATA) <= names, set(SHIPPED_DATA) - names
+    assert not [name for name in names if name.startswith("research/")]  # research stays in the repository
     assert f"sae_mask_plugin-{__version__}.dist-info/licenses/LICENSE" in names
 
 

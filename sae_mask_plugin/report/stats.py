@@ -154,3 +154,23 @@ def false_discovery_control(comparisons: Sequence[PairedComparison]) -> list[Pai
         for index, q_value in zip(tested, q_values, strict=True):
             adjusted[index] = replace(comparisons[index], q_value=float(q_value))
     return adjusted
+
+
+def half_width(summary: Summary) -> float:
+    """Half the width of a summary's interval (it must have one)."""
+    assert summary.low is not None and summary.high is not None
+    return (summary.high - summary.low) / 2
+
+
+def implied_sd(summary: Summary) -> float:
+    """The SD of the paired differences behind a t-interval."""
+    return half_width(summary) * math.sqrt(summary.n) / stats.t.ppf(0.5 + CONFIDENCE / 2, summary.n - 1)
+
+
+def seeds_needed(sd: float, half_width: float) -> int:
+    """Smallest n ≥ 2 whose paired t-interval half-width is at most `half_width`, for paired differences of SD
+    `sd`."""
+    n = 2
+    while stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) > half_width:
+        n += 1
+    return n

@@ -1,8 +1,8 @@
 """The paper recipes' hub path, offline: stand-in checkpoints (random weights, exact architecture) under the real
 hub names, loaded by TransformerLens by name, and `sae-mask sweep paper_pythia160m` end to end on CPU.
 
-The stand-ins come from `scripts/build_hub_standins.py` into a temporary `HF_HOME`; the sweep runs as a user runs
-it (the console command in a subprocess, `HF_HUB_OFFLINE=1`), with `scripts/run_paper_recipe_standin.py`'s small
+The stand-ins come from `research/hub_standins.py` into a temporary `HF_HOME`; the sweep runs as a user runs
+it (the console command in a subprocess, `HF_HUB_OFFLINE=1`), with `research/paper_recipe_standin.py`'s small
 overrides. Gemma-2-2B is checked by config only here (its full-size stand-in takes 5 GB; its end-to-end run is
 the documented script).
 """
@@ -20,18 +20,15 @@ import pytest
 import torch
 import yaml
 from sae_lens import SAE
-from script_module import load_script
 
+from research import hub_standins as standins
+from research import paper_recipe_standin as runner_script
 from sae_mask_plugin.sae_metadata import read_masking_metadata
 from sae_mask_plugin.sweep.recipe import load_recipe
 
 RUN_NAMES = ["matryoshka_batchtopk-k8-w256-p0-s0", "matryoshka_batchtopk-k8-w256-p0.3-token-s0"]
 
 pytestmark = pytest.mark.xdist_group("pythia_standin")  # one worker builds the stand-in hub
-
-
-standins = load_script("build_hub_standins")
-runner_script = load_script("run_paper_recipe_standin")
 
 
 def test_standin_configs_match_transformer_lens_and_the_recipes():

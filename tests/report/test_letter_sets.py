@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from report_checks import assert_report_matches_results, run_record
 
 from sae_mask_plugin.evals.absorption.letter_set import (
     FIXED_K1_SCORE,
@@ -15,7 +16,6 @@ from sae_mask_plugin.evals.absorption.letter_set import (
 )
 from sae_mask_plugin.report.build import build_report, paired_comparisons
 from sae_mask_plugin.report.letter_sets import apply_letter_sets
-from tests.report.report_checks import assert_report_matches_results, run_record
 
 LETTERS = "abcdefghijkl"
 

@@ -11,9 +11,9 @@ import pytest
 from report_checks import run_record
 
 import sae_mask_plugin.report.plots as plots
+from research.study_pages import records_from_results
 from sae_mask_plugin.report.matching import compare_pairs, matched_l0_comparisons, same_k_pairs
 from sae_mask_plugin.report.records import RunRecord
-from sae_mask_plugin.report.statements import records_from_results
 
 FIRST_EDITION = (
     Path(__file__).resolve().parents[2] / "docs" / "smollm2_study" / "first_edition" / "results.json"

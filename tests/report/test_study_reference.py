@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from report_checks import run_record
 
 from sae_mask_plugin.report.build import build_report
 from sae_mask_plugin.report.study_reference import (
@@ -16,7 +17,6 @@ from sae_mask_plugin.report.study_reference import (
     study_reference_from_results,
 )
 from sae_mask_plugin.sweep import RecipeError, load_recipe
-from tests.report.report_checks import run_record
 
 STUDY_RESULTS = Path(__file__).parents[2] / "docs/smollm2_study/results.json"
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from report_checks import run_record
 
 from sae_mask_plugin.report.build import build_report, cells_below_training_gate
 from sae_mask_plugin.report.gates import (
@@ -17,7 +18,6 @@ from sae_mask_plugin.report.gates import (
     with_gate_margins,
 )
 from sae_mask_plugin.sweep import Recipe, RecipeError
-from tests.report.report_checks import run_record
 
 CONVERGED = TrainingGate(plateau_explained_variance={"batchtopk w256 k16": 0.83}, ev_tolerance=0.01)
 

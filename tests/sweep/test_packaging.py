@@ -1,5 +1,5 @@
 """The wheel ships the recipes, so `sae-mask sweep NAME` and `sae-mask demo` work from a plain `pip install`, and
-the snapshot of SAELens's flags that `sae-mask train` answers `--help` and bad input from."""
+the snapshot of SAELens's flags that `sae-mask train` answers `--help` and bad input from; it leaves `research/` out."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def test_wheel_contains_every_recipe_and_the_train_flags(tmp_path: Path) -> None:
     source = tmp_path / "source"  # pip builds inside the source tree: build a copy, keep the checkout clean
-    for name in ("sae_mask_plugin", "recipes"):
+    for name in ("sae_mask_plugin", "recipes", "research"):
         shutil.copytree(
             REPO_ROOT / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -34,6 +34,7 @@ def test_wheel_contains_every_recipe_and_the_train_flags(tmp_path: Path) -> None
     assert len(expected) >= 6
     assert shipped == expected
     assert "sae_mask_plugin/training/flags.json" in names
+    assert not [name for name in names if name.startswith("research/")]  # research stays in the repository
 
 
 def test_recipes_dir_is_the_top_level_folder() -> None:
