@@ -69,8 +69,10 @@ def fit_probe(
         )
 
 
-# sae-probes' `find_best_reg` grid of inverse regularisation strengths C, ascending.
 PROBE_STRENGTHS = np.logspace(-5, 5, 10)
+"""sae-probes' `find_best_reg` grid of inverse regularisation strengths C, ascending."""
+PROBE_MAX_ITER = 1000
+"""Solver iterations of every logistic-regression probe (sae-probes' `find_best_reg` setting)."""
 
 
 def fit_probe_cv(
@@ -87,7 +89,7 @@ def fit_probe_cv(
         cv=StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed),
         scoring="neg_log_loss",
         solver="liblinear" if penalty == "l1" else "lbfgs",
-        max_iter=1000,
+        max_iter=PROBE_MAX_ITER,
         random_state=seed,
         use_legacy_attributes=False,
     )

@@ -32,7 +32,7 @@ from sae_mask_plugin.llm_dtype import (
 )
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.report.gates import DEFAULT_TRAINING_GATE, TrainingGate, TrainingGateError
-from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
+from sae_mask_plugin.training.settings import B_DEC_INITS, MATRYOSHKA_FRACTIONS, BDecInit
 
 if TYPE_CHECKING:
     from sae_lens.saes.sae import TrainingSAEConfig
@@ -293,7 +293,7 @@ class Recipe:
     sae: dict[str, Any] = field(default_factory=dict)
     sae_by_architecture: dict[str, dict[str, Any]] = field(default_factory=dict)
     masking: dict[str, Any] = field(default_factory=dict)
-    matryoshka_fractions: list[float] = field(default_factory=lambda: [0.0625, 0.25])
+    matryoshka_fractions: list[float] = field(default_factory=lambda: list(MATRYOSHKA_FRACTIONS))
     init_b_dec: BDecInit = "mean"
     max_saes_per_job: int | None = None
     evals: list[str] = field(default_factory=list)

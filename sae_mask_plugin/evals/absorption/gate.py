@@ -40,6 +40,9 @@ SAEBENCH_ABSORBER_COS_THRESHOLD = 0.1
 SAEBENCH_FULL_ABSORPTION_COS_THRESHOLD = 0.025
 
 NOT_MEASURABLE = "absorption not measurable here"
+MIN_PASSING_LETTERS = 20
+"""Letters an SAE's absorption headline needs (SAEBench's `min_feats_for_eval` default, which the eval config
+inherits); below it the headline is "absorption not measurable here"."""
 
 # reasons a letter fails the gate
 REASON_PROBE_F1 = "probe_f1_below_min"
@@ -99,7 +102,7 @@ class AbsorptionGateConfig:
     main_latent_cos_at_reference: float = (
         SAEBENCH_ABSORBER_COS_THRESHOLD  # at d_model 2304; scaled to d_model
     )
-    min_passing_letters: int = 20  # below this the SAE's headline is None (SAEBench's `min_feats_for_eval`)
+    min_passing_letters: int = MIN_PASSING_LETTERS  # below this the SAE's headline is None
     use_other_letter_null: bool = (
         True  # the score must be below the letter's score with another letter's latent
     )

@@ -80,6 +80,9 @@ from sae_mask_plugin.llm_dtype import UNRECORDED_LLM_DTYPE
 
 # SAEBench's in-context examples per prompt (fixed inside its probe dataset builder).
 MAX_ICL_EXAMPLES = 10
+LETTER_PROBE_EPOCHS = 50
+LETTER_PROBE_LR = 1e-2
+"""The 26-way first-letter probe's training (SAEBench's `train_and_save_probes` defaults)."""
 _PROBE_HOOK_SUFFIX = "hook_resid_post"
 _AGGREGATION_ONLY = (
     "min_GT_probe_f1",
@@ -491,8 +494,8 @@ def evaluate_sae(
             probes_dir=probes_dir,
             vocab=words,
             batch_size=config.llm_batch_size,
-            num_epochs=50,
-            lr=1e-2,
+            num_epochs=LETTER_PROBE_EPOCHS,
+            lr=LETTER_PROBE_LR,
             device=torch.device(device),
             base_template=config.prompt_template,
             pos_idx=config.prompt_token_pos,
