@@ -102,8 +102,6 @@ def _check_config_names(configs: dict[str, Any]) -> None:
         unknown = sorted(set(config.task_names) - set(OOD_TASKS))
         if unknown:
             raise EvalInputError(f"unknown OOD task(s) {unknown}; sae-probes ships {', '.join(OOD_TASKS)}")
-        if config.headline_k not in config.ks:
-            raise EvalInputError(f"OOD headline_k {config.headline_k} is not one of ks {config.ks}")
     if "sparse_probing" in configs:
         unknown = sorted(set(configs["sparse_probing"].dataset_names) - set(list_probing_datasets()))
         if unknown:

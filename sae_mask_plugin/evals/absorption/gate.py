@@ -29,10 +29,11 @@ data with known features):
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sae_mask_plugin.evals.means import mean_if_complete
 
 # SAEBench 0.6.0 (`evals/absorption/feature_absorption.py`), tuned on Gemma-2-2B (d_model 2304)
 SAEBENCH_REFERENCE_D_MODEL = 2304
@@ -308,13 +309,6 @@ class AbsorptionGateSummary:
         )
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    """The mean; None for no values or when one is None (not computed)."""
-    if not values or any(value is None for value in values):
-        return None
-    return statistics.mean(values)  # type: ignore[type-var]
-
-
 def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> AbsorptionGateSummary:
     """Judge every letter and average the absorption scores over passing letters (None when too few pass)."""
     letters = [r.letter for r in records]
@@ -329,7 +323,7 @@ def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> 
             failing[reason] = failing.get(reason, 0) + 1
 
     def gated(name: str) -> float | None:
-        return _mean([getattr(r, name) for r in passing]) if measurable else None
+        return mean_if_complete(getattr(r, name) for r in passing) if measurable else None
 
     return AbsorptionGateSummary(
         verdicts=verdicts,
@@ -339,8 +333,8 @@ def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> 
         headline_k1_full_absorption_rate=gated("k1_full_absorption_rate"),
         headline_k1_dropped_rate=gated("k1_dropped_rate"),
         headline_k1_absorption_fraction=gated("k1_absorption_fraction"),
-        mean_main_latent_precision=_mean([r.main_latent_precision for r in records]),
-        mean_main_latent_recall=_mean([r.main_latent_recall for r in records]),
+        mean_main_latent_precision=mean_if_complete(r.main_latent_precision for r in records),
+        mean_main_latent_recall=mean_if_complete(r.main_latent_recall for r in records),
         letters_failing_by_reason=failing,
         letters_eligible=sum(
             r.probe_f1 >= config.min_probe_f1

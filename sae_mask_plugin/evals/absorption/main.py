@@ -75,6 +75,7 @@ from sae_mask_plugin.evals.common import (
     saebench_output_fields,
     settings_key,
 )
+from sae_mask_plugin.evals.means import mean_of_present
 from sae_mask_plugin.files import write_json_atomic
 from sae_mask_plugin.llm_dtype import UNRECORDED_LLM_DTYPE
 
@@ -621,8 +622,7 @@ def evaluate_sae(
 
     def random_sae_mean(key: str) -> float | None:
         scores = random_scores[headline][key]
-        values = [scores[letter] for letter in probe_letters if letter in scores]
-        return statistics.mean(values) if values else None
+        return mean_of_present(scores.get(letter) for letter in probe_letters)
 
     summary = summaries[headline]
     gate_metrics = AbsorptionGateMetrics(
@@ -705,17 +705,15 @@ def run_eval(
     model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """SAEBench-style entry: absorption of each `(name, SAE)`, one JSON per SAE in `output_path`.
+    """SAEBench-style entry: absorption of each `(name, SAE)`, one JSON per SAE in `output_path`; `model` and
+    `cache_path` (probes and per-SAE tables) as in `evals.common.run_each_sae`. Existing results, and the
+    per-SAE tables they come from, are kept unless `force_rerun`."""
 
-    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
-    loaded offline-aware; probes and per-SAE tables are cached under
-    `cache_path` (default `<output_path>/cache`). Existing results are kept unless `force_rerun`.
-    """
-    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
-    root = cache_path or str(Path(output_path) / "cache")
+    def evaluate(sae_name: str, sae: SAE, lazy: LazyModel, cache_root: Path) -> AbsorptionEvalOutput:
+        llm = lazy.get()
+        resolved = resolve_config(config, llm)
+        return evaluate_sae(llm, sae, sae_name, resolved, cache_root, device, force_rerun)
 
-    def evaluate(sae_name: str, sae: SAE) -> AbsorptionEvalOutput:
-        model = lazy.get()
-        return evaluate_sae(model, sae, sae_name, resolve_config(config, model), root, device, force_rerun)
-
-    return run_each_sae(selected_saes, device, output_path, force_rerun, "absorption", evaluate)
+    return run_each_sae(
+        config, selected_saes, device, output_path, force_rerun, model, cache_path, "absorption", evaluate
+    )
