@@ -38,6 +38,10 @@ class EvalInputError(SaeMaskUserError, ValueError):
     """Bad input to the evals (SAE folder, eval name, dataset or task name), found before any model load."""
 
 
+class EvalUnavailableError(EvalInputError):
+    """An eval that cannot run here (its data out of reach), found before any model load."""
+
+
 @dataclass(frozen=True)
 class SaeSource:
     """An SAE folder on disk, read from its `cfg.json` without loading weights or the model.
