@@ -45,7 +45,8 @@ RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 `load_recipe("cpu_demo_quick")` finds `recipes/cpu_demo_quick.yaml`."""
 
 EXTERNAL_EVALS: tuple[str, ...] = ("scr", "tpp")
-"""Evals run through SAEBench itself (they need hub datasets); the others go to `sae_mask_plugin.evals`."""
+"""Evals that need hub datasets: a sweep runs them through `sweep.saebench` (a status file says when they could not
+run); `eval_configs` cannot set them. The others go to `sae_mask_plugin.evals.evaluate_saes` directly."""
 
 EvalPreset = Literal["cpu", "full"]
 EVAL_OPTIONS = ("ood_tasks", "sparse_probing_datasets")
@@ -464,8 +465,8 @@ class Recipe:
         from sae_mask_plugin.evals import EVAL_NAMES
         from sae_mask_plugin.evals.runner import EVAL_SPECS
 
-        check_names("evals", self.evals, (*EVAL_NAMES, *EXTERNAL_EVALS))
-        check_names("eval_configs", self.eval_configs, EVAL_NAMES)
+        check_names("evals", self.evals, EVAL_NAMES)
+        check_names("eval_configs", self.eval_configs, set(EVAL_NAMES) - set(EXTERNAL_EVALS))
         for name, settings in self.eval_configs.items():
             if not isinstance(settings, Mapping):
                 raise RecipeError(f"eval_configs.{name} must be a mapping of config field -> value")
