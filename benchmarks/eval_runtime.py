@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sae_mask_plugin.evals import EVAL_NAMES, evaluate_saes
+from sae_mask_plugin.evals import OFFLINE_EVAL_NAMES, evaluate_saes
 from sae_mask_plugin.evals.reference_saes import train_reference_sae
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sae", action="append", default=None, help="two SAE folders (default: train two)")
     parser.add_argument("--out", default=None, help="output folder (default: a fresh temporary folder)")
-    parser.add_argument("--evals", default=",".join(EVAL_NAMES))
+    parser.add_argument("--evals", default=",".join(OFFLINE_EVAL_NAMES))
     parser.add_argument("--train-tokens", type=int, default=60_000, help="tokens per reference SAE")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="eval-runtime-"))

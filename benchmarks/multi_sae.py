@@ -74,7 +74,10 @@ def main() -> None:
         multi = MaskedMultiSAETrainingRunnerConfig(
             saes={
                 f"k{k}": BatchTopKTrainingSAEConfig(
-                    d_in=SAE_DEFAULTS["d_in"], d_sae=SAE_DEFAULTS["d_sae"], k=k, topk_threshold_lr=0.05
+                    d_in=SAE_DEFAULTS["d_in"],
+                    d_sae=SAE_DEFAULTS["d_sae"],
+                    k=k,
+                    topk_threshold_lr=SAE_DEFAULTS["topk_threshold_lr"],
                 )
                 for k in KS
             },

@@ -184,6 +184,7 @@ def test_light_copies_of_choices_agree_with_their_modules():
     from sae_mask_plugin.sweep import execute
 
     assert tuple(eval_cli.EVAL_NAMES) == runner.EVAL_NAMES and tuple(eval_cli.PRESETS) == runner.PRESETS
+    assert tuple(eval_cli.OFFLINE_EVAL_NAMES) == runner.OFFLINE_EVAL_NAMES
     assert tuple(sweep_cli.LAUNCHERS) == execute.LAUNCHERS
     for name in ("SAE_CFG_FILENAME", "SAE_WEIGHTS_FILENAME", "RUNNER_CFG_FILENAME"):
         assert getattr(files, name) == getattr(constants, name)

@@ -1,4 +1,5 @@
-"""`sae-mask eval`: evaluate saved SAE folders with the absorption, sparse-probing, OOD-probing and core evals.
+"""`sae-mask eval`: evaluate saved SAE folders with the absorption, sparse-probing, OOD-probing and core evals
+(offline), and SAEBench's SCR and TPP (hub datasets, hub models).
 
     sae-mask eval --sae runs/baseline --sae runs/masked --evals absorption,sparse_probing,ood --out results/
 
@@ -14,10 +15,11 @@ import sys
 from sae_mask_plugin.errors import CommandParser, SaeMaskUserError, reports_user_errors
 from sae_mask_plugin.llm_dtype import LLM_DTYPES
 
-EVAL_NAMES = ("absorption", "sparse_probing", "ood", "core")
+EVAL_NAMES = ("absorption", "sparse_probing", "ood", "core", "scr", "tpp")
+OFFLINE_EVAL_NAMES = ("absorption", "sparse_probing", "ood", "core")
 PRESETS = ("cpu", "full")
-"""The evals and size presets of `evals.runner`, named here so that `--help` answers without importing them
-(a test checks they agree)."""
+"""The evals (all, and those that run offline: the default), and size presets of `evals.runner`, named here so
+that `--help` answers without importing them (a test checks they agree)."""
 
 
 def _comma_list(value: str) -> list[str]:
@@ -35,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--evals",
         type=_comma_list,
-        default=list(EVAL_NAMES),
-        help=f"comma-separated evals among {', '.join(EVAL_NAMES)} (default: all)",
+        default=list(OFFLINE_EVAL_NAMES),
+        help=f"comma-separated evals among {', '.join(EVAL_NAMES)} (default: {', '.join(OFFLINE_EVAL_NAMES)}; "
+        "scr and tpp read their datasets from the Hugging Face hub and run on hub models)",
     )
     parser.add_argument("--out", required=True, help="output folder (results, cache and summary)")
     parser.add_argument("--model", default=None, help="model name (default: each SAE's metadata.model_name)")

@@ -38,6 +38,10 @@ class EvalInputError(SaeMaskUserError, ValueError):
     """Bad input to the evals (SAE folder, eval name, dataset or task name), found before any model load."""
 
 
+class EvalUnavailableError(EvalInputError):
+    """An eval that cannot run here (its data out of reach), found before any model load."""
+
+
 @dataclass(frozen=True)
 class SaeSource:
     """An SAE folder on disk, read from its `cfg.json` without loading weights or the model.
@@ -251,26 +255,34 @@ class LazyModel:
 
 
 def run_each_sae(
+    config: Any,
     selected_saes: list[tuple[str, SAE]],
     device: str,
     output_path: str | Path,
     force_rerun: bool,
+    model: Any,
+    cache_path: str | Path | None,
     description: str,
-    evaluate: Callable[[str, SAE], Any],
+    evaluate: Callable[[str, SAE, LazyModel, Path], Any],
 ) -> dict[str, dict[str, Any]]:
-    """SAEBench's per-SAE loop: skip SAEs whose result file exists (unless `force_rerun`), give the others
-    SAEBench's standard config fields (`load_and_format_sae`) on `device`, evaluate them with
-    `evaluate(name, sae) -> eval output` and write each result atomically as
-    `<name>_custom_sae_eval_results.json`."""
+    """The body of every eval's SAEBench-style `run_eval`: SAEBench's per-SAE loop.
+
+    SAEs whose result file exists are skipped (unless `force_rerun`); the others get SAEBench's standard config
+    fields (`load_and_format_sae`) on `device` and are evaluated with `evaluate(name, sae, model, cache_root)`,
+    each result written atomically as `<output_path>/<name>_custom_sae_eval_results.json`. `model` (a
+    `HookedTransformer`, a `LazyModel`, or None: `config.model_name` in `config.llm_dtype`) is loaded on first
+    use only; `cache_root` is `cache_path`, default `<output_path>/cache`."""
     from sae_bench.sae_bench_utils.general_utils import get_results_filepath, load_and_format_sae
 
+    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
+    cache_root = Path(cache_path) if cache_path is not None else Path(output_path) / "cache"
     results: dict[str, dict[str, Any]] = {}
     for sae_name, sae in tqdm(selected_saes, desc=description):
         path = get_results_filepath(str(output_path), sae_name, "custom_sae")
         if is_complete_result(path) and not force_rerun:
             continue
         _, sae, _ = load_and_format_sae(sae_name, sae.to(device=device), device)  # type: ignore[misc]
-        output = evaluate(sae_name, sae)
+        output = evaluate(sae_name, sae, lazy, cache_root)
         write_text_atomic(path, output.to_json())
         results[f"{sae_name}_custom_sae"] = asdict(output)
     return results

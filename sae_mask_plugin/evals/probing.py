@@ -27,7 +27,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from sae_mask_plugin.evals.activations import ActivationCache
-from sae_mask_plugin.evals.common import EvalInputError, LazyModel, run_each_sae
+from sae_mask_plugin.evals.common import EvalInputError, LazyModel
 
 
 def single_threaded_blas():
@@ -69,8 +69,10 @@ def fit_probe(
         )
 
 
-# sae-probes' `find_best_reg` grid of inverse regularisation strengths C, ascending.
 PROBE_STRENGTHS = np.logspace(-5, 5, 10)
+"""sae-probes' `find_best_reg` grid of inverse regularisation strengths C, ascending."""
+PROBE_MAX_ITER = 1000
+"""Solver iterations of every logistic-regression probe (sae-probes' `find_best_reg` setting)."""
 
 
 def fit_probe_cv(
@@ -87,7 +89,7 @@ def fit_probe_cv(
         cv=StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed),
         scoring="neg_log_loss",
         solver="liblinear" if penalty == "l1" else "lbfgs",
-        max_iter=1000,
+        max_iter=PROBE_MAX_ITER,
         random_state=seed,
         use_legacy_attributes=False,
     )
@@ -114,33 +116,22 @@ def rank_latents(latents_train: torch.Tensor, y_train: np.ndarray) -> torch.Tens
     return get_sorted_indices(latents_train, torch.from_numpy(y_train), mean_act_normalization)
 
 
-def run_activation_probing_eval(
-    config: Any,
-    selected_saes: list[tuple[str, Any]],
-    device: str,
-    output_path: str,
-    force_rerun: bool,
-    model: Any,
-    cache_path: str | None,
-    description: str,
-    evaluate_sae: Callable[[Any, str, Any, ActivationCache], Any],
-) -> dict[str, dict[str, Any]]:
-    """The shared body of the probing evals' `run_eval`: each SAE is scored by `evaluate_sae(sae, name, config,
-    cache)` on LLM activations cached under `cache_path` (default `<output_path>/cache`) at the SAE's hook, with
-    the model (`config.model_name` unless `model` is given) loaded only when an activation is missing."""
-    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
-    root = cache_path or Path(output_path) / "cache"
+def on_cached_activations(
+    config: Any, evaluate_sae: Callable[[Any, str, Any, ActivationCache], Any]
+) -> Callable[[str, Any, LazyModel, Path], Any]:
+    """The probing evals' per-SAE step for `run_each_sae`: `evaluate_sae(sae, name, config, cache)` on LLM
+    activations at the SAE's hook, cached under the cache root (the model loads only when one is missing)."""
 
-    def evaluate(sae_name: str, sae: Any) -> Any:
+    def evaluate(sae_name: str, sae: Any, model: LazyModel, cache_root: Path) -> Any:
         cache = ActivationCache(
-            root,
+            cache_root,
             config.model_name,
             sae.cfg.metadata.hook_name,
             config.max_seq_len,
             config.llm_batch_size,
-            lazy.get,
+            model.get,
             llm_dtype=config.llm_dtype,
         )
         return evaluate_sae(sae, sae_name, config, cache)
 
-    return run_each_sae(selected_saes, device, output_path, force_rerun, description, evaluate)
+    return evaluate

@@ -38,12 +38,17 @@ def train_reference_sae(
 
     from sae_mask_plugin.embedded.corpus import load_embedded_corpus
     from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME, load_embedded_model
+    from sae_mask_plugin.training.defaults import SAE_DEFAULTS
 
     model = model if model is not None else load_embedded_model()
     batch_tokens = 1024
     cfg = LanguageModelSAERunnerConfig(
         sae=BatchTopKTrainingSAEConfig(
-            d_in=model.cfg.d_model, d_sae=d_sae, k=k, topk_threshold_lr=0.05, dtype="float32"
+            d_in=model.cfg.d_model,
+            d_sae=d_sae,
+            k=k,
+            topk_threshold_lr=SAE_DEFAULTS["topk_threshold_lr"],
+            dtype="float32",
         ),
         model_name=EMBEDDED_MODEL_NAME,
         hook_name=hook_name,

@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from sae_mask_plugin.evals.core import eval_config as core_config
 from sae_mask_plugin.evals.core import main as core_main
 from sae_mask_plugin.evals.ood_probing import eval_config as ood_config
 from sae_mask_plugin.evals.ood_probing import main as ood_main
+from sae_mask_plugin.evals.scr_and_tpp import eval_config as scr_tpp_config
+from sae_mask_plugin.evals.scr_and_tpp import main as scr_tpp_main
 from sae_mask_plugin.evals.sparse_probing import eval_config as sparse_config
 from sae_mask_plugin.evals.sparse_probing import main as sparse_main
 from sae_mask_plugin.files import write_json_atomic
@@ -45,11 +48,14 @@ PRESETS = ("cpu", "full")
 
 @dataclass(frozen=True)
 class EvalSpec:
-    """How to configure and run one eval: its SAEBench-style `run_eval` and its CPU preset."""
+    """How to configure and run one eval: its SAEBench-style `run_eval`, its config class and CPU preset, and
+    for an eval whose data may be out of reach, `check_available(model_name)`, which raises
+    `EvalUnavailableError` before any model load."""
 
     run_eval: Callable[..., dict[str, Any]]
     config_class: type
     cpu_preset: Callable[[str], Any]
+    check_available: Callable[[str], None] | None = None
 
 
 EVAL_SPECS: dict[str, EvalSpec] = {
@@ -61,8 +67,24 @@ EVAL_SPECS: dict[str, EvalSpec] = {
     ),
     "ood": EvalSpec(ood_main.run_eval, ood_config.OodProbingEvalConfig, ood_config.cpu_preset),
     "core": EvalSpec(core_main.run_eval, core_config.CoreEvalConfig, core_config.cpu_preset),
+    "scr": EvalSpec(
+        scr_tpp_main.run_eval,
+        scr_tpp_config.ScrEvalConfig,
+        scr_tpp_config.scr_cpu_preset,
+        scr_tpp_config.check_datasets_reachable,
+    ),
+    "tpp": EvalSpec(
+        scr_tpp_main.run_eval,
+        scr_tpp_config.TppEvalConfig,
+        scr_tpp_config.tpp_cpu_preset,
+        scr_tpp_config.check_datasets_reachable,
+    ),
 }
 EVAL_NAMES: tuple[str, ...] = tuple(EVAL_SPECS)
+OFFLINE_EVAL_NAMES: tuple[str, ...] = tuple(
+    name for name, spec in EVAL_SPECS.items() if not spec.check_available
+)
+"""The evals that run anywhere, the embedded default included: what runs when no evals are named."""
 
 
 def parse_eval_names(evals: str | Sequence[str]) -> list[str]:
@@ -102,8 +124,6 @@ def _check_config_names(configs: dict[str, Any]) -> None:
         unknown = sorted(set(config.task_names) - set(OOD_TASKS))
         if unknown:
             raise EvalInputError(f"unknown OOD task(s) {unknown}; sae-probes ships {', '.join(OOD_TASKS)}")
-        if config.headline_k not in config.ks:
-            raise EvalInputError(f"OOD headline_k {config.headline_k} is not one of ks {config.ks}")
     if "sparse_probing" in configs:
         unknown = sorted(set(configs["sparse_probing"].dataset_names) - set(list_probing_datasets()))
         if unknown:
@@ -121,9 +141,10 @@ def validate_inputs(
     llm_dtype: str | None = None,
 ) -> tuple[list[SaeSource], dict[str, Any]]:
     """Every check that needs no model weights: eval, preset, task and dataset names, SAE folders, whether
-    each SAE's hook and width fit its model's configuration, and whether the LLM dtype asked for (`llm_dtype`,
-    or that of an explicit config in `configs`) is the one each SAE was trained on. Returns the SAE sources and
-    the config of each eval (from `configs`, else from `make_config`); raises an error on the first problem."""
+    each SAE's hook and width fit its model's configuration, whether an eval's data can be had for each model
+    (`EvalSpec.check_available`), and whether the LLM dtype asked for (`llm_dtype`, or that of an explicit config
+    in `configs`) is the one each SAE was trained on. Returns the SAE sources and the config of each eval (from
+    `configs`, else from `make_config`); raises an error on the first problem."""
     chosen = {
         name: configs[name]
         if configs and name in configs
@@ -132,6 +153,10 @@ def validate_inputs(
     }
     _check_config_names(chosen)
     sources = read_sae_sources(sae_paths, model_name)
+    for check in dict.fromkeys(EVAL_SPECS[name].check_available for name in chosen):
+        for name in dict.fromkeys(source.model_name for source in sources):
+            if check is not None:
+                check(name)
     dims = {name: model_dimensions(name) for name in {source.model_name for source in sources}}
     requested = [llm_dtype, *(getattr(configs.get(name), "llm_dtype", None) for name in configs or {})]
     for source in sources:
@@ -145,7 +170,7 @@ def validate_inputs(
 
 def evaluate_saes(
     sae_paths: Sequence[str | Path],
-    evals: str | Sequence[str] = EVAL_NAMES,
+    evals: str | Sequence[str] = OFFLINE_EVAL_NAMES,
     out_dir: str | Path = "eval_results",
     preset: str = "cpu",
     force: bool = False,
@@ -173,7 +198,7 @@ def evaluate_saes(
         sae_paths, evals, model_name, preset, ood_tasks, sparse_probing_datasets, configs, llm_dtype
     )
     out = Path(out_dir)
-    cache = str(Path(cache_dir) if cache_dir is not None else out / "cache")
+    cache_root = str(Path(cache_dir) if cache_dir is not None else out / "cache")
     summary: dict[str, dict[str, Any]] = {
         source.name: {
             "path": str(source.path),
@@ -189,41 +214,59 @@ def evaluate_saes(
     }
     with tqdm(total=len(sources) * len(eval_configs), desc="SAE evals") as progress:
         for source in sources:
-            sae = None
+            load = cache(partial(load_sae, source, device))  # loaded once, and only if an eval runs
             for eval_name, base_config in eval_configs.items():
                 progress.set_postfix_str(f"{source.name}: {eval_name}")
-                output_path = out / eval_name
-                result = Path(get_results_filepath(str(output_path), source.name, "custom_sae"))
-                record: dict[str, Any] = {"result_path": str(result)}
+                model = models[(source.model_name, source.llm_dtype)]
+                record = _evaluate_pair(
+                    eval_name, base_config, source, load, out, force, model, cache_root, device
+                )
                 summary[source.name]["evals"][eval_name] = record
-                if is_complete_result(result) and not force:
-                    record["status"] = "skipped"
-                    progress.update()
-                    continue
-                error_path = result.with_name(result.name.replace("_eval_results.json", "_error.json"))
-                started = time.perf_counter()
-                try:
-                    sae = sae if sae is not None else load_sae(source, device)
-                    EVAL_SPECS[eval_name].run_eval(
-                        replace(base_config, model_name=source.model_name, llm_dtype=source.llm_dtype),
-                        [(source.name, sae)],
-                        device,
-                        str(output_path),
-                        force_rerun=force,
-                        model=models[(source.model_name, source.llm_dtype)],
-                        cache_path=cache,
-                    )
-                    record["status"] = "done"
-                    error_path.unlink(missing_ok=True)
-                except Exception as error:  # one failing pair must not lose the others' results
-                    record["status"] = "failed"
-                    record["error"] = f"{type(error).__name__}: {error}"
-                    write_json_atomic(
-                        error_path, {"error": record["error"], "traceback": traceback.format_exc()}
-                    )
-                    tqdm.write(f"{source.name} / {eval_name} failed: {record['error']}")
-                record["seconds"] = round(time.perf_counter() - started, 2)
-                write_json_atomic(out / SUMMARY_FILENAME, summary)
+                if record["status"] != "skipped":
+                    write_json_atomic(out / SUMMARY_FILENAME, summary)
                 progress.update()
     write_json_atomic(out / SUMMARY_FILENAME, summary)
     return summary
+
+
+def _evaluate_pair(
+    eval_name: str,
+    base_config: Any,
+    source: SaeSource,
+    load: Callable[[], Any],
+    out: Path,
+    force: bool,
+    model: LazyModel,
+    cache_root: str,
+    device: str,
+) -> dict[str, Any]:
+    """Run one eval on one SAE (`load()` gives it; `base_config` with the SAE's model and LLM dtype) unless its
+    result is complete and not `force`; returns its summary record. A failure is recorded, not raised: in the record and in `<sae name>_custom_sae_error.json`
+    beside the results (removed once the pair succeeds), so the other SAEs and evals go on."""
+    output_path = out / eval_name
+    result = Path(get_results_filepath(str(output_path), source.name, "custom_sae"))
+    record: dict[str, Any] = {"result_path": str(result)}
+    if is_complete_result(result) and not force:
+        record["status"] = "skipped"
+        return record
+    error_path = result.with_name(result.name.replace("_eval_results.json", "_error.json"))
+    started = time.perf_counter()
+    try:
+        EVAL_SPECS[eval_name].run_eval(
+            replace(base_config, model_name=source.model_name, llm_dtype=source.llm_dtype),
+            [(source.name, load())],
+            device,
+            str(output_path),
+            force_rerun=force,
+            model=model,
+            cache_path=cache_root,
+        )
+        record["status"] = "done"
+        error_path.unlink(missing_ok=True)
+    except Exception as error:  # one failing pair must not lose the others' results
+        record["status"] = "failed"
+        record["error"] = f"{type(error).__name__}: {error}"
+        write_json_atomic(error_path, {"error": record["error"], "traceback": traceback.format_exc()})
+        tqdm.write(f"{source.name} / {eval_name} failed: {record['error']}")
+    record["seconds"] = round(time.perf_counter() - started, 2)
+    return record

@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sae_mask_plugin.evals.absorption.gate import MIN_PASSING_LETTERS as MIN_ABSORPTION_LETTERS
 from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
 from sae_mask_plugin.report.records import RunRecord
 
 MIN_EXPLAINED_VARIANCE = 0.85
 MIN_ALIVE_FRACTION = 0.8
-MIN_ABSORPTION_LETTERS = 20
 NOT_COMPUTED = "not computed"
 EV_GATE_MARGIN = "explained_variance_gate_margin"
 """A baseline's explained variance minus its gate's EV threshold (negative: below the gate); interpolated in log L0

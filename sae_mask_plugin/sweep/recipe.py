@@ -33,7 +33,7 @@ from sae_mask_plugin.llm_dtype import (
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.report.gates import DEFAULT_TRAINING_GATE, TrainingGate, TrainingGateError
 from sae_mask_plugin.report.study_reference import available_study_references, load_study_reference
-from sae_mask_plugin.training.settings import B_DEC_INITS, BDecInit
+from sae_mask_plugin.training.settings import B_DEC_INITS, MATRYOSHKA_FRACTIONS, BDecInit
 
 if TYPE_CHECKING:
     from sae_lens.saes.sae import TrainingSAEConfig
@@ -46,7 +46,8 @@ RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 `load_recipe("cpu_demo_quick")` finds `recipes/cpu_demo_quick.yaml`."""
 
 EXTERNAL_EVALS: tuple[str, ...] = ("scr", "tpp")
-"""Evals run through SAEBench itself (they need hub datasets); the others go to `sae_mask_plugin.evals`."""
+"""Evals that need hub datasets: a sweep runs them through `sweep.saebench` (a status file says when they could not
+run); `eval_configs` cannot set them. The others go to `sae_mask_plugin.evals.evaluate_saes` directly."""
 
 EvalPreset = Literal["cpu", "full"]
 EVAL_OPTIONS = ("ood_tasks", "sparse_probing_datasets")
@@ -296,7 +297,7 @@ class Recipe:
     sae: dict[str, Any] = field(default_factory=dict)
     sae_by_architecture: dict[str, dict[str, Any]] = field(default_factory=dict)
     masking: dict[str, Any] = field(default_factory=dict)
-    matryoshka_fractions: list[float] = field(default_factory=lambda: [0.0625, 0.25])
+    matryoshka_fractions: list[float] = field(default_factory=lambda: list(MATRYOSHKA_FRACTIONS))
     init_b_dec: BDecInit = "mean"
     max_saes_per_job: int | None = None
     evals: list[str] = field(default_factory=list)
@@ -476,8 +477,8 @@ class Recipe:
         from sae_mask_plugin.evals import EVAL_NAMES
         from sae_mask_plugin.evals.runner import EVAL_SPECS
 
-        check_names("evals", self.evals, (*EVAL_NAMES, *EXTERNAL_EVALS))
-        check_names("eval_configs", self.eval_configs, EVAL_NAMES)
+        check_names("evals", self.evals, EVAL_NAMES)
+        check_names("eval_configs", self.eval_configs, set(EVAL_NAMES) - set(EXTERNAL_EVALS))
         for name, settings in self.eval_configs.items():
             if not isinstance(settings, Mapping):
                 raise RecipeError(f"eval_configs.{name} must be a mapping of config field -> value")

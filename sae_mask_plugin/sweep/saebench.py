@@ -1,8 +1,11 @@
-"""SAEBench's SCR and TPP evals (`sae_bench/evals/scr_and_tpp`), which the paper also reports.
+"""SAEBench's SCR and TPP evals in a sweep, which the paper also reports, through the eval registry.
 
-They read their probing datasets (bias-in-bios, Amazon reviews) from the Hugging Face hub, so they run only where
-the hub can be reached; elsewhere `scr_tpp_status.json` says that they were not run and why. Results are written
-in SAEBench's layout with an `evaluation_summary.json` beside them, so `sae-mask compare` gathers them.
+They read their probing datasets (bias-in-bios, Amazon reviews) from the Hugging Face hub, so they run only on hub
+models where the hub can be reached; elsewhere `scr_tpp_status.json` says that they were not run and why. Where
+they run, `evals.runner.evaluate_saes` runs them (each SAE in the LLM dtype it was trained on; a failing SAE is
+recorded and the others go on), writing SAEBench's layout with an `evaluation_summary.json` beside it, so
+`sae-mask compare` gathers them. The status file is written once every SAE has its results, so a sweep rerun
+retries failed ones.
 """
 
 from __future__ import annotations
@@ -10,55 +13,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sae_lens import SAE
-
-from sae_mask_plugin.embedded.model import hub_reachable
-from sae_mask_plugin.evals.common import SUMMARY_FILENAME
 from sae_mask_plugin.files import write_json_atomic
 
 STATUS_FILENAME = "scr_tpp_status.json"
-UNREACHABLE = (
-    "not run: SCR and TPP load their datasets (LabHC/bias_in_bios_class_set1, "
-    "canrager/amazon_reviews_mcauley_1and5) from the Hugging Face hub, which this machine cannot reach"
-)
 
 
 def run_scr_and_tpp(
     sae_paths: Sequence[str | Path], evals: Sequence[str], model_name: str, out_dir: str | Path, device: str
 ) -> dict[str, str]:
-    """Run `scr` and/or `tpp` through SAEBench on saved SAEs; returns (and records) each eval's status.
+    """Run `scr` and/or `tpp` on saved SAEs; returns each eval's status, recorded in `<out_dir>/scr_tpp_status.json`
+    when it is final ('not run: <why>' or 'done: ...'); an eval that failed for some SAEs reads 'failed for ...'
+    and leaves no status file.
 
-    Results go to `<out_dir>/<eval>/<sae name>_custom_sae_eval_results.json` (SAEBench's layout) and are listed
-    in `<out_dir>/evaluation_summary.json` in the format of `sae_mask_plugin.evals.evaluate_saes`.
+    Results go to `<out_dir>/<eval>/<sae name>_custom_sae_eval_results.json` (SAEBench's layout; a failure to
+    `<sae name>_custom_sae_error.json`) and are listed in `<out_dir>/evaluation_summary.json`.
     """
+    from sae_mask_plugin.evals.common import EvalUnavailableError
+    from sae_mask_plugin.evals.runner import evaluate_saes
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if not hub_reachable():
-        status = dict.fromkeys(evals, UNREACHABLE)
-        print(f"SCR/TPP {UNREACHABLE}")
+    status_path = out / STATUS_FILENAME
+    try:
+        summary = evaluate_saes(sae_paths, evals, out, model_name=model_name, device=device)
+    except EvalUnavailableError as error:
+        status = dict.fromkeys(evals, f"not run: {error}")
+        print(error)
+        write_json_atomic(status_path, status)
+        return status
+    failed = {
+        name: [sae for sae, entry in summary.items() if entry["evals"][name]["status"] == "failed"]
+        for name in evals
+    }
+    status = {
+        name: f"failed for {', '.join(saes)} (errors in {out / name})"
+        if saes
+        else f"done: results in {out / name}"
+        for name, saes in failed.items()
+    }
+    if any(failed.values()):
+        status_path.unlink(missing_ok=True)
     else:
-        from sae_bench.evals.scr_and_tpp.eval_config import ScrAndTppEvalConfig
-        from sae_bench.evals.scr_and_tpp.main import run_eval
-        from sae_bench.sae_bench_utils.activation_collection import LLM_NAME_TO_BATCH_SIZE, LLM_NAME_TO_DTYPE
-        from sae_bench.sae_bench_utils.general_utils import get_results_filepath
-
-        selected = [(Path(path).name, SAE.load_from_disk(str(path), device=device)) for path in sae_paths]
-        status = {}
-        summary: dict[str, dict[str, object]] = {
-            Path(path).name: {"path": str(path), "model_name": model_name, "evals": {}} for path in sae_paths
-        }
-        for name in evals:
-            config = ScrAndTppEvalConfig(
-                model_name=model_name,
-                perform_scr=name == "scr",
-                llm_batch_size=LLM_NAME_TO_BATCH_SIZE.get(model_name, 32),
-                llm_dtype=LLM_NAME_TO_DTYPE.get(model_name, "float32"),
-            )
-            run_eval(config, selected, device, str(out), artifacts_path=str(out / "saebench_artifacts"))
-            status[name] = f"done: results in {out / name}"
-            for sae_name, entry in summary.items():
-                result = get_results_filepath(str(out / name), sae_name, "custom_sae")
-                entry["evals"][name] = {"status": "done", "result_path": result}  # type: ignore[index]
-        write_json_atomic(out / SUMMARY_FILENAME, summary)
-    write_json_atomic(out / STATUS_FILENAME, status)
+        write_json_atomic(status_path, status)
     return status

@@ -29,7 +29,7 @@ from sae_mask_plugin.llm_dtype import with_llm_dtype
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.training.config import MaskedLanguageModelSAERunnerConfig
 from sae_mask_plugin.training.runner import MaskedLanguageModelSAETrainingRunner
-from sae_mask_plugin.training.settings import BDecInit
+from sae_mask_plugin.training.settings import MATRYOSHKA_FRACTIONS, BDecInit
 
 DEFAULT_ARCHITECTURE = "matryoshka_batchtopk"
 EMBEDDED_D_MODEL = 576
@@ -72,8 +72,8 @@ SAE_DEFAULTS: dict[str, Any] = {
 
 
 def matryoshka_widths(d_sae: int) -> list[int]:
-    """Default nested widths d_sae/16, d_sae/4, d_sae (the outer level is the whole SAE)."""
-    return sorted({max(1, d_sae // 16), max(1, d_sae // 4), d_sae})
+    """Default nested widths d_sae/16, d_sae/4, d_sae (`MATRYOSHKA_FRACTIONS`; the outer level is the whole SAE)."""
+    return sorted({*(max(1, int(fraction * d_sae)) for fraction in MATRYOSHKA_FRACTIONS), d_sae})
 
 
 def sae_config_kwargs(config_class: type[TrainingSAEConfig], **overrides: Any) -> dict[str, Any]:

@@ -231,3 +231,20 @@ def test_a_word_with_nothing_aligned_firing_is_dropped_not_absorbed():
     dropped = with_dropped_rate(table, raw, aligned_cos=0.2)
     assert dropped["dropped_rate"].tolist() == [0.25, 0.0]
     assert "dropped_rate" not in table  # the table given is left as it was
+
+
+def test_the_letter_minimum_and_probe_training_are_saebench_defaults():
+    """The 20 letters an absorption headline needs and the first-letter probe's training are SAEBench's, named
+    once: the eval config inherits the minimum, the gate and the report read the same constant."""
+    import inspect
+
+    from sae_bench.evals.absorption.common import train_and_save_probes
+
+    from sae_mask_plugin.evals.absorption.gate import MIN_PASSING_LETTERS
+    from sae_mask_plugin.evals.absorption.main import LETTER_PROBE_EPOCHS, LETTER_PROBE_LR
+    from sae_mask_plugin.report.gates import MIN_ABSORPTION_LETTERS
+
+    assert AbsorptionEvalConfig().min_feats_for_eval == MIN_PASSING_LETTERS == MIN_ABSORPTION_LETTERS == 20
+    assert AbsorptionGateConfig(d_model=576).min_passing_letters == MIN_PASSING_LETTERS
+    defaults = inspect.signature(train_and_save_probes).parameters
+    assert (defaults["num_epochs"].default, defaults["lr"].default) == (LETTER_PROBE_EPOCHS, LETTER_PROBE_LR)

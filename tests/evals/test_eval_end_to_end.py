@@ -34,7 +34,7 @@ from sae_mask_plugin.evals.core.main import run_eval as run_core
 from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
 from sae_mask_plugin.evals.ood_probing.eval_output import OodProbingEvalOutput
 from sae_mask_plugin.evals.ood_probing.main import run_eval as run_ood
-from sae_mask_plugin.evals.probing import single_threaded_blas
+from sae_mask_plugin.evals.probing import PROBE_MAX_ITER, single_threaded_blas
 from sae_mask_plugin.evals.sparse_probing.eval_config import SparseProbingEvalConfig
 from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOutput
 from sae_mask_plugin.evals.sparse_probing.main import run_eval as run_sparse_probing
@@ -97,7 +97,7 @@ def _sklearn_accuracy(
     `row_order` when given) with single-threaded BLAS, so an unconverged fit takes the eval's own path."""
     order = np.arange(len(y_train)) if row_order is None else row_order
     with single_threaded_blas():
-        probe = LogisticRegression(C=c, max_iter=1000, random_state=SEED).fit(
+        probe = LogisticRegression(C=c, max_iter=PROBE_MAX_ITER, random_state=SEED).fit(
             x_train.numpy()[order], y_train[order]
         )
         return [probe.score(x.numpy(), y) for x, y in evaluations]

@@ -59,6 +59,12 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
         (lambda root: _sae_folder(root), "absorption,probing", [], "unknown eval(s) probing"),
         (lambda root: _sae_folder(root), "ood", ["--ood-tasks", "5_hist_fig_ismale,99_moon"], "99_moon"),
         (lambda root: _sae_folder(root), "sparse_probing", ["--datasets", "no_such_set"], "no_such_set"),
+        (
+            lambda root: _sae_folder(root),
+            "core,scr",
+            [],
+            "SmolLM2-135M-Instruct is the embedded offline default",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, capsys, make, evals, extra, message):
@@ -69,6 +75,18 @@ def test_bad_input_is_one_clear_error(tmp_path, capsys, make, evals, extra, mess
     assert message in error
     assert error.count("\n") == 1  # one line, no traceback
     assert not (tmp_path / "out").exists()
+
+
+def test_scr_and_tpp_offline_are_one_line_before_any_model_load(tmp_path, capsys, monkeypatch):
+    folder = _sae_folder(tmp_path)
+    cfg = json.loads((folder / "cfg.json").read_text())
+    cfg["d_in"], cfg["metadata"]["model_name"] = 768, "pythia-160m-deduped"
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    monkeypatch.setattr("sae_mask_plugin.embedded.model.hub_reachable", lambda: False)
+    assert main(["--sae", str(folder), "--evals", "tpp", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "this machine cannot reach the hub" in err
+    assert "LabHC/bias_in_bios_class_set1" in err and not (tmp_path / "out").exists()
 
 
 def test_corrupt_cfg_json(tmp_path):

@@ -18,7 +18,7 @@ from sae_mask_plugin.evals.common import settings_key
 from sae_mask_plugin.evals.ood_probing import main as ood_main
 from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
 from sae_mask_plugin.evals.ood_probing.main import TaskData, evaluate_sae, ood_signal
-from sae_mask_plugin.evals.probing import PROBE_STRENGTHS, fit_probe_cv, single_threaded_blas
+from sae_mask_plugin.evals.probing import PROBE_MAX_ITER, PROBE_STRENGTHS, fit_probe_cv, single_threaded_blas
 
 D_IN = 8
 SIGNAL_TASK, NO_SIGNAL_TASK, INVALID_TASK = "6_hist_fig_isamerican", "66_living-room", "90_glue_qnli"
@@ -184,7 +184,7 @@ def test_probe_strength_is_chosen_by_k_fold_log_loss():
         with single_threaded_blas():
             by_hand = [
                 cross_val_score(
-                    LogisticRegression(C=c, max_iter=1000),
+                    LogisticRegression(C=c, max_iter=PROBE_MAX_ITER),
                     features.numpy(),
                     y,
                     cv=folds,

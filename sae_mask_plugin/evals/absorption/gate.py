@@ -29,10 +29,11 @@ data with known features):
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sae_mask_plugin.evals.means import mean_if_complete
 
 # SAEBench 0.6.0 (`evals/absorption/feature_absorption.py`), tuned on Gemma-2-2B (d_model 2304)
 SAEBENCH_REFERENCE_D_MODEL = 2304
@@ -40,6 +41,9 @@ SAEBENCH_ABSORBER_COS_THRESHOLD = 0.1
 SAEBENCH_FULL_ABSORPTION_COS_THRESHOLD = 0.025
 
 NOT_MEASURABLE = "absorption not measurable here"
+MIN_PASSING_LETTERS = 20
+"""Letters an SAE's absorption headline needs (SAEBench's `min_feats_for_eval` default, which the eval config
+inherits); below it the headline is "absorption not measurable here"."""
 
 # reasons a letter fails the gate
 REASON_PROBE_F1 = "probe_f1_below_min"
@@ -99,7 +103,7 @@ class AbsorptionGateConfig:
     main_latent_cos_at_reference: float = (
         SAEBENCH_ABSORBER_COS_THRESHOLD  # at d_model 2304; scaled to d_model
     )
-    min_passing_letters: int = 20  # below this the SAE's headline is None (SAEBench's `min_feats_for_eval`)
+    min_passing_letters: int = MIN_PASSING_LETTERS  # below this the SAE's headline is None
     use_other_letter_null: bool = (
         True  # the score must be below the letter's score with another letter's latent
     )
@@ -305,13 +309,6 @@ class AbsorptionGateSummary:
         )
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    """The mean; None for no values or when one is None (not computed)."""
-    if not values or any(value is None for value in values):
-        return None
-    return statistics.mean(values)  # type: ignore[type-var]
-
-
 def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> AbsorptionGateSummary:
     """Judge every letter and average the absorption scores over passing letters (None when too few pass)."""
     letters = [r.letter for r in records]
@@ -326,7 +323,7 @@ def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> 
             failing[reason] = failing.get(reason, 0) + 1
 
     def gated(name: str) -> float | None:
-        return _mean([getattr(r, name) for r in passing]) if measurable else None
+        return mean_if_complete(getattr(r, name) for r in passing) if measurable else None
 
     return AbsorptionGateSummary(
         verdicts=verdicts,
@@ -336,8 +333,8 @@ def summarize(records: Sequence[LetterRecord], config: AbsorptionGateConfig) -> 
         headline_k1_full_absorption_rate=gated("k1_full_absorption_rate"),
         headline_k1_dropped_rate=gated("k1_dropped_rate"),
         headline_k1_absorption_fraction=gated("k1_absorption_fraction"),
-        mean_main_latent_precision=_mean([r.main_latent_precision for r in records]),
-        mean_main_latent_recall=_mean([r.main_latent_recall for r in records]),
+        mean_main_latent_precision=mean_if_complete(r.main_latent_precision for r in records),
+        mean_main_latent_recall=mean_if_complete(r.main_latent_recall for r in records),
         letters_failing_by_reason=failing,
         letters_eligible=sum(
             r.probe_f1 >= config.min_probe_f1

@@ -24,12 +24,13 @@ Typical use:
 
 from __future__ import annotations
 
-import statistics
 import string
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from sae_mask_plugin.evals.means import mean_if_complete
 
 FIXED_K1_SCORE = "fixed_letters_k1_full_absorption_score"
 FIXED_FRACTION_SCORE = "fixed_letters_absorption_fraction_score"
@@ -157,9 +158,7 @@ def letter_set_scores(
 
     def mean(name: str) -> float | None:
         values = [getattr(scores[letter], name) for letter in letter_set.letters]
-        if not letter_set.measurable or any(value is None for value in values):
-            return None
-        return statistics.mean(values)
+        return mean_if_complete(values) if letter_set.measurable else None
 
     return {
         FIXED_K1_SCORE: mean("k1_full_absorption_rate"),

@@ -75,11 +75,15 @@ from sae_mask_plugin.evals.common import (
     saebench_output_fields,
     settings_key,
 )
+from sae_mask_plugin.evals.means import mean_of_present
 from sae_mask_plugin.files import write_json_atomic
 from sae_mask_plugin.llm_dtype import UNRECORDED_LLM_DTYPE
 
 # SAEBench's in-context examples per prompt (fixed inside its probe dataset builder).
 MAX_ICL_EXAMPLES = 10
+LETTER_PROBE_EPOCHS = 50
+LETTER_PROBE_LR = 1e-2
+"""The 26-way first-letter probe's training (SAEBench's `train_and_save_probes` defaults)."""
 _PROBE_HOOK_SUFFIX = "hook_resid_post"
 _AGGREGATION_ONLY = (
     "min_GT_probe_f1",
@@ -245,6 +249,81 @@ class _AbsorptionContext:
     words: list[str]  # the in-context examples' pool
 
 
+@dataclass(frozen=True)
+class _CacheLayout:
+    """Where one SAE evaluation's artifacts live under the cache folder: the probe and the absorption prompts'
+    activations under `root` (per model, hook and probe `settings`), the SAE's tables under `sae_dir` (keyed by
+    its weights and every setting they depend on; the letter thresholds only enter the aggregation, so a changed
+    SAE or config never reuses them), the random SAE's under `random_dir` (keyed by the SAE's shape instead)."""
+
+    hook_name: str
+    settings: dict[str, Any]
+    root: Path
+    sae_dir: Path
+    random_name: str
+    random_dir: Path
+
+    @property
+    def probes_dir(self) -> Path:
+        return self.root / "probes"
+
+
+def _cache_layout(
+    config: AbsorptionEvalConfig, sae: SAE, sae_name: str, cache_path: str | Path
+) -> _CacheLayout:
+    """The cache layout of evaluating `sae` (named `sae_name`) with `config` under `cache_path`."""
+    hook_name = sae.cfg.metadata.hook_name
+    settings = _probe_settings(config, hook_name, config.prompt_token_pos)  # type: ignore[arg-type]
+    root = (
+        Path(cache_path)
+        / "absorption"
+        / path_safe(config.model_name)
+        / f"{path_safe(hook_name)}-{settings_key(settings)}"
+    )
+    table_settings = {k: v for k, v in asdict(config).items() if k not in _AGGREGATION_ONLY}
+    sae_key = settings_key({"sae": sae_fingerprint(sae), "config": table_settings})
+    random_name = f"random-{type(sae).__name__}-{sae.cfg.d_in}x{sae.cfg.d_sae}"
+    architecture = {key: value for key, value in sae.cfg.to_dict().items() if key != "metadata"}  # e.g. k
+    random_key = settings_key({"config": table_settings, "sae": architecture})
+    return _CacheLayout(
+        hook_name=hook_name,
+        settings=settings,
+        root=root,
+        sae_dir=root / "saes" / f"{path_safe(sae_name)}-{sae_key}",
+        random_name=random_name,
+        random_dir=root / "random_saes" / f"{random_name}-{random_key}",
+    )
+
+
+def _train_letter_probe(
+    truncated: StopAtHookLayer,
+    config: AbsorptionEvalConfig,
+    layout: _CacheLayout,
+    words: list[str],
+    device: str,
+) -> None:
+    """SAEBench's 26-way first-letter probe at the layout's hook on `words`, trained unless already cached."""
+    layer = hook_layer(layout.hook_name)
+    if (layout.probes_dir / str(truncated.cfg.model_name) / f"layer_{layer}" / "probe.pth").exists():
+        return
+    random.seed(config.random_seed)  # SAEBench's probe train/test split draws from `random`
+    torch.manual_seed(config.random_seed)
+    create_and_train_probe(
+        model=truncated,  # type: ignore[arg-type]
+        formatter=first_letter_formatter(),
+        hook_point=layout.hook_name,
+        probes_dir=layout.probes_dir,
+        vocab=words,
+        batch_size=config.llm_batch_size,
+        num_epochs=LETTER_PROBE_EPOCHS,
+        lr=LETTER_PROBE_LR,
+        device=torch.device(device),
+        base_template=config.prompt_template,
+        pos_idx=config.prompt_token_pos,  # type: ignore[arg-type]
+    )
+    write_json_atomic(layout.root / "settings.json", layout.settings)
+
+
 def _letter_absorption(
     context: _AbsorptionContext,
     sae: SAE,
@@ -306,18 +385,31 @@ def with_dropped_rate(table: pd.DataFrame, raw: pd.DataFrame, aligned_cos: float
     return table
 
 
+@dataclass(frozen=True)
+class _ProbedSae:
+    """An SAE (the evaluated one or its random null) with SAEBench's k-sparse probing results: the per-letter
+    metrics (k = 1: the main latent) and each letter's probe-positive test words with the main latents' hits
+    among them. Its absorption tables go under `tables_dir`, recomputed when `force`."""
+
+    sae: SAE
+    metrics_df: pd.DataFrame
+    likely_negs: dict[str, StatsAndLikelyFalseNegativeResults]
+    tables_dir: Path
+    force: bool
+
+
 def _k_sparse_probing(
     truncated: StopAtHookLayer,
     sae: SAE,
     sae_name: str,
-    layer: int,
     config: AbsorptionEvalConfig,
-    experiment_dir: Path,
-    probes_dir: Path,
+    layout: _CacheLayout,
+    tables_dir: Path,
     force: bool,
-) -> tuple[pd.DataFrame, dict[str, StatsAndLikelyFalseNegativeResults]]:
-    """SAEBench's k-sparse probing metrics (one row per letter) and each letter's probe-positive test words
-    with the main latents' hits among them."""
+) -> _ProbedSae:
+    """SAEBench's k-sparse probing of `sae` at the layout's hook, its experiment cached under `tables_dir`."""
+    layer = hook_layer(layout.hook_name)
+    experiment_dir = tables_dir / SPARSE_PROBING_EXPERIMENT_NAME
     torch.manual_seed(config.random_seed)
     metrics_df = run_k_sparse_probing_experiment(
         model=truncated,  # type: ignore[arg-type]
@@ -336,13 +428,13 @@ def _k_sparse_probing(
         eval_batch_size=config.eval_k_sparse_probe_batch_size,
         precalc_k_sparse_probe_sae_acts=config.precalc_k_sparse_probe_sae_acts,
         experiment_dir=experiment_dir,
-        probes_dir=probes_dir,
+        probes_dir=layout.probes_dir,
         verbose=False,
     )
     likely_negs = get_stats_and_likely_false_negative_tokens(
         metrics_df, sae_name, layer, experiment_dir / sae_name
     )
-    return metrics_df, likely_negs
+    return _ProbedSae(sae, metrics_df, likely_negs, tables_dir, force)
 
 
 def _by_letter(table: pd.DataFrame | None, column: str) -> dict[str, float]:
@@ -447,6 +539,196 @@ def _letters_json(
     return letters
 
 
+def _absorption_context(
+    model: HookedTransformer,
+    sae: SAE,
+    config: AbsorptionEvalConfig,
+    layout: _CacheLayout,
+    words: list[str],
+    device: str,
+) -> _AbsorptionContext:
+    """The cached prompt activations and the trained probe that every absorption table of `sae` reads."""
+    layer = hook_layer(layout.hook_name)
+    prompt_model = CachedPromptActivations(
+        StopAtHookLayer(model, layer),
+        layout.hook_name,
+        config.prompt_token_pos,  # type: ignore[arg-type]
+        layout.root / "absorption_prompt_activations.pt",
+        sae.dtype,
+    )
+    probe = load_probe(model.cfg.model_name, layer=layer, probes_dir=layout.probes_dir, device=device)
+    return _AbsorptionContext(prompt_model=prompt_model, probe=probe, layer=layer, config=config, words=words)
+
+
+_TABLE_KINDS = ("observed", "null", "random", "k1", "random_k1")
+"""Per cosine-gate variant, SAEBench's per-letter absorption tables: the SAE's, with the next letter's main latents
+(the other-letter null), the random SAE's, and (headline variant only) both with only the k = 1 main latent."""
+
+
+def _absorption_tables(
+    context: _AbsorptionContext | None,
+    observed: _ProbedSae,
+    random_sae: _ProbedSae,
+    variants: dict[str, CosineGates],
+    headline: str,
+) -> dict[str, dict[str, pd.DataFrame | None]]:
+    """`{variant: {kind: table}}` of `_TABLE_KINDS`; every table None without a `context` (absorption not
+    evaluated). The k = 1 tables, the score the ground-truth control validated, only at the headline's gates."""
+    tables: dict[str, dict[str, pd.DataFrame | None]] = {
+        variant: dict.fromkeys(_TABLE_KINDS) for variant in variants
+    }
+    if context is None:
+        return tables
+
+    def table(probed: _ProbedSae, likely_negs: Any, gates: CosineGates, name: str) -> pd.DataFrame:
+        path = probed.tables_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{name}.parquet"
+        return _letter_absorption(context, probed.sae, likely_negs, gates, path, probed.force)
+
+    for variant, gates in variants.items():
+        tables[variant] |= {
+            "observed": table(observed, observed.likely_negs, gates, variant),
+            "null": table(
+                observed, other_letter_nulls(observed.likely_negs), gates, f"{variant}_other_letter_null"
+            ),
+            "random": table(random_sae, random_sae.likely_negs, gates, variant),
+        }
+    tables[headline] |= {
+        "k1": table(observed, k1_main_latents(observed.likely_negs), variants[headline], f"{headline}_k1"),
+        "random_k1": table(
+            random_sae, k1_main_latents(random_sae.likely_negs), variants[headline], f"{headline}_k1"
+        ),
+    }
+    context.prompt_model.save()
+    return tables
+
+
+@dataclass(frozen=True)
+class _GatedLetters:
+    """The per-letter signal gate of one SAE in each cosine-gate variant, with the random SAE's scores
+    (`{variant: {key: {letter: score}}}`)."""
+
+    gate: AbsorptionGateConfig
+    headline: str
+    records: dict[str, list[LetterRecord]]
+    summaries: dict[str, AbsorptionGateSummary]
+    random_scores: dict[str, dict[str, dict[str, float]]]
+
+
+def _gate_letters(
+    config: AbsorptionEvalConfig,
+    d_model: int,
+    observed: _ProbedSae,
+    random_sae: _ProbedSae,
+    tables: dict[str, dict[str, pd.DataFrame | None]],
+) -> _GatedLetters:
+    """Judge every letter in every cosine-gate variant of `tables`."""
+    gate = gate_config(config, d_model)
+    records = {
+        variant: letter_records(
+            observed.metrics_df,
+            observed.likely_negs,
+            random_sae.metrics_df,
+            t["observed"],
+            t["null"],
+            t["k1"],
+        )
+        for variant, t in tables.items()
+    }
+    return _GatedLetters(
+        gate=gate,
+        headline=headline_variant(d_model),
+        records=records,
+        summaries={variant: summarize(variant_records, gate) for variant, variant_records in records.items()},
+        random_scores={
+            variant: {
+                "random_sae_absorption_fraction": _by_letter(t["random"], "mean_absorption_fraction"),
+                "random_sae_k1_full_absorption_rate": _by_letter(t["random_k1"], "full_absorption_rate"),
+            }
+            for variant, t in tables.items()
+        },
+    )
+
+
+def _gate_metrics(gated: _GatedLetters) -> AbsorptionGateMetrics:
+    """The headline variant's gated scores; the random SAE's averages the letters whose probe passes the gate's
+    own thresholds, whatever the SAE."""
+    gate, summary = gated.gate, gated.summaries[gated.headline]
+    probe_letters = [
+        r.letter
+        for r in gated.records[gated.headline]
+        if r.probe_f1 >= gate.min_probe_f1 and r.num_probe_positive_words >= gate.min_probe_positive_words
+    ]
+
+    def random_sae_mean(key: str) -> float | None:
+        scores = gated.random_scores[gated.headline][key]
+        return mean_of_present(scores.get(letter) for letter in probe_letters)
+
+    return AbsorptionGateMetrics(
+        absorption_letters_passing=summary.letters_passing,
+        absorption_letters_needed=gate.min_passing_letters,
+        absorption_letters_eligible=summary.letters_eligible,
+        gated_k1_full_absorption_score=summary.headline_k1_full_absorption_rate,
+        gated_k1_dropped_score=summary.headline_k1_dropped_rate,
+        gated_absorption_fraction_score=summary.headline_absorption_fraction,
+        gated_full_absorption_score=summary.headline_full_absorption_rate,
+        random_sae_k1_full_absorption_score=random_sae_mean("random_sae_k1_full_absorption_rate"),
+        random_sae_absorption_fraction_score=random_sae_mean("random_sae_absorption_fraction"),
+        mean_main_latent_precision=summary.mean_main_latent_precision,
+        mean_main_latent_recall=summary.mean_main_latent_recall,
+        cosine_gate_variant=gated.headline,
+        status=summary.describe(),
+    )
+
+
+def _gate_json(
+    config: AbsorptionEvalConfig,
+    d_model: int,
+    gated: _GatedLetters,
+    observed: _ProbedSae,
+    random_name: str,
+) -> dict[str, Any]:
+    """The gate's settings, per-letter records and summaries in every variant, and what the nulls are."""
+    headline = gated.headline
+    return {
+        "d_model": d_model,
+        "gate": {**asdict(gated.gate), "min_main_latent_cos": gated.gate.min_main_latent_cos},
+        "cosine_gates": {variant: asdict(gates) for variant, gates in cosine_gates(d_model).items()},
+        "headline_variant": headline,
+        "k1_scores": "k1_*: SAEBench's absorption with only the k = 1 main latent per letter (its "
+        f"feature-split latents left out), with the {headline} cosine gates only (None in the other "
+        "variant); the gated k = 1 full-absorption rate is the score that rank-tracks true absorption in "
+        "the ground-truth control (docs/absorption_control/)",
+        "nulls": {
+            "other_letter": "each letter's probe-positive words scored with the next letter's main "
+            "latents (a->b, ..., z->a): the observed absorption must be lower",
+            "random_sae": f"{random_name}: SAELens's initialisation, seed {config.random_seed}; the "
+            "main latent's F1 must be higher than its k = 1 latent's",
+        },
+        "letters": _letters_json(gated.records, gated.summaries, gated.random_scores, observed.likely_negs),
+        "summary": {variant: s.to_dict() for variant, s in gated.summaries.items()},
+    }
+
+
+def _first_letter_features(
+    config: AbsorptionEvalConfig, hook_name: str, probe_f1: dict[str, float]
+) -> FirstLetterFeatureMetrics:
+    """SAEBench's check: enough letters with a first-letter probe above `min_GT_probe_f1` to evaluate at all."""
+    num_found = sum(f1 > config.min_GT_probe_f1 for f1 in probe_f1.values())
+    evaluated = num_found >= config.min_feats_for_eval
+    status = (
+        "evaluated"
+        if evaluated
+        else f"not evaluated: only {num_found} letters have a first-letter probe with F1 > "
+        f"{config.min_GT_probe_f1} in {config.model_name} at {hook_name}; {config.min_feats_for_eval} are needed"
+    )
+    return FirstLetterFeatureMetrics(
+        num_letters_with_probe_feature=num_found,
+        min_feats_for_eval=config.min_feats_for_eval,
+        absorption_evaluated=evaluated,
+        status=status,
+    )
+
+
 @torch.enable_grad()  # SAEBench trains its probes inside this eval
 def evaluate_sae(
     model: HookedTransformer,
@@ -459,228 +741,45 @@ def evaluate_sae(
 ) -> AbsorptionEvalOutput:
     """Absorption of one SAE with its per-letter signal gate; `config.prompt_token_pos` must be resolved (see
     `run_eval`). The probe, its activations and the absorption prompts' activations are cached per model,
-    hook and settings; the random SAE's tables per SAE shape."""
+    hook and settings; the random SAE's tables per SAE shape (`_CacheLayout`)."""
     assert config.prompt_token_pos is not None
-    hook_name = sae.cfg.metadata.hook_name
-    check_absorption_hook(hook_name)
-    layer = hook_layer(hook_name)
-    settings = _probe_settings(config, hook_name, config.prompt_token_pos)
-    root = (
-        Path(cache_path)
-        / "absorption"
-        / path_safe(config.model_name)
-        / f"{path_safe(hook_name)}-{settings_key(settings)}"
-    )
-    probes_dir = root / "probes"
-    # per-SAE tables: keyed by the SAE's weights and every setting they depend on (the letter thresholds only
-    # enter the aggregation), so a changed SAE or config never reuses them
-    table_settings = {k: v for k, v in asdict(config).items() if k not in _AGGREGATION_ONLY}
-    sae_key = settings_key({"sae": sae_fingerprint(sae), "config": table_settings})
-    sae_dir = root / "saes" / f"{path_safe(sae_name)}-{sae_key}"
+    check_absorption_hook(sae.cfg.metadata.hook_name)
+    layout = _cache_layout(config, sae, sae_name, cache_path)
+    layer = hook_layer(layout.hook_name)
     truncated = StopAtHookLayer(model, layer)
     words = first_letter_word_list(model.tokenizer, config.words_per_letter, config.random_seed)  # type: ignore[arg-type]
-
-    probe_path = probes_dir / str(model.cfg.model_name) / f"layer_{layer}" / "probe.pth"
-    if not probe_path.exists():
-        random.seed(config.random_seed)  # SAEBench's probe train/test split draws from `random`
-        torch.manual_seed(config.random_seed)
-        create_and_train_probe(
-            model=truncated,  # type: ignore[arg-type]
-            formatter=first_letter_formatter(),
-            hook_point=hook_name,
-            probes_dir=probes_dir,
-            vocab=words,
-            batch_size=config.llm_batch_size,
-            num_epochs=50,
-            lr=1e-2,
-            device=torch.device(device),
-            base_template=config.prompt_template,
-            pos_idx=config.prompt_token_pos,
-        )
-        write_json_atomic(root / "settings.json", settings)
-
-    metrics_df, likely_negs = _k_sparse_probing(
-        truncated,
-        sae,
-        sae_name,
-        layer,
-        config,
-        sae_dir / SPARSE_PROBING_EXPERIMENT_NAME,
-        probes_dir,
-        force_rerun,
+    _train_letter_probe(truncated, config, layout, words, device)
+    observed = _k_sparse_probing(truncated, sae, sae_name, config, layout, layout.sae_dir, force_rerun)
+    random_sae_model = random_sae_like(sae, config.random_seed)
+    random_sae = _k_sparse_probing(
+        truncated, random_sae_model, layout.random_name, config, layout, layout.random_dir, False
     )
-    random_sae = random_sae_like(sae, config.random_seed)
-    random_name = f"random-{type(sae).__name__}-{sae.cfg.d_in}x{sae.cfg.d_sae}"
-    architecture = {key: value for key, value in sae.cfg.to_dict().items() if key != "metadata"}  # e.g. k
-    random_key = settings_key({"config": table_settings, "sae": architecture})
-    random_dir = root / "random_saes" / f"{random_name}-{random_key}"
-    random_metrics_df, random_likely_negs = _k_sparse_probing(
-        truncated,
-        random_sae,
-        random_name,
-        layer,
-        config,
-        random_dir / SPARSE_PROBING_EXPERIMENT_NAME,
-        probes_dir,
-        False,
+    probe_f1 = dict(
+        zip(observed.metrics_df["letter"], observed.metrics_df["f1_probe"].astype(float), strict=True)
     )
-    probe_f1 = dict(zip(metrics_df["letter"], metrics_df["f1_probe"].astype(float), strict=True))
-    num_found = sum(f1 > config.min_GT_probe_f1 for f1 in probe_f1.values())
-    evaluated = num_found >= config.min_feats_for_eval
+    found = _first_letter_features(config, layout.hook_name, probe_f1)
     d_model = int(sae.cfg.d_in)
-    variants = cosine_gates(d_model)
-    headline = headline_variant(d_model)
-    tables: dict[str, dict[str, pd.DataFrame | None]] = {
-        variant: {"observed": None, "null": None, "random": None, "k1": None, "random_k1": None}
-        for variant in variants
-    }
-    if evaluated:
-        context = _AbsorptionContext(
-            prompt_model=CachedPromptActivations(
-                truncated,
-                hook_name,
-                config.prompt_token_pos,
-                root / "absorption_prompt_activations.pt",
-                sae.dtype,
-            ),
-            probe=load_probe(model.cfg.model_name, layer=layer, probes_dir=probes_dir, device=device),
-            layer=layer,
-            config=config,
-            words=words,
-        )
-        for variant, gates in variants.items():
-            tables[variant] |= {
-                "observed": _letter_absorption(
-                    context,
-                    sae,
-                    likely_negs,
-                    gates,
-                    sae_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{variant}.parquet",
-                    force_rerun,
-                ),
-                "null": _letter_absorption(
-                    context,
-                    sae,
-                    other_letter_nulls(likely_negs),
-                    gates,
-                    sae_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{variant}_other_letter_null.parquet",
-                    force_rerun,
-                ),
-                "random": _letter_absorption(
-                    context,
-                    random_sae,
-                    random_likely_negs,
-                    gates,
-                    random_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{variant}.parquet",
-                    False,
-                ),
-            }
-        # the score the ground-truth control validated: only the k = 1 main latent, the headline's gates
-        tables[headline] |= {
-            "k1": _letter_absorption(
-                context,
-                sae,
-                k1_main_latents(likely_negs),
-                variants[headline],
-                sae_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{headline}_k1.parquet",
-                force_rerun,
-            ),
-            "random_k1": _letter_absorption(
-                context,
-                random_sae,
-                k1_main_latents(random_likely_negs),
-                variants[headline],
-                random_dir / FEATURE_ABSORPTION_EXPERIMENT_NAME / f"{headline}_k1.parquet",
-                False,
-            ),
-        }
-        context.prompt_model.save()
-
-    gate = gate_config(config, d_model)
-    records = {
-        variant: letter_records(metrics_df, likely_negs, random_metrics_df, t["observed"], t["null"], t["k1"])
-        for variant, t in tables.items()
-    }
-    summaries = {variant: summarize(variant_records, gate) for variant, variant_records in records.items()}
-    random_scores = {
-        variant: {
-            "random_sae_absorption_fraction": _by_letter(t["random"], "mean_absorption_fraction"),
-            "random_sae_k1_full_absorption_rate": _by_letter(t["random_k1"], "full_absorption_rate"),
-        }
-        for variant, t in tables.items()
-    }
-    # the random SAE's score averages the letters whose probe passes its own gates, whatever the SAE
-    probe_letters = [
-        r.letter
-        for r in records[headline]
-        if r.probe_f1 >= gate.min_probe_f1 and r.num_probe_positive_words >= gate.min_probe_positive_words
-    ]
-
-    def random_sae_mean(key: str) -> float | None:
-        scores = random_scores[headline][key]
-        values = [scores[letter] for letter in probe_letters if letter in scores]
-        return statistics.mean(values) if values else None
-
-    summary = summaries[headline]
-    gate_metrics = AbsorptionGateMetrics(
-        absorption_letters_passing=summary.letters_passing,
-        absorption_letters_needed=gate.min_passing_letters,
-        absorption_letters_eligible=summary.letters_eligible,
-        gated_k1_full_absorption_score=summary.headline_k1_full_absorption_rate,
-        gated_k1_dropped_score=summary.headline_k1_dropped_rate,
-        gated_absorption_fraction_score=summary.headline_absorption_fraction,
-        gated_full_absorption_score=summary.headline_full_absorption_rate,
-        random_sae_k1_full_absorption_score=random_sae_mean("random_sae_k1_full_absorption_rate"),
-        random_sae_absorption_fraction_score=random_sae_mean("random_sae_absorption_fraction"),
-        mean_main_latent_precision=summary.mean_main_latent_precision,
-        mean_main_latent_recall=summary.mean_main_latent_recall,
-        cosine_gate_variant=headline,
-        status=summary.describe(),
+    context = (
+        _absorption_context(model, sae, config, layout, words, device) if found.absorption_evaluated else None
     )
+    tables = _absorption_tables(
+        context, observed, random_sae, cosine_gates(d_model), headline_variant(d_model)
+    )
+    gated = _gate_letters(config, d_model, observed, random_sae, tables)
     mean_metrics, details = AbsorptionMeanMetrics(), []
-    if evaluated:
+    if found.absorption_evaluated:
         mean_metrics, details = _aggregate(tables["saebench"]["observed"], probe_f1, config)  # type: ignore[arg-type]
-    status = (
-        "evaluated"
-        if evaluated
-        else f"not evaluated: only {num_found} letters have a first-letter probe with F1 > "
-        f"{config.min_GT_probe_f1} in {config.model_name} at {hook_name}; {config.min_feats_for_eval} are needed"
-    )
     return AbsorptionEvalOutput(
         eval_config=config,
         **saebench_output_fields(sae_name, sae),
         eval_result_metrics=AbsorptionMetricCategories(
-            mean=mean_metrics,
-            first_letter_features=FirstLetterFeatureMetrics(
-                num_letters_with_probe_feature=num_found,
-                min_feats_for_eval=config.min_feats_for_eval,
-                absorption_evaluated=evaluated,
-                status=status,
-            ),
-            gate=gate_metrics,
+            mean=mean_metrics, first_letter_features=found, gate=_gate_metrics(gated)
         ),
         eval_result_details=details,
         eval_result_unstructured={
             "probe_f1_by_letter": probe_f1,
             "num_words": len(words),
-            "absorption_gate": {
-                "d_model": d_model,
-                "gate": {**asdict(gate), "min_main_latent_cos": gate.min_main_latent_cos},
-                "cosine_gates": {variant: asdict(gates) for variant, gates in variants.items()},
-                "headline_variant": headline,
-                "k1_scores": "k1_*: SAEBench's absorption with only the k = 1 main latent per letter (its "
-                f"feature-split latents left out), with the {headline} cosine gates only (None in the other "
-                "variant); the gated k = 1 full-absorption rate is the score that rank-tracks true absorption in "
-                "the ground-truth control (docs/absorption_control/)",
-                "nulls": {
-                    "other_letter": "each letter's probe-positive words scored with the next letter's main "
-                    "latents (a->b, ..., z->a): the observed absorption must be lower",
-                    "random_sae": f"{random_name}: SAELens's initialisation, seed {config.random_seed}; the "
-                    "main latent's F1 must be higher than its k = 1 latent's",
-                },
-                "letters": _letters_json(records, summaries, random_scores, likely_negs),
-                "summary": {variant: s.to_dict() for variant, s in summaries.items()},
-            },
+            "absorption_gate": _gate_json(config, d_model, gated, observed, layout.random_name),
         },
     )
 
@@ -702,17 +801,15 @@ def run_eval(
     model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """SAEBench-style entry: absorption of each `(name, SAE)`, one JSON per SAE in `output_path`.
+    """SAEBench-style entry: absorption of each `(name, SAE)`, one JSON per SAE in `output_path`; `model` and
+    `cache_path` (probes and per-SAE tables) as in `evals.common.run_each_sae`. Existing results, and the
+    per-SAE tables they come from, are kept unless `force_rerun`."""
 
-    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
-    loaded offline-aware; probes and per-SAE tables are cached under
-    `cache_path` (default `<output_path>/cache`). Existing results are kept unless `force_rerun`.
-    """
-    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
-    root = cache_path or str(Path(output_path) / "cache")
+    def evaluate(sae_name: str, sae: SAE, lazy: LazyModel, cache_root: Path) -> AbsorptionEvalOutput:
+        llm = lazy.get()
+        resolved = resolve_config(config, llm)
+        return evaluate_sae(llm, sae, sae_name, resolved, cache_root, device, force_rerun)
 
-    def evaluate(sae_name: str, sae: SAE) -> AbsorptionEvalOutput:
-        model = lazy.get()
-        return evaluate_sae(model, sae, sae_name, resolve_config(config, model), root, device, force_rerun)
-
-    return run_each_sae(selected_saes, device, output_path, force_rerun, "absorption", evaluate)
+    return run_each_sae(
+        config, selected_saes, device, output_path, force_rerun, model, cache_path, "absorption", evaluate
+    )

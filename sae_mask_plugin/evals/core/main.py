@@ -8,6 +8,7 @@ training corpus excludes), and the metrics, feature statistics and output are SA
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -118,17 +119,14 @@ def run_eval(
     model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """SAEBench-style entry: core metrics of each `(name, SAE)`, one JSON per SAE in `output_path`.
+    """SAEBench-style entry: core metrics of each `(name, SAE)`, one JSON per SAE in `output_path`; `model` as
+    in `evals.common.run_each_sae`. `cache_path` is unused (the core eval runs the SAE inside the model's
+    forward, so nothing is shared across SAEs) and accepted for a uniform signature."""
 
-    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
-    loaded offline-aware. `cache_path` is unused (the core eval runs the
-    SAE inside the model's forward, so nothing is shared across SAEs) and accepted for a uniform signature.
-    """
-    del cache_path
-    lazy = LazyModel.of(model, config.model_name, config.llm_dtype, device)
-
-    def evaluate(sae_name: str, sae: SAE) -> CoreEvalOutput:
+    def evaluate(sae_name: str, sae: SAE, lazy: LazyModel, cache_root: Path) -> CoreEvalOutput:
         with torch.no_grad():
             return evaluate_sae(lazy.get(), sae, sae_name, config)
 
-    return run_each_sae(selected_saes, device, output_path, force_rerun, "core", evaluate)
+    return run_each_sae(
+        config, selected_saes, device, output_path, force_rerun, model, None, "core", evaluate
+    )

@@ -11,12 +11,6 @@ from sae_mask_plugin.evals.probing_config import ActivationProbingEvalConfig
 
 @dataclass
 class OodProbingEvalConfig(ActivationProbingEvalConfig):
-    random_seed: int = Field(
-        default=42,
-        title="Random Seed",
-        description="Seed of the in-distribution pool (the class-balanced num_train + num_id_test deduplicated "
-        "texts whose activations are computed) and of the OOD sample when num_ood_test is set.",
-    )
     split_seeds: list[int] = Field(
         default_factory=lambda: [0, 1, 2],
         title="Split Seeds",
@@ -29,11 +23,6 @@ class OodProbingEvalConfig(ActivationProbingEvalConfig):
         description="OOD tasks: sae-probes' eight plus ours (embedded.probing_data.OOD_SHIFTS says what each "
         "shift is). Texts are deduplicated before splitting; texts carrying both labels are dropped.",
     )
-    num_train: int = Field(
-        default=1024,
-        title="Training Examples",
-        description="In-distribution training examples per task (class-balanced).",
-    )
     num_id_test: int = Field(
         default=500,
         title="ID Test Examples",
@@ -45,21 +34,10 @@ class OodProbingEvalConfig(ActivationProbingEvalConfig):
         title="OOD Test Examples",
         description="OOD test examples per task; None: the whole deduplicated OOD set (about 300 texts).",
     )
-    ks: list[int] = Field(
-        default_factory=lambda: [1, 2, 5, 16],
-        title="K Values",
-        description="Numbers of SAE latents the k-sparse probes may use; latents ranked on the training split "
-        "only (sae-probes' normalised class-mean difference).",
-    )
     headline_k: int = Field(
         default=16,
         title="Headline K",
         description="The k whose SAE metrics fill the flat `sae` metrics (every k is in `sae_metrics_by_k`).",
-    )
-    reg_type: str = Field(
-        default="l1",
-        title="Regularization Type",
-        description="Penalty of the k-sparse probes ('l1' or 'l2'); the dense oracle uses 'l2'.",
     )
     cv_folds: int = Field(
         default=5,
@@ -80,6 +58,7 @@ class OodProbingEvalConfig(ActivationProbingEvalConfig):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.split_seeds or len(set(self.split_seeds)) != len(self.split_seeds):
             raise ValueError(f"split_seeds must be distinct and at least one, got {self.split_seeds}")
         if self.cv_folds < 2:
@@ -92,10 +71,6 @@ class OodProbingEvalConfig(ActivationProbingEvalConfig):
             raise ValueError(f"num_id_test must be at least 2 (one of each class), got {self.num_id_test}")
         if self.num_ood_test is not None and self.num_ood_test < 1:
             raise ValueError(f"num_ood_test must be positive or None, got {self.num_ood_test}")
-        if self.reg_type not in ("l1", "l2"):
-            raise ValueError(f"reg_type must be 'l1' or 'l2', got {self.reg_type!r}")
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"ks must be positive, got {self.ks}")
         if self.headline_k not in self.ks:
             raise ValueError(f"headline_k {self.headline_k} is not one of ks {self.ks}")
         if not 0.0 < self.signal_alpha < 1.0:

@@ -37,9 +37,11 @@ from sae_mask_plugin.evals.common import (
     encode,
     is_complete_result,
     path_safe,
+    run_each_sae,
     saebench_output_fields,
     settings_key,
 )
+from sae_mask_plugin.evals.means import mean_of_present
 from sae_mask_plugin.evals.ood_probing.eval_config import OodProbingEvalConfig
 from sae_mask_plugin.evals.ood_probing.eval_output import (
     ALL_TASKS_SUFFIX,
@@ -55,8 +57,8 @@ from sae_mask_plugin.evals.ood_probing.eval_output import (
 from sae_mask_plugin.evals.probing import (
     balanced_split,
     fit_probe_cv,
+    on_cached_activations,
     rank_latents,
-    run_activation_probing_eval,
 )
 from sae_mask_plugin.files import build_lock, write_text_atomic
 
@@ -267,14 +269,10 @@ def exclusion_reason(detail: OodTaskDetail) -> str | None:
     return None
 
 
-def _mean_or_none(values: list[float]) -> float | None:
-    return statistics.mean(values) if values else None
-
-
 def _task_means(details: list[OodTaskDetail], k: int) -> dict[str, float | None]:
     """Means over `details` of the oracle metrics and of the SAE metrics at `k` (None for no tasks)."""
-    oracle = {name: _mean_or_none([getattr(d, name) for d in details]) for name, *_ in ORACLE_METRICS}
-    sae = {name: _mean_or_none([d.sae_metrics_by_k[k][name] for d in details]) for name, *_ in SAE_METRICS}
+    oracle = {name: mean_of_present(getattr(d, name) for d in details) for name, *_ in ORACLE_METRICS}
+    sae = {name: mean_of_present(d.sae_metrics_by_k[k][name] for d in details) for name, *_ in SAE_METRICS}
     return oracle | sae
 
 
@@ -292,7 +290,7 @@ def evaluate_sae(
     headline = [d for d in details if d.in_headline]
     by_k_names = list(details[0].sae_metrics_by_k[config.ks[0]])
     mean_by_k = {
-        k: {name: _mean_or_none([d.sae_metrics_by_k[k][name] for d in headline]) for name in by_k_names}
+        k: {name: mean_of_present(d.sae_metrics_by_k[k][name] for d in headline) for name in by_k_names}
         for k in config.ks
     }
     mean_by_k_all = {
@@ -328,20 +326,9 @@ def run_eval(
     model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """SAEBench-style entry: OOD probing of each `(name, SAE)`, one JSON per SAE in `output_path`.
-
-    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
-    loaded offline-aware; activations are cached under `cache_path`
-    (default `<output_path>/cache`).
-    """
-    return run_activation_probing_eval(
-        config,
-        selected_saes,
-        device,
-        output_path,
-        force_rerun,
-        model,
-        cache_path,
-        "OOD probing",
-        evaluate_sae,
+    """SAEBench-style entry: OOD probing of each `(name, SAE)`, one JSON per SAE in `output_path`; `model` and
+    `cache_path` (LLM activations and the oracles) as in `evals.common.run_each_sae`."""
+    evaluate = on_cached_activations(config, evaluate_sae)
+    return run_each_sae(
+        config, selected_saes, device, output_path, force_rerun, model, cache_path, "OOD probing", evaluate
     )

@@ -25,13 +25,14 @@ from transformer_lens import HookedTransformer
 
 from sae_mask_plugin.embedded.probing_data import load_probing_dataset
 from sae_mask_plugin.evals.activations import ActivationCache
-from sae_mask_plugin.evals.common import LazyModel, encode, saebench_output_fields
+from sae_mask_plugin.evals.common import LazyModel, encode, run_each_sae, saebench_output_fields
+from sae_mask_plugin.evals.means import mean_of_present
 from sae_mask_plugin.evals.probing import (
     balanced_split,
     fit_probe,
+    on_cached_activations,
     probe_scores,
     rank_latents,
-    run_activation_probing_eval,
 )
 from sae_mask_plugin.evals.sparse_probing.eval_config import SparseProbingEvalConfig
 from sae_mask_plugin.evals.sparse_probing.eval_output import SparseProbingEvalOutput
@@ -92,10 +93,6 @@ def evaluate_sae(
         llm = {f"llm_{name}": value for name, value in probe_scores(dense, x_test, y_test).items()}
         details.append(SaeProbesResultDetail(dataset_name=dataset, sae_metrics_by_k=by_k, **llm, **fixed))
 
-    def mean(values: list[float | None]) -> float | None:
-        present = [value for value in values if value is not None]
-        return statistics.mean(present) if present else None
-
     mean_by_k = {
         k: {
             name: statistics.mean(d.sae_metrics_by_k[k][name] for d in details)
@@ -104,12 +101,13 @@ def evaluate_sae(
         for k in config.ks
     }
     sae_fields = {
-        name: mean([getattr(d, name) for d in details])
+        name: mean_of_present(getattr(d, name) for d in details)
         for name in SaeProbesSaeMetrics.__dataclass_fields__
         if name.startswith("sae_top_")
     }
     llm_fields = {
-        name: mean([getattr(d, name) for d in details]) for name in SaeProbesLlmMetrics.__dataclass_fields__
+        name: mean_of_present(getattr(d, name) for d in details)
+        for name in SaeProbesLlmMetrics.__dataclass_fields__
     }
     return SparseProbingEvalOutput(
         eval_config=config,
@@ -132,20 +130,9 @@ def run_eval(
     model: HookedTransformer | LazyModel | None = None,
     cache_path: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """SAEBench-style entry: sparse probing of each `(name, SAE)`, one JSON per SAE in `output_path`.
-
-    `model` (a `HookedTransformer`, or a `LazyModel` loaded only if needed) defaults to `config.model_name`
-    loaded offline-aware; activations are cached under `cache_path`
-    (default `<output_path>/cache`).
-    """
-    return run_activation_probing_eval(
-        config,
-        selected_saes,
-        device,
-        output_path,
-        force_rerun,
-        model,
-        cache_path,
-        "sparse probing",
-        evaluate_sae,
+    """SAEBench-style entry: sparse probing of each `(name, SAE)`, one JSON per SAE in `output_path`; `model`
+    and `cache_path` (LLM activations) as in `evals.common.run_each_sae`."""
+    evaluate = on_cached_activations(config, evaluate_sae)
+    return run_each_sae(
+        config, selected_saes, device, output_path, force_rerun, model, cache_path, "sparse probing", evaluate
     )
