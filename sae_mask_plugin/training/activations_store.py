@@ -8,42 +8,37 @@ mask token happens to be special; `loss_positions` then selects masked/unmasked 
 
 Its checkpoint state makes a resumed run train on exactly the batches the uninterrupted run would have: besides
 SAELens's dataset position it saves the number of context windows drawn (SAELens's row count repeats windows of a
-text that spans several), the rows waiting in SAELens's mixing buffer with the global torch generator that shuffles
-them, and the masking generator.
+text that spans several), the rows waiting in the mixing buffer (`MixingBuffer`, SAELens's shuffling with its state
+in fields) with the global torch generator that shuffles them, and the masking generator.
 """
 
 from __future__ import annotations
 
-import gc
-import inspect
-import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
-from types import GeneratorType
 from typing import Any
 
 import torch
-from sae_lens.training.activations_store import ActivationsStore
-from sae_lens.training.mixing_buffer import mixing_buffer
+from sae_lens.training.prefetch import PrefetchingIterator
 from safetensors.torch import load_file
 
+from sae_mask_plugin._saelens import ActivationsStoreSeams
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.masking.config import LossPositions
 from sae_mask_plugin.masking.core import TokenMasker
 from sae_mask_plugin.masking.mask_token import measure_mask_tokens, norm_ratio
+from sae_mask_plugin.training.mixing_buffer import MixingBuffer
 
 logger = logging.getLogger(__name__)
-
-_Split = Callable[[torch.Tensor], dict[str, torch.Tensor]]
-"""Splits rows packed over hooks into {hook: rows}."""
 
 
 class MaskTokenNormError(SaeMaskUserError, RuntimeError):
     """The first masked batch shows masked positions with outlier activation norms (the SAE would go dead)."""
 
 
-class MaskedActivationsStore(ActivationsStore):
+class MaskedActivationsStore(ActivationsStoreSeams):
     """An `ActivationsStore` whose training stream feeds the LLM masked tokens.
 
     Build it like the stock store (e.g. `from_config`) or adopt an existing one with `from_store`, then give it a
@@ -55,26 +50,12 @@ class MaskedActivationsStore(ActivationsStore):
     max_norm_ratio: float | None = None
     first_batch_norm_ratio: float | None = None
     """Median hook norm at masked / clean positions of the first batch with masked positions (None before)."""
-    _peeked: torch.Tensor | None = None
-    _peeked_multi_hook: tuple[dict[str, torch.Tensor], Iterator[dict[str, torch.Tensor]]] | None = None
     n_sequences_drawn: int = 0
     """Context windows drawn from the dataset so far (every epoch counted)."""
+    mixing_buffer: MixingBuffer | None = None
+    """The training stream's mixing buffer (`get_mixing_buffer`; None before it is first asked for)."""
     training_stream: Iterator[Any] | None = None
-    """The multi-hook stream the trainer reads (the multi-SAE runner sets it); single-hook: the store's own."""
-    _resumed_buffer: tuple[torch.Tensor, torch.Tensor] | None = None
-    """(unserved rows, kept rows) of the mixing buffer, restored from a checkpoint and not yet served."""
-
-    @classmethod
-    def from_store(cls, store: ActivationsStore) -> MaskedActivationsStore:
-        """Adopt a freshly built stock store (same dataset, settings and position) as a masked store."""
-        if store._dataloader is not None:
-            raise ValueError("only a store that has not started streaming can be adopted")
-        adopted = cls.__new__(cls)
-        adopted.__dict__.update(store.__dict__)
-        if adopted.dataset is not None:
-            # The sequence generator is bound to the old object; rebind it (it has not started yet).
-            adopted.iterable_sequences = adopted._iterate_tokenized_sequences()
-        return adopted
+    """What the trainer reads (the runners set it): a prefetcher is paused while the buffer is checkpointed."""
 
     def attach_masker(
         self,
@@ -157,10 +138,10 @@ class MaskedActivationsStore(ActivationsStore):
         return activations[self._keep(token_ids, mask)]
 
     @torch.no_grad()
-    def _get_filtered_multi_hook_llm_batch(self, raise_on_epoch_end: bool = False) -> dict[str, torch.Tensor]:
+    def get_filtered_multi_hook_llm_batch(self, raise_on_epoch_end: bool = False) -> dict[str, torch.Tensor]:
         """Multi-hook training batch: one masked LLM pass feeds every hook; same filter for all hooks."""
         if not self.is_masking:
-            return super()._get_filtered_multi_hook_llm_batch(raise_on_epoch_end)
+            return super().get_filtered_multi_hook_llm_batch(raise_on_epoch_end)
         tokens, masked, mask = self._draw_masked_tokens(raise_on_epoch_end)
         activations = self.get_multi_hook_activations(masked)
         self._check_first_batch(activations[self.hook_name], tokens, mask)
@@ -223,38 +204,62 @@ class MaskedActivationsStore(ActivationsStore):
             "masking.loss_positions='unmasked', or disable the check with masking.max_norm_ratio=None."
         )
 
+    def get_mixing_buffer(self) -> MixingBuffer:
+        """The training stream's mixing buffer, built on the first call (nothing is drawn until it is read): rows
+        [n, d_in], or for a multi-hook store rows packed over its hooks [n, sum of the hooks' d_in], as SAELens's
+        multi-hook buffer packs them. The store feeds one training stream: every later call returns it."""
+        if self.mixing_buffer is None:
+            rows = self.filtered_activations() if self.hook_widths is None else self._packed_activations()
+            self.mixing_buffer = MixingBuffer(
+                buffer_size=self.n_batches_in_buffer * self.training_context_size,
+                batch_size=self.train_batch_size_tokens,
+                activations=rows,
+                mix_fraction=self.activations_mixing_fraction,
+            )
+        return self.mixing_buffer
+
+    def _packed_activations(self) -> Iterator[torch.Tensor]:
+        """The multi-hook batches with their hooks side by side [n, sum of d_in], in `hook_widths` order."""
+        hooks = list(self._multi_hook_widths())
+        for activations in self.filtered_multi_hook_activations():
+            yield torch.cat([activations[hook] for hook in hooks], dim=1)
+
+    def _multi_hook_widths(self) -> dict[str, int]:
+        if self.hook_widths is None:
+            raise RuntimeError(
+                "a multi-hook stream needs a store constructed via ActivationsStore.from_config_multi_hook"
+            )
+        return self.hook_widths
+
+    def _split(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split rows packed over hooks [n, sum of d_in] into {hook: [n, d_in of the hook]}."""
+        widths = self._multi_hook_widths()
+        return dict(zip(widths, packed.split(list(widths.values()), dim=1), strict=True))
+
+    def get_data_loader(self) -> MixingBuffer:
+        """SAELens's stream of mixed batches [train_batch_size_tokens, d_in], from the store's mixing buffer."""
+        if self.hook_widths is not None:
+            raise RuntimeError("a multi-hook store streams through get_multi_hook_data_loader")
+        return self.get_mixing_buffer()
+
+    def get_multi_hook_data_loader(self) -> Iterator[dict[str, torch.Tensor]]:
+        """SAELens's multi-hook stream of mixed batches {hook: [train_batch_size_tokens, d_in of the hook]}, one
+        shuffle shared by all hooks, from the store's mixing buffer."""
+        self._multi_hook_widths()
+        return map(self._split, self.get_mixing_buffer())
+
     def peek_batch(self) -> torch.Tensor:
         """The next training batch [train_batch_size_tokens, d_in], left in place for the next `next()` call."""
-        if self._peeked is None:
-            self._peeked = super().__next__()
-        return self._peeked
+        return self.get_mixing_buffer().peek()
 
     def peek_multi_hook_batch(self) -> dict[str, torch.Tensor]:
         """The next multi-hook batch {hook: [train_batch_size_tokens, d_in]}, left at the head of the stream that
-        the next `get_multi_hook_data_loader()` call returns."""
-        if self._peeked_multi_hook is None:
-            stream = super().get_multi_hook_data_loader()
-            self._peeked_multi_hook = (next(stream), stream)
-        return self._peeked_multi_hook[0]
+        `get_multi_hook_data_loader()` returns."""
+        return self._split(self.get_mixing_buffer().peek())
 
-    def get_multi_hook_data_loader(self) -> Iterator[dict[str, torch.Tensor]]:
-        """The stock multi-hook stream, resumed after a peeked batch or a restored mixing buffer."""
-        if self._peeked_multi_hook is None:
-            return itertools.chain(
-                self._unserved_batches(split=self._split), super().get_multi_hook_data_loader()
-            )
-        (batch, stream), self._peeked_multi_hook = self._peeked_multi_hook, None
-        return itertools.chain([batch], stream)
-
-    def __next__(self) -> torch.Tensor:
-        if self._peeked is not None:
-            batch, self._peeked = self._peeked, None
-            return batch
-        return super().__next__()
-
-    def _iterate_tokenized_sequences(self) -> Iterator[torch.Tensor]:
+    def iterate_context_windows(self) -> Iterator[torch.Tensor]:
         """SAELens's context windows, counted in `n_sequences_drawn`."""
-        for sequence in super()._iterate_tokenized_sequences():
+        for sequence in super().iterate_context_windows():
             self.n_sequences_drawn += 1
             yield sequence
 
@@ -264,89 +269,22 @@ class MaskedActivationsStore(ActivationsStore):
             try:
                 next(self.iterable_sequences)
             except StopIteration:
-                self.iterable_sequences = self._iterate_tokenized_sequences()
-
-    def _iterate_filtered_activations(self) -> Iterator[torch.Tensor]:
-        return self._after_kept_rows(super()._iterate_filtered_activations(), split=None)
-
-    def _iterate_filtered_multi_hook_activations(self) -> Iterator[dict[str, torch.Tensor]]:
-        return self._after_kept_rows(super()._iterate_filtered_multi_hook_activations(), split=self._split)
-
-    def _after_kept_rows(self, stream: Iterator[Any], split: _Split | None) -> Iterator[Any]:
-        """`stream` with a restored mixing buffer's kept rows put before its first batch, as SAELens's buffer
-        concatenates them (read when the stream starts, i.e. after `load`)."""
-        if self._resumed_buffer is None:
-            yield from stream
-            return
-        kept, self._resumed_buffer = self._resumed_buffer[1], None
-        first = next(stream)
-        if split is None:
-            yield torch.cat([kept.to(first.device, first.dtype), first])
-        else:
-            kept_per_hook = split(kept)
-            yield {
-                hook: torch.cat([kept_per_hook[hook].to(acts.device), acts]) for hook, acts in first.items()
-            }
-        yield from stream
-
-    def _split(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Split rows packed over hooks [n, sum of d_in] (SAELens's multi-hook buffer layout) into {hook: rows}."""
-        assert self._hook_names is not None and self._hook_d_ins is not None
-        parts = packed.split([self._hook_d_ins[hook] for hook in self._hook_names], dim=1)
-        return dict(zip(self._hook_names, parts, strict=True))
-
-    def _unserved_batches(self, split: _Split | None) -> Iterator[Any]:
-        """The restored mixing buffer's unserved batches, in order (read when first asked for, after `load`)."""
-        if self._resumed_buffer is None:
-            return
-        unserved, kept = self._resumed_buffer
-        for start in range(0, unserved.shape[0], self.train_batch_size_tokens):
-            end = start + self.train_batch_size_tokens
-            self._resumed_buffer = (unserved[end:], kept)  # what a checkpoint after this batch must keep
-            yield unserved[start:end] if split is None else split(unserved[start:end])
-
-    def get_data_loader(self) -> Iterator[Any]:
-        """SAELens's stream of mixed batches, continuing a restored mixing buffer when there is one."""
-        return itertools.chain(self._unserved_batches(split=None), super().get_data_loader())
+                self.iterable_sequences = self.iterate_context_windows()
 
     def _mixing_buffer_state(self) -> dict[str, torch.Tensor]:
-        """The rows in SAELens's mixing buffer (unserved in serving order, kept for mixing) and the global torch
-        generator state that will shuffle them; empty before the stream starts."""
-        if self._resumed_buffer is not None:  # a restored buffer not yet handed back to SAELens's
-            unserved, kept = self._resumed_buffer
+        """The rows in the mixing buffer (unserved in serving order, kept for mixing) and the global torch
+        generator state that will shuffle them; empty before the buffer's first fill. A prefetching trainer's
+        producer is paused while they are read (the batches it has prefetched are not in the buffer)."""
+        buffer = self.mixing_buffer
+        stream = self.training_stream
+        with stream.paused() if isinstance(stream, PrefetchingIterator) else nullcontext():
+            if buffer is None or buffer.unserved is None or buffer.storage is None:
+                return {}
             return {
-                _UNSERVED_KEY: unserved.clone(),
-                _KEPT_KEY: kept.clone(),
+                _UNSERVED_KEY: buffer.unserved.clone(),
+                _KEPT_KEY: buffer.storage.clone(),
                 _TORCH_RNG_KEY: torch.get_rng_state(),
             }
-        stream = self.training_stream if self.training_stream is not None else self._dataloader
-        generator = _find_mixing_buffer(stream)
-        if generator is None or generator.gi_frame is None:
-            if stream is not None:
-                logger.warning(
-                    "the training stream is not SAELens's mixing buffer (prefetching?): its rows are not "
-                    "checkpointed, and a resumed run skips them"
-                )
-            return {}
-        if generator.gi_running:  # advanced by SAELens's prefetching thread right now: no consistent state
-            logger.warning(
-                "the mixing buffer is being refilled by the prefetcher: its rows are not checkpointed"
-            )
-            return {}
-        local = generator.gi_frame.f_locals
-        if "serving_buffer" not in local:
-            return {}
-        if self._peeked is not None or self._peeked_multi_hook is not None:
-            raise RuntimeError("a peeked batch has not been trained on yet; checkpoint after the first step")
-        batch_size = local["batch_size"]
-        unserved = local["serving_buffer"][
-            (local["batch_idx"] + 1) * batch_size : local["num_serving_batches"] * batch_size
-        ]
-        return {
-            _UNSERVED_KEY: unserved.clone(),
-            _KEPT_KEY: local["storage_buffer"].clone(),
-            _TORCH_RNG_KEY: torch.get_rng_state(),
-        }
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The stock state, the windows drawn, the mixing buffer and the masker's state (generator, schedule
@@ -370,7 +308,7 @@ class MaskedActivationsStore(ActivationsStore):
         if _CACHE_ROW_KEY in state:
             self.current_row_idx = int(state[_CACHE_ROW_KEY])
         if _KEPT_KEY in state:
-            self._resumed_buffer = (state[_UNSERVED_KEY], state[_KEPT_KEY])
+            self.get_mixing_buffer().restore(unserved=state[_UNSERVED_KEY], kept=state[_KEPT_KEY])
             torch.set_rng_state(state[_TORCH_RNG_KEY])
         if self.masker is None:
             return
@@ -387,19 +325,3 @@ _CACHE_ROW_KEY = "cached_activations_row"
 _UNSERVED_KEY = "mixing_buffer_unserved"
 _KEPT_KEY = "mixing_buffer_kept"
 _TORCH_RNG_KEY = "torch_rng_state"
-_MIXING_BUFFER_CODE = inspect.unwrap(mixing_buffer).__code__  # under its torch.no_grad wrapper
-
-
-def _find_mixing_buffer(stream: Any) -> GeneratorType | None:
-    """The SAELens `mixing_buffer` generator behind `stream`: itself, or one wrapped by SAELens's multi-hook
-    splitter or by `itertools.chain` (found through the objects each suspended generator refers to)."""
-    pending, seen = [stream], set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen or not isinstance(current, GeneratorType | itertools.chain):
-            continue
-        seen.add(id(current))
-        if isinstance(current, GeneratorType) and current.gi_code is _MIXING_BUFFER_CODE:
-            return current
-        pending.extend(gc.get_referents(current))
-    return None

@@ -22,8 +22,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
+from sae_lens.training.multi_sae_trainer import MultiSAETrainer
+from sae_lens.training.sae_trainer import SAETrainer
+
+from sae_mask_plugin._saelens import on_step_end
 from sae_mask_plugin.errors import TrainingInterrupted
 from sae_mask_plugin.files import publish, write_json_atomic
 
@@ -91,33 +95,21 @@ class _StopAtStepBoundary(Exception):
     """Raised after a completed training step once a stop signal was recorded."""
 
 
-class Trainer(Protocol):
-    """What `fit_or_checkpoint` needs of SAELens's `SAETrainer` and `MultiSAETrainer`."""
+def fit_or_checkpoint(
+    trainer: SAETrainer[Any, Any] | MultiSAETrainer,
+    request: StopRequest,
+    checkpoint_root: str | None,
+    progress_interval: int = 100,
+) -> Any:
+    """`trainer.fit()`, stopped after the step during which `request` records a signal: then a complete checkpoint
+    `<checkpoint_root>/<n_training_samples>` is saved atomically and `TrainingInterrupted` is raised. The progress
+    bar moves every `progress_interval` steps."""
 
-    n_training_samples: int
-    checkpoint_thresholds: list[int]
-
-    def fit(self) -> Any: ...
-
-    def save_checkpoint(self, checkpoint_name: str) -> None: ...
-
-
-def _stop_after_each_step(trainer: Trainer, request: StopRequest) -> None:
-    # SAELens's trainers end every step of `fit()` with `_update_pbar`, once all counters have advanced.
-    update_pbar: Callable[..., None] = trainer._update_pbar  # type: ignore[attr-defined]
-
-    def update_pbar_then_check(*args: Any, **kwargs: Any) -> None:
-        update_pbar(*args, **kwargs)
+    def stop_if_requested() -> None:
         if request.signum is not None:
             raise _StopAtStepBoundary
 
-    trainer._update_pbar = update_pbar_then_check  # type: ignore[attr-defined]
-
-
-def fit_or_checkpoint(trainer: Trainer, request: StopRequest, checkpoint_root: str | None) -> Any:
-    """`trainer.fit()`, stopped after the step during which `request` records a signal: then a complete checkpoint
-    `<checkpoint_root>/<n_training_samples>` is saved atomically and `TrainingInterrupted` is raised."""
-    _stop_after_each_step(trainer, request)
+    on_step_end(trainer, stop_if_requested, progress_interval)
     # A resumed SAELens trainer keeps the periodic-checkpoint thresholds it has passed and would save one checkpoint
     # per step until they are used up.
     trainer.checkpoint_thresholds = [

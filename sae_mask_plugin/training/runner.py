@@ -9,7 +9,6 @@ run see the same texts in the same order and start from the same SAE.
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,12 +16,12 @@ import torch
 from sae_lens.config import HfDataset
 from sae_lens.constants import RUNNER_CFG_FILENAME
 from sae_lens.llm_sae_training_runner import LanguageModelSAETrainingRunner
-from sae_lens.multi_sae_training_runner import MultiSAETrainingRunner
 from sae_lens.saes.sae import TrainingSAE, TrainingSAEConfig
 from sae_lens.training.multi_sae_trainer import MultiSAETrainer
 from sae_lens.training.sae_trainer import SAETrainer
 from transformer_lens import HookedRootModule
 
+from sae_mask_plugin._saelens import MultiSAETrainingRunnerSeams
 from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY, not_calibratable_reason
 from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks
 from sae_mask_plugin.files import staged_directory, write_json_atomic
@@ -62,10 +61,17 @@ def progress_interval(total_steps: int) -> int:
     return max(1, min(PROGRESS_UPDATE_STEPS, total_steps // 10))
 
 
-def with_finer_progress(trainer: SAETrainer[Any, Any] | MultiSAETrainer) -> None:
-    """Make `trainer` update its tqdm bar every `progress_interval` steps instead of SAELens's 100."""
+def fit_masked(
+    trainer: SAETrainer[Any, Any] | MultiSAETrainer,
+    store: MaskedActivationsStore,
+    request: StopRequest,
+    checkpoint_root: str | None,
+) -> Any:
+    """Fit `trainer`, fed by `store`, with its progress bar moved every `progress_interval` steps; on a stop
+    signal save a complete checkpoint at the next step boundary (`fit_or_checkpoint`)."""
+    store.training_stream = trainer.data_provider
     steps = trainer.cfg.total_training_samples // trainer.cfg.train_batch_size_samples
-    trainer._update_pbar = partial(trainer._update_pbar, update_interval=progress_interval(steps))  # type: ignore[method-assign]
+    return fit_or_checkpoint(trainer, request, checkpoint_root, progress_interval=progress_interval(steps))
 
 
 def masking_seed(masking: MaskingConfig, run_seed: int) -> int:
@@ -191,6 +197,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         with stop_requests() as self.stop_request:
             if self.init_b_dec == "mean" and self.cfg.resume_from_checkpoint is None:
                 init_b_dec_to_mean(self.sae, self.activations_store.peek_batch())
+            self.write_run_metadata(self.sae)
             sae = super().run()
         if self.stop_request.signum is not None:
             raise stopped_after_training(self.stop_request, self.cfg.output_path)
@@ -199,8 +206,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
     def run_trainer_with_interruption_handling(self, trainer: SAETrainer[Any, Any]) -> TrainingSAE[Any]:
         """Fit; on a stop signal save a complete checkpoint at the next step boundary (SAELens's own interrupt
         save writes no weights and fails)."""
-        with_finer_progress(trainer)
-        return fit_or_checkpoint(trainer, self.stop_request, self.cfg.checkpoint_path)
+        return fit_masked(trainer, self.activations_store, self.stop_request, self.cfg.checkpoint_path)
 
     def save_checkpoint(self, checkpoint_path: Path | None) -> None:
         """SAELens's runner files of a checkpoint (store state, runner_cfg.json), then its completion marker."""
@@ -208,10 +214,10 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         if checkpoint_path is not None:
             mark_checkpoint_complete(checkpoint_path)
 
-    def _set_sae_metadata(self) -> None:
-        super()._set_sae_metadata()
-        write_masking_metadata(self.sae, self.masking_record())
-        write_compute_metadata(self.sae, self.llm_dtype)
+    def write_run_metadata(self, sae: TrainingSAE[Any]) -> None:
+        """Write the run's masking record and LLM dtype into `sae`'s metadata (next to SAELens's own)."""
+        write_masking_metadata(sae, self.masking_record())
+        write_compute_metadata(sae, self.llm_dtype)
 
     def save_final_sae(
         self,
@@ -221,8 +227,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
     ) -> None:
         """SAELens's saving, staged so that a failure leaves no partial file in `output_path`; with
         `calibrate_threshold` the staged SAE is calibrated on clean text before it is published."""
-        write_masking_metadata(sae, self.masking_record())
-        write_compute_metadata(sae, self.llm_dtype)
+        self.write_run_metadata(sae)
         with staged_directory(output_path) as staging:
             super().save_final_sae(sae, str(staging), log_feature_sparsity)
             if self.cfg.calibrate_threshold:
@@ -235,7 +240,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
                 )
 
 
-class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
+class MaskedMultiSAETrainingRunner(MultiSAETrainingRunnerSeams):
     """SAELens's `MultiSAETrainingRunner` with masked regularization: several SAEs (e.g. a k sweep, or several
     hooks) train from one masked LLM pass per batch. The mask token is measured and checked at the first hook."""
 
@@ -280,36 +285,35 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
                 batch = self.activations_store.peek_multi_hook_batch()
                 for name, sae in self.saes.items():
                     init_b_dec_to_mean(sae, batch[self.cfg.hook_names_per_sae[name]])
+            self.write_run_metadata(self.saes)
             saes = super().run()
         if self.stop_request.signum is not None:
             raise stopped_after_training(self.stop_request, self.cfg.output_path)
         return saes
 
-    def _run_with_interruption_handling(self, trainer: MultiSAETrainer) -> dict[str, TrainingSAE[Any]]:
+    def run_trainer_with_interruption_handling(self, trainer: MultiSAETrainer) -> dict[str, TrainingSAE[Any]]:
         """Fit; on a stop signal save a complete checkpoint at the next step boundary."""
-        with_finer_progress(trainer)
-        self.activations_store.training_stream = trainer.data_provider
-        return fit_or_checkpoint(trainer, self.stop_request, self.cfg.checkpoint_path)
+        return fit_masked(trainer, self.activations_store, self.stop_request, self.cfg.checkpoint_path)
 
-    def _save_runner_checkpoint_files(self, checkpoint_path: Path | None) -> None:
-        super()._save_runner_checkpoint_files(checkpoint_path)
+    def save_checkpoint(self, checkpoint_path: Path | None) -> None:
+        """SAELens's runner files of a checkpoint (store state, runner_cfg.json), then its completion marker."""
+        super().save_checkpoint(checkpoint_path)
         if checkpoint_path is not None:
             mark_checkpoint_complete(checkpoint_path)
 
-    def _write_run_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
+    def write_run_metadata(self, saes: dict[str, TrainingSAE[Any]]) -> None:
+        """Write the run's masking record and LLM dtype into every SAE's metadata (next to SAELens's own)."""
         record = store_masking_record(self.activations_store, self.mask_token_string)
         llm_dtype = model_llm_dtype(self.model)
         for sae in saes.values():
             write_masking_metadata(sae, record)
             write_compute_metadata(sae, llm_dtype)
 
-    def _set_sae_metadata(self) -> None:
-        super()._set_sae_metadata()
-        self._write_run_metadata(self.saes)
-
-    def _save_final_outputs(self, saes: dict[str, TrainingSAE[Any]], trainer: MultiSAETrainer) -> None:
+    def save_final_saes(
+        self, saes: dict[str, TrainingSAE[Any]], trainer: MultiSAETrainer, output_path: str
+    ) -> None:
         """SAELens's saving into a staging folder, moved into `output_path` only once every SAE is written."""
-        self._write_run_metadata(saes)
+        self.write_run_metadata(saes)
         not_calibrated = (
             {name: not_calibratable_reason(sae.cfg.architecture()) for name, sae in saes.items()}
             if self.cfg.calibrate_threshold
@@ -318,15 +322,9 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunner):
         for name, reason in not_calibrated.items():
             if reason is not None:
                 saes[name].cfg.metadata[CALIBRATION_METADATA_KEY] = {"not_calibrated": reason}
-        output_path = self.cfg.output_path
-        assert output_path is not None  # SAELens calls this only when an output path is set
         with staged_directory(output_path) as staging:
-            self.cfg.output_path = str(staging)
-            try:
-                super()._save_final_outputs(saes, trainer)
-            finally:
-                self.cfg.output_path = output_path
-            # SAELens records `cfg.output_path` in runner_cfg.json: record the real one, not the staging folder
+            super().save_final_saes(saes, trainer, str(staging))
+            # SAELens records the output path in runner_cfg.json: record the real one, not the staging folder
             write_json_atomic(staging / RUNNER_CFG_FILENAME, self.cfg.to_dict())
             if self.cfg.calibrate_threshold:
                 by_hook: dict[str, list[Path]] = defaultdict(list)

@@ -140,7 +140,9 @@ def test_multi_sae_runner_trains_a_k_sweep_from_one_masked_pass(
         )
         first_batch = multi.activations_store.peek_multi_hook_batch()[TINY_HOOK]
         stream = multi.activations_store.get_multi_hook_data_loader()
-        assert next(stream)[TINY_HOOK] is first_batch  # a peeked batch stays at the head of the stream
+        assert torch.equal(
+            next(stream)[TINY_HOOK], first_batch
+        )  # a peeked batch stays at the head of the stream
         multi.activations_store.peek_multi_hook_batch()
         multi.run()
     assert f"{PROGRESS_UPDATE_STEPS}| k2: " in capsys.readouterr().err

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import torch
 from sae_lens import SAE
+from tiny_transformer import TINY_HOOK
 from training_helpers import REPO_NAME_ID, recorded_inputs, tiny_runner_settings, tiny_sae
 
 from sae_mask_plugin import (
@@ -177,3 +179,43 @@ def test_a_p0_masked_run_trains_the_same_weights_as_stock_saelens(tmp_path, tiny
     masked = SAE.load_from_disk(str(tmp_path / "masked" / "sae")).state_dict()
     assert stock.keys() == masked.keys()
     assert all(torch.equal(stock[key], masked[key]) for key in stock)
+
+
+def test_a_p0_masked_multi_sae_run_trains_the_same_weights_as_stock_saelens(tmp_path, tiny_model, texts):
+    """The drop-in promise for the multi-SAE runner, over two hooks of different widths: its mixing buffer shuffles
+    the rows packed over hooks exactly as SAELens's multi-hook buffer does."""
+    from sae_lens import LoggingConfig, MultiSAETrainingRunner, MultiSAETrainingRunnerConfig
+    from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
+
+    from sae_mask_plugin import MaskedMultiSAETrainingRunner, MaskedMultiSAETrainingRunnerConfig
+
+    def settings(name: str) -> dict[str, Any]:
+        shared = tiny_runner_settings(tmp_path / name, output_path=str(tmp_path / name / "multi"))
+        for key in ("model_name", "hook_name", "checkpoint_path"):
+            shared.pop(key)
+        return {
+            "saes": {
+                "resid": TopKTrainingSAEConfig(d_in=32, d_sae=64, k=4),
+                "mlp": TopKTrainingSAEConfig(d_in=64, d_sae=64, k=4),
+            },
+            "hook_names": {"resid": TINY_HOOK, "mlp": "blocks.1.mlp.hook_post"},
+            "logger": LoggingConfig(log_to_wandb=False),
+            **shared,
+        }
+
+    torch.manual_seed(
+        42
+    )  # the masked runner seeds the SAEs' initialisation with cfg.seed (SAELens's default 42)
+    MultiSAETrainingRunner(
+        MultiSAETrainingRunnerConfig(**settings("stock")), override_model=tiny_model, override_dataset=texts
+    ).run()
+    MaskedMultiSAETrainingRunner(
+        MaskedMultiSAETrainingRunnerConfig(masking=MaskingConfig(p=0.0), **settings("masked")),
+        override_model=tiny_model,
+        override_dataset=texts,
+    ).run()
+    for name in ("resid", "mlp"):
+        stock = SAE.load_from_disk(str(tmp_path / "stock" / "multi" / name)).state_dict()
+        masked = SAE.load_from_disk(str(tmp_path / "masked" / "multi" / name)).state_dict()
+        assert stock.keys() == masked.keys()
+        assert all(torch.equal(stock[key], masked[key]) for key in stock)
