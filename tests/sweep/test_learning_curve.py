@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_recipes import tiny_recipe_dict
 
 from sae_mask_plugin import cli
 from sae_mask_plugin.sweep.learning_curve import TARGETS, curve_recipe, markdown_table
@@ -80,26 +81,14 @@ def test_the_table_says_from_which_point_each_k_passes_the_training_gates():
 
 @pytest.mark.slow
 def test_a_tiny_curve_trains_calibrates_evaluates_and_resumes(tmp_path: Path, monkeypatch, capsys):
-    recipe = {
-        "name": "tiny",
-        "model_name": "SmolLM2-135M-Instruct",
-        "hook_name": "blocks.1.hook_resid_post",
-        "d_in": 576,
-        "training_tokens": 8192,
-        "llm_dtype": "float32",
-        "runner": {
-            "context_size": 64,
-            "store_batch_size_prompts": 8,
-            "n_batches_in_buffer": 16,
-            "train_batch_size_tokens": 1024,
-            "lr": 0.004,
-            "dead_feature_window": 4,
-            "exclude_special_tokens": True,
-        },
-        "grid": {"architecture": "batchtopk", "d_sae": 256, "k": 16, "p": 0.0},
-        "evals": ["core"],
-        "eval_configs": {"core": {"n_eval_reconstruction_batches": 1, "n_eval_sparsity_variance_batches": 2}},
-    }
+    recipe = tiny_recipe_dict(
+        runner={"dead_feature_window": 4},
+        llm_dtype="float32",
+        masking={},
+        grid={"architecture": "batchtopk", "d_sae": 256, "k": 16, "p": 0.0},
+        evals=["core"],
+        eval_configs={"core": {"n_eval_reconstruction_batches": 1, "n_eval_sparsity_variance_batches": 2}},
+    )
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(recipe))
     out = tmp_path / "curve"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sae_lens import SAE
+from tiny_recipes import tiny_recipe_dict
 
 import sae_mask_plugin.sweep.execute as execute
 from sae_mask_plugin.sae_metadata import read_masking_metadata
@@ -21,25 +22,7 @@ RUN_NAMES = ["batchtopk-k16-w256-p0-s0", "batchtopk-k16-w256-p0.3-token-s0"]
 @pytest.fixture(scope="module")
 def tiny_recipe() -> Recipe:
     return Recipe.from_dict(
-        {
-            "name": "tiny",
-            "model_name": "SmolLM2-135M-Instruct",
-            "hook_name": "blocks.1.hook_resid_post",
-            "d_in": 576,
-            "training_tokens": 8192,
-            "runner": {
-                "context_size": 64,
-                "store_batch_size_prompts": 8,
-                "n_batches_in_buffer": 16,
-                "train_batch_size_tokens": 1024,
-                "lr": 0.004,
-                "exclude_special_tokens": True,
-            },
-            "masking": {"mask_token": "<repo_name>"},
-            "grid": {"architecture": "batchtopk", "d_sae": 256, "k": 16, "p": [0.0, 0.3]},
-            "report": True,
-            "slurm": {"gpus_per_node": 0, "cpus_per_task": 1, "timeout_min": 10},
-        }
+        tiny_recipe_dict(report=True, slurm={"gpus_per_node": 0, "cpus_per_task": 1, "timeout_min": 10})
     )
 
 

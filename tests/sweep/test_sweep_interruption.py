@@ -15,6 +15,7 @@ import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_recipes import tiny_recipe_dict
 
 from sae_mask_plugin.sweep import Recipe, run_recipe
 from sae_mask_plugin.sweep.execute import submit_shards, train_group
@@ -33,29 +34,12 @@ pytestmark = pytest.mark.xdist_group("sweep_interruption")  # one worker runs th
 
 
 def tiny_recipe(**changes) -> Recipe:
-    return Recipe.from_dict(
-        {
-            "name": "tiny",
-            "model_name": "SmolLM2-135M-Instruct",
-            "hook_name": "blocks.1.hook_resid_post",
-            "d_in": 576,
-            "training_tokens": 8192,
-            "runner": {
-                "context_size": 64,
-                "store_batch_size_prompts": 8,
-                "n_batches_in_buffer": 16,
-                "train_batch_size_tokens": 1024,
-                "lr": 0.004,
-                "exclude_special_tokens": True,
-                "n_checkpoints": 3,
-            },
-            "masking": {"mask_token": "<repo_name>"},
-            "grid": {"architecture": "batchtopk", "d_sae": 256, "k": 16, "p": 0.3},
-            "report": False,
-            "slurm": {"gpus_per_node": 0, "cpus_per_task": 1, "timeout_min": 20},
-            **changes,
-        }
-    )
+    settings = {
+        "grid": {"architecture": "batchtopk", "d_sae": 256, "k": 16, "p": 0.3},
+        "report": False,
+        "slurm": {"gpus_per_node": 0, "cpus_per_task": 1, "timeout_min": 20},
+    }
+    return Recipe.from_dict(tiny_recipe_dict(runner={"n_checkpoints": 3}, **(settings | changes)))
 
 
 def sae_weights(out: Path) -> dict[str, torch.Tensor]:
