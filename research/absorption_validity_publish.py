@@ -22,6 +22,7 @@ from sae_mask_plugin.files import write_json_atomic, write_text_atomic
 DOCS = Path("docs/absorption_validity")
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 INTRO_FILE = "intro.txt"
+CORE_EV_FILE = "core_ev.json"
 """A paragraph a docs folder may hold, placed under its README's title (what that folder's rows are for)."""
 
 
@@ -482,12 +483,38 @@ def first_pass_lines(first_pass: dict[str, Any]) -> list[str]:
     ]
 
 
+def core_ev_lines(core_ev: dict[str, Any]) -> list[str]:
+    """The core eval's EV of some of the rows' snapshots beside the rows' own (`research.absorption_arm_plateau`'s
+    `core_ev.json`): the rows read EV on held-out cached activations of the training corpus, the core eval on its
+    own held-out texts, so a training gate on the core eval needs the core eval's plateau."""
+    pairs = list(core_ev["snapshots"].items())
+    gaps = [v["held_out_ev"] - v["core_ev"] for _, v in pairs if v.get("held_out_ev") is not None]
+    lines = [
+        "## The core eval's EV of these SAEs",
+        "",
+        "The EV column above is read on held-out cached activations of the training corpus; the core eval (the "
+        "study's and the arm's, on its own held-out texts, 104 x 8 windows) reads "
+        + (f"{min(gaps):.3f}–{max(gaps):.3f} lower on the same snapshots" if gaps else "its own figure")
+        + ", so the arm's training gate takes its plateau from the core eval (`core_ev.json`, "
+        "`research/absorption_arm_plateau.py`).",
+        "",
+        "| snapshot | core eval EV | EV above | L0 |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {spec} | {v['core_ev']:.4f} | {_number(v.get('held_out_ev'))} | {v['l0']:.1f} |"
+        for spec, v in pairs
+    ]
+    return [*lines, ""]
+
+
 def readme(
     results: dict[str, Any],
     needed: int,
     budget: dict[str, Any],
     first_pass: dict[str, Any] | None = None,
     intro: str = "",
+    core_ev: dict[str, Any] | None = None,
 ) -> str:
     table = results["rows"]
     best = results["best"]
@@ -562,6 +589,8 @@ def readme(
     lines += ["", *word_budget_lines(budget), *choice]
     if first_pass is not None:
         lines += first_pass_lines(first_pass)
+    if core_ev is not None:
+        lines += ["", *core_ev_lines(core_ev)]
     return "\n".join(lines) + "\n"
 
 
@@ -595,7 +624,9 @@ def main() -> None:
     first_pass = json.loads(first_pass_path.read_text()) if first_pass_path.is_file() else None
     intro_path = args.docs / INTRO_FILE
     intro = intro_path.read_text().strip() if intro_path.is_file() else ""
-    write_text_atomic(args.docs / "README.md", readme(results, needed, budget, first_pass, intro))
+    core_ev_path = args.docs / CORE_EV_FILE
+    core_ev = json.loads(core_ev_path.read_text()) if core_ev_path.is_file() else None
+    write_text_atomic(args.docs / "README.md", readme(results, needed, budget, first_pass, intro, core_ev))
 
 
 if __name__ == "__main__":

@@ -213,6 +213,23 @@ def test_a_folder_intro_opens_the_readme() -> None:
     ]
 
 
+def test_the_core_evals_ev_of_the_snapshots_is_shown_with_its_gap_to_the_rows() -> None:
+    results = publish.build({"a": _seeded(18, 1_048_576, 0)})
+    core_ev = {
+        "snapshots": {
+            "L6-w8192-k4:1048576": {"core_ev": 0.78, "held_out_ev": 0.85, "l0": 4.0},
+            "L6-w8192-k8:1048576": {"core_ev": 0.79, "held_out_ev": 0.84, "l0": 8.0},
+            "L6-w8192-k8-s1:1048576": {"core_ev": 0.785, "held_out_ev": None, "l0": 8.0},
+        }
+    }
+    text = publish.readme(results, GATE.min_passing_letters, BUDGET, core_ev=core_ev)
+    section = text[text.index("## The core eval's EV of these SAEs") :]
+    assert "reads 0.050–0.070 lower on the same snapshots" in section
+    assert "| L6-w8192-k4:1048576 | 0.7800 | 0.850 | 4.0 |" in section
+    assert "| L6-w8192-k8-s1:1048576 | 0.7850 | — | 8.0 |" in section
+    assert "## The core eval's EV" not in publish.readme(results, GATE.min_passing_letters, BUDGET)
+
+
 def test_the_arm_setting_is_read_across_seeds_not_off_one_passing_snapshot() -> None:
     rows = {
         "s0": _seeded(22, 1_048_576, 0),  # one seed passes (22 letters with enough words, all precise)
