@@ -1,12 +1,12 @@
 """`sae-mask demo`: the main job on the offline embedded default, end to end.
 
-`--quick` (default) runs the `cpu_demo_quick` recipe, the SmolLM2 study's setting at demo size: five Matryoshka
-BatchTopK SAEs (4,096 latents) on SmolLM2-135M's residual stream after block 6, baselines (p = 0) at k 16, 32 and
-64 and masked SAEs (p = 0.3) at k 32 and 64, one seed, the same data order and initialisation; the SAEs of one p
-train from one LLM pass. Every SAE's threshold is calibrated on clean held-out text to L0 = k; the four evals
-(core metrics on clean held-out text, first-letter absorption, sparse probing, OOD probing) run on all five; the
-report compares baseline and masked at matched L0 and places each difference beside the published study's 95 %
-interval for the same cell. `--full` runs `cpu_demo_full`: 36 SAEs (3 seeds, p in {0, 0.1, 0.3, 0.5}, k in {16, 32, 64}; one masked
+`--quick` (default) runs the `cpu_demo_quick` recipe, the SmolLM2 study's setting at demo size: three Matryoshka
+BatchTopK SAEs (4,096 latents, 400,000 tokens each) on SmolLM2-135M's residual stream after block 6, baselines
+(p = 0) at k 16 and 32 and a masked SAE (p = 0.3) at k 32, one seed, the same data order and initialisation; the
+SAEs of one p train from one LLM pass. Every SAE's threshold is calibrated on clean held-out text to L0 = k; the
+four evals (core metrics on clean held-out text, first-letter absorption, sparse probing, OOD probing) run on all
+three; the report compares baseline and masked at matched L0 and places each difference beside the published
+study's 95 % interval for the same cell. `--full` runs `cpu_demo_full`: 36 SAEs (3 seeds, p in {0, 0.1, 0.3, 0.5}, k in {16, 32, 64}; one masked
 LLM pass per p and seed feeds its three SAEs). Both recipes are in `recipes/` and document every default.
 
 An interrupted demo resumes: finished SAEs and evals in the output folder are not redone. An existing folder that
@@ -185,7 +185,7 @@ def main(argv: list[str]) -> int:
         dest="mode",
         action="store_const",
         const="quick",
-        help="5 SAEs: baselines at k 16/32/64, p 0.3 at k 32/64, one seed (default)",
+        help="3 SAEs: baselines at k 16/32, p 0.3 at k 32, one seed (default)",
     )
     mode.add_argument(
         "--full",

@@ -11,10 +11,10 @@ def test_demo_start_names_folder_model_hook_mask_token_and_cache_state(tmp_path,
     text = describe_start(load_recipe("cpu_demo_quick"), tmp_path / "demo")
     assert f"output folder  {tmp_path / 'demo'}" in text
     assert "SmolLM2-135M-Instruct (converting it once into the cache first" in text
-    assert "embedded corpus (building it once first" in text and "200,000 training tokens" in text
+    assert "embedded corpus (building it once first" in text and "400,000 training tokens" in text
     assert "hook           blocks.6.hook_resid_post" in text
     assert "mask token     chosen by measurement" in text
-    assert "5: matryoshka_batchtopk-k16-w4096-p0-s0, matryoshka_batchtopk-k32-w4096-p0-s0" in text
+    assert "3: matryoshka_batchtopk-k16-w4096-p0-s0, matryoshka_batchtopk-k32-w4096-p0-s0" in text
     given = describe_start(load_recipe("cpu_demo_quick", {"masking.mask_token": "<repo_name>"}), tmp_path)
     assert "mask token     <repo_name>" in given
 

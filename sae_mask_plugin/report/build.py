@@ -212,11 +212,6 @@ def collect_report_data(
     )
 
 
-def _table_text(text: str) -> str:
-    """`text` safe inside a markdown table cell."""
-    return text.replace("|", "\\|")
-
-
 def _format_value(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 

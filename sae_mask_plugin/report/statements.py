@@ -158,3 +158,8 @@ def plural(n: int, noun: str) -> str:
 
 def survive(n: int) -> str:
     return f"{n} survive{'s' if n == 1 else ''}"
+
+
+def table_text(text: str) -> str:
+    """`text` safe inside a markdown table cell (its pipes escaped)."""
+    return text.replace("|", "\\|")

@@ -18,6 +18,7 @@ from typing import Any
 from sae_mask_plugin.errors import SaeMaskUserError
 from sae_mask_plugin.files import write_json_atomic
 from sae_mask_plugin.report.records import METRICS_BY_KEY
+from sae_mask_plugin.report.statements import table_text
 from sae_mask_plugin.report.stats import PairedComparison
 
 STUDY_REFERENCES_DIR = Path(__file__).with_name("study_references")
@@ -151,7 +152,7 @@ def reference_lines(rows: list[ReferenceRow], reference: StudyReference) -> list
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {row.view} | {row.cell} | {METRICS_BY_KEY[row.metric].label} | {row.difference:+.4f} | "
+        f"| {row.view} | {table_text(row.cell)} | {METRICS_BY_KEY[row.metric].label} | {row.difference:+.4f} | "
         f"{row.study.mean:+.4f} [{row.study.low:+.4f}, {row.study.high:+.4f}] ({row.study.n}) | "
         f"{row.placement} |"
         for row in rows

@@ -64,11 +64,14 @@ def test_a_report_places_its_differences_after_the_opening_sentences(tmp_path):
     section = text[text.index("## Against the published study") : text.index("## Headline")]
     assert text.index("This report compares") < text.index("## Against the published study")
     assert "1 of 2 fall inside the study's 95 % interval" in section
+    escaped16, escaped32 = (cell.replace("|", "\\|") for cell in (cell16, cell32))
     assert (
-        f"| same k | {cell16} | explained variance | -0.0200 | -0.0300 [-0.0500, -0.0100] (5) | inside |"
+        f"| same k | {escaped16} | explained variance | -0.0200 | -0.0300 [-0.0500, -0.0100] (5) | inside |"
         in section
     )
-    assert f"| same k | {cell32} | explained variance | -0.1200 |" in section and "outside (below)" in section
+    assert (
+        f"| same k | {escaped32} | explained variance | -0.1200 |" in section and "outside (below)" in section
+    )
     results = json.loads(files.results.read_text())
     assert results["study_reference"]["name"] == "a_study"
     assert [row["placement"] for row in results["study_reference"]["rows"]] == ["inside", "outside (below)"]
