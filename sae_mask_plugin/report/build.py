@@ -48,6 +48,7 @@ from sae_mask_plugin.report.statements import (
     both_intervals,
     count_tests,
     metric_label,
+    plural,
     reading,
     shared_words,
     short_cell_labels,
@@ -412,9 +413,9 @@ def summary_sentences(data: ReportData) -> list[str]:
     seeds = data.settings["seeds"]
     conditions = sorted({r.condition for r in masked})
     compared = (
-        f"This report compares {len(masked)} masked SAEs ({', '.join(conditions) or 'none'}) with {len(baselines)} "
-        f"baselines ({', '.join(sorted({r.shape for r in data.records}))}) over {len(seeds)} seed"
-        f"{'' if len(seeds) == 1 else 's'}."
+        f"This report compares {plural(len(masked), 'masked SAE')} ({', '.join(conditions) or 'none'}) with "
+        f"{plural(len(baselines), 'baseline')} ({', '.join(sorted({r.shape for r in data.records}))}) over "
+        f"{plural(len(seeds), 'seed')}."
     )
     below = [r for r in baselines if below_training_gate(r.metrics, data.training_gate)]
     gated = [r for r in data.records if "absorption_letters_passing" in r.metrics]

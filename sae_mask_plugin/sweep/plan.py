@@ -270,7 +270,8 @@ def progress_line(recipe: Recipe, groups: Sequence[Group], index: int, stage: st
     if index >= len(groups):
         return f"[{recipe.name}] every group done: the report; {duration(elapsed)} so far"
     group = groups[index]
-    line = f"[{recipe.name}] group {index + 1}/{len(groups)} {group.name} ({len(group.runs)} SAEs): {stage}"
+    saes = f"{len(group.runs)} SAE" + ("" if len(group.runs) == 1 else "s")
+    line = f"[{recipe.name}] group {index + 1}/{len(groups)} {group.name} ({saes}): {stage}"
     line += f"; {duration(elapsed)} so far"
     speed = recipe.measured_throughput
     if speed is None:
