@@ -150,8 +150,9 @@ def test_a_local_run_prints_one_line_per_stage_with_the_time_left() -> None:
     groups = plan(recipe)
     first = progress_line(recipe, groups, 0, "training and calibration", 0.0)
     assert first.startswith(
-        "[cpu_demo_quick] group 1/2 p0-s0 (3 SAEs): training and calibration; 0 min so far, ~"
+        "[cpu_demo_quick] group 1/2 p0-s0 (2 SAEs): training and calibration; 0 min so far, ~"
     )
+    assert "group 2/2 p0.3-token-s0 (1 SAE): evals" in progress_line(recipe, groups, 1, "evals", 0.0)
     training, evals = estimated_seconds(recipe, groups)
     assert f"~{duration(training + evals)} left" in first
     later = progress_line(recipe, groups, 1, "evals", 600.0)

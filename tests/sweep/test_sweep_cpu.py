@@ -47,7 +47,7 @@ def test_two_shards_through_the_local_launcher(
 ) -> None:
     first = run_recipe(tiny_recipe, tmp_path, shard="0/2")
     assert len(first) == 1 and not (tmp_path / "report").exists()
-    assert "(1 SAEs): training and calibration; 0 min so far" in capsys.readouterr().out  # one line per stage
+    assert "(1 SAE): training and calibration; 0 min so far" in capsys.readouterr().out  # one line per stage
     second = run_recipe(tiny_recipe, tmp_path, shard="1/2")
     assert len(second) == 1
     _check_sae_folders(first + second, tmp_path)
