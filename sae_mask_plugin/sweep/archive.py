@@ -1,5 +1,5 @@
 """A sweep's results archive: one small JSON file per finished group (its runs' settings and eval metrics, the
-`RunRecord`s a report is built from), so that a grid can be finished across machines or sessions that keep only
+`RunRecord`s a report is built from), so that a grid can be finished across machines or runs that keep only
 small files (e.g. committed to a repository) and not the SAE weights, activation caches or checkpoints.
 
 Layout: `<archive>/<group name>.json` = `{"recipe": name, "group": name, "runs": [RunRecord fields, ...]}`,
