@@ -153,10 +153,13 @@ def validate_inputs(
     }
     _check_config_names(chosen)
     sources = read_sae_sources(sae_paths, model_name)
-    for check in dict.fromkeys(EVAL_SPECS[name].check_available for name in chosen):
-        for name in dict.fromkeys(source.model_name for source in sources):
-            if check is not None:
-                check(name)
+    checks = dict.fromkeys(
+        EVAL_SPECS[name].check_available for name in chosen if EVAL_SPECS[name].check_available
+    )
+    models = dict.fromkeys(source.model_name for source in sources)
+    for check in checks:
+        for model in models:
+            check(model)  # type: ignore[misc]
     dims = {name: model_dimensions(name) for name in {source.model_name for source in sources}}
     requested = [llm_dtype, *(getattr(configs.get(name), "llm_dtype", None) for name in configs or {})]
     for source in sources:
@@ -241,8 +244,9 @@ def _evaluate_pair(
     device: str,
 ) -> dict[str, Any]:
     """Run one eval on one SAE (`load()` gives it; `base_config` with the SAE's model and LLM dtype) unless its
-    result is complete and not `force`; returns its summary record. A failure is recorded, not raised: in the record and in `<sae name>_custom_sae_error.json`
-    beside the results (removed once the pair succeeds), so the other SAEs and evals go on."""
+    result is complete and not `force`; returns its summary record. A failure is recorded, not raised: in the
+    record and in `<sae name>_custom_sae_error.json` beside the results (removed once the pair succeeds), so the
+    other SAEs and evals go on."""
     output_path = out / eval_name
     result = Path(get_results_filepath(str(output_path), source.name, "custom_sae"))
     record: dict[str, Any] = {"result_path": str(result)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ class ReportData:
     study_reference: StudyReference | None = None
     """A published study whose intervals the report's differences are placed against (`report.study_reference`)."""
 
-    @property
+    @cached_property
     def reference_rows(self) -> list[ReferenceRow]:
         """The report's differences beside the study's intervals (empty without a reference)."""
         return [] if self.study_reference is None else reference_rows(self.views, self.study_reference)

@@ -29,6 +29,7 @@ from sae_lens import SAE, TrainingSAE  # noqa: E402
 from sae_lens.constants import SAE_CFG_FILENAME  # noqa: E402
 from transformer_lens import HookedTransformer  # noqa: E402
 
+from sae_mask_plugin.calibration.settings import CALIBRATION_METADATA_KEY  # noqa: E402
 from sae_mask_plugin.calibration.threshold import calibrate_saved_saes_at_hooks, fvu_and_l0  # noqa: E402
 from sae_mask_plugin.clean_activations import clean_token_activations  # noqa: E402
 from sae_mask_plugin.embedded.corpus import load_calibration_texts  # noqa: E402
@@ -111,7 +112,7 @@ def curve_folders(out: Path, group: Group, recipe: Recipe) -> dict[str, dict[int
                 # the final SAE's metadata (LLM dtype, training positions, ...) without its calibration
                 known = sae.cfg.metadata.to_dict()
                 for key, value in json.loads((final / SAE_CFG_FILENAME).read_text())["metadata"].items():
-                    if key not in known and key != "threshold_calibration":
+                    if key not in known and key != CALIBRATION_METADATA_KEY:
                         sae.cfg.metadata[key] = value
                 with staged_directory(target) as staging:
                     sae.save_inference_model(str(staging))
@@ -133,7 +134,7 @@ def calibrate(
     pending = [
         folder
         for folder in folders
-        if "threshold_calibration" not in json.loads((folder / SAE_CFG_FILENAME).read_text())["metadata"]
+        if CALIBRATION_METADATA_KEY not in json.loads((folder / SAE_CFG_FILENAME).read_text())["metadata"]
     ]
     if pending:
         calibrate_saved_saes_at_hooks(
