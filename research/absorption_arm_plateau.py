@@ -18,35 +18,28 @@ from pathlib import Path
 
 import torch
 
-from sae_mask_plugin.embedded.model import EMBEDDED_MODEL_NAME
 from sae_mask_plugin.files import write_json_atomic
 from sae_mask_plugin.llm_dtype import cpu_model
 
 OUT = Path("docs/absorption_validity/low_l0/core_ev.json")
-HOOK = "blocks.6.hook_resid_post"
+ARM_RECIPE = "smollm2_absorption_arm"
 SEQPOS_SLICE = (2, None)  # the search's training positions (its snapshots' metadata does not record them)
 ROWS = Path("docs/absorption_validity/low_l0/rows.json")
 
 
 def core_explained_variance(model, snapshot: Path) -> dict[str, float]:
     """The core eval's EV and L0 of a search snapshot (an inference SAE saved by SAELens), with the arm recipe's
-    core settings."""
+    core eval settings."""
     from sae_bench.sae_bench_utils.general_utils import load_and_format_sae
     from sae_lens import SAE
 
-    from sae_mask_plugin.evals.core.eval_config import CoreEvalConfig
     from sae_mask_plugin.evals.core.main import evaluate_sae
+    from sae_mask_plugin.sweep import load_recipe
 
     sae = SAE.load_from_disk(str(snapshot))
-    sae.cfg.metadata.hook_name = HOOK
     sae.cfg.metadata.seqpos_slice = SEQPOS_SLICE
     _, sae, _ = load_and_format_sae(snapshot.parent.name, sae, "cpu")
-    config = CoreEvalConfig(
-        model_name=EMBEDDED_MODEL_NAME,
-        batch_size_prompts=8,
-        n_eval_sparsity_variance_batches=104,
-        n_eval_reconstruction_batches=22,
-    )
+    config = load_recipe(ARM_RECIPE).eval_settings()["core"]
     with torch.no_grad():
         metrics = evaluate_sae(model, sae, snapshot.parent.name, config).eval_result_metrics
     return {"core_ev": metrics.reconstruction_quality.explained_variance, "l0": metrics.sparsity.l0}
