@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from sae_mask_plugin.evals.absorption.gate import NOT_MEASURABLE
-from sae_mask_plugin.evals.absorption.letter_set import LetterSetRule
+from sae_mask_plugin.evals.absorption.letter_set import (
+    FIXED_DROPPED,
+    FIXED_FRACTION_SCORE,
+    FIXED_K1_SCORE,
+    FIXED_PASSING,
+    LetterSetRule,
+)
 from sae_mask_plugin.files import write_text_atomic
 from sae_mask_plugin.report.build import collect_report_data
 from sae_mask_plugin.report.gates import (
@@ -23,6 +29,7 @@ from sae_mask_plugin.report.gates import (
     NOT_COMPUTED,
     TrainingGate,
     absorption_measurable,
+    training_gate_note,
 )
 from sae_mask_plugin.report.matching import matched_l0_comparisons
 from sae_mask_plugin.report.records import DUPLICATE_METRICS, METRICS_BY_KEY, RunRecord
@@ -55,6 +62,9 @@ ABSORPTION_HEADLINE = "gated_k1_full_absorption_score"
 
 DECISION_HALF_WIDTHS = {
     ABSORPTION_HEADLINE: 0.05,
+    FIXED_K1_SCORE: 0.05,
+    FIXED_FRACTION_SCORE: 0.05,
+    FIXED_PASSING: 1.0,
     "mean_absorption_fraction_score": 0.05,
     "mean_full_absorption_score": 0.05,
     "sae_top_1_test_accuracy": 0.02,
@@ -65,8 +75,28 @@ DECISION_HALF_WIDTHS = {
 }
 """A comparison is decided when its 95% interval's half-width is at most this (under both interpolations)."""
 
-STUDY_METRICS = (*DECISION_HALF_WIDTHS, "frac_alive", "ce_loss_score")
+PROBING_AND_RECONSTRUCTION = (
+    "sae_top_1_test_accuracy",
+    "sae_top_5_test_accuracy",
+    "sae_ood_accuracy",
+    "sae_ood_gap",
+    "explained_variance",
+    "frac_alive",
+    "ce_loss_score",
+)
+"""The study's metrics besides absorption, in the order its tables list them."""
+
+STUDY_METRICS = (
+    ABSORPTION_HEADLINE,
+    "mean_absorption_fraction_score",
+    "mean_full_absorption_score",
+    *PROBING_AND_RECONSTRUCTION,
+)
 """The rows of the study README's table."""
+
+ARM_METRICS = (FIXED_K1_SCORE, FIXED_FRACTION_SCORE, FIXED_PASSING, *PROBING_AND_RECONSTRUCTION)
+"""The rows of the absorption arm's table: absorption on the fixed letter set first, then the study's other
+metrics (the dropped-word rate, a reference the report does not compare, has a sentence of its own)."""
 
 
 def records_from_results(results: Mapping[str, Any]) -> list[RunRecord]:
@@ -160,16 +190,18 @@ def study_table(
     condition: str,
     headline_absence: str | None = None,
     below_gate: Collection[str] = (),
+    metrics: Sequence[str] = STUDY_METRICS,
 ) -> list[str]:
-    """The study README's table: one row per `STUDY_METRICS` metric, one column per cell of `condition` (those in
-    `below_gate` marked), each entry the interval (linear, then quadratic) and its decision; the absorption
-    headline's row says `headline_absence` when no run has it (`absorption_headline_absence`)."""
+    """The study README's table: one row per metric of `metrics`, one column per cell of `condition` (those in
+    `below_gate` marked), each entry the interval (linear, then quadratic where the view interpolates) and its
+    decision; the absorption headline's row says `headline_absence` when no run has it
+    (`absorption_headline_absence`)."""
     cells = comparisons_of(comparisons, condition)
     if not cells:
         return [f"No cell of {condition} has two or more pairs."]
     labels = marked_labels(short_cell_labels(list(cells)), below_gate)
     lines = [f"| metric | {' | '.join(labels[cell] for cell in cells)} |", f"|---|{'---|' * len(cells)}"]
-    for metric in STUDY_METRICS:
+    for metric in metrics:
         if metric == ABSORPTION_HEADLINE and headline_absence is not None:
             lines.append(f"| {metric_label(metric)} | {' | '.join(headline_absence for _ in cells)} |")
             continue
@@ -338,30 +370,122 @@ def generated_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token")
         f"({ALTERNATIVE_INTERPOLATION.split()[0]} in brackets):",
         "",
     ]
-    for metric in STUDY_METRICS:
-        entries = [
-            f"{interval(c.difference)} ({_bracketed(c)}) {decision(c)}"
-            for cell in cells
-            for c in cells[cell]
-            if c.metric == metric
-        ]
-        if metric == ABSORPTION_HEADLINE and headline_absence is not None:
-            found.append(f"- **{metric_label(metric)}**: {headline_absence}")
-        elif entries:
-            found.append(f"- **{metric_label(metric)}**: {' / '.join(entries)}")
-    n_warnings = len(data.gates)
-    baselines = f"Baselines: {baseline_ranges(records)}; " + (
-        f"{n_warnings} gate warning{'s' if n_warnings > 1 else ''} in the report "
-        f"({'; '.join(_gate_names(data.gates))})."
-        if data.gates
-        else "no gate warning in the report."
-    )
+    found += metric_bullets(cells, STUDY_METRICS, headline_absence)
+    baselines = baselines_sentence(records, data.gates)
     fdr = fdr_sentence({"matched L0": data.matched, "same k": data.same_k})
     return {
         "study-tables": "\n".join(tables),
         "what-we-found": "\n".join([*found, "", fdr, baselines]),
         "what-we-found-brief": "\n".join([*found, "", baselines]),
     }
+
+
+def metric_bullets(
+    cells: Comparisons, metrics: Sequence[str], headline_absence: str | None = None
+) -> list[str]:
+    """One markdown bullet per metric of `metrics` that a cell compares: each cell's interval (the alternative
+    interpolation's in brackets where the view interpolates) and its decision, cells joined by ` / `; the
+    absorption headline's bullet says `headline_absence` when no run has it."""
+    bullets = []
+    for metric in metrics:
+        entries = [
+            f"{interval(c.difference)}{'' if c.alternative is None else f' ({_bracketed(c)})'} {decision(c)}"
+            for cell_comparisons in cells.values()
+            for c in cell_comparisons
+            if c.metric == metric
+        ]
+        if metric == ABSORPTION_HEADLINE and headline_absence is not None:
+            bullets.append(f"- **{metric_label(metric)}**: {headline_absence}")
+        elif entries:
+            bullets.append(f"- **{metric_label(metric)}**: {' / '.join(entries)}")
+    return bullets
+
+
+def baselines_sentence(records: list[RunRecord], gates: Sequence[str]) -> str:
+    """The baselines' EV and alive ranges and the report's gate warnings, in one sentence."""
+    n_warnings = len(gates)
+    return f"Baselines: {baseline_ranges(records)}; " + (
+        f"{n_warnings} gate warning{'s' if n_warnings > 1 else ''} in the report ({'; '.join(_gate_names(gates))})."
+        if gates
+        else "no gate warning in the report."
+    )
+
+
+def arm_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> dict[str, str]:
+    """The absorption arm's generated blocks, from its report's `results.json`: `arm-tables` (the arm page's
+    table, letter sets and verdicts) and `arm-what-we-found` (the bullets, for the study page and README). The arm
+    compares at the same k (for TopK the same L0), where the fixed letter set's scores live."""
+    records = records_from_results(results)
+    data = collect_report_data(records, **rules_from_results(results))
+    if not data.letter_sets:
+        raise ValueError("the results carry no absorption letter set: not an absorption arm's report")
+    below_gate = data.below_gate["same k"]
+    cells = comparisons_of(data.same_k, condition)
+    short_labels = short_cell_labels(list(data.same_k))
+    labels = marked_labels(short_cell_labels(list(cells)), below_gate)
+    intro = (
+        f"masked ({condition}) − baseline at the same k (TopK: the same L0), {pairs_text(cells)}, "
+        f"{' / '.join(labels.values())}; 95 % paired t-intervals. Decided: the interval's half-width is ≤ "
+        f"{DECISION_HALF_WIDTHS[FIXED_K1_SCORE]:g} (absorption), ≤ {DECISION_HALF_WIDTHS[FIXED_PASSING]:g} letter "
+        "(letters passing) or ≤ 0.02 (accuracy, EV); else the seeds a decision would take, from the measured seed "
+        "variance (an estimate)."
+    )
+    letters = "; ".join(
+        f"{label}: {''.join(s.letters)} ({plural(len(s.letters), 'letter')}; in every baseline: "
+        f"{''.join(s.every_seed_letters) or 'none'})"
+        for label, s in data.letter_sets.items()
+    )
+    rule = next(iter(data.letter_sets.values())).rule.describe()
+    letter_sentence = f"Letter sets, fixed from the baselines alone ({rule}): {letters}."
+    gate_sentence = f"Training gate: {training_gate_note(records, data.training_gate)}" + (
+        f"; below it: {', '.join(short_labels[cell] for cell in below_gate)}."
+        if below_gate
+        else "; every cell passes."
+    )
+    tables = [
+        intro,
+        "",
+        *study_table(data.same_k, condition, below_gate=below_gate, metrics=ARM_METRICS),
+        "",
+        letter_sentence,
+        "",
+        "Verdicts (the report's headline; the dropped-word rate is shown, not tested):",
+        "",
+        *view_verdicts("Same k", data.same_k, short_labels, below_gate),
+        "",
+        dropped_sentence(records),
+    ]
+    found = [
+        intro.split("; 95 %")[0] + ":",
+        "",
+        *metric_bullets(cells, ARM_METRICS),
+        "",
+        letter_sentence,
+        dropped_sentence(records),
+        gate_sentence,
+        baselines_sentence(records, data.gates),
+    ]
+    return {"arm-tables": "\n".join(tables), "arm-what-we-found": "\n".join(found)}
+
+
+def dropped_sentence(records: Sequence[RunRecord]) -> str:
+    """The fixed set's dropped-word rate (probe-positive words where nothing aligned with the letter fires: dropped,
+    not absorbed) by arm and k, mean over seeds: shown beside the scores, not compared (not validated on ground
+    truth)."""
+    by_arm: dict[tuple[str, int | None], list[float]] = {}
+    for record in records:
+        if FIXED_DROPPED in record.metrics:
+            arm = "baseline" if record.is_baseline else f"p={record.mask_p:g}"
+            by_arm.setdefault((arm, record.k), []).append(record.metrics[FIXED_DROPPED])
+    if not by_arm:
+        return "No SAE has a dropped-word rate on its fixed letter set."
+    means = "; ".join(
+        f"{arm} k{k} {sum(values) / len(values):.3f}" for (arm, k), values in sorted(by_arm.items(), key=str)
+    )
+    return (
+        "Dropped-word rate on the fixed set (nothing aligned with the letter fires; a reference, not compared, "
+        f"not validated on ground truth), mean over seeds: {means}."
+    )
 
 
 def _variants_of(comparisons: Comparisons, condition: str) -> list[str]:

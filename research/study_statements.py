@@ -9,6 +9,8 @@ study README's tables, README's "What we found" bullets), or check that they are
     python -m research.study_statements docs/smollm2_study/first_edition/results.json \
         --rebuild-report docs/smollm2_study/first_edition \
         --notice "First edition, superseded: ..."
+    python -m research.study_statements docs/smollm2_study/absorption_arm/results.json --arm \
+        --update docs/smollm2_study/absorption_arm/README.md docs/smollm2_study/README.md README.md
 
 A block is the text between `<!-- begin generated: NAME -->` and `<!-- end generated: NAME -->`; every number in
 it is recomputed from the results' runs (`research.study_pages`). Blocks other modules generate (the
@@ -23,6 +25,7 @@ import sys
 from pathlib import Path
 
 from research.study_pages import (
+    arm_blocks,
     block_names,
     fill_blocks,
     generated_blocks,
@@ -51,6 +54,9 @@ def main() -> int:
     parser.add_argument(
         "--notice", action="append", default=[], help="--rebuild-report: a first line (repeatable)"
     )
+    parser.add_argument(
+        "--arm", action="store_true", help="the results are an absorption arm's: fill the arm-* blocks"
+    )
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
     if args.rebuild_report:
@@ -62,7 +68,7 @@ def main() -> int:
         )
         print(f"report: {files.report}")
         return 0
-    blocks = generated_blocks(results)
+    blocks = (arm_blocks if args.arm else generated_blocks)(results)
     if args.block:
         if args.block not in blocks:
             parser.error(f"no block {args.block!r}; known: {', '.join(blocks)}")
