@@ -3,7 +3,8 @@
     python -m research.study_shard_times docs/smollm2_study/shard_times.json [--update docs/smollm2_study/README.md]
 
 Reads the record of each shard run (`{"runs": [{"shard", "groups", "estimate_minutes", "estimate_printed_before_run",
-"start", "end", "beside", ...}]}`, times in ISO 8601 UTC) and prints one row per run: the estimate, the measured wall time and how far the
+"start", "end", "beside", ...}]}`, times in ISO 8601 UTC; an estimate not printed before its run says where it
+came from in `estimate_source`) and prints one row per run: the estimate, the measured wall time and how far the
 estimate is from it, or with `--update` rewrites the markdown file's `shard-times` generated block with it. A run
 whose end was not recorded shows its estimate and no measurement; a run stopped before its shard's end
 (`"stopped_during": "<what it was running>"`) shows both, and no comparison.
@@ -21,6 +22,8 @@ from typing import Any
 from research.study_pages import update_block
 
 BLOCK_NAME = "shard-times"
+OWN_THROUGHPUT = "from this run's throughput"
+"""Where an estimate not printed before its run came from, unless the run says (`estimate_source`)."""
 
 
 def measured_minutes(run: Mapping[str, Any]) -> float | None:
@@ -45,7 +48,7 @@ def shard_times_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
         estimate_text = (
             f"{estimate}"
             if run["estimate_printed_before_run"]
-            else f"{estimate} (from this run's throughput)"
+            else f"{estimate} ({run.get('estimate_source', OWN_THROUGHPUT)})"
         )
         if measured is None:
             measured_text, error_text = "not recorded", "—"
