@@ -442,7 +442,9 @@ def arm_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> di
         if below_gate
         else "; every cell passes."
     )
+    confound = gate_confound(records, data.training_gate, below_gate, short_labels)
     tables = [
+        *confound,
         intro,
         "",
         *study_table(data.same_k, condition, below_gate=below_gate, metrics=ARM_METRICS),
@@ -456,6 +458,7 @@ def arm_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> di
         dropped_sentence(records),
     ]
     found = [
+        *confound,
         intro.split("; 95 %")[0] + ":",
         "",
         *metric_bullets(cells, ARM_METRICS),
@@ -466,6 +469,32 @@ def arm_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> di
         baselines_sentence(records, data.gates),
     ]
     return {"arm-tables": "\n".join(tables), "arm-what-we-found": "\n".join(found)}
+
+
+def gate_confound(
+    records: Sequence[RunRecord], gate: TrainingGate, below_gate: Collection[str], labels: Mapping[str, str]
+) -> list[str]:
+    """A warning paragraph (and a blank line) when cells' baselines are below the training gate: per cell, the
+    baselines' EV and alive ranges against what the gate asks; empty when every cell passes."""
+    if not below_gate:
+        return []
+    parts = []
+    for cell in below_gate:
+        shape = cell.split(" | ")[-1]
+        baselines = [r for r in records if r.is_baseline and r.shape == shape]
+        ev = [r.metrics["explained_variance"] for r in baselines if "explained_variance" in r.metrics]
+        alive = [r.metrics["frac_alive"] for r in baselines if "frac_alive" in r.metrics]
+        parts.append(
+            f"{labels[cell]}: core EV {min(ev):.3f}–{max(ev):.3f} against ≥ {gate.ev_threshold(shape):.3f}, "
+            f"alive {min(alive):.2f}–{max(alive):.2f} against ≥ {gate.min_alive_fraction:g}"
+        )
+    return [
+        f"**Below the training gate: {', '.join(labels[cell] for cell in below_gate)}.** The gate was written into "
+        f"the recipe before any run; these cells' baselines fall short of it ({'; '.join(parts)}), so by that rule "
+        "they carry no headline verdict: the intervals below compare SAEs that did not reach the plateau the gate "
+        "asks for.",
+        "",
+    ]
 
 
 def dropped_sentence(records: Sequence[RunRecord]) -> str:

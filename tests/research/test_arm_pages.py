@@ -96,6 +96,14 @@ def test_a_cell_below_the_training_gate_is_named(tmp_path):
     gate = TrainingGate(plateau_explained_variance={"batchtopk w256 k4": 0.95, "batchtopk w256 k8": 0.9})
     found = _blocks(tmp_path, _arm(k1_shift=-0.1), training_gate=gate)["arm-what-we-found"]
     assert "below it: k4." in found and "below it: k4, k8" not in found
+    assert found.startswith(
+        "**Below the training gate: k4.** The gate was written into the recipe before any run; these cells' "
+        "baselines fall short of it (k4: core EV 0.900–0.904 against ≥ 0.940, alive 0.95–0.95 against ≥ 0.8)"
+    )
+
+
+def test_cells_that_pass_the_gate_get_no_warning(tmp_path):
+    assert "Below the training gate" not in _blocks(tmp_path, _arm(k1_shift=-0.1))["arm-tables"]
 
 
 def test_results_without_a_letter_set_are_refused(tmp_path):

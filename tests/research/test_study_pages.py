@@ -13,6 +13,7 @@ from report_checks import run_record
 
 from research.study_pages import (
     absorption_headline_absence,
+    arm_blocks,
     block_names,
     fill_blocks,
     generated_blocks,
@@ -24,18 +25,23 @@ from sae_mask_plugin.report.records import DUPLICATE_METRICS
 ROOT = Path(__file__).resolve().parents[2]
 SECOND_EDITION = ROOT / "docs" / "smollm2_study"
 FIRST_EDITION = SECOND_EDITION / "first_edition"
-# each doc with generated blocks, and the results.json they are generated from
-GENERATED_DOCS = {
-    FIRST_EDITION / "README.md": FIRST_EDITION / "results.json",
-    SECOND_EDITION / "README.md": SECOND_EDITION / "results.json",
-    ROOT / "README.md": SECOND_EDITION / "results.json",
-    ROOT / "docs" / "study.md": SECOND_EDITION / "results.json",
-}
+ARM = SECOND_EDITION / "absorption_arm"
+# each doc with generated blocks: the results.json they are generated from, and whether as the absorption arm's
+GENERATED_DOCS = [
+    (FIRST_EDITION / "README.md", FIRST_EDITION / "results.json", False),
+    (SECOND_EDITION / "README.md", SECOND_EDITION / "results.json", False),
+    (ROOT / "README.md", SECOND_EDITION / "results.json", False),
+    (ROOT / "docs" / "study.md", SECOND_EDITION / "results.json", False),
+    (ARM / "README.md", ARM / "results.json", True),
+    (SECOND_EDITION / "README.md", ARM / "results.json", True),
+    (ROOT / "README.md", ARM / "results.json", True),
+]
 
 
 @functools.cache
-def blocks_from(results_path: Path) -> dict[str, str]:
-    return generated_blocks(json.loads(results_path.read_text()))
+def blocks_from(results_path: Path, arm: bool = False) -> dict[str, str]:
+    results = json.loads(results_path.read_text())
+    return arm_blocks(results) if arm else generated_blocks(results)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +54,18 @@ def first_edition_blocks() -> dict[str, str]:
     return blocks_from(FIRST_EDITION / "results.json")
 
 
-@pytest.mark.parametrize("path", GENERATED_DOCS, ids=lambda path: str(path.relative_to(ROOT)))
-def test_generated_blocks_in_the_docs_are_regenerated_from_results_json(path: Path):
-    results = GENERATED_DOCS[path]
+@pytest.mark.parametrize(
+    ("path", "results", "arm"),
+    GENERATED_DOCS,
+    ids=[f"{path.relative_to(ROOT)}<-{results.relative_to(ROOT)}" for path, results, _ in GENERATED_DOCS],
+)
+def test_generated_blocks_in_the_docs_are_regenerated_from_results_json(path: Path, results: Path, arm: bool):
     text = path.read_text()
-    assert fill_blocks(text, blocks_from(results), keep_others=True) == text, (
-        f"{path} is stale: python -m research.study_statements {results.relative_to(ROOT)} --update {path.relative_to(ROOT)}"
+    blocks = blocks_from(results, arm)
+    assert set(blocks) & set(block_names(text)), f"{path} has none of the blocks of {results}"
+    assert fill_blocks(text, blocks, keep_others=True) == text, (
+        f"{path} is stale: python -m research.study_statements {results.relative_to(ROOT)}"
+        f"{' --arm' if arm else ''} --update {path.relative_to(ROOT)}"
     )
 
 
@@ -301,8 +313,16 @@ def test_the_second_edition_has_five_seeds_per_arm_at_two_k_and_the_core_evals_t
 
 def test_readme_reads_before_its_generated_verdicts_and_leaves_the_fdr_lists_to_the_study_page():
     readme = (ROOT / "README.md").read_text()
-    assert block_names(readme) == ["what-we-found-brief"]
+    assert block_names(readme) == ["what-we-found-brief", "arm-what-we-found"]
     found = readme[readme.index("## What we found") : readme.index("## Quick start")]
     assert found.index("How to read it") < found.index("<!-- begin generated: what-we-found-brief -->")
     assert "FDR (Benjamini-Hochberg" not in found
     assert "FDR (Benjamini-Hochberg" in (SECOND_EDITION / "README.md").read_text()
+
+
+def test_readme_says_the_absorption_arm_carries_no_verdict_only_while_its_baselines_miss_the_gate():
+    arm = json.loads((SECOND_EDITION / "absorption_arm" / "results.json").read_text())
+    cells = {cell.split(" | ")[-1] for cell in arm["below_training_gate"]["same k"]}
+    shapes = {run["architecture"] + f" w{run['d_sae']} k{run['k']}" for run in arm["runs"]}
+    assert cells == shapes  # every cell below the gate
+    assert "both cells' baselines fell short of that gate" in (ROOT / "README.md").read_text()
