@@ -326,4 +326,7 @@ def test_readme_says_the_absorption_arm_carries_no_verdict_only_while_its_baseli
     shapes = {run["architecture"] + f" w{run['d_sae']} k{run['k']}" for run in arm["runs"]}
     assert cells == shapes  # every cell below the gate
     assert "both cells' baselines fell short of that gate" in (ROOT / "README.md").read_text()
-    assert "Its baselines fell short of that gate, so it carries no verdict" in (ROOT / "docs" / "study.md").read_text()
+    assert (
+        "Its baselines fell short of that gate, so it carries no verdict"
+        in (ROOT / "docs" / "study.md").read_text()
+    )
