@@ -110,3 +110,13 @@ def test_results_without_a_letter_set_are_refused(tmp_path):
     files = build_report(_arm(k1_shift=-0.1), tmp_path)
     with pytest.raises(ValueError, match="no absorption letter set"):
         arm_blocks(json.loads(files.results.read_text()))
+
+
+def test_the_arm_pages_held_out_check_is_generated_from_its_json():
+    from pathlib import Path
+
+    from research.absorption_arm_held_out import OUT, PAGE, held_out_sentence
+
+    root = Path(__file__).resolve().parents[2]
+    means = json.loads((root / OUT).read_text())["mean_explained_variance"]
+    assert held_out_sentence(means) in (root / PAGE).read_text()
