@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from report_checks import run_record
 
+from research.absorption_arm_held_out import OUT, PAGE, held_out_sentence
 from research.study_pages import arm_blocks
 from sae_mask_plugin.evals.absorption.letter_set import LetterSetRule
 from sae_mask_plugin.report.build import build_report
@@ -113,10 +115,6 @@ def test_results_without_a_letter_set_are_refused(tmp_path):
 
 
 def test_the_arm_pages_held_out_check_is_generated_from_its_json():
-    from pathlib import Path
-
-    from research.absorption_arm_held_out import OUT, PAGE, held_out_sentence
-
     root = Path(__file__).resolve().parents[2]
     means = json.loads((root / OUT).read_text())["mean_explained_variance"]
     assert held_out_sentence(means) in (root / PAGE).read_text()
