@@ -196,25 +196,24 @@ def cell_path(cells_dir: Path, spec: SAESpec, trained: bool) -> Path:
 
 def planned_cells(config: ControlConfig) -> list[tuple[str, SAESpec, bool]]:
     """(part, spec, trained) of every cell, so that a partial run holds what the mechanism test and the paired
-    check need first: the random null of the mechanism shape; the mechanism test modifier by modifier (unmodified
-    first, then `mechanism_kinds` in order, each over every seed); then the rest of the grid and its nulls, seed
-    by seed."""
+    check need first: the random null of the mechanism shape; the unmodified SAE and the first of
+    `mechanism_kinds` seed by seed (a pair per seed); the other kinds in order, each over every seed; then the
+    rest of the grid and its nulls, seed by seed."""
     mechanism = config.mechanism_specs()
     cells = [("grid", spec, True) for spec in config.grid_specs() if spec not in mechanism]
     cells += [("random", spec, False) for spec in config.random_specs()]
     cells += [("mechanism", spec, True) for spec in mechanism]
     mechanism_shape = (config.mechanism_architecture, config.mechanism_hidden_dim, config.mechanism_width)
 
-    def priority(cell: tuple[str, SAESpec, bool]) -> tuple[int, int, float, int]:
+    def priority(cell: tuple[str, SAESpec, bool]) -> tuple[int, int, int, int, float]:
         part, spec, _ = cell
         if part == "mechanism":
             modifier = spec.modifier
-            if modifier is None:
-                return 1, 0, 0.0, spec.seed
-            return 1, 1 + config.mechanism_kinds.index(modifier.kind), modifier.p, spec.seed
+            rank = 0 if modifier is None else 1 + config.mechanism_kinds.index(modifier.kind)
+            return 1, max(rank - 1, 0), spec.seed, rank, 0.0 if modifier is None else modifier.p
         if part == "random" and (spec.architecture, spec.hidden_dim, spec.width) == mechanism_shape:
-            return 0, 0, 0.0, spec.seed
-        return 2, 0, 0.0, spec.seed
+            return 0, 0, spec.seed, 0, 0.0
+        return 2, 0, spec.seed, 0, 0.0
 
     return sorted(cells, key=priority)
 

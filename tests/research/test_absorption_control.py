@@ -460,3 +460,18 @@ def test_a_vocabulary_like_world_weights_its_words_by_zipf_and_keeps_the_letters
     assert wide.world == world and wide.grid_specs()[0].width >= world.num_words
     with pytest.raises(ControlConfigError, match="word_zipf_exponent"):
         WorldConfig(word_zipf_exponent=-0.5)
+
+
+def test_a_partial_run_holds_the_paired_mechanism_cells_first() -> None:
+    from research.absorption_control.config import vocabulary_config
+    from research.absorption_control.run import planned_cells
+
+    config = vocabulary_config()
+    cells = planned_cells(config)
+    assert len(cells) == len({(part, spec, trained) for part, spec, trained in cells})
+    assert cells[0][0] == "random" and cells[0][1].width == config.mechanism_width
+    pairs = [(spec.seed, spec.modifier and spec.modifier.kind) for _, spec, _ in cells[1:13]]
+    assert pairs == [(seed, kind) for seed in range(6) for kind in (None, "cooccurrence_breaking")]
+    kinds = [spec.modifier.kind for _, spec, _ in cells[13:25]]
+    assert kinds == ["replacement"] * 6 + ["replacement_matched_count"] * 6
+    assert {part for part, _, _ in cells[25:]} == {"grid", "random"}
