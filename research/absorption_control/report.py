@@ -738,6 +738,9 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
     for check in results.get("comparison_check", []):
         lines.append(comparison_line(check))
     for kind, curves in results["mechanism"].items():
+        if all(point["p"] == 0 for points in curves.values() for point in points):
+            lines.append(f"- {KIND_LABELS[kind].capitalize()}: no SAE trained with it in these cells yet.")
+            continue
         parts = []
         for hierarchy, points in curves.items():
             first, last = points[0], points[-1]
