@@ -151,7 +151,7 @@ def mechanism_at_p(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 DROPPED_RATES = {
-    "headline cosine gates (as the eval scores it)": "dropped_rate_k1_headline",
+    "headline cosine gates, as the eval scores it": "dropped_rate_k1_headline",
     "SAEBench's cosine gates": "dropped_rate_k1",
 }
 """The eval's dropped-word rate with the k = 1 main latent, by the cosine gate that decides "aligned with the
@@ -706,9 +706,9 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
     lines.append(
         f"- Per-letter signal gate (`evals/absorption/gate.py`, d-scaled cosine gates) on the {gate['cells_gated']}"
         f" trained SAEs recorded with its inputs: {_fmt(gate['mean_letters_passing'], 1)} letters pass on average,"
-        f" of {_fmt(gate.get('mean_letters_eligible'), 1)} eligible (probe F1 and probe-positive words enough; 26"
+        f" of {_fmt(gate['mean_letters_eligible'], 1)} eligible (probe F1 and probe-positive words enough; 26"
         f" letters in all), and {gate['cells_measurable']} SAEs reach the"
-        f" {gate.get('min_passing_letters', MIN_PASSING_LETTERS)} passing letters a headline needs (a minimum"
+        f" {gate['min_passing_letters']} passing letters a headline needs (a minimum"
         " counted in passing letters, whatever the number eligible). Over those, each"
         " gated score's Spearman with the truth (n, p, 95 % bootstrap interval over the SAEs): "
         + "; ".join(

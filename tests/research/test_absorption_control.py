@@ -475,3 +475,33 @@ def test_a_partial_run_holds_the_paired_mechanism_cells_first() -> None:
     kinds = [spec.modifier.kind for _, spec, _ in cells[13:25]]
     assert kinds == ["replacement"] * 6 + ["replacement_matched_count"] * 6
     assert {part for part, _, _ in cells[25:]} == {"grid", "random"}
+
+
+def test_the_published_vocabulary_world_reads_its_lines_from_its_results() -> None:
+    from dataclasses import asdict
+
+    from research.absorption_control.config import vocabulary_config
+    from research.absorption_control.report import _fmt, comparison_line, dropped_line, mechanism_line
+    from research.absorption_control.run import with_defaults
+
+    folder = Path(__file__).parents[2] / "docs/absorption_control/vocabulary"
+    recorded = json.loads((folder / "cells/config.json").read_text())
+    assert with_defaults(recorded) == json.loads(json.dumps(asdict(vocabulary_config())))
+    results = json.loads((folder / "results.json").read_text())
+    readme = (folder / "README.md").read_text()
+    checks = results["comparison_check"]
+    assert (
+        checks[0]["kind"] == "cooccurrence_breaking"
+    )  # the known difference first, then the equal-truth halves
+    baselines = [row for row in results["mechanism_cells"] if row["modifier"] is None]
+    assert [check.get("equal_truth", False) for check in checks[1:]] == [True] * (len(baselines) >= 4)
+    for check in checks:
+        assert comparison_line(check) in readme
+    for label, check in results["dropped_validation"].items():
+        assert dropped_line(label, check) in readme
+    for row in results["mechanism_at_p"]:
+        assert mechanism_line(row) in readme
+        multiplier = 1 / (1 - row["p"]) if row["kind"] == "replacement_matched_count" else 1
+        assert row["training_samples"] == [round(results["config"]["training_samples"] * multiplier)]
+    headline = results["all_trained"]["spearman_gated_vs_true"]["k = 1 full-absorption rate (the headline)"]
+    assert f"k = 1 full-absorption rate (the headline) {_fmt(headline['rho'])} (n {headline['n']}" in readme
