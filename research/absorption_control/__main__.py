@@ -1,17 +1,31 @@
-"""`python -m research.absorption_control --out docs/absorption_control [--tiny]`: run (or resume)
-the control and write `results.json`, the plots and the README into `--out`."""
+"""`python -m research.absorption_control --out docs/absorption_control [--tiny | --world WORLD]`: run (or
+resume) the control and write `results.json`, the plots and the README into `--out`."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from research.absorption_control.config import (
+    ControlConfig,
+    ControlConfigError,
+    tiny_config,
+    vocabulary_config,
+    vocabulary_wide_config,
+)
 from sae_mask_plugin.errors import reports_user_errors
 
 PROG = "python -m research.absorption_control"
+WORLDS: dict[str, Callable[[], ControlConfig]] = {
+    "letters": ControlConfig,
+    "vocabulary": vocabulary_config,
+    "vocabulary-wide": vocabulary_wide_config,
+}
+"""The worlds `--world` runs, by name."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tiny", action="store_true", help="a tiny grid for a smoke test")
     parser.add_argument(
         "--world",
-        choices=("letters", "vocabulary"),
+        choices=tuple(WORLDS),
         default="letters",
-        help="letters: 4 words per letter (the published control); vocabulary: 50 Zipf-weighted words per letter",
+        help="letters: 4 words per letter (the published control); vocabulary: 50 Zipf-weighted words per letter,"
+        " SAEs narrower than the words (absorbing); vocabulary-wide: the same world, one SAE wider than the words",
     )
     parser.add_argument(
         "--threads",
@@ -42,18 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from research.absorption_control.config import (
-        ControlConfig,
-        ControlConfigError,
-        tiny_config,
-        vocabulary_config,
-    )
-
-    if args.tiny and args.world == "vocabulary":
-        raise ControlConfigError("--tiny runs the letters world's smoke grid; drop --world vocabulary")
-    config = (
-        tiny_config() if args.tiny else vocabulary_config() if args.world == "vocabulary" else ControlConfig()
-    )
+    if args.tiny and args.world != "letters":
+        raise ControlConfigError(f"--tiny runs the letters world's smoke grid; drop --world {args.world}")
+    config = tiny_config() if args.tiny else WORLDS[args.world]()
     import torch
 
     from research.absorption_control.report import summarise, write_outputs

@@ -15,8 +15,13 @@ NUM_LETTERS = 26
 """SAEBench's first-letter code loops over `LETTERS` (26): the control's intrinsic hierarchy has 26 letter parents."""
 
 SUPPORTED_ARCHITECTURES = ("topk", "batchtopk", "matryoshka_batchtopk")
-MODIFIER_KINDS = ("replacement", "context_dropout", "cooccurrence_breaking")
-ModifierKind = Literal["replacement", "context_dropout", "cooccurrence_breaking"]
+MATCHED_COUNT_REPLACEMENT = "replacement_matched_count"
+"""Replacement trained 1/(1-p) times longer, so that it sees as many real (unreplaced) samples as the unmodified
+SAE: what is left of replacement's effect once the lost samples are given back."""
+MODIFIER_KINDS = ("replacement", "context_dropout", "cooccurrence_breaking", MATCHED_COUNT_REPLACEMENT)
+ModifierKind = Literal["replacement", "context_dropout", "cooccurrence_breaking", "replacement_matched_count"]
+LETTERS_MECHANISM_KINDS = ("replacement", "context_dropout", "cooccurrence_breaking")
+"""The mechanism test's modifiers in the letters world (as published)."""
 
 
 class ControlConfigError(SaeMaskUserError, ValueError):
@@ -186,6 +191,12 @@ class ModifierConfig:
             raise ControlConfigError(f"modifier kind must be one of {MODIFIER_KINDS}, got {self.kind!r}")
         check_probability(f"{self.kind} p", self.p, upper_open=True)
 
+    @property
+    def sample_multiplier(self) -> float:
+        """How many times the unmodified SAE's training samples this modifier trains on: 1/(1-p) for
+        `MATCHED_COUNT_REPLACEMENT` (as many real samples as the unmodified SAE), else 1."""
+        return 1 / (1 - self.p) if self.kind == MATCHED_COUNT_REPLACEMENT else 1.0
+
 
 @dataclass(frozen=True)
 class SAESpec:
@@ -267,7 +278,7 @@ class ControlConfig:
     mechanism_width: int = 320
     mechanism_k: int = 2
     mechanism_ps: tuple[float, ...] = (0.0, 0.3, 0.7)
-    mechanism_kinds: tuple[str, ...] = MODIFIER_KINDS
+    mechanism_kinds: tuple[str, ...] = LETTERS_MECHANISM_KINDS
     mechanism_seeds: tuple[int, ...] | None = None
     """Seeds of the mechanism test (and so of the paired-comparison check); None: `seeds`."""
 
@@ -293,6 +304,11 @@ class ControlConfig:
         self.grid_specs()
         self.mechanism_specs()
         self.random_specs()
+
+    def training_samples_of(self, spec: SAESpec) -> int:
+        """The samples `spec` trains on: `training_samples` times its modifier's `sample_multiplier`."""
+        multiplier = 1.0 if spec.modifier is None else spec.modifier.sample_multiplier
+        return round(self.training_samples * multiplier)
 
     def grid_specs(self) -> list[SAESpec]:
         return [
@@ -350,18 +366,53 @@ def tiny_config() -> ControlConfig:
         mechanism_width=128,
         mechanism_k=2,
         mechanism_ps=(0.0, 0.5),
+        mechanism_kinds=MODIFIER_KINDS,
     )
 
 
+VOCABULARY_WORLD = WorldConfig(words_per_letter=50, word_zipf_exponent=1.0)
+"""26 letters x 50 Zipf-weighted words (exponent 1): 1,300 word features, where the letters world made each of its 4
+words a large share of its letter."""
+
+
 def vocabulary_config() -> ControlConfig:
-    """A world shaped like a vocabulary: 26 letters x 50 Zipf-weighted words (exponent 1), where the 4-word world
-    made each word a large share of its letter. One SAE shape with a width to match its 1,300 word features, and the
-    mechanism test at that shape over 6 seeds, unmodified against co-occurrence breaking and replacement at p 0.3:
-    what the paired-comparison check reads. Not yet run (`python -m research.absorption_control
-    --world vocabulary`)."""
+    """The vocabulary-like world with SAEs narrower than its 1,300 word features, where they absorb: a grid of
+    widths 256 / 512 / 1,024 x k 4 / 8 x 3 seeds (the spread of truth the Spearman lines need), and the mechanism
+    test at one shape over 6 seeds: unmodified against co-occurrence breaking, replacement and replacement at a
+    matched count of real samples, at p 0.3 (what the paired-comparison check reads).
+
+    The mechanism shape was chosen from a pilot (seed 0, 600,000 samples; widths 256 / 512 / 1,024 at k 4 and
+    width 512 at k 8; unmodified and co-occurrence breaking at p 0.3 only) by a rule fixed before it ran: the
+    widest shape (ties: the larger k) whose unmodified SAE's true intrinsic absorption is at least 0.1 and whose
+    co-occurrence-breaking SAE's is at most half of it. Replacement did not run in the pilot, so it could not
+    steer the choice; the pilot's cells are not kept (the grid's seed 0 reruns its unmodified shapes)."""
+    shape = {"architecture": "topk", "hidden_dim": 256, "width": 512, "k": 4}
+    return ControlConfig(
+        world=VOCABULARY_WORLD,
+        architectures=(shape["architecture"],),
+        hidden_dims=(shape["hidden_dim"],),
+        widths=(256, 512, 1024),
+        ks=(4, 8),
+        seeds=(0, 1, 2),
+        training_samples=600_000,
+        mechanism_architecture=shape["architecture"],
+        mechanism_hidden_dim=shape["hidden_dim"],
+        mechanism_width=shape["width"],
+        mechanism_k=shape["k"],
+        mechanism_ps=(0.0, 0.3),
+        mechanism_kinds=("cooccurrence_breaking", "replacement", MATCHED_COUNT_REPLACEMENT),
+        mechanism_seeds=tuple(range(6)),
+    )
+
+
+def vocabulary_wide_config() -> ControlConfig:
+    """The vocabulary-like world with one SAE shape wider than its 1,300 word features (width 2,048, k 8): its
+    SAEs show no intrinsic absorption, so co-occurrence breaking has none to remove (the reason
+    `vocabulary_config` goes narrower). The mechanism test over 6 seeds, unmodified against co-occurrence breaking
+    and replacement at p 0.3."""
     shape = {"architecture": "topk", "hidden_dim": 256, "width": 2048, "k": 8}
     return ControlConfig(
-        world=WorldConfig(words_per_letter=50, word_zipf_exponent=1.0),
+        world=VOCABULARY_WORLD,
         architectures=(shape["architecture"],),
         hidden_dims=(shape["hidden_dim"],),
         widths=(shape["width"],),

@@ -3,6 +3,8 @@
 True absorption (per parent): among the samples where one of its children fires, the share where the parent's
 matched latent stays silent while the child's matched latent fires and its decoder carries the parent direction
 (cosine >= `true_cos_threshold`). Latents are matched to true features one to one by decoder cosine (Hungarian).
+True dropped share (per parent): the share of those samples where the parent's matched latent is silent and no
+firing latent carries the parent direction (so no absorbing child latent either): the letter is lost, not absorbed.
 
 Measured absorption runs SAEBench's first-letter pipeline on tensors: the linear probe
 (`train_linear_probe_for_task`), k-sparse probes (`train_k_sparse_probes`), feature-split selection of the main
@@ -46,8 +48,8 @@ from sae_lens.util import cosine_similarities
 from scipy.optimize import linear_sum_assignment
 
 from research.absorption_control.config import NUM_LETTERS, FeatureHierarchy, MeasureConfig
-from sae_mask_plugin.evals.absorption.gate import CosineGates, cosine_gates
-from sae_mask_plugin.evals.absorption.main import k1_main_latents
+from sae_mask_plugin.evals.absorption.gate import CosineGates, cosine_gates, headline_variant
+from sae_mask_plugin.evals.absorption.main import k1_main_latents, with_dropped_rate
 
 _HOOK_LAYER = 0
 _SAE_NAME = "control"
@@ -67,10 +69,12 @@ def match_latents(decoder: torch.Tensor, feature_vectors: torch.Tensor) -> torch
 
 @dataclass(frozen=True)
 class TrueAbsorption:
-    """Per parent: the absorbed share of child firings, the share where its latent is silent, the count."""
+    """Per parent: the absorbed share of child firings, the share where its latent is silent, the dropped share
+    (silent and carried by no firing latent), the count."""
 
     by_parent: dict[int, float]
     parent_silent: dict[int, float]
+    dropped: dict[int, float]
     child_firings: dict[int, int]
 
     @property
@@ -100,23 +104,27 @@ def true_absorption(
         latent = int(matched[feature])
         return fires[:, latent] if latent >= 0 else torch.zeros(n, dtype=torch.bool)
 
-    by_parent, parent_silent, child_firings = {}, {}, {}
+    by_parent, parent_silent, dropped, child_firings = {}, {}, {}, {}
     for parent, children in hierarchy.children.items():
-        absorbed = silent = total = 0
+        absorbed = silent = lost = total = 0
         parent_quiet = ~latent_fires(parent)
+        # [n]: a latent carrying the parent direction fires
+        carried = fires[:, cos[:, parent] >= cos_threshold].any(dim=1)
         for child in children:
             rows = feature_acts[:, child].cpu() > 0
             latent = int(matched[child])
             carries_parent = latent >= 0 and float(cos[latent, parent]) >= cos_threshold
             total += int(rows.sum())
             silent += int((rows & parent_quiet).sum())
+            lost += int((rows & parent_quiet & ~carried).sum())
             if carries_parent:
                 absorbed += int((rows & parent_quiet & latent_fires(child)).sum())
         if total:
             by_parent[parent] = absorbed / total
             parent_silent[parent] = silent / total
+            dropped[parent] = lost / total
             child_firings[parent] = total
-    return TrueAbsorption(by_parent, parent_silent, child_firings)
+    return TrueAbsorption(by_parent, parent_silent, dropped, child_firings)
 
 
 class ActivationTable:
@@ -246,7 +254,10 @@ def measured_absorption(
     measure: MeasureConfig,
 ) -> dict[str, Any]:
     """SAEBench's first-letter absorption of `sae`: as SAEBench runs it (`saebench`), with cosine gates scaled to
-    d (`scaled`), and with only the k = 1 main latent, no feature-split latents (`k1`); per letter also the other-letter null (`other_letter_*`: scored with the next letter's main latents).
+    d (`scaled`), and with only the k = 1 main latent, no feature-split latents (`k1`; `k1_headline`: with the
+    eval's headline gates for d, as the eval scores it); per letter also the other-letter null (`other_letter_*`:
+    scored with the next letter's main latents), and per table the eval's dropped-word rate (`dropped_rate_*`,
+    `main.with_dropped_rate`: probe-positive words where nothing aligned with the probe fires).
 
     Returns the headline means over letters whose probe F1 passes `min_probe_f1` and, per letter, what a signal
     gate reads: probe F1, probe-positive test words, main latents with their precision, recall and decoder
@@ -284,13 +295,18 @@ def measured_absorption(
         ("saebench", "saebench", likely_negatives),
         ("scaled", "scaled", likely_negatives),
         ("k1", "saebench", k1_negatives),
+        ("k1_headline", headline_variant(sae.cfg.d_in), k1_negatives),
         ("other_letter_saebench", "saebench", other_letter_negatives),
         ("other_letter_scaled", "scaled", other_letter_negatives),
     ):
         calculator = absorption_calculator(test_acts, gates[variant])
         absorption_df = calculate_projection_and_cos_sims(calculator, sae, probe, _HOOK_LAYER, negatives)
         by_gate[gate] = (
-            _aggregate_results_df(absorption_df).set_index("letter") if len(absorption_df) else None
+            with_dropped_rate(
+                _aggregate_results_df(absorption_df), absorption_df, gates[variant].absorber
+            ).set_index("letter")
+            if len(absorption_df)
+            else None
         )
 
     letters = []
@@ -322,12 +338,12 @@ def measured_absorption(
         }
         for gate, agg in by_gate.items():
             present = agg is not None and letter in agg.index
-            detail[f"absorption_fraction_{gate}"] = (
-                float(agg.loc[letter, "mean_absorption_fraction"]) if present else None  # type: ignore[union-attr]
-            )
-            detail[f"full_absorption_rate_{gate}"] = (
-                float(agg.loc[letter, "full_absorption_rate"]) if present else None  # type: ignore[union-attr]
-            )
+            for key, column in (
+                ("absorption_fraction", "mean_absorption_fraction"),
+                ("full_absorption_rate", "full_absorption_rate"),
+                ("dropped_rate", "dropped_rate"),
+            ):
+                detail[f"{key}_{gate}"] = float(agg.loc[letter, column]) if present else None  # type: ignore[union-attr]
         letters.append(detail)
 
     passing = [d for d in letters if d["probe_f1"] > measure.min_probe_f1]
@@ -343,5 +359,6 @@ def measured_absorption(
             for kind in ("absorption_fraction", "full_absorption_rate")
             for gate in ("saebench", "scaled", "k1")
         },
+        "mean_dropped_rate_k1_headline": mean_of("dropped_rate_k1_headline"),
         "letters": letters,
     }

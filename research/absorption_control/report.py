@@ -15,7 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from research.absorption_control.config import MATCHED_COUNT_REPLACEMENT  # noqa: E402
 from sae_mask_plugin.evals.absorption.gate import (  # noqa: E402
+    MIN_PASSING_LETTERS,
     AbsorptionGateConfig,
     LetterRecord,
     headline_variant,
@@ -77,6 +79,7 @@ def cell_row(record: dict[str, Any]) -> dict[str, Any]:
         "seed": spec["seed"],
         "modifier": modifier["kind"],
         "p": modifier["p"],
+        "training_samples": record.get("training_samples"),
         "explained_variance": record["explained_variance"],
         "l0": record["l0"],
         "true_absorption_intrinsic": record["true_absorption_intrinsic"],
@@ -104,6 +107,88 @@ def mechanism_curves(
     for (kind, hierarchy, p), truths in sorted(values.items()):
         curves[kind][hierarchy].append({"p": p, **interval(truths)})
     return {kind: dict(by_hierarchy) for kind, by_hierarchy in curves.items()}
+
+
+KIND_LABELS = {
+    "replacement": "replacement",
+    "context_dropout": "context dropout",
+    "cooccurrence_breaking": "co-occurrence breaking",
+    MATCHED_COUNT_REPLACEMENT: "replacement at a matched count of real samples (trained 1/(1-p) times longer)",
+}
+"""How the README names each modifier kind."""
+
+
+def mechanism_at_p(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per modifier and p > 0: the SAEs' true intrinsic absorption (mean and 95 % t-interval over seeds), their
+    training samples, and the paired difference from the unmodified SAE of the same seed."""
+    baselines = {r["spec"]["seed"]: r for r in records if r["spec"]["modifier"] is None}
+    arms: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        modifier = record["spec"]["modifier"]
+        if modifier is not None and record["true_absorption_intrinsic"] is not None:
+            arms[(modifier["kind"], modifier["p"])].append(record)
+    rows = []
+    for (kind, p), arm in sorted(arms.items()):
+        paired = [
+            (baselines[r["spec"]["seed"]], r)
+            for r in arm
+            if r["spec"]["seed"] in baselines
+            and baselines[r["spec"]["seed"]]["true_absorption_intrinsic"] is not None
+        ]
+        rows.append(
+            {
+                "kind": kind,
+                "p": p,
+                "true_absorption": interval([r["true_absorption_intrinsic"] for r in arm]),
+                "unmodified_true_absorption": interval([b["true_absorption_intrinsic"] for b, _ in paired]),
+                "paired_difference": interval(
+                    [r["true_absorption_intrinsic"] - b["true_absorption_intrinsic"] for b, r in paired]
+                ),
+                "training_samples": sorted({r.get("training_samples") for r in arm} - {None}),
+            }
+        )
+    return rows
+
+
+DROPPED_RATES = {
+    "headline cosine gates, as the eval scores it": "dropped_rate_k1_headline",
+    "SAEBench's cosine gates": "dropped_rate_k1",
+}
+"""The eval's dropped-word rate with the k = 1 main latent, by the cosine gate that decides "aligned with the
+probe" (the absorber gate), and its per-letter key in a cell."""
+
+
+def dropped_validation(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per `DROPPED_RATES` entry: the eval's dropped-word rate against the true dropped share, over the letters
+    with a measured rate: per SAE (means over the same letters) and per letter pooled over SAEs, each Spearman with
+    n, p and a bootstrap interval, and the mean measured and true shares with their mean absolute difference per
+    letter. Cells recorded without either are left out (`cells`: how many count)."""
+    checks = {}
+    for label, key in DROPPED_RATES.items():
+        per_cell = [
+            [
+                (letter[key], letter["true_dropped"])
+                for letter in record["measured"]["letters"]
+                if letter.get(key) is not None and letter.get("true_dropped") is not None
+            ]
+            for record in records
+        ]
+        per_cell = [pairs for pairs in per_cell if pairs]
+        per_letter = [pair for pairs in per_cell for pair in pairs]
+        checks[label] = {
+            "cells": len(per_cell),
+            "spearman_per_sae": spearman_with_interval(
+                [
+                    (statistics.mean(m for m, _ in pairs), statistics.mean(t for _, t in pairs))
+                    for pairs in per_cell
+                ]
+            ),
+            "spearman_per_letter": spearman_with_interval(per_letter),
+            "mean_measured": _mean([m for m, _ in per_letter]),
+            "mean_true": _mean([t for _, t in per_letter]),
+            "mean_absolute_difference": _mean([abs(m - t) for m, t in per_letter]),
+        }
+    return checks
 
 
 def _shape(record: dict[str, Any]) -> tuple[str, int, int]:
@@ -199,6 +284,8 @@ def gate_results(grid: list[dict[str, Any]], random: list[dict[str, Any]]) -> di
         "cells_gated": len(gated),
         "cells_measurable": len(measurable),
         "mean_letters_passing": _mean([g["letters_passing"] for _, g in gated]),
+        "mean_letters_eligible": _mean([g["letters_eligible"] for _, g in gated]),
+        "min_passing_letters": MIN_PASSING_LETTERS,
         "spearman_gated_vs_true": {
             label: spearman_with_interval(
                 [(g[key], r["true_absorption_intrinsic"]) for r, g in measurable if g[key] is not None]
@@ -212,6 +299,19 @@ def gate_results(grid: list[dict[str, Any]], random: list[dict[str, Any]]) -> di
             for reason in sorted({reason for _, g in gated for reason in g["letters_failing_by_reason"]})
         },
         "by_cell": {r["name"]: g for r, g in gated},
+    }
+
+
+def all_trained_spearman(trained: list[dict[str, Any]], random: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every score's Spearman with the truth over every trained SAE, the mechanism test's modified ones included
+    (their truth is as known as the grid's, and spans what the modifiers remove): ungated as `spearman`, gated as
+    `spearman_with_interval` over the SAEs the gate measures."""
+    gate = gate_results(trained, random)
+    return {
+        "cells": len(trained),
+        "spearman_by_score": {label: spearman(trained, key) for label, key in MEASURED_KEYS.items()},
+        "cells_measurable": gate["cells_measurable"],
+        "spearman_gated_vs_true": gate["spearman_gated_vs_true"],
     }
 
 
@@ -272,7 +372,11 @@ def _paired_difference(
     reference of the measured k = 1 rate, the truth and the letters passing, and how the measured one reads."""
     entry = {**entry, "seeds": [b["spec"]["seed"] for _, b in pairs], "letter_set": letter_set.to_dict()}
     if not letter_set.measurable or len(pairs) < 2:
-        return {**entry, "reason": "fewer than two paired seeds or too few letters in the fixed set"}
+        return {
+            **entry,
+            "reason": f"{len(pairs)} paired seeds (2 needed), {len(letter_set.letters)} letters in the fixed set"
+            f" ({letter_set.rule.min_letters} needed)",
+        }
     scored = [
         [_on_letter_set(record, gates[record["name"]], letter_set) for record in pair] for pair in pairs
     ]
@@ -342,12 +446,20 @@ def summarise(records: dict[str, list[dict[str, Any]]], kinds: list[str]) -> dic
             max(_present(r["true_absorption_intrinsic"] for r in grid), default=None),
         ],
         "gate": gate_results(grid, random),
+        "all_trained": all_trained_spearman(_trained_once(grid, mechanism), random),
         "mechanism": mechanism_curves(mechanism, kinds),
+        "mechanism_at_p": mechanism_at_p(mechanism),
+        "dropped_validation": dropped_validation(_trained_once(grid, mechanism)),
         "comparison_check": comparison_check(mechanism, random),
         "grid": [cell_row(r) for r in grid],
         "random": [cell_row(r) for r in random],
         "mechanism_cells": [cell_row(r) for r in mechanism],
     }
+
+
+def _trained_once(*parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every trained cell of `parts` once (the unmodified mechanism SAE is also a grid cell)."""
+    return list({r["name"]: r for part in parts for r in part if r["trained"]}.values())
 
 
 def _present(values: Any) -> list[float]:
@@ -468,6 +580,44 @@ def comparison_line(check: dict[str, Any]) -> str:
     )
 
 
+def mechanism_line(row: dict[str, Any]) -> str:
+    """One README bullet: a modifier's true intrinsic absorption at one p beside the unmodified SAEs', paired."""
+    true, base, difference = (
+        row["true_absorption"],
+        row["unmodified_true_absorption"],
+        row["paired_difference"],
+    )
+    samples = ", ".join(f"{n:,}" for n in row["training_samples"])
+    trained_on = f" ({samples} training samples)" if samples else ""
+    return (
+        f"- True intrinsic absorption, {KIND_LABELS[row['kind']]} at p {row['p']:g}{trained_on}:"
+        f" {_fmt(true['mean'], 3)} [{_fmt(true['low'], 3)}, {_fmt(true['high'], 3)}] over {true['n']} seeds,"
+        f" against {_fmt(base['mean'], 3)} unmodified; paired difference {_fmt(difference['mean'], 3)}"
+        f" [{_fmt(difference['low'], 3)}, {_fmt(difference['high'], 3)}] ({difference['n']} seeds)."
+    )
+
+
+def dropped_line(label: str, check: dict[str, Any]) -> str:
+    """One README bullet: the eval's dropped-word rate (with `label`'s cosine gates) against the true dropped share."""
+    if not check["cells"]:
+        return f"- Dropped-word rate, {label}, against the truth: not recorded in these cells."
+    per_sae, per_letter = check["spearman_per_sae"], check["spearman_per_letter"]
+    return (
+        f"- Dropped-word rate (k = 1 main latent, {label}) against the true dropped share, over {check['cells']}"
+        f" trained SAEs: Spearman per SAE {_fmt(per_sae['rho'])} (n {per_sae['n']}, p"
+        f" {_fmt(per_sae['p_value'], 3)}, [{_fmt(per_sae['ci_low'])}, {_fmt(per_sae['ci_high'])}]), per letter"
+        f" {_fmt(per_letter['rho'])} (n {per_letter['n']}, p {_fmt(per_letter['p_value'], 3)},"
+        f" [{_fmt(per_letter['ci_low'])}, {_fmt(per_letter['ci_high'])}]); measured {_fmt(check['mean_measured'], 3)}"
+        f" against true {_fmt(check['mean_true'], 3)} on average, mean absolute difference per letter"
+        f" {_fmt(check['mean_absolute_difference'], 3)}."
+    )
+
+
+def _zipf_text(config: dict[str, Any]) -> str:
+    exponent = config["world"]["word_zipf_exponent"]
+    return f", Zipf-weighted with exponent {exponent:g}" if exponent else ""
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -486,8 +636,9 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         "## Setup",
         "",
         "SAELens's synthetic toolkit builds a world of true features: 26 token-intrinsic *letter* parents, each",
-        f"with {config['world']['words_per_letter']} mutually exclusive *word* children (a token is at most one"
-        ' word; the absorption-prone structure of "A is for Absorption"), a contextual hierarchy of'
+        f"with {config['world']['words_per_letter']} mutually exclusive *word* children{_zipf_text(config)} (a"
+        ' token is at most one word; the absorption-prone structure of "A is for Absorption"), a contextual'
+        " hierarchy of"
         f" {config['world']['context_parents']} parents with {config['world']['context_children']} children each,"
         f" {config['world']['background_features']} independent contextual features and one mask feature"
         " (`FeatureDictionary`, `HierarchyNode` + `hierarchy_modifier`, `ActivationGenerator`). SAEs from SAELens's"
@@ -505,10 +656,21 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         f"  with probe F1 > {config['measure']['min_probe_f1']}), with SAEBench's cosine gates and with gates",
         "  scaled by sqrt(2304 / d).",
         "- **Random null**: the same SAEs at initialisation, measured the same way.",
-        "- **Mechanism test**: SAEs of one shape trained with a masking-like modifier at probability p, evaluated",
-        "  on clean data: *replacement* (all features of a sample replaced by the mask feature), *context",
-        "  dropout* (each contextual feature dropped, intrinsic ones kept), *co-occurrence breaking* (a child's",
-        "  parent switched off).",
+        "- **Mechanism test**: SAEs of one shape"
+        f" ({config['mechanism_architecture']}, d {config['mechanism_hidden_dim']}, width"
+        f" {config['mechanism_width']}, k {config['mechanism_k']}; seeds"
+        f" {config['mechanism_seeds'] or config['seeds']}) trained with a masking-like modifier at probability p",
+        f"  {config['mechanism_ps']}, evaluated on clean data: *replacement* (all features of a sample replaced by"
+        " the mask feature), *context dropout* (each contextual feature dropped, intrinsic ones kept),"
+        " *co-occurrence breaking* (a child's parent switched off), and *replacement at a matched count of real"
+        " samples* (replacement trained 1/(1-p) times longer, so it sees as many unreplaced samples as the"
+        " unmodified SAE); modifiers run here: "
+        + ", ".join(KIND_LABELS[kind].split(" (")[0] for kind in config["mechanism_kinds"])
+        + ".",
+        "- **Dropped words**: the eval's dropped-word rate (a probe-positive word where the k = 1 main latent is",
+        "  silent and no top-projecting latent aligned with the probe fires) against the true dropped share (a",
+        "  word firing where the letter's matched latent is silent and no firing latent carries the letter",
+        f"  direction at cosine >= {config['measure']['true_cos_threshold']}).",
         "",
         "![measured vs true](scatter_measured_vs_true.png)",
         "![true absorption vs p](mechanism_true_absorption_vs_p.png)",
@@ -543,21 +705,42 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
     gate = results["gate"]
     lines.append(
         f"- Per-letter signal gate (`evals/absorption/gate.py`, d-scaled cosine gates) on the {gate['cells_gated']}"
-        f" trained SAEs recorded with its inputs: {_fmt(gate['mean_letters_passing'], 1)} of 26 letters pass on"
-        f" average and {gate['cells_measurable']} SAEs reach the 20 letters needed for a headline. Over those, each"
+        f" trained SAEs recorded with its inputs: {_fmt(gate['mean_letters_passing'], 1)} letters pass on average,"
+        f" of {_fmt(gate['mean_letters_eligible'], 1)} eligible (probe F1 and probe-positive words enough; 26"
+        f" letters in all), and {gate['cells_measurable']} SAEs reach the"
+        f" {gate['min_passing_letters']} passing letters a headline needs (a minimum"
+        " counted in passing letters, whatever the number eligible). Over those, each"
         " gated score's Spearman with the truth (n, p, 95 % bootstrap interval over the SAEs): "
         + "; ".join(
             f"{label} {_fmt(r['rho'])} (n {r['n']}, p {_fmt(r['p_value'], 3)}, [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}])"
             for label, r in gate["spearman_gated_vs_true"].items()
         )
-        + ". The gate measures only the SAEs where it opens, so these are read with its selection in mind (see"
-        " below: passing letters have more true absorption than failing ones). True absorption"
-        f" of passing letters averages {_fmt(gate['true_absorption_passing_letters'])}, of failing ones"
+        + ". The gate measures only the SAEs where it opens, so these are read with its selection in mind. True"
+        f" absorption of passing letters averages {_fmt(gate['true_absorption_passing_letters'])}, of failing ones"
         f" {_fmt(gate['true_absorption_failing_letters'])}; failures by reason: {gate['letters_failing_by_reason']}."
+    )
+    everything = results["all_trained"]
+    lines.append(
+        f"- Over every trained SAE ({everything['cells']}: the grid and the mechanism test's modified SAEs, whose"
+        " truth is as known), each score's Spearman with the truth: "
+        + "; ".join(
+            f"{label} {_fmt(r['rho'])} (n {r['n']}, p {_fmt(r['p_value'], 3)})"
+            for label, r in everything["spearman_by_score"].items()
+        )
+        + f". Gated, over the {everything['cells_measurable']} the gate measures (n, p, 95 % bootstrap interval): "
+        + "; ".join(
+            f"{label} {_fmt(r['rho'])} (n {r['n']}, p {_fmt(r['p_value'], 3)}, [{_fmt(r['ci_low'])},"
+            f" {_fmt(r['ci_high'])}])"
+            for label, r in everything["spearman_gated_vs_true"].items()
+        )
+        + "."
     )
     for check in results.get("comparison_check", []):
         lines.append(comparison_line(check))
     for kind, curves in results["mechanism"].items():
+        if all(point["p"] == 0 for points in curves.values() for point in points):
+            lines.append(f"- {KIND_LABELS[kind].capitalize()}: no SAE trained with it in these cells yet.")
+            continue
         parts = []
         for hierarchy, points in curves.items():
             first, last = points[0], points[-1]
@@ -565,7 +748,9 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
                 f"{hierarchy} {_fmt(first['mean'])} at p = {first['p']:g} -> {_fmt(last['mean'])}"
                 f" [{_fmt(last['low'])}, {_fmt(last['high'])}] at p = {last['p']:g}"
             )
-        lines.append(f"- {kind.replace('_', ' ').capitalize()}: true absorption {'; '.join(parts)}.")
+        lines.append(f"- {KIND_LABELS[kind].capitalize()}: true absorption {'; '.join(parts)}.")
+    lines += [mechanism_line(row) for row in results["mechanism_at_p"]]
+    lines += [dropped_line(label, check) for label, check in results["dropped_validation"].items()]
     seeds = sorted({row["seed"] for row in results["grid"]})
     per_seed = {seed: sum(row["seed"] == seed for row in results["grid"]) for seed in seeds}
     lines += [
@@ -573,7 +758,12 @@ def readme_text(results: dict[str, Any], config: dict[str, Any]) -> str:
         "## Caveats",
         "",
         f"- Trained grid cells per seed: {per_seed} (the run is resumable; cells not listed were not run).",
-        "- Each letter has only a few words here, each a sizeable share of the letter's tokens, so SAEBench's",
+        (
+            "- Each letter has only a few words here, each a sizeable share of the letter's tokens, so SAEBench's"
+            if not config["world"]["word_zipf_exponent"]
+            else f"- Each letter has {config['world']['words_per_letter']} words here, the top ones a sizeable share"
+            " of the letter's tokens, so SAEBench's"
+        ),
         "  feature-split step (an F1 jump >= 0.03 adds a latent to the letter's main latents) can take an",
         "  absorbing word latent for a split letter latent; in an LLM a letter has thousands of words.",
         "- The letter probe also weighs the words' own directions (they predict the letter too), so SAEBench's",

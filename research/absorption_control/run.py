@@ -1,8 +1,9 @@
 """Run the control cell by cell (one JSON each, so a stopped run resumes) and summarise it into `results.json`.
 
 A cell trains one SAE on the synthetic world with `train_toy_sae` (or leaves it at its initialisation: the
-random-SAE null), draws clean evaluation data, and stores true absorption (both hierarchies), SAEBench's
-measured absorption with its per-letter numbers, and the SAE's explained variance and L0.
+random-SAE null), draws clean evaluation data, and stores true absorption (both hierarchies) and the true dropped
+share, SAEBench's measured absorption and the eval's dropped rate with their per-letter numbers, the SAE's
+explained variance and L0, and the samples it trained on.
 """
 
 from __future__ import annotations
@@ -135,13 +136,14 @@ def run_cell(spec: SAESpec, config: ControlConfig, trained: bool = True) -> dict
     world, measure = config.world, config.measure
     feature_dict, data, probe = world_sample(world, measure, spec.hidden_dim, spec.seed)
     training_sae = build_training_sae(spec)
+    training_samples = config.training_samples_of(spec) if trained else 0
     if trained:
         torch.manual_seed(spec.seed)
         train_toy_sae(
             training_sae,
             feature_dict,
             build_generator(world, spec.modifier),
-            training_samples=config.training_samples,
+            training_samples=training_samples,
             batch_size=config.batch_size,
             lr=config.lr,
         )
@@ -172,14 +174,17 @@ def run_cell(spec: SAESpec, config: ControlConfig, trained: bool = True) -> dict
     intrinsic = truths["intrinsic"]
     for detail in measured["letters"]:
         detail["true_absorption"] = intrinsic.by_parent.get(detail["parent_feature"])
+        detail["true_dropped"] = intrinsic.dropped.get(detail["parent_feature"])
     return {
         "name": spec.name,
         "trained": trained,
         "spec": asdict(spec),
+        "training_samples": training_samples,
         **quality,
         "true_absorption_intrinsic": intrinsic.mean,
         "true_absorption_contextual": truths["contextual"].mean,
         "parent_silent_intrinsic": statistics.mean(intrinsic.parent_silent.values()),
+        "true_dropped_intrinsic": statistics.mean(intrinsic.dropped.values()),
         "true_by_parent": {kind: truth.by_parent for kind, truth in truths.items()},
         "measured": measured,
     }
@@ -190,16 +195,25 @@ def cell_path(cells_dir: Path, spec: SAESpec, trained: bool) -> Path:
 
 
 def planned_cells(config: ControlConfig) -> list[tuple[str, SAESpec, bool]]:
-    """(part, spec, trained) of every cell: the first seed of everything, then the mechanism test's other seeds,
-    then the grid's, so that a partial run covers the whole design early."""
+    """(part, spec, trained) of every cell, so that a partial run holds what the mechanism test and the paired
+    check need first: the random null of the mechanism shape; the unmodified SAE and the first of
+    `mechanism_kinds` seed by seed (a pair per seed); the other kinds in order, each over every seed; then the
+    rest of the grid and its nulls, seed by seed."""
     mechanism = config.mechanism_specs()
     cells = [("grid", spec, True) for spec in config.grid_specs() if spec not in mechanism]
     cells += [("random", spec, False) for spec in config.random_specs()]
     cells += [("mechanism", spec, True) for spec in mechanism]
+    mechanism_shape = (config.mechanism_architecture, config.mechanism_hidden_dim, config.mechanism_width)
 
-    def priority(cell: tuple[str, SAESpec, bool]) -> tuple[bool, int]:
+    def priority(cell: tuple[str, SAESpec, bool]) -> tuple[int, int, int, int, float]:
         part, spec, _ = cell
-        return part == "grid" and spec.seed != config.seeds[0], spec.seed
+        if part == "mechanism":
+            modifier = spec.modifier
+            rank = 0 if modifier is None else 1 + config.mechanism_kinds.index(modifier.kind)
+            return 1, max(rank - 1, 0), spec.seed, rank, 0.0 if modifier is None else modifier.p
+        if part == "random" and (spec.architecture, spec.hidden_dim, spec.width) == mechanism_shape:
+            return 0, 0, spec.seed, 0, 0.0
+        return 2, 0, spec.seed, 0, 0.0
 
     return sorted(cells, key=priority)
 

@@ -6,7 +6,8 @@ masking-like modifiers, each a callable on the feature-activation tensor `[batch
 hierarchy:
 
 - `Replacement`: with probability p a sample's features are all replaced by the mask feature (token masking at
-  a masked position: parent and child vanish together);
+  a masked position: parent and child vanish together); `replacement_matched_count` is the same modifier trained
+  1/(1-p) times longer (`ModifierConfig.sample_multiplier`), so it sees as many real samples as the unmodified SAE;
 - `ContextDropout`: each contextual feature of a sample is dropped with probability p while the token-intrinsic
   ones stay (what masking a neighbour can do to an unmasked position);
 - `CooccurrenceBreaking`: where a child fires, its parent is switched off with probability p (the idealised
@@ -27,6 +28,7 @@ from sae_lens.synthetic import (
 )
 
 from research.absorption_control.config import (
+    MATCHED_COUNT_REPLACEMENT,
     NUM_LETTERS,
     FeatureHierarchy,
     ModifierConfig,
@@ -132,7 +134,7 @@ class CooccurrenceBreaking:
 
 def training_modifier(world: WorldConfig, modifier: ModifierConfig) -> Modifier:
     """The masking-like modifier `modifier.kind` at probability `modifier.p` (breaking acts on both hierarchies)."""
-    if modifier.kind == "replacement":
+    if modifier.kind in ("replacement", MATCHED_COUNT_REPLACEMENT):
         return Replacement(modifier.p, world.mask_feature)
     if modifier.kind == "context_dropout":
         return ContextDropout(modifier.p, tuple(world.contextual_features()))

@@ -62,6 +62,7 @@ def test_true_absorption_two_latents_absorbing_child() -> None:
     # child fires on 4 samples; absorbed where the parent latent is silent and the child latent fires: 0 and 3
     assert truth.by_parent == {0: 0.5}
     assert truth.parent_silent == {0: 0.75}
+    assert truth.dropped == {0: 0.25}  # sample 2: nothing fires, the letter is lost
     assert truth.child_firings == {0: 4}
     assert truth.mean == 0.5
 
@@ -71,6 +72,18 @@ def test_true_absorption_two_latents_clean_child() -> None:
     truth = true_absorption(FEATURE_ACTS, LATENT_ACTS, decoder, FEATURES_2D, PARENT_CHILD, cos_threshold=0.3)
     assert truth.by_parent == {0: 0.0}
     assert truth.parent_silent == {0: 0.75}
+    assert truth.dropped == {0: 0.75}  # samples 0, 2, 3: the parent latent silent, nothing carries the parent
+
+
+def test_the_true_dropped_share_counts_a_letter_carried_by_any_firing_latent_as_kept() -> None:
+    # a third latent along e0 + e1, matched to no feature, fires on sample 2 only: the letter is carried there
+    decoder = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2**-0.5, 2**-0.5]])
+    latents = torch.cat([LATENT_ACTS, torch.tensor([[0.0], [0.0], [1.0], [0.0], [0.0]])], dim=1)
+    truth = true_absorption(FEATURE_ACTS, latents, decoder, FEATURES_2D, PARENT_CHILD, cos_threshold=0.3)
+    assert truth.by_parent == {0: 0.0}  # not the child's latent: not absorption by the definition
+    assert truth.dropped == {0: 0.5}  # samples 0 and 3 only
+    high = true_absorption(FEATURE_ACTS, latents, decoder, FEATURES_2D, PARENT_CHILD, cos_threshold=0.8)
+    assert high.dropped == {0: 0.75}  # at cosine 0.8 the third latent no longer carries the parent
 
 
 def _random_letter_setup(
@@ -168,6 +181,7 @@ def test_measured_absorption_on_hand_built_sae(hand_world, absorbing: bool) -> N
         data["features"], latents, sae.W_dec.detach(), feature_vectors, HAND_WORLD.intrinsic_hierarchy(), 0.3
     )
     assert truth.mean == (1.0 if absorbing else 0.0)
+    assert set(truth.dropped.values()) == {0.0}  # the letter is always carried: by its latent or the word's
     torch.manual_seed(0)
     measured = measured_absorption(
         sae,
@@ -179,6 +193,9 @@ def test_measured_absorption_on_hand_built_sae(hand_world, absorbing: bool) -> N
         HAND_MEASURE,
     )
     assert measured["num_letters_probe_f1_passing"] == NUM_LETTERS
+    # the eval's dropped rate with SAEBench's absorber gate finds no dropped word either (at d 82 the d-scaled
+    # gate, 0.53, is above the carrying latents' cosine with the probe)
+    assert all(d["dropped_rate_k1"] == 0.0 for d in measured["letters"] if d["dropped_rate_k1"] is not None)
     assert [d["letter"] for d in measured["letters"]] == list(LETTERS)
     # with the letter latent as the only main latent, absorbed words are the letter's words (~75 % of them)
     if absorbing:
@@ -247,6 +264,9 @@ def test_generator_respects_the_hierarchy() -> None:
         (lambda: ModifierConfig("replacement", 1.0), r"must lie in \[0, 1\)"),
         (lambda: ModifierConfig("context_dropout", -0.1), r"must lie in \[0, 1\)"),
         (lambda: ModifierConfig("shuffle", 0.5), "modifier kind must be one of"),
+        (lambda: ModifierConfig("replacement_matched_count", 1.0), r"must lie in \[0, 1\)"),
+        (lambda: ControlConfig(mechanism_kinds=()), "mechanism_kinds must not be empty"),
+        (lambda: ControlConfig(mechanism_kinds=("mask",)), "modifier kind must be one of"),
         (lambda: Replacement(1.0, 0), r"must lie in \[0, 1\)"),
         (lambda: CooccurrenceBreaking(1.5, (1,), (0,)), r"must lie in \[0, 1\)"),
         (lambda: SAESpec("relu", 8, 16, 2, 0), "architecture must be one of"),
@@ -270,9 +290,24 @@ def test_control_end_to_end_on_a_tiny_grid(tmp_path: Path, capsys: pytest.Captur
     assert set(results["spearman_measured_vs_true"]) == {"rho", "p_value", "n"}
     assert results["random_sae_score"]["n"] + results["random_sae_score"]["n_unmeasured"] == 1
     assert len(results["grid"]) == 2 and len(results["random"]) == 1
-    assert set(results["mechanism"]) == {"replacement", "context_dropout", "cooccurrence_breaking"}
+    assert set(results["mechanism"]) == {
+        "replacement",
+        "context_dropout",
+        "cooccurrence_breaking",
+        "replacement_matched_count",
+    }
     for curves in results["mechanism"].values():
         assert [point["p"] for point in curves["intrinsic"]] == [0.0, 0.5]
+    samples = {row["modifier"]: row["training_samples"] for row in results["mechanism_cells"]}
+    base = results["config"]["training_samples"]
+    assert samples[None] == samples["replacement"] == samples["cooccurrence_breaking"] == base
+    # 1 / (1 - 0.5) times the samples: as many real ones as the unmodified SAE
+    assert samples["replacement_matched_count"] == 2 * base
+    at_p = {row["kind"]: row for row in results["mechanism_at_p"]}
+    assert at_p["replacement_matched_count"]["training_samples"] == [2 * base]
+    assert at_p["replacement"]["paired_difference"]["n"] == 1
+    for dropped in results["dropped_validation"].values():
+        assert dropped["cells"] == 6 and 0 <= dropped["mean_true"] <= 1  # 2 grid + 4 modified mechanism SAEs
     for row in results["grid"]:
         assert 0 <= row["true_absorption_intrinsic"] <= 1
         assert row["letters_probe_f1_passing"] == NUM_LETTERS
@@ -280,6 +315,11 @@ def test_control_end_to_end_on_a_tiny_grid(tmp_path: Path, capsys: pytest.Captur
     assert (out / "mechanism_true_absorption_vs_p.png").stat().st_size > 0
     readme = (out / "README.md").read_text()
     assert f"Across {results['spearman_measured_vs_true']['n']} trained SAEs" in readme
+    assert "replacement at a matched count of real samples (trained 1/(1-p) times longer) at p 0.5" in readme
+    assert (
+        "(k = 1 main latent, SAEBench's cosine gates) against the true dropped share, over 6 trained SAEs"
+        in readme
+    )
 
     cells = sorted((out / "cells").glob("*.json"))
     stamps = [cell.stat().st_mtime_ns for cell in cells]
@@ -388,7 +428,7 @@ def test_two_halves_of_unmodified_seeds_compare_as_equal_truth() -> None:
 
 
 def test_a_vocabulary_like_world_weights_its_words_by_zipf_and_keeps_the_letters_world_as_it_was() -> None:
-    from research.absorption_control.config import vocabulary_config
+    from research.absorption_control.config import vocabulary_config, vocabulary_wide_config
     from research.absorption_control.synthetic import firing_probabilities
 
     letters_world = WorldConfig()
@@ -408,6 +448,60 @@ def test_a_vocabulary_like_world_weights_its_words_by_zipf_and_keeps_the_letters
         probabilities[0]
     )  # the next letter's top word
     assert {spec.seed for spec in config.mechanism_specs()} == set(range(6))
-    assert config.grid_specs()[0].width >= world.num_words
+    assert all(spec.width < world.num_words for spec in config.grid_specs())  # narrower: it absorbs
+    assert len({(spec.width, spec.k) for spec in config.grid_specs()}) > 1  # a spread of truth to rank
+    matched = [
+        s for s in config.mechanism_specs() if s.modifier and s.modifier.kind == "replacement_matched_count"
+    ]
+    assert [config.training_samples_of(spec) for spec in matched] == [
+        round(config.training_samples / (1 - spec.modifier.p)) for spec in matched
+    ]
+    wide = vocabulary_wide_config()
+    assert wide.world == world and wide.grid_specs()[0].width >= world.num_words
     with pytest.raises(ControlConfigError, match="word_zipf_exponent"):
         WorldConfig(word_zipf_exponent=-0.5)
+
+
+def test_a_partial_run_holds_the_paired_mechanism_cells_first() -> None:
+    from research.absorption_control.config import vocabulary_config
+    from research.absorption_control.run import planned_cells
+
+    config = vocabulary_config()
+    cells = planned_cells(config)
+    assert len(cells) == len({(part, spec, trained) for part, spec, trained in cells})
+    assert cells[0][0] == "random" and cells[0][1].width == config.mechanism_width
+    pairs = [(spec.seed, spec.modifier and spec.modifier.kind) for _, spec, _ in cells[1:13]]
+    assert pairs == [(seed, kind) for seed in range(6) for kind in (None, "cooccurrence_breaking")]
+    kinds = [spec.modifier.kind for _, spec, _ in cells[13:25]]
+    assert kinds == ["replacement"] * 6 + ["replacement_matched_count"] * 6
+    assert {part for part, _, _ in cells[25:]} == {"grid", "random"}
+
+
+def test_the_published_vocabulary_world_reads_its_lines_from_its_results() -> None:
+    from dataclasses import asdict
+
+    from research.absorption_control.config import vocabulary_config
+    from research.absorption_control.report import _fmt, comparison_line, dropped_line, mechanism_line
+    from research.absorption_control.run import with_defaults
+
+    folder = Path(__file__).parents[2] / "docs/absorption_control/vocabulary"
+    recorded = json.loads((folder / "cells/config.json").read_text())
+    assert with_defaults(recorded) == json.loads(json.dumps(asdict(vocabulary_config())))
+    results = json.loads((folder / "results.json").read_text())
+    readme = (folder / "README.md").read_text()
+    checks = results["comparison_check"]
+    assert (
+        checks[0]["kind"] == "cooccurrence_breaking"
+    )  # the known difference first, then the equal-truth halves
+    baselines = [row for row in results["mechanism_cells"] if row["modifier"] is None]
+    assert [check.get("equal_truth", False) for check in checks[1:]] == [True] * (len(baselines) >= 4)
+    for check in checks:
+        assert comparison_line(check) in readme
+    for label, check in results["dropped_validation"].items():
+        assert dropped_line(label, check) in readme
+    for row in results["mechanism_at_p"]:
+        assert mechanism_line(row) in readme
+        multiplier = 1 / (1 - row["p"]) if row["kind"] == "replacement_matched_count" else 1
+        assert row["training_samples"] == [round(results["config"]["training_samples"] * multiplier)]
+    headline = results["all_trained"]["spearman_gated_vs_true"]["k = 1 full-absorption rate (the headline)"]
+    assert f"k = 1 full-absorption rate (the headline) {_fmt(headline['rho'])} (n {headline['n']}" in readme
