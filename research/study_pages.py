@@ -32,7 +32,7 @@ from sae_mask_plugin.report.gates import (
     training_gate_note,
 )
 from sae_mask_plugin.report.matching import matched_l0_comparisons
-from sae_mask_plugin.report.records import DUPLICATE_METRICS, METRICS_BY_KEY, RunRecord
+from sae_mask_plugin.report.records import DUPLICATE_METRICS, KEY_METRICS, METRICS_BY_KEY, RunRecord
 from sae_mask_plugin.report.statements import (
     Comparisons,
     both_intervals,
@@ -75,16 +75,8 @@ DECISION_HALF_WIDTHS = {
 }
 """A comparison is decided when its 95% interval's half-width is at most this (under both interpolations)."""
 
-PROBING_AND_RECONSTRUCTION = (
-    "sae_top_1_test_accuracy",
-    "sae_top_5_test_accuracy",
-    "sae_ood_accuracy",
-    "sae_ood_gap",
-    "explained_variance",
-    "frac_alive",
-    "ce_loss_score",
-)
-"""The study's metrics besides absorption, in the order its tables list them."""
+PROBING_AND_RECONSTRUCTION = tuple(metric for metric in KEY_METRICS if "absorption" not in metric)
+"""The study's metrics besides absorption (the report's headline metrics), in the order its tables list them."""
 
 STUDY_METRICS = (
     ABSORPTION_HEADLINE,

@@ -386,22 +386,11 @@ def vocabulary_config() -> ControlConfig:
     widest shape (ties: the larger k) whose unmodified SAE's true intrinsic absorption is at least 0.1 and whose
     co-occurrence-breaking SAE's is at most half of it. Replacement did not run in the pilot, so it could not
     steer the choice; the pilot's cells are not kept (the grid's seed 0 reruns its unmodified shapes)."""
-    shape = {"architecture": "topk", "hidden_dim": 256, "width": 512, "k": 4}
-    return ControlConfig(
-        world=VOCABULARY_WORLD,
-        architectures=(shape["architecture"],),
-        hidden_dims=(shape["hidden_dim"],),
-        widths=(256, 512, 1024),
-        ks=(4, 8),
-        seeds=(0, 1, 2),
-        training_samples=600_000,
-        mechanism_architecture=shape["architecture"],
-        mechanism_hidden_dim=shape["hidden_dim"],
-        mechanism_width=shape["width"],
-        mechanism_k=shape["k"],
-        mechanism_ps=(0.0, 0.3),
+    return _vocabulary_world_config(
+        width=512,
+        k=4,
+        grid={"widths": (256, 512, 1024), "ks": (4, 8), "seeds": (0, 1, 2)},
         mechanism_kinds=("cooccurrence_breaking", "replacement", MATCHED_COUNT_REPLACEMENT),
-        mechanism_seeds=tuple(range(6)),
     )
 
 
@@ -410,20 +399,30 @@ def vocabulary_wide_config() -> ControlConfig:
     SAEs show no intrinsic absorption, so co-occurrence breaking has none to remove (the reason
     `vocabulary_config` goes narrower). The mechanism test over 6 seeds, unmodified against co-occurrence breaking
     and replacement at p 0.3."""
-    shape = {"architecture": "topk", "hidden_dim": 256, "width": 2048, "k": 8}
+    return _vocabulary_world_config(
+        width=2048,
+        k=8,
+        grid={"widths": (2048,), "ks": (8,), "seeds": (0,)},
+        mechanism_kinds=("cooccurrence_breaking", "replacement"),
+    )
+
+
+def _vocabulary_world_config(
+    width: int, k: int, grid: dict[str, tuple[int, ...]], mechanism_kinds: tuple[str, ...]
+) -> ControlConfig:
+    """A vocabulary-world control of TopK SAEs in d 256 (600,000 samples each): `grid` (its widths, ks and seeds)
+    and the mechanism test at (`width`, `k`) over 6 seeds, unmodified against `mechanism_kinds` at p 0.3."""
     return ControlConfig(
         world=VOCABULARY_WORLD,
-        architectures=(shape["architecture"],),
-        hidden_dims=(shape["hidden_dim"],),
-        widths=(shape["width"],),
-        ks=(shape["k"],),
-        seeds=(0,),
+        architectures=("topk",),
+        hidden_dims=(256,),
+        **grid,  # type: ignore[arg-type]
         training_samples=600_000,
-        mechanism_architecture=shape["architecture"],
-        mechanism_hidden_dim=shape["hidden_dim"],
-        mechanism_width=shape["width"],
-        mechanism_k=shape["k"],
+        mechanism_architecture="topk",
+        mechanism_hidden_dim=256,
+        mechanism_width=width,
+        mechanism_k=k,
         mechanism_ps=(0.0, 0.3),
-        mechanism_kinds=("cooccurrence_breaking", "replacement"),
+        mechanism_kinds=mechanism_kinds,
         mechanism_seeds=tuple(range(6)),
     )
