@@ -31,7 +31,7 @@ from sae_mask_plugin.report.gates import (
     absorption_measurable,
     training_gate_note,
 )
-from sae_mask_plugin.report.matching import matched_l0_comparisons
+from sae_mask_plugin.report.matching import cell_name, matched_l0_comparisons
 from sae_mask_plugin.report.records import DUPLICATE_METRICS, KEY_METRICS, METRICS_BY_KEY, RunRecord
 from sae_mask_plugin.report.statements import (
     Comparisons,
@@ -415,9 +415,12 @@ def arm_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> di
     cells = comparisons_of(data.same_k, condition)
     short_labels = short_cell_labels(list(data.same_k))
     labels = marked_labels(short_cell_labels(list(cells)), below_gate)
-    intro = (
+    heading = (
         f"masked ({condition}) − baseline at the same k (TopK: the same L0), {pairs_text(cells)}, "
-        f"{' / '.join(labels.values())}; 95 % paired t-intervals. Decided: the interval's half-width is ≤ "
+        f"{' / '.join(labels.values())}"
+    )
+    intro = (
+        f"{heading}; 95 % paired t-intervals. Decided: the interval's half-width is ≤ "
         f"{DECISION_HALF_WIDTHS[FIXED_K1_SCORE]:g} (absorption), ≤ {DECISION_HALF_WIDTHS[FIXED_PASSING]:g} letter "
         "(letters passing) or ≤ 0.02 (accuracy, EV); else the seeds a decision would take, from the measured seed "
         "variance (an estimate)."
@@ -435,6 +438,7 @@ def arm_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> di
         else "; every cell passes."
     )
     confound = gate_confound(records, data.training_gate, below_gate, short_labels)
+    dropped = dropped_sentence(records)
     tables = [
         *confound,
         intro,
@@ -447,16 +451,16 @@ def arm_blocks(results: Mapping[str, Any], condition: str = "p=0.3 token") -> di
         "",
         *view_verdicts("Same k", data.same_k, short_labels, below_gate),
         "",
-        dropped_sentence(records),
+        dropped,
     ]
     found = [
         *confound,
-        intro.split("; 95 %")[0] + ":",
+        f"{heading}:",
         "",
         *metric_bullets(cells, ARM_METRICS),
         "",
         letter_sentence,
-        dropped_sentence(records),
+        dropped,
         gate_sentence,
         baselines_sentence(records, data.gates),
     ]
@@ -470,9 +474,10 @@ def gate_confound(
     baselines' EV and alive ranges against what the gate asks; empty when every cell passes."""
     if not below_gate:
         return []
+    shape_of_cell = {cell_name(r): r.shape for r in records if not r.is_baseline}
     parts = []
     for cell in below_gate:
-        shape = cell.split(" | ")[-1]
+        shape = shape_of_cell[cell]
         baselines = [r for r in records if r.is_baseline and r.shape == shape]
         ev = [r.metrics["explained_variance"] for r in baselines if "explained_variance" in r.metrics]
         alive = [r.metrics["frac_alive"] for r in baselines if "frac_alive" in r.metrics]

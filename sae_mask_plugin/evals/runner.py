@@ -154,13 +154,13 @@ def validate_inputs(
     _check_config_names(chosen)
     sources = read_sae_sources(sae_paths, model_name)
     checks = dict.fromkeys(
-        EVAL_SPECS[name].check_available for name in chosen if EVAL_SPECS[name].check_available
+        check for name in chosen if (check := EVAL_SPECS[name].check_available) is not None
     )
     models = dict.fromkeys(source.model_name for source in sources)
     for check in checks:
         for model in models:
-            check(model)  # type: ignore[misc]
-    dims = {name: model_dimensions(name) for name in {source.model_name for source in sources}}
+            check(model)
+    dims = {name: model_dimensions(name) for name in models}
     requested = [llm_dtype, *(getattr(configs.get(name), "llm_dtype", None) for name in configs or {})]
     for source in sources:
         check_sae_fits_model(source, dims[source.model_name])
