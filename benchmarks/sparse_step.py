@@ -5,10 +5,12 @@ one interleaved `--repeats` times, per architecture, width, k and share of dead 
 ratio. Quality (`--quality-tokens N`): SAEs of `--quality-architecture` trained with SAELens's `SAETrainer` on N
 tokens of real activations of the embedded default (`--hook`), SAELens's step at seeds 0 and 1 and the sparse step
 at seed 0, then L0, explained variance and alive fraction on held-out activations: the sparse step is kept where
-its difference from SAELens's step at the same seed is within the seed-to-seed difference.
+its difference from SAELens's step at the same seed is within the seed-to-seed difference. Profile (`--profile`):
+where the sparse step's time goes (`torch.profiler`, the operators' self CPU time over `--repeats` steps, grouped
+into the step's parts), per architecture, width and k.
 
     python benchmarks/sparse_step.py [--architectures topk,batchtopk,matryoshka_batchtopk] [--widths 4096,8192]
-        [--k 8,32] [--repeats 5] [--quality-tokens 262144 --quality-architecture topk]
+        [--k 8,32] [--repeats 5] [--quality-tokens 262144 --quality-architecture topk] [--profile]
 """
 
 from __future__ import annotations
@@ -84,6 +86,80 @@ def speed(architectures: list[str], widths: list[int], ks: list[int], repeats: i
             f"{ms['dense'] / ms['sparse']:>7.2f}x",
             flush=True,
         )
+
+
+STEP_PARTS = {
+    "dense products (encoder)": ("aten::mm", "aten::addmm", "aten::matmul", "aten::linear"),
+    "latent selection": (
+        "aten::topk",
+        "aten::sort",
+        "aten::kthvalue",
+        "aten::gt",
+        "aten::ge",
+        "aten::nonzero",
+    ),
+    "sparse decode and gradients": (
+        "aten::embedding_bag",
+        "aten::_embedding_bag",
+        "aten::index_add_",
+        "aten::bmm",
+    ),
+    "gather and scatter": (
+        "aten::index",
+        "aten::index_select",
+        "aten::gather",
+        "aten::scatter",
+        "aten::take",
+    ),
+    "optimizer (Adam)": (
+        "aten::_fused_adam_",
+        "aten::_foreach_",
+        "aten::addcdiv_",
+        "aten::lerp_",
+        "aten::sqrt",
+    ),
+}
+"""The parts of a step, each the operators (name prefixes) that carry it; the rest is elementwise and bookkeeping."""
+
+
+def step_part(operator: str) -> str:
+    """The step part an operator belongs to (`STEP_PARTS`), or `elementwise and other`."""
+    for part, prefixes in STEP_PARTS.items():
+        if any(operator.startswith(prefix) for prefix in prefixes):
+            return part
+    return "elementwise and other"
+
+
+def profile(architectures: list[str], widths: list[int], ks: list[int], repeats: int) -> None:
+    """Print each part's share of the sparse step's self CPU time and its ms per token, and the top operators."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    for architecture, width, k in ((a, w, k) for a in architectures for w in widths for k in ks):
+        torch.manual_seed(0)
+        sae = with_sparse_step(make_sae(architecture, width, k))
+        x = torch.randn(BATCH, D_IN)
+        dead = torch.rand(width) < 0.1
+        optimizer = torch.optim.Adam(sae.parameters(), lr=1e-4)
+        step_seconds(sae, x, dead, optimizer)  # warm-up
+        with torch_profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(repeats):
+                step_seconds(sae, x, dead, optimizer)
+        events = [event for event in profiler.key_averages() if event.self_cpu_time_total > 0]
+        total = sum(event.self_cpu_time_total for event in events)
+        parts: dict[str, float] = {}
+        for event in events:
+            parts[step_part(event.key)] = parts.get(step_part(event.key), 0.0) + event.self_cpu_time_total
+        per_token_ms = total / 1000 / repeats / BATCH
+        print(
+            f"\n{architecture} w{width} k{k}, sparse step, 10 % dead: {per_token_ms:.3f} ms/token (profiled)"
+        )
+        for part, microseconds in sorted(parts.items(), key=lambda item: -item[1]):
+            print(
+                f"  {part:<30} {microseconds / total:>6.1%} {per_token_ms * microseconds / total:>8.4f} ms/token"
+            )
+        top = sorted(events, key=lambda event: -event.self_cpu_time_total)[:8]
+        print("  top operators: " + ", ".join(f"{e.key} {e.self_cpu_time_total / total:.0%}" for e in top))
 
 
 def batches(acts: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
@@ -180,11 +256,17 @@ def main() -> None:
     parser.add_argument("--quality-tokens", type=int, default=0, help="0: speed only")
     parser.add_argument("--quality-architecture", default="topk", choices=SPARSE_STEP_ARCHITECTURES)
     parser.add_argument("--hook", default="blocks.6.hook_resid_post")
+    parser.add_argument(
+        "--profile", action="store_true", help="where the sparse step's time goes, not the speed"
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     print(f"threads: {torch.get_num_threads()}, batch {BATCH} tokens, d_in {D_IN}")
     widths = [int(width) for width in args.widths.split(",")]
     ks = [int(k) for k in args.k.split(",")]
+    if args.profile:
+        profile(args.architectures.split(","), widths, ks, args.repeats)
+        return
     speed(args.architectures.split(","), widths, ks, args.repeats)
     if args.quality_tokens:
         quality(args.hook, args.quality_architecture, widths[-1], ks[0], args.quality_tokens)

@@ -34,6 +34,9 @@ NOT_COMPUTED = "not computed"
 EV_GATE_MARGIN = "explained_variance_gate_margin"
 """A baseline's explained variance minus its gate's EV threshold (negative: below the gate); interpolated in log L0
 like the metrics at matched L0, so an interpolated baseline is judged against the interpolated threshold."""
+ALIVE_GATE_MARGIN = "alive_fraction_gate_margin"
+"""A baseline's alive fraction minus its gate's alive threshold (negative: below the gate); only for the shapes with
+a plateau alive fraction, interpolated like `EV_GATE_MARGIN`."""
 
 
 class TrainingGateError(ValueError):
@@ -49,6 +52,10 @@ class TrainingGate:
         plateau_explained_variance: The learning curve's plateau EV by SAE shape (`RunRecord.shape`, e.g.
             `topk w8192 k8`): a baseline of that shape passes with EV >= plateau - `ev_tolerance`.
         ev_tolerance: How far below its plateau a converged baseline's EV may lie.
+        plateau_alive_fraction: The alive fraction, on the same eval, of the SAEs that gave a shape's plateau EV:
+            a baseline of that shape passes with alive >= plateau - `alive_tolerance` (other shapes need
+            `min_alive_fraction`; at low k many latents fire too rarely to show on the eval's ~100k tokens).
+        alive_tolerance: How far below its plateau's alive fraction a converged baseline's may lie.
         min_explained_variance: The absolute EV a baseline of a shape without a plateau needs; with plateaus it is
             also printed as a note beside the gate.
     """
@@ -56,6 +63,8 @@ class TrainingGate:
     min_alive_fraction: float = MIN_ALIVE_FRACTION
     plateau_explained_variance: dict[str, float] = field(default_factory=dict)
     ev_tolerance: float = 0.01
+    plateau_alive_fraction: dict[str, float] = field(default_factory=dict)
+    alive_tolerance: float = 0.05
     min_explained_variance: float = MIN_EXPLAINED_VARIANCE
 
     def __post_init__(self) -> None:
@@ -63,17 +72,19 @@ class TrainingGate:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
                 raise TrainingGateError(f"{name} must be in [0, 1], got {value!r}")
-        if not isinstance(self.ev_tolerance, (int, float)) or not 0 <= self.ev_tolerance < 1:
-            raise TrainingGateError(f"ev_tolerance must be in [0, 1), got {self.ev_tolerance!r}")
-        if not isinstance(self.plateau_explained_variance, Mapping):
-            raise TrainingGateError(
-                "plateau_explained_variance must map SAE shapes to EV, e.g. {topk w8192 k8: 0.85}"
-            )
-        for shape, value in self.plateau_explained_variance.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
+        for name in ("ev_tolerance", "alive_tolerance"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+                raise TrainingGateError(f"{name} must be in [0, 1), got {value!r}")
+        for name in ("plateau_explained_variance", "plateau_alive_fraction"):
+            plateaus = getattr(self, name)
+            if not isinstance(plateaus, Mapping):
                 raise TrainingGateError(
-                    f"plateau_explained_variance[{shape!r}] must be in (0, 1], got {value!r}"
+                    f"{name} must map SAE shapes to values in (0, 1], e.g. {{topk w8192 k8: 0.85}}"
                 )
+            for shape, value in plateaus.items():
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 1:
+                    raise TrainingGateError(f"{name}[{shape!r}] must be in (0, 1], got {value!r}")
 
     @property
     def converges(self) -> bool:
@@ -85,35 +96,51 @@ class TrainingGate:
         plateau = self.plateau_explained_variance.get(shape)
         return self.min_explained_variance if plateau is None else plateau - self.ev_tolerance
 
+    def alive_threshold(self, shape: str) -> float:
+        """The alive fraction a baseline of `shape` needs."""
+        plateau = self.plateau_alive_fraction.get(shape)
+        return self.min_alive_fraction if plateau is None else plateau - self.alive_tolerance
+
+    def _alive_words(self) -> str:
+        if not self.plateau_alive_fraction:
+            return f"alive fraction ≥ {self.min_alive_fraction}"
+        plateaus = ", ".join(f"{shape} {value:.3f}" for shape, value in self.plateau_alive_fraction.items())
+        return (
+            f"alive fraction within {self.alive_tolerance} of its plateau's ({plateaus}; other shapes "
+            f"≥ {self.min_alive_fraction})"
+        )
+
     def describe(self) -> str:
         """The gate in words, e.g. for the report's sentences."""
         if not self.converges:
-            return f"explained variance ≥ {self.min_explained_variance}, alive fraction ≥ {self.min_alive_fraction}"
+            return f"explained variance ≥ {self.min_explained_variance}, {self._alive_words()}"
         plateaus = ", ".join(
             f"{shape} {value:.3f}" for shape, value in self.plateau_explained_variance.items()
         )
         return (
             f"explained variance within {self.ev_tolerance} of its learning curve's plateau ({plateaus}; other "
-            f"shapes ≥ {self.min_explained_variance}), alive fraction ≥ {self.min_alive_fraction}"
+            f"shapes ≥ {self.min_explained_variance}), {self._alive_words()}"
         )
 
 
 DEFAULT_TRAINING_GATE = TrainingGate()
 
 
+def _gate_margins(record: RunRecord, gate: TrainingGate) -> dict[str, float]:
+    """A baseline's `EV_GATE_MARGIN` (where it has an explained variance) and `ALIVE_GATE_MARGIN` (where its shape
+    has a plateau alive fraction and it has an alive fraction)."""
+    margins = {}
+    if "explained_variance" in record.metrics:
+        margins[EV_GATE_MARGIN] = record.metrics["explained_variance"] - gate.ev_threshold(record.shape)
+    if "frac_alive" in record.metrics and record.shape in gate.plateau_alive_fraction:
+        margins[ALIVE_GATE_MARGIN] = record.metrics["frac_alive"] - gate.alive_threshold(record.shape)
+    return margins
+
+
 def with_gate_margins(records: list[RunRecord], gate: TrainingGate) -> list[RunRecord]:
-    """`records` with `EV_GATE_MARGIN` in each baseline's metrics (where it has an explained variance)."""
+    """`records` with the training gate's margins in each baseline's metrics (`_gate_margins`)."""
     return [
-        replace(
-            r,
-            metrics={
-                **r.metrics,
-                EV_GATE_MARGIN: r.metrics["explained_variance"] - gate.ev_threshold(r.shape),
-            },
-        )
-        if r.is_baseline and "explained_variance" in r.metrics
-        else r
-        for r in records
+        replace(r, metrics={**r.metrics, **_gate_margins(r, gate)}) if r.is_baseline else r for r in records
     ]
 
 
@@ -140,14 +167,22 @@ def _names(records: list[RunRecord]) -> str:
     return shown + (f" and {len(records) - 4} more" if len(records) > 4 else "")
 
 
+def _below_margin(metrics: Mapping[str, float], margin: str) -> bool:
+    return metrics[margin] < 0 and not math.isclose(metrics[margin], 0, abs_tol=1e-12)
+
+
 def below_training_gate(metrics: Mapping[str, float], gate: TrainingGate = DEFAULT_TRAINING_GATE) -> bool:
     """Whether a baseline's metrics (its own, or interpolated at matched L0) are below the training gate: the EV
-    margin `with_gate_margins` added (else the absolute EV) or the alive fraction (unmeasured: not below)."""
+    and alive margins `with_gate_margins` added (else the absolute EV and alive fraction; unmeasured: not below)."""
     if EV_GATE_MARGIN in metrics:
-        ev_below = metrics[EV_GATE_MARGIN] < 0 and not math.isclose(metrics[EV_GATE_MARGIN], 0, abs_tol=1e-12)
+        ev_below = _below_margin(metrics, EV_GATE_MARGIN)
     else:
         ev_below = metrics.get("explained_variance", 1.0) < gate.min_explained_variance
-    return ev_below or metrics.get("frac_alive", 1.0) < gate.min_alive_fraction
+    if ALIVE_GATE_MARGIN in metrics:
+        alive_below = _below_margin(metrics, ALIVE_GATE_MARGIN)
+    else:
+        alive_below = metrics.get("frac_alive", 1.0) < gate.min_alive_fraction
+    return ev_below or alive_below
 
 
 def training_gate_note(records: list[RunRecord], gate: TrainingGate) -> str:

@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from sae_mask_plugin.report.gates import EV_GATE_MARGIN, comparable_metrics
+from sae_mask_plugin.report.gates import ALIVE_GATE_MARGIN, EV_GATE_MARGIN, comparable_metrics
 from sae_mask_plugin.report.records import (
     DUPLICATE_METRICS,
     METRICS,
@@ -136,7 +136,7 @@ def _baseline_curves(records: list[RunRecord]) -> dict[tuple, list[RunRecord]]:
     return curves
 
 
-GATED_METRICS = ("explained_variance", "frac_alive", EV_GATE_MARGIN)
+GATED_METRICS = ("explained_variance", "frac_alive", EV_GATE_MARGIN, ALIVE_GATE_MARGIN)
 """The baseline metrics the training gate reads (`report.gates.below_training_gate`)."""
 
 

@@ -11,7 +11,11 @@ from sae_mask_plugin.calibration.settings import DEFAULT_CALIBRATION_TOKENS
 from sae_mask_plugin.masking.config import MaskingConfig
 from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET, Recipe, RecipeError, Run
 from sae_mask_plugin.sweep.shard import Shard
-from sae_mask_plugin.training.config import MaskedMultiSAETrainingRunnerConfig, auxk_window_notice
+from sae_mask_plugin.training.config import (
+    MaskedMultiSAETrainingRunnerConfig,
+    auxk_window_notice,
+    mixing_buffer_notice,
+)
 
 DTYPE_BYTES = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 SAE_STATE_COPIES = 4
@@ -235,6 +239,8 @@ def format_plan(
     if groups and (
         notice := auxk_window_notice([run.sae for run in recipe.runs], groups[0].runner_config(recipe))
     ):
+        lines.append(f"warning: {notice}")
+    if groups and (notice := mixing_buffer_notice(groups[0].runner_config(recipe))):
         lines.append(f"warning: {notice}")
     if emulated := recipe.emulated_bf16_notice():
         lines.append(emulated)

@@ -27,6 +27,11 @@ class MixingBufferError(SaeMaskUserError, ValueError):
     """A mixing buffer that cannot hold one training batch."""
 
 
+def training_positions(context_size: int, seqpos_slice: tuple[int | None, ...]) -> int:
+    """Positions per window that reach the SAE: `context_size` cut by `seqpos_slice`."""
+    return len(range(context_size)[slice(*seqpos_slice)])
+
+
 def check_mixing_buffer(
     context_size: int,
     seqpos_slice: tuple[int | None, ...],
@@ -35,7 +40,7 @@ def check_mixing_buffer(
 ) -> None:
     """Raise `MixingBufferError` when SAELens's mixing buffer (`n_batches_in_buffer` x the window positions kept by
     `seqpos_slice`) is smaller than one training batch: SAELens finds out only after the model has loaded."""
-    positions = len(range(context_size)[slice(*seqpos_slice)])
+    positions = training_positions(context_size, seqpos_slice)
     if n_batches_in_buffer * positions < train_batch_size_tokens:
         needed = -(-train_batch_size_tokens // max(positions, 1))
         raise MixingBufferError(
@@ -44,6 +49,36 @@ def check_mixing_buffer(
             f"train_batch_size_tokens = {train_batch_size_tokens}: set n_batches_in_buffer >= {needed} (positions "
             f"per window: context_size {context_size} with seqpos_slice {tuple(seqpos_slice)})"
         )
+
+
+MIN_MIXING_BATCHES = 8
+"""Training batches SAELens's mixing buffer should hold, so that a batch mixes many windows' tokens: with 2 (the
+SmolLM2 absorption arm's first run, 4,032 activations for batches of 2,048) each batch held the tokens of a few
+dozen windows, and its TopK baselines ended below the search's plateau (docs/smollm2_study/absorption_arm/)."""
+
+
+class MixingBufferWarning(UserWarning):
+    """A mixing buffer of few training batches: consecutive batches hold tokens of the same few texts."""
+
+
+def mixing_buffer_notice(
+    runner: LanguageModelSAERunnerConfig[Any] | MultiSAETrainingRunnerConfig,
+) -> str | None:
+    """Why `runner`'s training batches are poorly mixed (None when its buffer holds >= `MIN_MIXING_BATCHES`
+    batches). SAELens's mixing buffer holds `n_batches_in_buffer` x the training positions of one window
+    activations (not x `store_batch_size_prompts`), serves a shuffled half of it and keeps the rest: at short
+    contexts that is only a few batches, so each batch carries the tokens of a few dozen windows."""
+    positions = training_positions(runner.context_size, runner.seqpos_slice)
+    held = runner.n_batches_in_buffer * positions
+    if held >= MIN_MIXING_BATCHES * runner.train_batch_size_tokens:
+        return None
+    needed = -(-MIN_MIXING_BATCHES * runner.train_batch_size_tokens // max(positions, 1))
+    return (
+        f"SAELens's mixing buffer holds n_batches_in_buffer x {positions} positions = {held:,} activations, "
+        f"{held / runner.train_batch_size_tokens:.1f} training batches of {runner.train_batch_size_tokens:,}: each "
+        f"batch mixes the tokens of only ~{held // max(positions, 1)} windows. Set n_batches_in_buffer >= {needed} "
+        f"(>= {MIN_MIXING_BATCHES} batches; memory {MIN_MIXING_BATCHES} x the batch's activations)."
+    )
 
 
 class AuxKWindowWarning(UserWarning):
@@ -79,6 +114,15 @@ def warn_when_auxk_cannot_act(
     notice = auxk_window_notice(sae_configs, runner)
     if notice:
         warnings.warn(notice, AuxKWindowWarning, stacklevel=4)
+
+
+def warn_when_poorly_mixed(
+    runner: LanguageModelSAERunnerConfig[Any] | MultiSAETrainingRunnerConfig,
+) -> None:
+    """`MixingBufferWarning` with `mixing_buffer_notice`'s reason, when there is one."""
+    notice = mixing_buffer_notice(runner)
+    if notice:
+        warnings.warn(notice, MixingBufferWarning, stacklevel=3)
 
 
 def _as_masking(value: MaskingConfig | dict[str, Any] | None) -> MaskingConfig:

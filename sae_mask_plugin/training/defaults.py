@@ -41,7 +41,7 @@ RUNNER_DEFAULTS: dict[str, Any] = {
     "streaming": False,
     "context_size": 128,
     "store_batch_size_prompts": 8,
-    "n_batches_in_buffer": 32,
+    "n_batches_in_buffer": 512,  # SAELens mixes 512 x 126 activations: 31 batches (`training.config.MIN_MIXING_BATCHES`)
     "training_tokens": 200_000,
     "train_batch_size_tokens": 2048,
     "lr": 3e-3,

@@ -84,12 +84,16 @@ class MixingBuffer(Iterator[torch.Tensor]):
 
     def _fill(self) -> None:
         """Draw rows until the buffer is full, shuffle and split it into served and kept rows; when
-        `activations` ends, serve the whole batches of the kept rows (SAELens's last batches)."""
+        `activations` ends, serve the whole batches of the kept rows (SAELens's last batches). The rows are joined
+        once per fill (SAELens joins them at every draw, the same rows in the same order: a cost quadratic in the
+        buffer's size)."""
+        chunks = [] if self.storage is None else [self.storage]
+        rows = sum(chunk.shape[0] for chunk in chunks)
         for new_activations in self.activations:
-            self.storage = (
-                new_activations if self.storage is None else torch.cat([self.storage, new_activations], dim=0)
-            )
-            if self.storage.shape[0] >= self.buffer_size:
+            chunks.append(new_activations)
+            rows += new_activations.shape[0]
+            if rows >= self.buffer_size:
+                self.storage = torch.cat(chunks, dim=0)
                 if self.mix_fraction > 0:
                     self.storage = self.storage[torch.randperm(self.storage.shape[0])]
                 keep_for_mixing = int(self.buffer_size * self.mix_fraction)
@@ -97,7 +101,8 @@ class MixingBuffer(Iterator[torch.Tensor]):
                 self._serve(num_serving_batches * self.batch_size)
                 return
         self.exhausted = True
-        if self.storage is not None:
+        if chunks:
+            self.storage = torch.cat(chunks, dim=0)
             self._serve(self.storage.shape[0] // self.batch_size * self.batch_size)
 
     def _serve(self, cutoff: int) -> None:

@@ -38,6 +38,7 @@ from sae_mask_plugin.training.activations_store import MaskedActivationsStore
 from sae_mask_plugin.training.config import (
     MaskedLanguageModelSAERunnerConfig,
     MaskedMultiSAETrainingRunnerConfig,
+    warn_when_poorly_mixed,
 )
 from sae_mask_plugin.training.interruption import (
     StopRequest,
@@ -155,6 +156,7 @@ class MaskedLanguageModelSAETrainingRunner(LanguageModelSAETrainingRunner):
         if not isinstance(cfg, MaskedLanguageModelSAERunnerConfig):
             raise TypeError(f"cfg must be a MaskedLanguageModelSAERunnerConfig, got {type(cfg).__name__}")
         _check_b_dec_init(init_b_dec, cfg.sae.normalize_activations)
+        warn_when_poorly_mixed(cfg)
         preflight(
             cfg.masking,
             model_name=cfg.model_name,
@@ -262,6 +264,7 @@ class MaskedMultiSAETrainingRunner(MultiSAETrainingRunnerSeams):
         for sae_cfg in cfg.saes.values():
             _check_b_dec_init(init_b_dec, sae_cfg.normalize_activations)
         self.init_b_dec = init_b_dec
+        warn_when_poorly_mixed(cfg)
         preflight(
             cfg.masking,
             model_name=cfg.model_name,

@@ -10,6 +10,7 @@ from report_checks import run_record
 
 from sae_mask_plugin.report.build import build_report, cells_below_training_gate
 from sae_mask_plugin.report.gates import (
+    ALIVE_GATE_MARGIN,
     EV_GATE_MARGIN,
     TrainingGate,
     TrainingGateError,
@@ -39,6 +40,30 @@ def test_a_baseline_passes_within_tolerance_of_its_shapes_plateau_and_others_nee
     assert below_training_gate(alive_low.metrics, CONVERGED)
     masked = with_gate_margins([run_record(0.3, 0, 16, explained_variance=0.5)], CONVERGED)[0]
     assert EV_GATE_MARGIN not in masked.metrics  # the gate reads baselines
+
+
+def test_a_shape_with_a_plateau_alive_fraction_is_gated_on_it_and_others_on_the_absolute_figure():
+    gate = replace(CONVERGED, plateau_alive_fraction={"batchtopk w256 k16": 0.67}, alive_tolerance=0.05)
+    near, far = with_gate_margins(
+        [
+            run_record(0.0, 0, 16, explained_variance=0.83, frac_alive=0.63),
+            run_record(0.0, 1, 16, explained_variance=0.83, frac_alive=0.61),
+        ],
+        gate,
+    )
+    assert near.metrics[ALIVE_GATE_MARGIN] == pytest.approx(0.01)
+    assert not below_training_gate(near.metrics, gate)  # 0.63 >= 0.67 - 0.05, though below the absolute 0.8
+    assert below_training_gate(far.metrics, gate)
+    other_shape = with_gate_margins([run_record(0.0, 0, 32, explained_variance=0.9, frac_alive=0.7)], gate)[0]
+    assert ALIVE_GATE_MARGIN not in other_shape.metrics
+    assert below_training_gate(other_shape.metrics, gate)  # no plateau alive for k32: 0.7 < 0.8
+    assert "alive fraction within 0.05 of its plateau's (batchtopk w256 k16 0.670; other shapes ≥ 0.8)" in (
+        gate.describe()
+    )
+    with pytest.raises(TrainingGateError, match=r"plateau_alive_fraction\['k16'\] must be in \(0, 1\]"):
+        TrainingGate(plateau_alive_fraction={"k16": 1.5})
+    with pytest.raises(TrainingGateError, match=r"alive_tolerance must be in \[0, 1\)"):
+        TrainingGate(alive_tolerance=-0.1)
 
 
 def _pairs(ev16: float, ev32: float) -> list:

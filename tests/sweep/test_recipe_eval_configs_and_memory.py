@@ -163,3 +163,13 @@ def test_a_local_run_prints_one_line_per_stage_with_the_time_left() -> None:
         progress_line(recipe, groups, 2, "report", 900.0)
         == "[cpu_demo_quick] every group done: the report; 15 min so far"
     )
+
+
+def test_dry_run_warns_of_a_poorly_mixed_buffer():
+    well_mixed = load_recipe("smollm2_absorption_arm_v2")
+    assert "warning: SAELens's mixing buffer" not in format_plan(well_mixed, plan(well_mixed))
+    first_run = load_recipe("smollm2_absorption_arm")
+    assert (
+        "warning: SAELens's mixing buffer holds n_batches_in_buffer x 126 positions = 4,032 activations"
+        in format_plan(first_run, plan(first_run))
+    )

@@ -12,7 +12,12 @@ from sae_mask_plugin import MaskedLanguageModelSAETrainingRunner, MaskingConfig,
 from sae_mask_plugin.masking import MaskingConfigError
 from sae_mask_plugin.training import HookNotFoundError, MaskedMultiSAETrainingRunnerConfig
 from sae_mask_plugin.training.cli import main as train_main
-from sae_mask_plugin.training.config import AuxKWindowWarning, MixingBufferError
+from sae_mask_plugin.training.config import (
+    AuxKWindowWarning,
+    MixingBufferError,
+    MixingBufferWarning,
+    mixing_buffer_notice,
+)
 from sae_mask_plugin.training.defaults import short_run_dead_feature_window
 
 
@@ -102,6 +107,29 @@ def test_mixing_buffer_of_exactly_one_batch_is_accepted():
     make_runner_config(
         context_size=128, seqpos_slice=(2, None), n_batches_in_buffer=17, train_batch_size_tokens=2142
     )
+
+
+def test_a_buffer_of_few_batches_is_named_with_the_setting_that_mixes_enough() -> None:
+    arm_first_run = {"context_size": 128, "seqpos_slice": (2, None), "train_batch_size_tokens": 2048}
+    notice = mixing_buffer_notice(make_runner_config(n_batches_in_buffer=32, **arm_first_run))
+    assert notice is not None
+    assert "4,032 activations, 2.0 training batches of 2,048" in notice
+    assert "Set n_batches_in_buffer >= 131" in notice
+    assert mixing_buffer_notice(make_runner_config(n_batches_in_buffer=131, **arm_first_run)) is None
+    assert mixing_buffer_notice(make_runner_config(n_batches_in_buffer=130, **arm_first_run)) is not None
+
+
+def test_the_runner_warns_of_a_poorly_mixed_buffer_before_the_model_loads() -> None:
+    cfg = make_runner_config(n_batches_in_buffer=32)
+    with (
+        pytest.warns(MixingBufferWarning, match="Set n_batches_in_buffer >= 131"),
+        pytest.raises(AssertionError, match="the model was loaded"),
+    ):
+        MaskedLanguageModelSAETrainingRunner(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MixingBufferWarning)
+        with pytest.raises(AssertionError, match="the model was loaded"):
+            MaskedLanguageModelSAETrainingRunner(make_runner_config())  # the short-run defaults mix enough
 
 
 @pytest.mark.parametrize(
