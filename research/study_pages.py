@@ -101,7 +101,7 @@ def rules_from_results(results: Mapping[str, Any]) -> dict[str, Any]:
     its `training_gate` (absent: the absolute default) and its absorption `letter_set_rule` (absent: none)."""
     gate = results.get("training_gate")
     training_gate = (
-        TrainingGate(**{f.name: gate[f.name] for f in fields(TrainingGate)})
+        TrainingGate(**{f.name: gate[f.name] for f in fields(TrainingGate) if f.name in gate})
         if gate
         else DEFAULT_TRAINING_GATE
     )
@@ -483,7 +483,7 @@ def gate_confound(
         alive = [r.metrics["frac_alive"] for r in baselines if "frac_alive" in r.metrics]
         parts.append(
             f"{labels[cell]}: core EV {min(ev):.3f}–{max(ev):.3f} against ≥ {gate.ev_threshold(shape):.3f}, "
-            f"alive {min(alive):.2f}–{max(alive):.2f} against ≥ {gate.min_alive_fraction:g}"
+            f"alive {min(alive):.2f}–{max(alive):.2f} against ≥ {gate.alive_threshold(shape):.3g}"
         )
     return [
         f"**Below the training gate: {', '.join(labels[cell] for cell in below_gate)}.** The gate was written into "

@@ -118,3 +118,13 @@ def test_the_arm_pages_held_out_check_is_generated_from_its_json():
     root = Path(__file__).resolve().parents[2]
     means = json.loads((root / OUT).read_text())["mean_explained_variance"]
     assert held_out_sentence(means) in (root / PAGE).read_text()
+
+
+def test_both_arm_pages_buffer_check_is_generated_from_its_json():
+    from research.absorption_arm_buffer_check import OUT as BUFFER_CHECK
+    from research.absorption_arm_buffer_check import PAGES, buffer_check_sentence
+
+    root = Path(__file__).resolve().parents[2]
+    sentence = buffer_check_sentence(json.loads((root / BUFFER_CHECK).read_text()))
+    for page in PAGES:
+        assert sentence in (root / page).read_text(), page
