@@ -128,3 +128,22 @@ def test_both_arm_pages_buffer_check_is_generated_from_its_json():
     sentence = buffer_check_sentence(json.loads((root / BUFFER_CHECK).read_text()))
     for page in PAGES:
         assert sentence in (root / page).read_text(), page
+
+
+@pytest.mark.parametrize("recipe_name", ["smollm2_absorption_arm", "smollm2_absorption_arm_v2"])
+def test_the_arm_recipes_plateaus_are_the_search_snapshots_means(recipe_name):
+    """The recipes' gate figures (EV, and alive for the second run) are the mean over the search's three seeds of the
+    core-eval figures `research.absorption_arm_plateau` recorded, to the recipe's four decimals."""
+    from sae_mask_plugin.sweep import load_recipe
+
+    root = Path(__file__).resolve().parents[2]
+    snapshots = json.loads((root / "docs/absorption_validity/low_l0/core_ev.json").read_text())["snapshots"]
+    gate = load_recipe(recipe_name).training_gate
+    plateaus = {"core_ev": gate.plateau_explained_variance, "frac_alive": gate.plateau_alive_fraction}
+    for key, by_shape in plateaus.items():
+        for shape, value in by_shape.items():
+            k = shape.split()[-1]
+            seeds = [row[key] for spec, row in snapshots.items() if spec.split(":")[0].split("-")[2] == k]
+            assert len(seeds) == 3
+            assert value == pytest.approx(sum(seeds) / 3, abs=5e-5), (recipe_name, key, shape)
+    assert gate.plateau_explained_variance
