@@ -104,6 +104,19 @@ def test_a_cell_below_the_training_gate_is_named(tmp_path):
     )
 
 
+def test_an_alive_plateau_gates_its_shape_and_survives_the_results_file(tmp_path):
+    """Baselines 0.95 alive: a plateau alive fraction of 0.99 (tolerance 0.02) fails k4 only, and the rule read back
+    from results.json (`rules_from_results`) names the per-shape threshold."""
+    gate = TrainingGate(
+        plateau_explained_variance={"batchtopk w256 k4": 0.9, "batchtopk w256 k8": 0.9},
+        plateau_alive_fraction={"batchtopk w256 k4": 0.99},
+        alive_tolerance=0.02,
+    )
+    found = _blocks(tmp_path, _arm(k1_shift=-0.1), training_gate=gate)["arm-what-we-found"]
+    assert "below it: k4." in found and "below it: k4, k8" not in found
+    assert "alive 0.95–0.95 against ≥ 0.97" in found
+
+
 def test_cells_that_pass_the_gate_get_no_warning(tmp_path):
     assert "Below the training gate" not in _blocks(tmp_path, _arm(k1_shift=-0.1))["arm-tables"]
 
