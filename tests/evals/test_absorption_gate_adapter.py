@@ -248,3 +248,39 @@ def test_the_letter_minimum_and_probe_training_are_saebench_defaults():
     assert AbsorptionGateConfig(d_model=576).min_passing_letters == MIN_PASSING_LETTERS
     defaults = inspect.signature(train_and_save_probes).parameters
     assert (defaults["num_epochs"].default, defaults["lr"].default) == (LETTER_PROBE_EPOCHS, LETTER_PROBE_LR)
+
+
+def test_the_letter_probe_is_trained_under_a_lock_and_once(tmp_path, monkeypatch):
+    """Shards sharing a cache take turns on SAEBench's in-place probe files: the build holds the lock (another
+    process's `FileLock` on it times out meanwhile), and a second call finds the probe built."""
+    from types import SimpleNamespace
+
+    from filelock import FileLock, Timeout
+
+    from sae_mask_plugin.evals.absorption import main as absorption_main
+
+    layout = absorption_main._CacheLayout(
+        hook_name=TINY_HOOK,
+        settings={"model": "tiny"},
+        root=tmp_path,
+        sae_dir=tmp_path / "saes" / "a",
+        random_name="random",
+        random_dir=tmp_path / "random_saes" / "random",
+    )
+    trained = []
+
+    def fake_training(**kwargs):
+        with pytest.raises(Timeout):
+            FileLock(str(tmp_path / ".probes.lock"), timeout=0).acquire()
+        probe_dir = Path(kwargs["probes_dir"]) / "tiny" / f"layer_{int(TINY_HOOK.split('.')[1])}"
+        probe_dir.mkdir(parents=True)
+        (probe_dir / "probe.pth").write_bytes(b"probe")
+        trained.append(kwargs["hook_point"])
+
+    monkeypatch.setattr(absorption_main, "create_and_train_probe", fake_training)
+    truncated = SimpleNamespace(cfg=SimpleNamespace(model_name="tiny"))
+    config = AbsorptionEvalConfig(model_name="tiny", prompt_token_pos=-6)
+    for _ in range(2):
+        absorption_main._train_letter_probe(truncated, config, layout, ["apple"], "cpu")  # type: ignore[arg-type]
+    assert trained == [TINY_HOOK]
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"model": "tiny"}

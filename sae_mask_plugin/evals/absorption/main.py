@@ -76,7 +76,7 @@ from sae_mask_plugin.evals.common import (
     settings_key,
 )
 from sae_mask_plugin.evals.means import mean_of_present
-from sae_mask_plugin.files import write_json_atomic
+from sae_mask_plugin.files import build_lock, write_json_atomic
 from sae_mask_plugin.llm_dtype import UNRECORDED_LLM_DTYPE
 
 # SAEBench's in-context examples per prompt (fixed inside its probe dataset builder).
@@ -302,26 +302,29 @@ def _train_letter_probe(
     words: list[str],
     device: str,
 ) -> None:
-    """SAEBench's 26-way first-letter probe at the layout's hook on `words`, trained unless already cached."""
+    """SAEBench's 26-way first-letter probe at the layout's hook on `words`, trained unless already cached.
+    SAEBench writes the probe's files in place, so processes sharing the cache (shards of one sweep) take turns
+    (`build_lock`): the first trains it, the others find it built."""
     layer = hook_layer(layout.hook_name)
-    if (layout.probes_dir / str(truncated.cfg.model_name) / f"layer_{layer}" / "probe.pth").exists():
-        return
-    random.seed(config.random_seed)  # SAEBench's probe train/test split draws from `random`
-    torch.manual_seed(config.random_seed)
-    create_and_train_probe(
-        model=truncated,  # type: ignore[arg-type]
-        formatter=first_letter_formatter(),
-        hook_point=layout.hook_name,
-        probes_dir=layout.probes_dir,
-        vocab=words,
-        batch_size=config.llm_batch_size,
-        num_epochs=LETTER_PROBE_EPOCHS,
-        lr=LETTER_PROBE_LR,
-        device=torch.device(device),
-        base_template=config.prompt_template,
-        pos_idx=config.prompt_token_pos,  # type: ignore[arg-type]
-    )
-    write_json_atomic(layout.root / "settings.json", layout.settings)
+    with build_lock(layout.probes_dir):
+        if (layout.probes_dir / str(truncated.cfg.model_name) / f"layer_{layer}" / "probe.pth").exists():
+            return
+        random.seed(config.random_seed)  # SAEBench's probe train/test split draws from `random`
+        torch.manual_seed(config.random_seed)
+        create_and_train_probe(
+            model=truncated,  # type: ignore[arg-type]
+            formatter=first_letter_formatter(),
+            hook_point=layout.hook_name,
+            probes_dir=layout.probes_dir,
+            vocab=words,
+            batch_size=config.llm_batch_size,
+            num_epochs=LETTER_PROBE_EPOCHS,
+            lr=LETTER_PROBE_LR,
+            device=torch.device(device),
+            base_template=config.prompt_template,
+            pos_idx=config.prompt_token_pos,  # type: ignore[arg-type]
+        )
+        write_json_atomic(layout.root / "settings.json", layout.settings)
 
 
 def _letter_absorption(
@@ -751,9 +754,12 @@ def evaluate_sae(
     _train_letter_probe(truncated, config, layout, words, device)
     observed = _k_sparse_probing(truncated, sae, sae_name, config, layout, layout.sae_dir, force_rerun)
     random_sae_model = random_sae_like(sae, config.random_seed)
-    random_sae = _k_sparse_probing(
-        truncated, random_sae_model, layout.random_name, config, layout, layout.random_dir, False
-    )
+    with build_lock(
+        layout.random_dir
+    ):  # shared by every SAE of its shape; SAEBench writes its tables in place
+        random_sae = _k_sparse_probing(
+            truncated, random_sae_model, layout.random_name, config, layout, layout.random_dir, False
+        )
     probe_f1 = dict(
         zip(observed.metrics_df["letter"], observed.metrics_df["f1_probe"].astype(float), strict=True)
     )
