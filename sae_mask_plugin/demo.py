@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,12 +111,15 @@ def run_demo(
 
     from sae_mask_plugin.embedded.model import check_model_available
     from sae_mask_plugin.sweep import load_recipe, run_recipe
+    from sae_mask_plugin.training.config import MixingBufferWarning
 
     recipe = load_recipe(DEMO_RECIPES[mode], overrides)
     check_model_available(recipe.model_name)  # a missing model answers before the corpus is built
     prepare_output_folder(out, recipe.name, force, version)
     print(describe_start(recipe, out), flush=True)
-    run_recipe(recipe, out)
+    with warnings.catch_warnings():  # the start lines say how the demo mixes, and why (`describe_start`)
+        warnings.simplefilter("ignore", MixingBufferWarning)
+        run_recipe(recipe, out)
     report = out / "report" / "report.md"
     if not report.is_file():
         raise RuntimeError(
@@ -127,7 +131,9 @@ def run_demo(
 def describe_start(recipe: Recipe, out: Path) -> str:
     """What the demo is about to do: output folder, model, hook, mask token, runs and the state of the caches."""
     from sae_mask_plugin.info import corpus_state, model_state
+    from sae_mask_plugin.sweep.plan import plan
     from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET
+    from sae_mask_plugin.training.config import mixing_buffer_notice
 
     corpus = corpus_state() if recipe.dataset == EMBEDDED_DATASET else recipe.dataset
     mask_tokens = sorted({str(run.masking.mask_token) for run in recipe.runs if run.masking.is_active})
@@ -147,6 +153,10 @@ def describe_start(recipe: Recipe, out: Path) -> str:
         "mask token": mask_token,
         "then": f"evals ({', '.join(recipe.evals) or 'none'}) and the report",
     }
+    if notice := mixing_buffer_notice(plan(recipe)[0].runner_config(recipe)):
+        rows["mixing"] = (
+            f"{notice.split(': ')[0]}, as in the published study the report is read against (docs/recipes.md)"
+        )
     lines = [f"sae-mask demo: recipe {recipe.name} ({recipe.description})"]
     lines += [f"  {key:<14} {value}" for key, value in rows.items()]
     if emulated := recipe.emulated_bf16_notice():

@@ -15,6 +15,10 @@ def test_demo_start_names_folder_model_hook_mask_token_and_cache_state(tmp_path,
     assert "hook           blocks.6.hook_resid_post" in text
     assert "mask token     chosen by measurement" in text
     assert "3: matryoshka_batchtopk-k16-w4096-p0-s0, matryoshka_batchtopk-k32-w4096-p0-s0" in text
+    assert (
+        "mixing         SAELens's mixing buffer holds n_batches_in_buffer x 126 positions = 4,032 activations, "
+        "2.0 training batches of 2,048, as in the published study the report is read against" in text
+    )
     given = describe_start(load_recipe("cpu_demo_quick", {"masking.mask_token": "<repo_name>"}), tmp_path)
     assert "mask token     <repo_name>" in given
 
