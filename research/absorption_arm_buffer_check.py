@@ -18,6 +18,7 @@ from pathlib import Path
 
 from research.study_pages import update_block
 from sae_mask_plugin.files import write_json_atomic
+from sae_mask_plugin.report.collect import flatten_metrics
 
 OUT = Path("docs/smollm2_study/absorption_arm_v2/buffer_check.json")
 PAGES = (
@@ -30,12 +31,6 @@ METRICS = ("explained_variance", "frac_alive", "ce_loss_score", "l0")
 KS = (4, 8)
 
 
-def core_metrics(path: Path) -> dict[str, float]:
-    """SAEBench core-eval output (`*_custom_sae_eval_results.json`) → its flat metrics."""
-    categories = json.loads(path.read_text())["eval_result_metrics"]
-    return {key: value for category in categories.values() for key, value in category.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evals", type=Path, required=True, help="the check's core-eval folder")
@@ -45,7 +40,7 @@ def main() -> None:
     runs = {}
     for k in KS:
         name = f"topk-k{k}-w8192-p0-s0"
-        check = core_metrics(args.evals / f"{name}_custom_sae_eval_results.json")
+        check = flatten_metrics(json.loads((args.evals / f"{name}_custom_sae_eval_results.json").read_text()))
         search = [row for spec, row in snapshots.items() if spec.split(":")[0].split("-")[2] == f"k{k}"]
         runs[name] = {
             "buffer_512": {key: check[key] for key in METRICS},

@@ -133,7 +133,7 @@ def describe_start(recipe: Recipe, out: Path) -> str:
     from sae_mask_plugin.info import corpus_state, model_state
     from sae_mask_plugin.sweep.plan import plan
     from sae_mask_plugin.sweep.recipe import EMBEDDED_DATASET
-    from sae_mask_plugin.training.config import mixing_buffer_notice
+    from sae_mask_plugin.training.config import mixing_buffer_notice, mixing_buffer_summary
 
     corpus = corpus_state() if recipe.dataset == EMBEDDED_DATASET else recipe.dataset
     mask_tokens = sorted({str(run.masking.mask_token) for run in recipe.runs if run.masking.is_active})
@@ -153,9 +153,10 @@ def describe_start(recipe: Recipe, out: Path) -> str:
         "mask token": mask_token,
         "then": f"evals ({', '.join(recipe.evals) or 'none'}) and the report",
     }
-    if notice := mixing_buffer_notice(plan(recipe)[0].runner_config(recipe)):
+    runner = plan(recipe)[0].runner_config(recipe)
+    if mixing_buffer_notice(runner):
         rows["mixing"] = (
-            f"{notice.split(': ')[0]}, as in the published study the report is read against (docs/recipes.md)"
+            f"{mixing_buffer_summary(runner)}, as in the published study the report is read against (docs/recipes.md)"
         )
     lines = [f"sae-mask demo: recipe {recipe.name} ({recipe.description})"]
     lines += [f"  {key:<14} {value}" for key, value in rows.items()]

@@ -236,12 +236,10 @@ def format_plan(
         )
     if recipe.evals:
         lines.append(f"then evals: {', '.join(recipe.evals)} (preset {recipe.eval_preset})")
-    if groups and (
-        notice := auxk_window_notice([run.sae for run in recipe.runs], groups[0].runner_config(recipe))
-    ):
-        lines.append(f"warning: {notice}")
-    if groups and (notice := mixing_buffer_notice(groups[0].runner_config(recipe))):
-        lines.append(f"warning: {notice}")
+    if groups:
+        runner = groups[0].runner_config(recipe)
+        notices = (auxk_window_notice([run.sae for run in recipe.runs], runner), mixing_buffer_notice(runner))
+        lines += [f"warning: {notice}" for notice in notices if notice]
     if emulated := recipe.emulated_bf16_notice():
         lines.append(emulated)
     if recipe.report:

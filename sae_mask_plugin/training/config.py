@@ -61,23 +61,33 @@ class MixingBufferWarning(UserWarning):
     """A mixing buffer of few training batches: consecutive batches hold tokens of the same few texts."""
 
 
+def mixing_buffer_summary(
+    runner: LanguageModelSAERunnerConfig[Any] | MultiSAETrainingRunnerConfig,
+) -> str:
+    """How many activations, and training batches, `runner`'s SAELens mixing buffer holds: `n_batches_in_buffer`
+    x the training positions of one window (not x `store_batch_size_prompts`)."""
+    positions = training_positions(runner.context_size, runner.seqpos_slice)
+    held = runner.n_batches_in_buffer * positions
+    return (
+        f"SAELens's mixing buffer holds n_batches_in_buffer x {positions} positions = {held:,} activations, "
+        f"{held / runner.train_batch_size_tokens:.1f} training batches of {runner.train_batch_size_tokens:,}"
+    )
+
+
 def mixing_buffer_notice(
     runner: LanguageModelSAERunnerConfig[Any] | MultiSAETrainingRunnerConfig,
 ) -> str | None:
     """Why `runner`'s training batches are poorly mixed (None when its buffer holds >= `MIN_MIXING_BATCHES`
-    batches). SAELens's mixing buffer holds `n_batches_in_buffer` x the training positions of one window
-    activations (not x `store_batch_size_prompts`), serves a shuffled half of it and keeps the rest: at short
-    contexts that is only a few batches, so each batch carries the tokens of a few dozen windows."""
+    batches). SAELens serves a shuffled half of its buffer and keeps the rest: at short contexts the buffer
+    (`mixing_buffer_summary`) is only a few batches, so each batch carries the tokens of a few dozen windows."""
     positions = training_positions(runner.context_size, runner.seqpos_slice)
-    held = runner.n_batches_in_buffer * positions
-    if held >= MIN_MIXING_BATCHES * runner.train_batch_size_tokens:
+    wanted = MIN_MIXING_BATCHES * runner.train_batch_size_tokens
+    if runner.n_batches_in_buffer * positions >= wanted:
         return None
-    needed = -(-MIN_MIXING_BATCHES * runner.train_batch_size_tokens // max(positions, 1))
     return (
-        f"SAELens's mixing buffer holds n_batches_in_buffer x {positions} positions = {held:,} activations, "
-        f"{held / runner.train_batch_size_tokens:.1f} training batches of {runner.train_batch_size_tokens:,}: each "
-        f"batch mixes the tokens of only ~{held // max(positions, 1)} windows. Set n_batches_in_buffer >= {needed} "
-        f"(>= {MIN_MIXING_BATCHES} batches; memory {MIN_MIXING_BATCHES} x the batch's activations)."
+        f"{mixing_buffer_summary(runner)}: each batch mixes the tokens of only ~{runner.n_batches_in_buffer} "
+        f"windows. Set n_batches_in_buffer >= {-(-wanted // positions)} (>= {MIN_MIXING_BATCHES} batches; memory "
+        f"{MIN_MIXING_BATCHES} x the batch's activations)."
     )
 
 

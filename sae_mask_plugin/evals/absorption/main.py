@@ -754,9 +754,8 @@ def evaluate_sae(
     _train_letter_probe(truncated, config, layout, words, device)
     observed = _k_sparse_probing(truncated, sae, sae_name, config, layout, layout.sae_dir, force_rerun)
     random_sae_model = random_sae_like(sae, config.random_seed)
-    with build_lock(
-        layout.random_dir
-    ):  # shared by every SAE of its shape; SAEBench writes its tables in place
+    # the random SAE's tables are shared by every SAE of its shape, and SAEBench writes them in place
+    with build_lock(layout.random_dir):
         random_sae = _k_sparse_probing(
             truncated, random_sae_model, layout.random_name, config, layout, layout.random_dir, False
         )
